@@ -1,0 +1,242 @@
+"""Ensembles of fields as xarray objects and netCDF files; conversion at the package's edge.
+
+Convention (docs/conventions.md): an ensemble is an :class:`xarray.Dataset` with dims
+``(sample, y, x)`` (``(sample, z, y, x)`` in 3D), one data variable per field, and attrs naming the
+``generator``, every parameter, the ``seed``, the ``rgfield_version`` and the ``created`` time.
+Files are netCDF4, compressed, written atomically, never overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = ["FIELD_DIMS", "as_tensor", "load", "save", "to_dataset"]
+
+FIELD_DIMS = {2: ("sample", "y", "x"), 3: ("sample", "z", "y", "x")}
+"""Dimension names of an ensemble of 2D or 3D fields."""
+
+_ATTR_TYPES = (str, int, float, np.integer, np.floating)
+
+
+def _rgfield_version() -> str:
+    try:
+        return version("rgfield")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def as_tensor(x, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+    """A torch tensor view (no copy where possible) of a numpy array, tensor or DataArray.
+
+    Floating arrays keep their precision; integer and boolean arrays become the default float
+    dtype (float32 unless changed). ``dtype`` and ``device`` convert explicitly.
+    """
+    if isinstance(x, xr.DataArray):
+        x = x.values
+    if isinstance(x, torch.Tensor):
+        t = x
+    elif isinstance(x, np.ndarray | np.generic | list | tuple | float | int):
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"expected a real numeric array; got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise ValueError(
+            f"expected a numpy array, torch tensor or xarray DataArray; got {type(x).__name__}"
+        )
+    if dtype is None and not (t.is_floating_point() or t.is_complex()):
+        dtype = torch.get_default_dtype()
+    return t.to(dtype=dtype, device=device)
+
+
+def _check_attrs(attrs: Mapping) -> dict:
+    """netCDF-storable attrs: str, int, float, bool (stored as 0/1) or 1D numeric sequences."""
+    clean = {}
+    for key, value in attrs.items():
+        if isinstance(value, bool | np.bool_):
+            value = int(value)
+        elif isinstance(value, list | tuple | np.ndarray):
+            arr = np.asarray(value)
+            if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+                raise ValueError(
+                    f"attrs[{key!r}]: sequences must be 1D and numeric to be stored in netCDF;"
+                    f" got {value!r}"
+                )
+            value = arr
+        elif not isinstance(value, _ATTR_TYPES):
+            raise ValueError(
+                f"attrs[{key!r}]: netCDF stores str, int, float, bool or 1D numeric arrays;"
+                f" got {type(value).__name__} (flatten dicts into separate keys)"
+            )
+        clean[str(key)] = value
+    return clean
+
+
+def to_dataset(fields, name: str = "field", attrs: Mapping | None = None) -> xr.Dataset:
+    """An ensemble Dataset in rgfield's convention.
+
+    Parameters
+    ----------
+    fields : array_like, shape (sample, y, x) or (sample, z, y, x); a single (y, x) field is
+        given a sample dimension of length 1. numpy, torch (moved to CPU) or xarray.
+    name : str
+        Name of the data variable.
+    attrs : mapping, optional
+        Provenance: ``generator``, every parameter, ``seed``. ``rgfield_version`` and ``created``
+        (UTC, ISO 8601) are added unless given. Values must be storable in netCDF.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    values = as_tensor(fields).detach().cpu().numpy()
+    if values.ndim == 2:
+        values = values[None]
+    if values.ndim not in (3, 4):
+        raise ValueError(
+            f"fields must have shape (sample, y, x) or (sample, z, y, x); got {values.shape}"
+        )
+    if not name or not isinstance(name, str):
+        raise ValueError(f"name must be a non-empty string; got {name!r}")
+    meta = {
+        "generator": "user",
+        "rgfield_version": _rgfield_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    meta.update(_check_attrs(attrs or {}))
+    dims = FIELD_DIMS[values.ndim - 1]
+    return xr.Dataset({name: (dims, values)}, attrs=meta)
+
+
+def save(ds: xr.Dataset | xr.DataArray, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write an ensemble to netCDF4 (zlib-compressed), atomically.
+
+    The data go to a temporary file in the target directory which is renamed onto ``path`` only
+    once complete, so an interrupted write never leaves a partial file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    if isinstance(ds, xr.DataArray):
+        ds = ds.to_dataset(name=ds.name or "field")
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError(f"ds must be an xarray Dataset or DataArray; got {type(ds).__name__}")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    if not path.parent.is_dir():
+        raise ValueError(f"path: directory {path.parent} does not exist")
+    ds = ds.copy()
+    ds.attrs = _check_attrs(ds.attrs)
+    encoding = {
+        v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "biuf"
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
+    """Read an ensemble of fields from netCDF (any producer) or a ``.npy`` array.
+
+    Parameters
+    ----------
+    path : path to a netCDF file, or a ``.npy`` file holding a (sample, y, x), (sample, z, y, x)
+        or single (y, x) array.
+    var : str, optional
+        The netCDF variable to read. By default the only variable with 2 to 4 dimensions (one
+        already in rgfield's dims is preferred).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(sample, y, x)`` or ``(sample, z, y, x)``, loaded in memory, attrs = the file's
+        global attrs updated with the variable's. When the file used other dimension names they
+        are renamed positionally (a warning says so) and recorded in attrs ``source_dims``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        Not a netCDF/.npy file, a missing or ambiguous variable, unusable dimensions, or NaN/Inf.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no such file {path}")
+    if path.suffix == ".npy":
+        try:
+            values = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"path: {path} is not a readable .npy array ({err})") from err
+        da = xr.DataArray(values, name=var or "field")
+    else:
+        try:
+            ds = xr.open_dataset(path, engine="netcdf4")
+        except (OSError, ValueError) as err:
+            raise ValueError(f"path: {path} is not a readable netCDF file ({err})") from err
+        with ds:
+            da = _pick_variable(ds, var, path).load()
+            da.attrs = {**ds.attrs, **da.attrs}
+    return _as_ensemble(da, path)
+
+
+def _pick_variable(ds: xr.Dataset, var: str | None, path: Path) -> xr.DataArray:
+    if var is not None:
+        if var not in ds.data_vars:
+            raise ValueError(f"var: {path} has no variable {var!r}; it has {sorted(ds.data_vars)}")
+        return ds[var]
+    candidates = [v for v in ds.data_vars if 2 <= ds[v].ndim <= 4]
+    conventional = [v for v in candidates if ds[v].dims in FIELD_DIMS.values()]
+    chosen = conventional if len(conventional) == 1 else candidates
+    if len(chosen) != 1:
+        raise ValueError(
+            f"var: {path} holds {'no' if not chosen else 'several'} field variables with 2 to 4"
+            f" dimensions ({sorted(chosen)} among {sorted(ds.data_vars)}); pass var="
+        )
+    return ds[chosen[0]]
+
+
+def _as_ensemble(da: xr.DataArray, path: Path) -> xr.DataArray:
+    if da.ndim == 2:
+        da = da.expand_dims("sample")
+    if da.ndim not in (3, 4):
+        raise ValueError(
+            f"{path}: variable {da.name!r} has dims {da.dims}; expected (sample, y, x),"
+            " (sample, z, y, x) or a single (y, x) field"
+        )
+    if da.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: variable {da.name!r} has non-numeric dtype {da.dtype}")
+    target = FIELD_DIMS[da.ndim - 1]
+    if da.dims != target:
+        source = tuple(str(d) for d in da.dims)
+        temporary = [f"_rgfield_dim{i}" for i in range(da.ndim)]
+        da = da.rename(dict(zip(source, temporary, strict=True)))
+        da = da.rename(dict(zip(temporary, target, strict=True)))
+        da.attrs["source_dims"] = " ".join(source)
+        warnings.warn(
+            f"load: took variable {da.name!r} of {path.name} with dims {source} as {target}",
+            stacklevel=3,
+        )
+    bad = int(np.size(da.values) - np.count_nonzero(np.isfinite(da.values)))
+    if bad:
+        raise ValueError(f"{path}: variable {da.name!r} contains {bad} NaN or Inf values")
+    return da
