@@ -1,0 +1,309 @@
+"""Statistics of ensembles of fields: spectra, one-point PDFs, structure functions, correlations.
+
+Every function takes an ensemble of shape (sample, *spatial) — numpy, torch or an xarray
+DataArray such as :func:`rgfield.io.load` returns — or a single field of shape ``spatial``, and
+returns an :class:`xarray.DataArray` with a ``sample`` dimension: one estimate per field, so that
+means and sample scatter follow with ``.mean("sample")`` and ``.std("sample")``. Computation is
+batched torch on the input's device. Boundaries are periodic.
+
+Wavenumbers are in radians per pixel: the mode with m_i cycles along an axis of n_i pixels has
+k_i = 2π m_i / n_i, so k runs from 2π/n to π√ndim. For a square box of n pixels the integer
+wavenumber is k·n/(2π).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from rgfield.io import as_tensor
+
+__all__ = [
+    "compare",
+    "correlation_function",
+    "moments",
+    "pdf",
+    "power_spectrum",
+    "structure_functions",
+]
+
+_AXIS_NAMES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
+
+
+def _ensemble(fields, ndim: int, name: str = "fields") -> torch.Tensor:
+    """(sample, *spatial) real floating tensor; a single field gets a sample axis of length 1."""
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"ndim must be 1, 2 or 3; got {ndim!r}")
+    x = as_tensor(fields)
+    if x.dim() == ndim:
+        x = x[None]
+    if x.dim() != ndim + 1:
+        raise ValueError(
+            f"{name} must have shape (sample, *spatial) with {ndim} spatial dimensions;"
+            f" got shape {tuple(x.shape)}"
+        )
+    if min(x.shape[1:]) < 2:
+        raise ValueError(f"{name}: every spatial size must be at least 2; got {tuple(x.shape)}")
+    return x
+
+
+def _shell_average(
+    values: torch.Tensor, radius: torch.Tensor, weight: torch.Tensor, width: float, nbins: int
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Average (S, M) values over shells |r| ∈ [(i − ½) width, (i + ½) width), i = 0..nbins−1.
+
+    ``weight`` (M,) counts how many modes each entry stands for. Returns the (S, nbins) shell
+    means, each shell's weighted mean radius and its total weight (number of modes).
+    """
+    index = torch.round(radius / width).long()
+    keep = index < nbins
+    index, radius, weight, values = index[keep], radius[keep], weight[keep], values[:, keep]
+    count = torch.zeros(nbins, dtype=weight.dtype, device=weight.device).index_add_(
+        0, index, weight
+    )
+    mean_radius = torch.zeros_like(count).index_add_(0, index, weight * radius) / count
+    values = values.double() * weight
+    sums = values.new_zeros(values.shape[0], nbins).index_add_(1, index, values)
+    return sums / count, mean_radius.cpu().numpy(), count.cpu().numpy()
+
+
+def power_spectrum(fields, ndim: int = 2) -> xr.DataArray:
+    """Isotropic (shell-averaged) power spectrum of each field.
+
+    P(k) = ⟨|x̂(k')|²⟩_{|k'| ∈ shell} / N, with x̂ the unnormalised DFT and N the number of pixels,
+    so white noise of variance σ² has P(k) = σ². Shells are one fundamental 2π/n_min wide,
+    centred on its multiples 1..n_min/2 (complete shells only); k = 0 is left out.
+
+    Returns
+    -------
+    xarray.DataArray, dims (sample, k)
+        Coordinates ``k`` (mean |k| of the modes in the shell, radians per pixel) and ``count``
+        (number of Fourier modes in the shell).
+    """
+    x = _ensemble(fields, ndim)
+    spatial = x.shape[1:]
+    dims = tuple(range(1, ndim + 1))
+    power = torch.fft.rfftn(x, dim=dims).abs().square() / math.prod(spatial)
+    freqs = [torch.fft.fftfreq(n, device=x.device) for n in spatial[:-1]]
+    freqs.append(torch.fft.rfftfreq(spatial[-1], device=x.device))
+    grid = torch.meshgrid(*freqs, indexing="ij")
+    radius = 2 * math.pi * torch.sqrt(sum(g.double().square() for g in grid)).reshape(-1)
+    # the half spectrum stands for ±k: columns other than 0 and the Nyquist count twice
+    m = torch.arange(freqs[-1].numel(), device=x.device)
+    column = torch.where((m == 0) | (2 * m == spatial[-1]), 1.0, 2.0).double()
+    weight = column.expand(grid[0].shape).reshape(-1)
+    nmin = min(spatial)
+    width = 2 * math.pi / nmin
+    p, k, count = _shell_average(
+        power.reshape(x.shape[0], -1), radius, weight, width, nmin // 2 + 1
+    )
+    return xr.DataArray(
+        p[:, 1:].double().cpu().numpy(),
+        dims=("sample", "k"),
+        coords={"k": k[1:], "count": ("k", count[1:].astype(np.int64))},
+        name="power_spectrum",
+        attrs={"definition": "shell mean of |DFT(x)|^2 / N", "k_units": "radians per pixel"},
+    )
+
+
+def correlation_function(fields, ndim: int = 2) -> xr.DataArray:
+    """Isotropic two-point correlation function of each field.
+
+    C(r) = ⟨(x(u) − x̄)(x(u + s) − x̄)⟩_u averaged over periodic displacements s with
+    |s| ∈ [r − ½, r + ½) (minimum image), x̄ the field's own mean; computed through
+    C = IDFT(|x̂|²)/N (Wiener–Khinchin). C(0) is the field's variance.
+
+    Returns
+    -------
+    xarray.DataArray, dims (sample, r)
+        ``r`` = 0..n_min/2 pixels (mean |s| in each shell) and ``count`` (displacements per shell).
+    """
+    x = _ensemble(fields, ndim)
+    spatial = x.shape[1:]
+    dims = tuple(range(1, ndim + 1))
+    x = x - x.mean(dim=dims, keepdim=True)
+    power = torch.fft.rfftn(x, dim=dims).abs().square()
+    cmap = torch.fft.irfftn(power, s=spatial, dim=dims) / math.prod(spatial)
+    shifts = [torch.fft.fftfreq(n, d=1 / n, device=x.device) for n in spatial]  # minimum image
+    grid = torch.meshgrid(*shifts, indexing="ij")
+    radius = torch.sqrt(sum(g.double().square() for g in grid)).reshape(-1)
+    weight = torch.ones_like(radius)
+    c, r, count = _shell_average(
+        cmap.reshape(x.shape[0], -1), radius, weight, 1.0, min(spatial) // 2 + 1
+    )
+    return xr.DataArray(
+        c.double().cpu().numpy(),
+        dims=("sample", "r"),
+        coords={"r": r, "count": ("r", count.astype(np.int64))},
+        name="correlation_function",
+        attrs={"definition": "shell mean of <(x(u)-mean)(x(u+s)-mean)>_u", "r_units": "pixels"},
+    )
+
+
+def moments(fields) -> xr.DataArray:
+    """Mean, variance, skewness and excess kurtosis of each field's one-point distribution.
+
+    With m = ⟨x⟩ and σ² = ⟨(x − m)²⟩ over the field's pixels: skewness ⟨(x − m)³⟩/σ³, excess
+    kurtosis ⟨(x − m)⁴⟩/σ⁴ − 3 (0 for a Gaussian).
+
+    Returns
+    -------
+    xarray.DataArray, dims (sample, moment), moment = mean, variance, skewness, kurtosis
+    """
+    x = as_tensor(fields)
+    if x.dim() < 2:
+        raise ValueError(f"fields must have shape (sample, *spatial); got {tuple(x.shape)}")
+    x = x.reshape(x.shape[0], -1).double()
+    mean = x.mean(1, keepdim=True)
+    centred = x - mean
+    var = centred.square().mean(1)
+    skew = centred.pow(3).mean(1) / var.pow(1.5)
+    kurt = centred.pow(4).mean(1) / var.square() - 3
+    values = torch.stack([mean[:, 0], var, skew, kurt], 1)
+    return xr.DataArray(
+        values.cpu().numpy(),
+        dims=("sample", "moment"),
+        coords={"moment": ["mean", "variance", "skewness", "kurtosis"]},
+        name="moments",
+    )
+
+
+def pdf(fields, bins: int | Sequence[float] = 64, range: tuple[float, float] | None = None):
+    """One-point probability density of each field's values, on shared bins.
+
+    Parameters
+    ----------
+    fields : array_like, shape (sample, *spatial)
+    bins : int or sequence of float
+        Number of equal bins, or their edges (increasing).
+    range : (low, high), optional
+        Range of equal bins; by default the ensemble's minimum and maximum.
+
+    Returns
+    -------
+    xarray.DataArray, dims (sample, value)
+        Density (counts / (pixels × bin width)), so it integrates to the fraction of a field's
+        pixels inside the bins. Coordinates: ``value`` (bin centre) and ``width``; the edges are
+        in ``attrs["edges"]``.
+    """
+    x = as_tensor(fields)
+    if x.dim() < 2:
+        raise ValueError(f"fields must have shape (sample, *spatial); got {tuple(x.shape)}")
+    x = x.reshape(x.shape[0], -1).double()
+    if isinstance(bins, int | np.integer):
+        if bins < 1:
+            raise ValueError(f"bins must be a positive integer or a sequence of edges; got {bins}")
+        low, high = range if range is not None else (x.min().item(), x.max().item())
+        if not high > low:
+            raise ValueError(f"range must satisfy low < high; got ({low}, {high})")
+        edges = torch.linspace(low, high, int(bins) + 1, dtype=torch.float64, device=x.device)
+    else:
+        edges = torch.as_tensor(np.asarray(bins, dtype=np.float64), device=x.device)
+        if edges.dim() != 1 or edges.numel() < 2 or not bool((edges.diff() > 0).all()):
+            raise ValueError("bins: edges must be a 1D increasing sequence of at least 2 values")
+    nbins = edges.numel() - 1
+    inside = (x >= edges[0]) & (x <= edges[-1])
+    index = (torch.bucketize(x, edges, right=True) - 1).clamp(0, nbins - 1)
+    counts = x.new_zeros(x.shape[0], nbins).scatter_add_(1, index, inside.double())
+    widths = edges.diff()
+    density = counts / (x.shape[1] * widths)
+    e = edges.cpu().numpy()
+    return xr.DataArray(
+        density.cpu().numpy(),
+        dims=("sample", "value"),
+        coords={"value": (e[1:] + e[:-1]) / 2, "width": ("value", np.diff(e))},
+        name="pdf",
+        attrs={"edges": e},
+    )
+
+
+def structure_functions(
+    fields, orders: Sequence[int] = (1, 2, 3, 4, 5, 6), max_lag: int | None = None, ndim: int = 2
+) -> xr.DataArray:
+    """Structure functions along the axes: S_p(r) = ⟨|x(u + r e_a) − x(u)|^p⟩_u.
+
+    Parameters
+    ----------
+    orders : sequence of int
+        Orders p ≥ 1.
+    max_lag : int, optional
+        Largest lag r in pixels; default n_min/2 (periodic lags beyond repeat themselves).
+
+    Returns
+    -------
+    xarray.DataArray, dims (sample, order, axis, lag)
+    """
+    x = _ensemble(fields, ndim).double()
+    orders = [int(p) for p in orders]
+    if not orders or min(orders) < 1:
+        raise ValueError(f"orders must be positive integers; got {orders}")
+    nmin = min(x.shape[1:])
+    max_lag = nmin // 2 if max_lag is None else int(max_lag)
+    if not 1 <= max_lag < nmin:
+        raise ValueError(f"max_lag must be in 1..{nmin - 1}; got {max_lag}")
+    out = x.new_empty(x.shape[0], len(orders), ndim, max_lag)
+    space = tuple(range(1, ndim + 1))
+    for a in range(ndim):
+        for r in range(1, max_lag + 1):
+            increment = (torch.roll(x, -r, dims=a + 1) - x).abs()
+            for i, p in enumerate(orders):
+                out[:, i, a, r - 1] = increment.pow(p).mean(space)
+    return xr.DataArray(
+        out.cpu().numpy(),
+        dims=("sample", "order", "axis", "lag"),
+        coords={"order": orders, "axis": list(_AXIS_NAMES[ndim]), "lag": np.arange(1, max_lag + 1)},
+        name="structure_functions",
+    )
+
+
+def compare(reference, other, ndim: int = 2) -> xr.Dataset:
+    """Deviation of an ensemble's statistics from a reference's, in units of its sample scatter.
+
+    For every statistic s of :mod:`rgfield.stats` (power spectrum, moments, PDF on the
+    reference's bins, structure functions, correlation function) and each of its coordinates::
+
+        z = (mean_other(s) − mean_ref(s)) / std_ref(s),
+
+    std_ref the standard deviation of s over the reference's samples (not the standard error:
+    |z| ≲ 1 means "within the spread of individual reference fields"). NaN where the reference
+    has no scatter.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per statistic with its own coordinates, and ``max_abs_z`` (dim
+        ``statistic``): the largest |z| of each, the one-line summary.
+    """
+    ref = _ensemble(reference, ndim, "reference")
+    oth = _ensemble(other, ndim, "other")
+    if ref.shape[1:] != oth.shape[1:]:
+        raise ValueError(
+            f"reference and other must have the same field shape; got {tuple(ref.shape[1:])}"
+            f" and {tuple(oth.shape[1:])}"
+        )
+    if ref.shape[0] < 2:
+        raise ValueError("reference needs at least 2 samples to estimate its scatter")
+    ref_pdf = pdf(ref)
+    statistics = {
+        "power_spectrum": lambda f: power_spectrum(f, ndim),
+        "moments": moments,
+        "pdf": lambda f: pdf(f, bins=ref_pdf.attrs["edges"]),
+        "structure_functions": lambda f: structure_functions(f, ndim=ndim),
+        "correlation_function": lambda f: correlation_function(f, ndim),
+    }
+    table = xr.Dataset(attrs={"n_reference": ref.shape[0], "n_other": oth.shape[0]})
+    for name, statistic in statistics.items():
+        s_ref, s_oth = statistic(ref), statistic(oth)
+        scatter = s_ref.std("sample", ddof=1)
+        z = (s_oth.mean("sample") - s_ref.mean("sample")) / scatter.where(scatter > 0)
+        table[name] = z.reset_coords(drop=True)  # e.g. "count" differs between statistics
+    table["max_abs_z"] = xr.DataArray(
+        [float(np.nanmax(np.abs(table[n].values))) for n in statistics],
+        dims="statistic",
+        coords={"statistic": list(statistics)},
+    )
+    return table

@@ -1,0 +1,192 @@
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+import xarray as xr
+
+from rgfield import stats as S
+
+# Tolerances on random estimates: |estimate − truth| < Z · (standard error). With Z = 5 a single
+# comparison fails with probability 6e-7, so a few hundred comparisons per test stay reliable.
+Z = 5.0
+
+
+def white(shape, sigma=1.0, seed=0, dtype=torch.float64):
+    return sigma * torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def numpy_shells(n: int, spectrum) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Independent shell binning over the full 2D FFT plane: (shell mean of P, count, sum P²)."""
+    m = np.fft.fftfreq(n, 1 / n)
+    my, mx = np.meshgrid(m, m, indexing="ij")
+    k = 2 * np.pi * np.hypot(my, mx) / n
+    p = spectrum(k)
+    shell = np.rint(np.hypot(my, mx)).astype(int)
+    means, counts, sq = [], [], []
+    for b in range(1, n // 2 + 1):
+        sel = shell == b
+        means.append(p[sel].mean())
+        counts.append(sel.sum())
+        sq.append((p[sel] ** 2).sum())
+    return np.array(means), np.array(counts), np.array(sq)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_white_noise_spectrum_is_flat_at_its_variance(ndim):
+    n, samples, sigma = {1: (256, 64), 2: (64, 32), 3: (16, 16)}[ndim] + (1.7,)
+    ps = S.power_spectrum(white((samples,) + (n,) * ndim, sigma), ndim)
+    assert ps.dims == ("sample", "k") and ps.sizes["k"] == n // 2
+    mean = ps.mean("sample").values
+    # each shell averages count/2 independent exponential variables (± k are one mode)
+    err = sigma**2 * np.sqrt(2 / (ps["count"].values * samples))
+    assert np.all(np.abs(mean - sigma**2) < Z * err)
+
+
+def test_spectrum_of_a_field_with_known_spectrum():
+    n, samples = 64, 48
+
+    def spectrum(k):
+        return 1.0 / (k**2 + 0.05) ** 1.5
+
+    m = np.fft.fftfreq(n, 1 / n)
+    k = 2 * np.pi * np.hypot(*np.meshgrid(m, m, indexing="ij")) / n
+    noise = np.fft.fft2(white((samples, n, n), seed=1).numpy())
+    fields = np.fft.ifft2(noise * np.sqrt(spectrum(k))).real  # E|x̂|²/N = P(k) mode by mode
+    ps = S.power_spectrum(fields)
+    expected, counts, sum_sq = numpy_shells(n, spectrum)
+    np.testing.assert_array_equal(ps["count"].values, counts)
+    err = np.sqrt(2 * sum_sq / counts**2 / samples)
+    assert np.all(np.abs(ps.mean("sample").values - expected) < Z * err)
+    assert np.all(np.diff(ps.k.values) > 0) and ps.k.values[0] == pytest.approx(
+        2 * np.pi / n * (4 + 4 * np.sqrt(2)) / 8
+    )
+
+
+def test_spectrum_normalisation_is_parseval_exact():
+    # a field with only |k| < n/2 content: Σ_shells P·count = Σ_u x² exactly
+    n = 32
+    x = white((3, n, n), seed=2).numpy()
+    xf = np.fft.fft2(x)
+    m = np.fft.fftfreq(n, 1 / n)
+    radius = np.hypot(*np.meshgrid(m, m, indexing="ij"))
+    xf[:, (radius >= n / 2 - 0.5) | (radius == 0)] = 0
+    x = np.fft.ifft2(xf).real
+    ps = S.power_spectrum(x)
+    total = (ps * ps["count"]).sum("k").values
+    np.testing.assert_allclose(total, (x**2).sum((1, 2)), rtol=1e-10)
+    # a single cosine of amplitude A on wavenumber 5 puts A² N / 2 into shell 5
+    u = np.arange(n)
+    cosine = 0.7 * np.cos(2 * np.pi * 5 * u / n)[None, :] * np.ones((n, 1))
+    ps = S.power_spectrum(cosine)
+    expected = np.zeros(n // 2)
+    expected[4] = 0.7**2 * n * n / 2 / ps["count"].values[4]
+    np.testing.assert_allclose(ps.values[0], expected, atol=1e-10)
+
+
+def test_moments_match_scipy():
+    x = np.exp(white((4, 32, 32), seed=3).numpy())  # log-normal: skewed, heavy-tailed
+    mom = S.moments(x)
+    flat = x.reshape(4, -1)
+    np.testing.assert_allclose(mom.sel(moment="mean"), flat.mean(1), rtol=1e-12)
+    np.testing.assert_allclose(mom.sel(moment="variance"), flat.var(1), rtol=1e-12)
+    np.testing.assert_allclose(mom.sel(moment="skewness"), scipy.stats.skew(flat, 1), rtol=1e-10)
+    np.testing.assert_allclose(
+        mom.sel(moment="kurtosis"), scipy.stats.kurtosis(flat, 1), rtol=1e-10
+    )
+
+
+def test_pdf_matches_numpy_histogram_and_integrates_to_one():
+    x = white((3, 32, 32), seed=4).numpy()
+    p = S.pdf(x, bins=20)
+    edges = p.attrs["edges"]
+    for s in range(3):
+        counts, _ = np.histogram(x[s], bins=edges)
+        np.testing.assert_allclose(p.values[s], counts / (x[s].size * np.diff(edges)))
+    np.testing.assert_allclose((p * p.width).sum("value"), 1.0)
+    q = S.pdf(x, bins=[-1.0, 0.0, 2.0])
+    inside = ((x >= -1) & (x <= 2)).reshape(3, -1).mean(1)
+    np.testing.assert_allclose((q * q.width).sum("value"), inside)
+    with pytest.raises(ValueError, match="increasing"):
+        S.pdf(x, bins=[0.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="range"):
+        S.pdf(x, bins=4, range=(1.0, 1.0))
+
+
+def test_structure_functions_match_a_direct_loop():
+    x = white((2, 12, 16), seed=5).numpy()
+    sf = S.structure_functions(x, orders=(1, 2, 3), max_lag=5)
+    assert sf.dims == ("sample", "order", "axis", "lag")
+    for s in range(2):
+        for p in (1, 2, 3):
+            for a, axis in enumerate(("y", "x")):
+                for r in range(1, 6):
+                    d = np.abs(np.roll(x[s], -r, axis=a) - x[s]) ** p
+                    assert sf.sel(order=p, axis=axis, lag=r).values[s] == pytest.approx(d.mean())
+    # white noise: S_2(r) = 2σ² at every lag
+    big = S.structure_functions(white((8, 64, 64), seed=6), orders=(2,), max_lag=3)
+    np.testing.assert_allclose(big.mean("sample").values, 2.0, atol=Z * 2 * math.sqrt(2 / 32768))
+    with pytest.raises(ValueError, match="max_lag"):
+        S.structure_functions(x, max_lag=12)
+
+
+def test_correlation_function_matches_brute_force():
+    n = 16
+    x = np.cumsum(white((2, n, n), seed=7).numpy(), axis=2)  # correlated along x
+    cf = S.correlation_function(x)
+    xc = x - x.mean((1, 2), keepdims=True)
+    shifts = np.fft.fftfreq(n, 1 / n).astype(int)
+    sums = np.zeros((2, n // 2 + 1))
+    count = np.zeros(n // 2 + 1)
+    for dy in shifts:
+        for dx in shifts:
+            b = int(np.rint(np.hypot(dy, dx)))
+            if b <= n // 2:
+                prod = (xc * np.roll(xc, (-dy, -dx), axis=(1, 2))).mean((1, 2))
+                sums[:, b] += prod
+                count[b] += 1
+    np.testing.assert_allclose(cf.values, sums / count, atol=1e-10)
+    np.testing.assert_array_equal(cf["count"].values, count)
+    np.testing.assert_allclose(cf.sel(r=0).values, xc.reshape(2, -1).var(1))
+
+
+def test_compare_same_and_different_ensembles():
+    ref = white((32, 32, 32), seed=8)
+    same = white((32, 32, 32), seed=9)
+    table = S.compare(ref, same)
+    assert set(table.max_abs_z.statistic.values) == {
+        "power_spectrum",
+        "moments",
+        "pdf",
+        "structure_functions",
+        "correlation_function",
+    }
+    # under the null z ~ N(0, 2/32) per entry (sd 0.25); 2 is 8 sd
+    assert float(table.max_abs_z.max()) < 2.0
+    louder = S.compare(ref, 1.5 * same)
+    # P(k) rises by 1.25σ², its per-field scatter at k ≈ π is √(2/count)σ² ≈ 0.14σ²
+    assert float(louder.max_abs_z.sel(statistic="power_spectrum")) > 5
+    assert float(louder.moments.sel(moment="variance")) > 5
+    da = xr.DataArray(ref.numpy(), dims=("sample", "y", "x"))
+    assert float(S.compare(da, same).max_abs_z.max()) == pytest.approx(float(table.max_abs_z.max()))
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="same field shape"):
+        S.compare(white((4, 8, 8)), white((4, 8, 16)))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        S.compare(white((1, 8, 8)), white((4, 8, 8)))
+    with pytest.raises(ValueError, match="spatial dimensions"):
+        S.power_spectrum(white((2, 3, 8, 8)))
+    with pytest.raises(ValueError, match="ndim"):
+        S.power_spectrum(white((2, 8, 8)), ndim=4)
+    with pytest.raises(ValueError, match="orders"):
+        S.structure_functions(white((2, 8, 8)), orders=(0,))
+
+
+def test_single_field_and_float32_input():
+    x = white((32, 32), seed=10, dtype=torch.float32)
+    ps = S.power_spectrum(x)
+    assert ps.sizes["sample"] == 1 and ps.dtype == np.float64
+    np.testing.assert_allclose(ps.values, S.power_spectrum(x.double()[None]).values, rtol=1e-5)
