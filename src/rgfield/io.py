@@ -187,7 +187,8 @@ def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
             values = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as err:
             raise ValueError(f"path: {path} is not a readable .npy array ({err})") from err
-        da = xr.DataArray(values, name=var or "field")
+        dims = {2: FIELD_DIMS[2][1:], 3: FIELD_DIMS[2], 4: FIELD_DIMS[3]}.get(values.ndim)
+        da = xr.DataArray(values, dims=dims, name=var or "field")
     else:
         try:
             ds = xr.open_dataset(path, engine="netcdf4")

@@ -1,0 +1,159 @@
+import netCDF4
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from rgfield import io
+
+
+def ensemble(samples=4, shape=(8, 16), seed=0):
+    return np.random.default_rng(seed).standard_normal((samples, *shape)).astype(np.float32)
+
+
+def write_foreign(path, variables: dict, dims: tuple[str, ...]):
+    """A netCDF file written with the netCDF4 library directly, as another code would."""
+    with netCDF4.Dataset(path, "w") as nc:
+        first = next(iter(variables.values()))
+        for name, size in zip(dims, first.shape, strict=True):
+            nc.createDimension(name, size)
+        nc.title = "external simulation"
+        for name, values in variables.items():
+            var = nc.createVariable(name, values.dtype, dims)
+            var[:] = values
+            var.units = "1/s"
+
+
+def test_to_dataset_follows_the_convention():
+    ds = io.to_dataset(torch.from_numpy(ensemble()), "phi", {"seed": 3, "beta": 0.7, "hot": True})
+    assert ds["phi"].dims == ("sample", "y", "x")
+    assert ds.attrs["generator"] == "user" and ds.attrs["seed"] == 3 and ds.attrs["hot"] == 1
+    assert ds.attrs["rgfield_version"] and "T" in ds.attrs["created"]
+    assert io.to_dataset(np.zeros((2, 4, 4, 4))).field.dims == ("sample", "z", "y", "x")
+    assert io.to_dataset(np.zeros((4, 4))).field.sizes["sample"] == 1
+    with pytest.raises(ValueError, match=r"attrs\['params'\]"):
+        io.to_dataset(ensemble(), attrs={"params": {"beta": 1}})
+    with pytest.raises(ValueError, match="fields must have shape"):
+        io.to_dataset(np.zeros(5))
+
+
+def test_save_load_round_trip(tmp_path):
+    values = ensemble()
+    ds = io.to_dataset(values, "phi", {"generator": "test", "seed": 7, "sizes": [1, 2]})
+    path = io.save(ds, tmp_path / "phi.nc")
+    da = io.load(path)
+    assert da.name == "phi" and da.dims == ("sample", "y", "x") and da.dtype == np.float32
+    np.testing.assert_array_equal(da.values, values)
+    for key in ("generator", "seed", "rgfield_version", "created"):
+        assert da.attrs[key] == ds.attrs[key]
+    np.testing.assert_array_equal(da.attrs["sizes"], [1, 2])
+    with xr.open_dataset(path) as raw:
+        assert raw["phi"].encoding["zlib"] and raw["phi"].encoding["complevel"] == 4
+    torch.testing.assert_close(io.as_tensor(da), torch.from_numpy(values))
+
+
+def test_save_never_overwrites_silently(tmp_path):
+    path = tmp_path / "a.nc"
+    io.save(io.to_dataset(ensemble(seed=1)), path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        io.save(io.to_dataset(ensemble(seed=2)), path)
+    np.testing.assert_array_equal(io.load(path).values, ensemble(seed=1))
+    io.save(io.to_dataset(ensemble(seed=2)), path, overwrite=True)
+    np.testing.assert_array_equal(io.load(path).values, ensemble(seed=2))
+    with pytest.raises(ValueError, match="does not exist"):
+        io.save(io.to_dataset(ensemble()), tmp_path / "missing" / "a.nc")
+
+
+def test_interrupted_save_leaves_nothing_half_written(tmp_path, monkeypatch):
+    path = tmp_path / "a.nc"
+    io.save(io.to_dataset(ensemble(seed=1)), path)
+
+    def crash(self, target, *args, **kwargs):
+        with open(target, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", crash)
+    with pytest.raises(KeyboardInterrupt):
+        io.save(io.to_dataset(ensemble(seed=2)), path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc"]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(io.load(path).values, ensemble(seed=1))
+
+
+def test_load_foreign_netcdf_renames_dims_and_says_so(tmp_path):
+    path = tmp_path / "turb.nc"
+    values = ensemble(3, (8, 8)).astype(np.float64)
+    write_foreign(path, {"vort": values}, ("time", "lat", "lon"))
+    with pytest.warns(UserWarning, match=r"\('time', 'lat', 'lon'\) as \('sample', 'y', 'x'\)"):
+        da = io.load(path)
+    assert da.dims == ("sample", "y", "x") and da.name == "vort"
+    assert da.attrs["source_dims"] == "time lat lon"
+    assert da.attrs["title"] == "external simulation" and da.attrs["units"] == "1/s"
+    np.testing.assert_array_equal(da.values, values)
+
+
+def test_load_chooses_or_asks_for_the_variable(tmp_path):
+    path = tmp_path / "two.nc"
+    a, b = ensemble(seed=1), ensemble(seed=2)
+    write_foreign(path, {"u": a, "v": b}, ("sample", "y", "x"))
+    with pytest.raises(ValueError, match=r"several field variables.*pass var="):
+        io.load(path)
+    np.testing.assert_array_equal(io.load(path, var="v").values, b)
+    with pytest.raises(ValueError, match=r"no variable 'w'; it has \['u', 'v'\]"):
+        io.load(path, var="w")
+    # a scalar variable beside one field is not a candidate
+    path = tmp_path / "one.nc"
+    xr.Dataset({"phi": (("sample", "y", "x"), a), "beta": 0.5}).to_netcdf(path)
+    np.testing.assert_array_equal(io.load(path).values, a)
+
+
+def test_load_validation_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        io.load(tmp_path / "nothing.nc")
+    text = tmp_path / "notes.nc"
+    text.write_text("not a netCDF file")
+    with pytest.raises(ValueError, match="not a readable netCDF file"):
+        io.load(text)
+    bad = ensemble()
+    bad[1, 2, 3] = np.nan
+    bad[0, 0, 0] = np.inf
+    io.save(io.to_dataset(bad), tmp_path / "nan.nc")
+    with pytest.raises(ValueError, match="contains 2 NaN or Inf values"):
+        io.load(tmp_path / "nan.nc")
+    xr.Dataset({"series": (("t",), np.arange(5.0))}).to_netcdf(tmp_path / "series.nc")
+    with pytest.raises(ValueError, match="no field variables"):
+        io.load(tmp_path / "series.nc")
+    xr.Dataset({"s": (("t",), np.arange(5.0))}).to_netcdf(tmp_path / "s.nc")
+    with pytest.raises(ValueError, match=r"has dims \('t',\)"):
+        io.load(tmp_path / "s.nc", var="s")
+
+
+@pytest.mark.filterwarnings("error")
+def test_load_npy(tmp_path):
+    values = ensemble()
+    np.save(tmp_path / "a.npy", values)
+    da = io.load(tmp_path / "a.npy")
+    assert da.dims == ("sample", "y", "x")
+    np.testing.assert_array_equal(da.values, values)
+    np.save(tmp_path / "one.npy", values[0])
+    assert io.load(tmp_path / "one.npy").sizes["sample"] == 1
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="not a readable .npy"):
+        io.load(tmp_path / "obj.npy")
+    np.save(tmp_path / "line.npy", np.arange(4.0))
+    with pytest.raises(ValueError, match="expected"):
+        io.load(tmp_path / "line.npy")
+
+
+def test_as_tensor_conversions():
+    a = np.arange(6.0).reshape(2, 3)
+    t = io.as_tensor(a)
+    assert t.dtype == torch.float64 and np.shares_memory(t.numpy(), a)
+    assert io.as_tensor(np.arange(4)).dtype == torch.float32
+    assert io.as_tensor(xr.DataArray(a)).shape == (2, 3)
+    assert io.as_tensor(a, dtype=torch.float32).dtype == torch.float32
+    with pytest.raises(ValueError, match="expected a numpy array"):
+        io.as_tensor({"a": 1})
+    with pytest.raises(ValueError, match="real numeric"):
+        io.as_tensor(np.array(["a"]))
