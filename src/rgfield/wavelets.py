@@ -121,17 +121,39 @@ def _polyphase_taps(wavelet: str) -> tuple[np.ndarray, int, np.ndarray, int]:
 
 
 @numba.njit(fastmath=True, cache=True)
-def _polyphase_filter(s0, s1, taps, q0, d0, d1, buf0, buf1):  # pragma: no cover - compiled
-    n = s0.shape[0]
-    for t in range(n + taps.shape[2] - 1):
+def _load_periodic(row, q0, interleaved, buf0, buf1):  # pragma: no cover - compiled
+    """buf_i[t] = s_i[(t + q0) mod n] for the two sequences s_0, s_1 of a contiguous row of 2n.
+
+    ``interleaved``: s_i = row[i::2] (samples); otherwise s_i = row[i n:(i + 1) n] (bands).
+    The middle, where no index wraps, is a branch-free loop the compiler vectorises.
+    """
+    n = row.shape[0] // 2
+    m = buf0.shape[0]
+    lo = min(m, max(0, -q0))
+    hi = max(lo, min(m, n - q0))
+    for u in range(lo + m - hi):  # the two ends, where indices wrap
+        t = u if u < lo else hi + u - lo
         j = (t + q0) % n
-        buf0[t] = s0[j]
-        buf1[t] = s1[j]
+        buf0[t] = row[2 * j] if interleaved else row[j]
+        buf1[t] = row[2 * j + 1] if interleaved else row[n + j]
+    if interleaved:
+        for t in range(lo, hi):
+            buf0[t] = row[2 * (t + q0)]
+            buf1[t] = row[2 * (t + q0) + 1]
+    else:
+        for t in range(lo, hi):
+            buf0[t] = row[t + q0]
+            buf1[t] = row[n + t + q0]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _polyphase_filter(buf0, buf1, taps, d0, d1):  # pragma: no cover - compiled
+    """d_o[k] = Σ_q T[o, 0, q] buf0[k + q] + T[o, 1, q] buf1[k + q], k < len(d0)."""
     d0[:] = 0.0
     d1[:] = 0.0
     for q in range(taps.shape[2]):
         c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
-        for k in range(n):
+        for k in range(d0.shape[0]):
             u = buf0[k + q]
             v = buf1[k + q]
             d0[k] += c00 * u + c01 * v
@@ -147,28 +169,42 @@ def _accumulate_rows(s0, s1, c00, c01, c10, c11, d0, d1):  # pragma: no cover - 
         d1[m] += c10 * u + c11 * v
 
 
+# Parallel loops run over a few chunks of rows per thread (see _nchunks), so that work buffers
+# are allocated once per chunk rather than once per row.
+
+
+@numba.njit(cache=True)
+def _chunk(index, nchunks, total):  # pragma: no cover - compiled
+    """Bounds of chunk ``index`` of ``nchunks`` near-equal chunks of range(total)."""
+    return index * total // nchunks, (index + 1) * total // nchunks
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _filter_rows_numba(x, taps, q0, out, analysis):  # pragma: no cover - compiled
+def _filter_rows_numba(x, taps, q0, out, analysis, nchunks):  # pragma: no cover - compiled
     """Along the last axis of (R, 2n) arrays: interleaved → blocked (analysis) or back."""
     rows, length = x.shape
     n = length // 2
-    for r in numba.prange(rows):
+    nchunks = min(rows, nchunks)
+    for chunk in numba.prange(nchunks):
         buf0 = np.empty(n + taps.shape[2] - 1, dtype=x.dtype)
         buf1 = np.empty_like(buf0)
-        if analysis:
-            _polyphase_filter(x[r, 0::2], x[r, 1::2], taps, q0, out[r, :n], out[r, n:], buf0, buf1)
-        else:
-            even = np.empty(n, dtype=x.dtype)
-            odd = np.empty(n, dtype=x.dtype)
-            _polyphase_filter(x[r, :n], x[r, n:], taps, q0, even, odd, buf0, buf1)
-            out[r, 0::2] = even
-            out[r, 1::2] = odd
+        even = np.empty(n, dtype=x.dtype)
+        odd = np.empty(n, dtype=x.dtype)
+        start, stop = _chunk(chunk, nchunks, rows)
+        for r in range(start, stop):
+            _load_periodic(x[r], q0, analysis, buf0, buf1)
+            if analysis:
+                _polyphase_filter(buf0, buf1, taps, out[r, :n], out[r, n:])
+            else:
+                _polyphase_filter(buf0, buf1, taps, even, odd)
+                out[r, 0::2] = even
+                out[r, 1::2] = odd
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _filter_cols_numba(x, taps, q0, out, analysis):  # pragma: no cover - compiled
     """Along axis 1 of (R, 2n, M) arrays, vectorised along M; layouts as the rows kernel."""
-    rows, length, width = x.shape
+    rows, length, _ = x.shape
     n = length // 2
     for rk in numba.prange(rows * n):
         r, k = rk // n, rk % n
@@ -180,65 +216,87 @@ def _filter_cols_numba(x, taps, q0, out, analysis):  # pragma: no cover - compil
             j = (k + q + q0) % n
             s0 = x[r, 2 * j] if analysis else x[r, j]
             s1 = x[r, 2 * j + 1] if analysis else x[r, n + j]
-            _accumulate_rows(
-                s0, s1, taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q], d0, d1
-            )
+            c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
+            _accumulate_rows(s0, s1, c00, c01, c10, c11, d0, d1)
+
+
+@numba.njit(fastmath=True, cache=True)
+def _analysis_row(x, taps, q0, b, k, coarse, details, low, high, buf0, buf1):  # pragma: no cover
+    """Row k of the four bands of field b; low, high, buf0, buf1 are work buffers."""
+    nh = x.shape[1] // 2
+    low[:] = 0.0
+    high[:] = 0.0
+    for q in range(taps.shape[2]):  # along y, vectorised along x
+        j = (k + q + q0) % nh
+        c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
+        _accumulate_rows(x[b, 2 * j], x[b, 2 * j + 1], c00, c01, c10, c11, low, high)
+    # along x: the y-low row gives (coarse, cV), the y-high row (cH, cD)
+    _load_periodic(low, q0, True, buf0, buf1)
+    _polyphase_filter(buf0, buf1, taps, coarse[b, k], details[b, 1, k])
+    _load_periodic(high, q0, True, buf0, buf1)
+    _polyphase_filter(buf0, buf1, taps, details[b, 0, k], details[b, 2, k])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _analysis_2d_numba(x, taps, q0, coarse, details):  # pragma: no cover - compiled
+def _analysis_2d_numba(x, taps, q0, coarse, details, nchunks):  # pragma: no cover - compiled
     """(B, H, W) → coarse (B, H/2, W/2) and details (B, 3, H/2, W/2) (cH, cV, cD)."""
     batch, height, width = x.shape
-    nh, nw = height // 2, width // 2
-    for t in numba.prange(batch * nh):
-        b, k = t // nh, t % nh
-        low = np.zeros(width, dtype=x.dtype)
-        high = np.zeros(width, dtype=x.dtype)
-        buf0 = np.empty(nw + taps.shape[2] - 1, dtype=x.dtype)
+    total = batch * (height // 2)
+    nchunks = min(total, nchunks)
+    for chunk in numba.prange(nchunks):
+        low = np.empty(width, dtype=x.dtype)
+        high = np.empty_like(low)
+        buf0 = np.empty(width // 2 + taps.shape[2] - 1, dtype=x.dtype)
         buf1 = np.empty_like(buf0)
-        for q in range(taps.shape[2]):
-            j = (k + q + q0) % nh
-            _accumulate_rows(
-                x[b, 2 * j],
-                x[b, 2 * j + 1],
-                taps[0, 0, q],
-                taps[0, 1, q],
-                taps[1, 0, q],
-                taps[1, 1, q],
-                low,
-                high,
-            )
-        lo, hi = low[0::2], low[1::2]
-        _polyphase_filter(lo, hi, taps, q0, coarse[b, k], details[b, 1, k], buf0, buf1)
-        lo, hi = high[0::2], high[1::2]
-        _polyphase_filter(lo, hi, taps, q0, details[b, 0, k], details[b, 2, k], buf0, buf1)
+        start, stop = _chunk(chunk, nchunks, total)
+        for t in range(start, stop):
+            b, k = t // (height // 2), t % (height // 2)
+            _analysis_row(x, taps, q0, b, k, coarse, details, low, high, buf0, buf1)
+
+
+@numba.njit(fastmath=True, cache=True)
+def _synthesis_rows(
+    coarse, details, taps, q0, b, p, out, z, even, odd, buf0, buf1
+):  # pragma: no cover
+    """Rows 2p and 2p + 1 of output field b; z, even, odd, buf0, buf1 are work buffers."""
+    nh, nw = coarse.shape[1], coarse.shape[2]
+    z[:] = 0.0  # z[row parity] = (x-low band | x-high band)
+    for q in range(taps.shape[2]):  # along y, vectorised along x
+        j = (p + q + q0) % nh
+        c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
+        # (coarse, cH) are the (low, high) y-bands of the x-low band, (cV, cD) of the x-high one
+        lo0, lo1, hi0, hi1 = z[0, :nw], z[1, :nw], z[0, nw:], z[1, nw:]
+        _accumulate_rows(coarse[b, j], details[b, 0, j], c00, c01, c10, c11, lo0, lo1)
+        _accumulate_rows(details[b, 1, j], details[b, 2, j], c00, c01, c10, c11, hi0, hi1)
+    for rho in range(2):  # along x
+        _load_periodic(z[rho], q0, False, buf0, buf1)
+        _polyphase_filter(buf0, buf1, taps, even, odd)
+        row = out[b, 2 * p + rho]
+        row[0::2] = even
+        row[1::2] = odd
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _synthesis_2d_numba(coarse, details, taps, q0, out):  # pragma: no cover - compiled
+def _synthesis_2d_numba(coarse, details, taps, q0, out, nchunks):  # pragma: no cover - compiled
     """Inverse of :func:`_analysis_2d_numba`: (B, h, w), (B, 3, h, w) → (B, 2h, 2w)."""
     batch, nh, nw = coarse.shape
-    for t in numba.prange(batch * nh):
-        b, p = t // nh, t % nh
-        z = np.zeros((2, 2, nw), dtype=coarse.dtype)  # [row parity, band along x]
+    nchunks = min(batch * nh, nchunks)
+    for chunk in numba.prange(nchunks):
+        z = np.empty((2, 2 * nw), dtype=coarse.dtype)
+        even = np.empty(nw, dtype=coarse.dtype)
+        odd = np.empty_like(even)
         buf0 = np.empty(nw + taps.shape[2] - 1, dtype=coarse.dtype)
         buf1 = np.empty_like(buf0)
-        even = np.empty(nw, dtype=coarse.dtype)
-        odd = np.empty(nw, dtype=coarse.dtype)
-        for q in range(taps.shape[2]):
-            j = (p + q + q0) % nh
-            c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
-            # along y: (coarse, cH) are the (low, high) bands of the x-low column band,
-            # (cV, cD) those of the x-high one
-            _accumulate_rows(coarse[b, j], details[b, 0, j], c00, c01, c10, c11, z[0, 0], z[1, 0])
-            _accumulate_rows(
-                details[b, 1, j], details[b, 2, j], c00, c01, c10, c11, z[0, 1], z[1, 1]
+        start, stop = _chunk(chunk, nchunks, batch * nh)
+        for t in range(start, stop):
+            _synthesis_rows(
+                coarse, details, taps, q0, t // nh, t % nh, out, z, even, odd, buf0, buf1
             )
-        for rho in range(2):
-            _polyphase_filter(z[rho, 0], z[rho, 1], taps, q0, even, odd, buf0, buf1)
-            row = out[b, 2 * p + rho]
-            row[0::2] = even
-            row[1::2] = odd
+
+
+def _nchunks() -> int:
+    """Parallel chunks per call: a few per numba thread, for load balance."""
+    return 4 * numba.get_num_threads()
 
 
 def _numba_analysis(x: torch.Tensor, taps: np.ndarray, q0: int, ndim: int):
@@ -246,12 +304,12 @@ def _numba_analysis(x: torch.Tensor, taps: np.ndarray, q0: int, ndim: int):
     batch, spatial = x.shape[0], x.shape[1:]
     if ndim == 1:
         out = torch.empty_like(x)
-        _filter_rows_numba(x.numpy(), taps, q0, out.numpy(), True)
+        _filter_rows_numba(x.numpy(), taps, q0, out.numpy(), True, _nchunks())
         return out[:, : spatial[0] // 2], out[:, None, spatial[0] // 2 :]
     if ndim == 2:
         coarse = x.new_empty(batch, spatial[0] // 2, spatial[1] // 2)
         details = x.new_empty(batch, 3, spatial[0] // 2, spatial[1] // 2)
-        _analysis_2d_numba(x.numpy(), taps, q0, coarse.numpy(), details.numpy())
+        _analysis_2d_numba(x.numpy(), taps, q0, coarse.numpy(), details.numpy(), _nchunks())
         return coarse, details
     # 3D: along z, then a 2D step on each (z band, z) plane
     (nz, height, width), planes = spatial, torch.empty_like(x)
@@ -272,13 +330,12 @@ def _numba_synthesis(coarse: torch.Tensor, details: torch.Tensor, taps, q0: int,
     if ndim == 1:
         c = torch.cat([coarse, details[:, 0]], 1)
         out = torch.empty_like(c)
-        _filter_rows_numba(c.numpy(), taps, q0, out.numpy(), False)
+        _filter_rows_numba(c.numpy(), taps, q0, out.numpy(), False, _nchunks())
         return out
     if ndim == 2:
         out = coarse.new_empty(batch, 2 * half[0], 2 * half[1])
-        _synthesis_2d_numba(
-            coarse.contiguous().numpy(), details.contiguous().numpy(), taps, q0, out.numpy()
-        )
+        c, d = coarse.contiguous().numpy(), details.contiguous().numpy()
+        _synthesis_2d_numba(c, d, taps, q0, out.numpy(), _nchunks())
         return out
     nz, h, w = half
     planes = coarse.new_empty(batch, 2, nz, 4, h, w)
