@@ -182,6 +182,8 @@ def test_validation_errors_name_the_argument():
         W.split(x, ndim=4)
     with pytest.raises(ValueError, match="backend"):
         W.split(x, backend="cuda")
+    with pytest.raises(ValueError, match="backend='numba' runs on CPU tensors"):
+        W.split(torch.empty(2, 8, 8, device="meta"), backend="numba")
     with pytest.raises(ValueError, match="at least 3 dimensions"):
         W.split(torch.randn(8, 8), ndim=3)
     with pytest.raises(ValueError, match="do not form one RG step"):

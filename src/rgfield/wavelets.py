@@ -161,6 +161,14 @@ def _polyphase_filter(buf0, buf1, taps, d0, d1):  # pragma: no cover - compiled
 
 
 @numba.njit(fastmath=True, cache=True)
+def _store_interleaved(even, odd, row):  # pragma: no cover - compiled
+    """row[2k] = even[k], row[2k + 1] = odd[k] (an explicit loop the compiler vectorises)."""
+    for k in range(even.shape[0]):
+        row[2 * k] = even[k]
+        row[2 * k + 1] = odd[k]
+
+
+@numba.njit(fastmath=True, cache=True)
 def _accumulate_rows(s0, s1, c00, c01, c10, c11, d0, d1):  # pragma: no cover - compiled
     for m in range(s0.shape[0]):
         u = s0[m]
@@ -197,8 +205,7 @@ def _filter_rows_numba(x, taps, q0, out, analysis, nchunks):  # pragma: no cover
                 _polyphase_filter(buf0, buf1, taps, out[r, :n], out[r, n:])
             else:
                 _polyphase_filter(buf0, buf1, taps, even, odd)
-                out[r, 0::2] = even
-                out[r, 1::2] = odd
+                _store_interleaved(even, odd, out[r])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -271,9 +278,7 @@ def _synthesis_rows(
     for rho in range(2):  # along x
         _load_periodic(z[rho], q0, False, buf0, buf1)
         _polyphase_filter(buf0, buf1, taps, even, odd)
-        row = out[b, 2 * p + rho]
-        row[0::2] = even
-        row[1::2] = odd
+        _store_interleaved(even, odd, out[b, 2 * p + rho])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -414,6 +419,8 @@ def _taps(wavelet: str, dtype: torch.dtype, analysis: bool) -> tuple[np.ndarray,
 
 
 def _use_numba(x: torch.Tensor, backend: str) -> bool:
+    if backend == "numba" and x.device.type != "cpu":
+        raise ValueError(f"backend='numba' runs on CPU tensors; got a tensor on {x.device}")
     return x.device.type == "cpu" and backend in ("auto", "numba")
 
 
