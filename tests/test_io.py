@@ -157,3 +157,60 @@ def test_as_tensor_conversions():
         io.as_tensor({"a": 1})
     with pytest.raises(ValueError, match="real numeric"):
         io.as_tensor(np.array(["a"]))
+
+
+def test_saved_files_have_the_usual_permissions(tmp_path):
+    import os
+
+    path = io.save(io.to_dataset(ensemble()), tmp_path / "a.nc")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_no_overwrite_even_if_the_file_appears_during_the_write(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    path = tmp_path / "a.nc"
+    io.save(io.to_dataset(ensemble(seed=1)), path)
+    monkeypatch.setattr(Path, "exists", lambda self: False)  # the early check sees nothing
+    with pytest.raises(FileExistsError):
+        io.save(io.to_dataset(ensemble(seed=2)), path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(io.load(path).values, ensemble(seed=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc"]
+
+
+def test_saving_a_loaded_dataarray_keeps_global_provenance(tmp_path):
+    io.save(io.to_dataset(ensemble(), "phi", {"seed": 5}), tmp_path / "a.nc")
+    io.save(io.load(tmp_path / "a.nc"), tmp_path / "b.nc")
+    with xr.open_dataset(tmp_path / "b.nc") as ds:
+        assert ds.attrs["seed"] == 5 and "seed" not in ds["phi"].attrs
+
+
+@pytest.mark.filterwarnings("error")
+def test_rgfield_dims_in_another_order_are_transposed_by_name(tmp_path):
+    values = ensemble(3, (4, 5))
+    xr.Dataset({"phi": (("y", "x", "sample"), values.transpose(1, 2, 0))}).to_netcdf(
+        tmp_path / "t.nc"
+    )
+    da = io.load(tmp_path / "t.nc")
+    assert da.dims == ("sample", "y", "x")
+    np.testing.assert_array_equal(da.values, values)
+
+
+def test_unstorable_attrs_and_data_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="keys"):
+        io.to_dataset(ensemble(), attrs={"a/b": 1})
+    with pytest.raises(ValueError, match="64 bits"):
+        io.to_dataset(ensemble(), attrs={"n": 2**70})
+    with pytest.raises(ValueError, match="float16"):
+        io.save(
+            xr.Dataset({"h": (("sample", "y", "x"), np.zeros((1, 2, 2), np.float16))}),
+            tmp_path / "h.nc",
+        )
+    with pytest.raises(ValueError, match="is a directory"):
+        io.save(io.to_dataset(ensemble()), tmp_path)
+    assert io.as_tensor(3.0).shape == ()
+    big_endian = np.arange(4.0).astype(">f8")
+    assert io.as_tensor(big_endian).tolist() == [0.0, 1.0, 2.0, 3.0]

@@ -23,7 +23,7 @@ def numpy_shells(n: int, spectrum) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     my, mx = np.meshgrid(m, m, indexing="ij")
     k = 2 * np.pi * np.hypot(my, mx) / n
     p = spectrum(k)
-    shell = np.rint(np.hypot(my, mx)).astype(int)
+    shell = np.floor(np.hypot(my, mx) + 0.5).astype(int)
     means, counts, sq = [], [], []
     for b in range(1, n // 2 + 1):
         sel = shell == b
@@ -190,3 +190,50 @@ def test_single_field_and_float32_input():
     ps = S.power_spectrum(x)
     assert ps.sizes["sample"] == 1 and ps.dtype == np.float64
     np.testing.assert_allclose(ps.values, S.power_spectrum(x.double()[None]).values, rtol=1e-5)
+
+
+def test_non_square_spectrum_keeps_every_mode_in_half_open_shells():
+    # on 32×64 pixels one cycle along x is exactly half a shell width: it belongs to shell 1
+    ny, nx = 32, 64
+    u = np.arange(nx)
+    cosine = np.cos(2 * np.pi * u / nx)[None, :] * np.ones((ny, 1))
+    ps = S.power_spectrum(cosine)
+    total = float((ps * ps["count"]).sum("k").values[0])
+    assert total == pytest.approx((cosine**2).sum(), rel=1e-10)
+    # band-limited random content: Parseval holds shell by shell in total
+    xf = np.fft.fft2(white((2, ny, nx), seed=11).numpy())
+    ky = np.fft.fftfreq(ny)[:, None] * 2 * np.pi
+    kx = np.fft.fftfreq(nx)[None, :] * 2 * np.pi
+    width = 2 * np.pi / ny
+    xf[:, (np.hypot(ky, kx) >= (ny // 2 + 0.5) * width) | (np.hypot(ky, kx) == 0)] = 0
+    x = np.fft.ifft2(xf).real
+    ps = S.power_spectrum(x)
+    np.testing.assert_allclose((ps * ps["count"]).sum("k").values, (x**2).sum((1, 2)), rtol=1e-10)
+
+
+def test_single_fields_are_one_sample_everywhere():
+    x = white((16, 16), seed=12)
+    assert S.moments(x).sizes["sample"] == 1
+    assert S.pdf(x).sizes["sample"] == 1
+    assert S.structure_functions(x, orders=2).sizes == {
+        "sample": 1,
+        "order": 1,
+        "axis": 2,
+        "lag": 8,
+    }
+
+
+def test_argument_errors_name_the_argument():
+    x = white((2, 16, 16))
+    with pytest.raises(ValueError, match="orders"):
+        S.structure_functions(x, orders=(1.5,))
+    with pytest.raises(ValueError, match="max_lag"):
+        S.structure_functions(x, max_lag=2.7)
+    with pytest.raises(ValueError, match="range"):
+        S.pdf(x, bins=[0.0, 1.0], range=(0.0, 1.0))
+    with pytest.raises(ValueError, match="range"):
+        S.pdf(x, range=5)
+    with pytest.raises(ValueError, match="at least one field"):
+        S.power_spectrum(torch.zeros(0, 8, 8))
+    with pytest.raises(ValueError, match="mean"):
+        S.correlation_function(x, mean="sample")

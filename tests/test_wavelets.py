@@ -225,3 +225,31 @@ def test_reconstruction_property(ndim, levels, extra, wavelet, batch):
     x = torch.randn(shape, dtype=torch.float64)
     pyr = W.decompose(x, levels, wavelet, ndim)
     torch.testing.assert_close(W.reconstruct(pyr), x, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize(("backend", "ndim"), [("numba", 1), ("numba", 3), ("torch", 2)])
+def test_split_outputs_are_separate_contiguous_tensors(backend, ndim):
+    x = torch.randn((2,) + (8,) * ndim, dtype=torch.float64, requires_grad=True)
+    coarse, details = W.split(x, ndim=ndim, backend=backend)
+    assert coarse.is_contiguous() and details.is_contiguous()
+    assert coarse.untyped_storage().data_ptr() != details.untyped_storage().data_ptr()
+    (coarse * 2).sum().backward()  # gradient through one output only
+
+
+def test_scales_of_a_field_with_a_large_mean_are_accepted():
+    # float32, 3D, J = 3: the coarse field's scale is ~10·2^4.5 while fine details are ~0.01
+    x = 10 + 0.01 * torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(6))
+    scales = W.estimate_scales(W.decompose(x, 3, ndim=3))
+    assert 0.005 < float(scales.details[0]) < 0.02
+
+
+def test_integer_arguments_must_be_integers():
+    x = torch.randn(2, 8, 8)
+    with pytest.raises(ValueError, match="ndim"):
+        W.split(x, ndim=2.0)
+    with pytest.raises(ValueError, match="levels"):
+        W.decompose(x, True)
+    with pytest.raises(ValueError, match="level"):
+        W.decompose(x, 2).coarse(1.5)
+    with pytest.raises(ValueError, match="empty"):
+        W.decompose(torch.zeros(0, 8, 8), 1)

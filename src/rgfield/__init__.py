@@ -1,9 +1,13 @@
 """rgfield: multiscale statistical physics with wavelet renormalisation-group models.
 
 Submodules: :mod:`rgfield.wavelets` (orthogonal periodic wavelet pyramid), :mod:`rgfield.io`
-(xarray/netCDF ensembles), :mod:`rgfield.stats` (field statistics), :mod:`rgfield.cli`.
+(xarray/netCDF ensembles), :mod:`rgfield.stats` (field statistics), :mod:`rgfield.samplers`
+(MCMC kernels, autocorrelation), :mod:`rgfield.fields` (simulators), :mod:`rgfield.cli`.
 """
 
-from rgfield.io import _rgfield_version
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = _rgfield_version()
+try:
+    __version__ = version("rgfield")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "unknown"

@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             return run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:  # OSError: missing, existing or unwritable files
         print(f"rgfield {args.command}: error: {err}", file=sys.stderr)
         return 1
 

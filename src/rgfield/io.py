@@ -9,30 +9,24 @@ Files are netCDF4, compressed, written atomically, never overwritten unless aske
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import torch
 import xarray as xr
 
+import rgfield
+
 __all__ = ["FIELD_DIMS", "as_tensor", "load", "save", "to_dataset"]
 
 FIELD_DIMS = {2: ("sample", "y", "x"), 3: ("sample", "z", "y", "x")}
 """Dimension names of an ensemble of 2D or 3D fields."""
 
-_ATTR_TYPES = (str, int, float, np.integer, np.floating)
-
-
-def _rgfield_version() -> str:
-    try:
-        return version("rgfield")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
+_INT64 = np.iinfo(np.int64)
 
 
 def as_tensor(x, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
@@ -49,7 +43,9 @@ def as_tensor(x, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
         arr = np.asarray(x)
         if arr.dtype.kind not in "biuf":
             raise ValueError(f"expected a real numeric array; got dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        if not arr.dtype.isnative:  # e.g. big-endian data from a file
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        t = torch.from_numpy(np.require(arr, requirements="C"))
     else:
         raise ValueError(
             f"expected a numpy array, torch tensor or xarray DataArray; got {type(x).__name__}"
@@ -63,8 +59,16 @@ def _check_attrs(attrs: Mapping) -> dict:
     """netCDF-storable attrs: str, int, float, bool (stored as 0/1) or 1D numeric sequences."""
     clean = {}
     for key, value in attrs.items():
+        if not isinstance(key, str) or not key or "/" in key:
+            raise ValueError(f"attrs: keys must be non-empty strings without '/'; got {key!r}")
         if isinstance(value, bool | np.bool_):
             value = int(value)
+        elif isinstance(value, int | np.integer):
+            if not _INT64.min <= value <= _INT64.max:
+                raise ValueError(f"attrs[{key!r}]: integer {value} does not fit in 64 bits")
+            value = int(value)
+        elif isinstance(value, float | np.floating):
+            value = float(value)
         elif isinstance(value, list | tuple | np.ndarray):
             arr = np.asarray(value)
             if arr.ndim != 1 or arr.dtype.kind not in "iuf":
@@ -72,13 +76,13 @@ def _check_attrs(attrs: Mapping) -> dict:
                     f"attrs[{key!r}]: sequences must be 1D and numeric to be stored in netCDF;"
                     f" got {value!r}"
                 )
-            value = arr
-        elif not isinstance(value, _ATTR_TYPES):
+            value = arr.astype(np.float64) if arr.dtype.kind == "f" else arr.astype(np.int64)
+        elif not isinstance(value, str):
             raise ValueError(
                 f"attrs[{key!r}]: netCDF stores str, int, float, bool or 1D numeric arrays;"
                 f" got {type(value).__name__} (flatten dicts into separate keys)"
             )
-        clean[str(key)] = value
+        clean[key] = value
     return clean
 
 
@@ -110,7 +114,7 @@ def to_dataset(fields, name: str = "field", attrs: Mapping | None = None) -> xr.
         raise ValueError(f"name must be a non-empty string; got {name!r}")
     meta = {
         "generator": "user",
-        "rgfield_version": _rgfield_version(),
+        "rgfield_version": rgfield.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     meta.update(_check_attrs(attrs or {}))
@@ -129,28 +133,40 @@ def save(ds: xr.Dataset | xr.DataArray, path: str | os.PathLike, overwrite: bool
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
     """
-    if isinstance(ds, xr.DataArray):
-        ds = ds.to_dataset(name=ds.name or "field")
+    if isinstance(ds, xr.DataArray):  # e.g. from load(): its attrs are the ensemble's
+        attrs = ds.attrs
+        ds = ds.drop_attrs(deep=False).to_dataset(name=ds.name or "field")
+        ds.attrs = attrs
     if not isinstance(ds, xr.Dataset):
         raise ValueError(f"ds must be an xarray Dataset or DataArray; got {type(ds).__name__}")
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path: {path} is a directory; give a file name")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
     if not path.parent.is_dir():
         raise ValueError(f"path: directory {path.parent} does not exist")
     ds = ds.copy()
     ds.attrs = _check_attrs(ds.attrs)
+    for name in ds.variables:
+        ds[name].attrs = _check_attrs(ds[name].attrs)
+        if ds[name].dtype.kind == "f" and ds[name].dtype.itemsize < 4:
+            raise ValueError(f"ds[{name!r}]: {ds[name].dtype} is not storable; use float32")
     encoding = {
-        v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "biuf"
+        v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "iuf"
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # a unique name beside the target, created by the writer with the usual permissions
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if path appeared meanwhile: never a silent overwrite
+    except FileExistsError as err:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from err
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -227,6 +243,8 @@ def _as_ensemble(da: xr.DataArray, path: Path) -> xr.DataArray:
     if da.dtype.kind not in "biuf":
         raise ValueError(f"{path}: variable {da.name!r} has non-numeric dtype {da.dtype}")
     target = FIELD_DIMS[da.ndim - 1]
+    if set(da.dims) == set(target):  # rgfield's names in another order: go by name
+        da = da.transpose(*target)
     if da.dims != target:
         source = tuple(str(d) for d in da.dims)
         temporary = [f"_rgfield_dim{i}" for i in range(da.ndim)]

@@ -310,7 +310,8 @@ def _numba_analysis(x: torch.Tensor, taps: np.ndarray, q0: int, ndim: int):
     if ndim == 1:
         out = torch.empty_like(x)
         _filter_rows_numba(x.numpy(), taps, q0, out.numpy(), True, _nchunks())
-        return out[:, : spatial[0] // 2], out[:, None, spatial[0] // 2 :]
+        half = spatial[0] // 2
+        return out[:, :half].contiguous(), out[:, None, half:].contiguous()
     if ndim == 2:
         coarse = x.new_empty(batch, spatial[0] // 2, spatial[1] // 2)
         details = x.new_empty(batch, 3, spatial[0] // 2, spatial[1] // 2)
@@ -325,8 +326,8 @@ def _numba_analysis(x: torch.Tensor, taps: np.ndarray, q0: int, ndim: int):
     bands = torch.cat([low[:, None], high], 1).reshape(
         batch, 2, nz // 2, 4, height // 2, width // 2
     )
-    y = torch.stack([bands[:, b[0], :, _CHANNEL_2D[b[1:]]] for b in _channel_bits(3)], 1)
-    return y[:, 0], y[:, 1:]
+    detail_bands = [bands[:, b[0], :, _CHANNEL_2D[b[1:]]] for b in _channel_bits(3)[1:]]
+    return bands[:, 0, :, 0].contiguous(), torch.stack(detail_bands, 1)
 
 
 def _numba_synthesis(coarse: torch.Tensor, details: torch.Tensor, taps, q0: int, ndim: int):
@@ -381,8 +382,9 @@ def _torch_analysis(x: torch.Tensor, taps: torch.Tensor, q0: int, ndim: int):
         lead = 1 + 2 * axis
         y = _filter_torch(y.reshape(math.prod(sizes[:lead]), sizes[lead], -1), taps, q0, True)
         y = y.reshape(sizes[:lead] + [2, sizes[lead] // 2] + sizes[lead + 1 :])
-    y = torch.stack([_band_view(y, bits) for bits in _channel_bits(ndim)], 1)
-    return y[:, 0], y[:, 1:]
+    bits = _channel_bits(ndim)
+    details = torch.stack([_band_view(y, b) for b in bits[1:]], 1)
+    return _band_view(y, bits[0]).contiguous(), details
 
 
 def _torch_synthesis(coarse, details, taps: torch.Tensor, q0: int, ndim: int) -> torch.Tensor:
@@ -473,8 +475,12 @@ class _Merge(torch.autograd.Function):
 # --------------------------------------------------------------------------------------------
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
 def _check_ndim(ndim: int) -> None:
-    if ndim not in (1, 2, 3):
+    if not _is_int(ndim) or ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3; got {ndim!r}")
 
 
@@ -494,6 +500,8 @@ def _as_field(x, ndim: int, divisor: int, name: str = "x") -> torch.Tensor:
     """Validate a batch of ndim-dimensional fields whose sizes must be divisible by `divisor`."""
     _check_ndim(ndim)
     x = _as_real(x, name)
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty; got shape {tuple(x.shape)}")
     if x.dim() < ndim:
         raise ValueError(
             f"{name} must have at least {ndim} dimensions (..., *spatial);"
@@ -539,9 +547,7 @@ def split(
     return coarse.reshape(*lead, *coarse.shape[1:]), details.reshape(*lead, *details.shape[1:])
 
 
-def merge(
-    coarse, details, wavelet: str = "db4", ndim: int | None = None, *, backend: str = "auto"
-) -> torch.Tensor:
+def merge(coarse, details, wavelet: str = "db4", *, backend: str = "auto") -> torch.Tensor:
     """Inverse of :func:`split`: the finer field from its coarse field and details.
 
     Parameters
@@ -549,10 +555,8 @@ def merge(
     coarse : array_like, shape (..., n_1, ..., n_ndim)
     details : array_like, shape (..., 2**ndim − 1, n_1, ..., n_ndim)
     wavelet : str
-        The wavelet used by :func:`split`.
-    ndim : int, optional
-        Number of spatial dimensions; inferred from the shapes (1, 3 or 7 detail channels) when
-        that is unambiguous.
+        The wavelet used by :func:`split`. The number of spatial dimensions follows from the
+        number of detail channels (1, 3 or 7), which the shapes determine uniquely.
 
     Returns
     -------
@@ -560,34 +564,26 @@ def merge(
     """
     _check_backend(backend)
     coarse, details = _as_real(coarse, "coarse"), _as_real(details, "details")
-    ndim = _merge_ndim(coarse.shape, details.shape, ndim)
+    ndim = _merge_ndim(coarse.shape, details.shape)
     lead, spatial = coarse.shape[:-ndim], coarse.shape[-ndim:]
     details = details.to(coarse.dtype).reshape(-1, 2**ndim - 1, *spatial)
     y = _Merge.apply(coarse.reshape(-1, *spatial), details, wavelet, ndim, backend)
     return y.reshape(*lead, *y.shape[1:])
 
 
-def _merge_ndim(coarse: torch.Size, details: torch.Size, ndim: int | None) -> int:
-    def fits(d: int) -> bool:
-        return (
+def _merge_ndim(coarse: torch.Size, details: torch.Size) -> int:
+    """ndim such that details = (*lead, 2**ndim − 1, *spatial) and coarse = (*lead, *spatial)."""
+    for d in (1, 2, 3):
+        if (
             coarse.numel() > 0
             and len(coarse) >= d
             and details == (*coarse[:-d], 2**d - 1, *coarse[-d:])
-        )
-
-    if ndim is not None:
-        _check_ndim(ndim)
-        candidates = [ndim] if fits(ndim) else []
-    else:
-        candidates = [d for d in (1, 2, 3) if fits(d)]
-    if len(candidates) != 1:
-        raise ValueError(
-            "coarse and details do not form one RG step: expected coarse (..., *spatial) and"
-            " details (..., 2**ndim - 1, *spatial)"
-            + (" (ambiguous: pass ndim)" if candidates else "")
-            + f"; got coarse {tuple(coarse)}, details {tuple(details)}"
-        )
-    return candidates[0]
+        ):
+            return d
+    raise ValueError(
+        "coarse and details do not form one RG step: expected coarse (..., *spatial) and details"
+        f" (..., 2**ndim - 1, *spatial); got coarse {tuple(coarse)}, details {tuple(details)}"
+    )
 
 
 @dataclass
@@ -616,7 +612,7 @@ class Pyramid:
 
     def coarse(self, level: int) -> torch.Tensor:
         """The coarse field x_j at ``level`` j (0 = the original field, J = :attr:`low`)."""
-        if not 0 <= level <= self.levels:
+        if not _is_int(level) or not 0 <= level <= self.levels:
             raise ValueError(f"level must be in 0..{self.levels}; got {level!r}")
         return reconstruct(replace(self, details=self.details[level:]))
 
@@ -668,8 +664,12 @@ def estimate_scales(pyramid: Pyramid, per_channel: bool = False) -> PyramidScale
         low=rms(pyramid.low, False), details=[rms(d, per_channel) for d in pyramid.details]
     )
     every = torch.cat([g.reshape(-1) for g in [scales.low, *scales.details]])
-    # below ~100 rounding errors of the largest scale, a "scale" is numerical noise
-    floor = 100 * torch.finfo(every.dtype).eps * every.max()
+    # below ~100 rounding errors of the field's overall size, a "scale" is numerical noise
+    coefficients = [pyramid.low, *pyramid.details]
+    total = sum(c.detach().square().sum() for c in coefficients) / sum(
+        c.numel() for c in coefficients
+    )
+    floor = 100 * torch.finfo(every.dtype).eps * total.sqrt()
     if not (torch.isfinite(every).all() and (every > floor).all()):
         raise ValueError(
             "pyramid: a scale is constant (numerically zero) or not finite; it cannot be normalised"
@@ -697,7 +697,7 @@ def decompose(
     -------
     Pyramid
     """
-    if not isinstance(levels, int | np.integer) or levels < 1:
+    if not _is_int(levels) or levels < 1:
         raise ValueError(f"levels must be a positive integer; got {levels!r}")
     _check_backend(backend)
     _polyphase_taps(wavelet)  # validates the name before any work
@@ -713,5 +713,5 @@ def reconstruct(pyramid: Pyramid, *, backend: str = "auto") -> torch.Tensor:
     """Inverse of :func:`decompose`: the finest field x_0 of a :class:`Pyramid`."""
     x = pyramid.low
     for d in reversed(pyramid.details):
-        x = merge(x, d, pyramid.wavelet, pyramid.ndim, backend=backend)
+        x = merge(x, d, pyramid.wavelet, backend=backend)
     return x
