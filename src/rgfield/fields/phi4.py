@@ -1,0 +1,516 @@
+"""Lattice φ⁴ field theory in 2D: energy, and Metropolis and Wolff samplers.
+
+Convention (DESIGN.md §4): on an L×L periodic lattice,
+
+    E(φ) = (β/2) Σ_⟨xy⟩ (φ_x − φ_y)² + Σ_x V(φ_x),    V(φ) = λ (φ² − 1)²  (default λ = 1),
+
+each nearest-neighbour bond counted once. The on-site potential may be any polynomial
+V(φ) = Σ_n c_n φⁿ; the Gaussian free field E = (β/2) Σ (φ_x − φ_y)² + (m²/2) Σ φ_x² is
+``Phi4.gaussian(beta, m2)``. The probability of a configuration is ∝ exp(−E(φ)).
+
+**Hopping parameterisation.** Lattice papers write S = Σ_x [−2κ Σ_μ ψ_x ψ_{x+μ} + ψ_x² +
+λ_h (ψ_x² − 1)²] (μ over the d = 2 forward directions). Expanding both and setting φ = a ψ:
+
+    β a² = 2κ,    (dβ − 2λ) a² = 1 − 2λ_h,    λ a⁴ = λ_h,
+
+so s = a² solves 2λ s² + (dβ − 2λ) s − 1 = 0 (positive root), κ = β s / 2, λ_h = λ s²; and back,
+s = 2λ_h / (2dκ − 1 + 2λ_h), β = 2κ / s, λ = λ_h / s². Critical couplings quoted in one
+convention do not carry over to another: rgfield measures its own (docs/phi4.md). λ_h = 0 (a
+massive Gaussian field) has no counterpart with this V unless 2dκ = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import torch
+
+from rgfield.io import as_tensor
+
+__all__ = ["Phi4", "metropolis_sweeps", "new_rng_states", "wolff_updates"]
+
+DIMENSION = 2
+
+
+@dataclass(frozen=True)
+class Phi4:
+    """The lattice φ⁴ energy with coupling ``beta`` and on-site polynomial potential.
+
+    Parameters
+    ----------
+    beta : float
+        Nearest-neighbour coupling β > 0.
+    lam : float
+        Quartic coupling λ of V(φ) = λ(φ² − 1)²; ignored when ``potential`` is given.
+    potential : tuple of float, optional
+        Coefficients (c_0, c_1, ..., c_n) of V(φ) = Σ c_k φᵏ.
+    """
+
+    beta: float
+    lam: float = 1.0
+    potential: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"beta must be a positive number; got {self.beta!r}")
+        if self.potential is None:
+            if not (math.isfinite(self.lam) and self.lam >= 0):
+                raise ValueError(f"lam must be a non-negative number; got {self.lam!r}")
+        else:
+            coeffs = tuple(float(c) for c in self.potential)
+            if not coeffs or not all(math.isfinite(c) for c in coeffs):
+                raise ValueError(f"potential must be finite coefficients; got {self.potential!r}")
+            object.__setattr__(self, "potential", coeffs)
+
+    @classmethod
+    def gaussian(cls, beta: float, m2: float) -> Phi4:
+        """The Gaussian free field: V(φ) = (m²/2) φ²."""
+        if not m2 > 0:
+            raise ValueError(f"m2 must be positive for a normalisable Gaussian field; got {m2!r}")
+        return cls(beta=beta, potential=(0.0, 0.0, m2 / 2))
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """(c_0, ..., c_n) of the on-site potential V(φ) = Σ c_k φᵏ."""
+        if self.potential is None:
+            return np.array([self.lam, 0.0, -2 * self.lam, 0.0, self.lam])
+        return np.array(self.potential)
+
+    @property
+    def is_even(self) -> bool:
+        """Whether V(−φ) = V(φ), the symmetry the Wolff cluster update needs."""
+        return bool(np.all(self.coefficients[1::2] == 0))
+
+    # ---------------------------------------------------------------- energy and gradient
+
+    def energy(self, phi) -> torch.Tensor:
+        """E(φ) for fields of shape (..., L, L); returns shape (...)."""
+        phi = _lattice(phi)
+        bonds = sum((phi - torch.roll(phi, 1, d)).square() for d in (-1, -2))
+        return (0.5 * self.beta * bonds + self.on_site(phi)).sum((-1, -2))
+
+    def grad(self, phi) -> torch.Tensor:
+        """∂E/∂φ_x = β (4 φ_x − Σ_nn φ_y) + V'(φ_x)."""
+        phi = _lattice(phi)
+        neighbours = sum(torch.roll(phi, s, d) for d in (-1, -2) for s in (1, -1))
+        return self.beta * (2 * DIMENSION * phi - neighbours) + self.on_site_derivative(phi)
+
+    def on_site(self, phi: torch.Tensor) -> torch.Tensor:
+        """V(φ) elementwise (Horner)."""
+        out = torch.zeros_like(phi)
+        for c in self.coefficients[::-1]:
+            out = out * phi + float(c)
+        return out
+
+    def on_site_derivative(self, phi: torch.Tensor) -> torch.Tensor:
+        """V'(φ) elementwise."""
+        c = self.coefficients
+        out = torch.zeros_like(phi)
+        for k in range(len(c) - 1, 0, -1):
+            out = out * phi + float(k * c[k])
+        return out
+
+    # ------------------------------------------------------------------- conventions
+
+    def to_hopping(self) -> tuple[float, float]:
+        """(κ, λ_h) of the hopping parameterisation, for the default quartic potential."""
+        self._require_quartic()
+        d, beta, lam = DIMENSION, self.beta, self.lam
+        b = d * beta - 2 * lam
+        s = 1 / b if lam == 0 else (-b + math.sqrt(b * b + 8 * lam)) / (4 * lam)
+        return beta * s / 2, lam * s * s
+
+    @classmethod
+    def from_hopping(cls, kappa: float, lam_h: float) -> Phi4:
+        """The rgfield couplings (β, λ) of hopping couplings (κ, λ_h)."""
+        denominator = 2 * DIMENSION * kappa - 1 + 2 * lam_h
+        if not (kappa > 0 and lam_h > 0 and denominator > 0):
+            raise ValueError(
+                "hopping couplings need kappa > 0, lam_h > 0 and 4 kappa - 1 + 2 lam_h > 0;"
+                f" got kappa={kappa!r}, lam_h={lam_h!r}"
+            )
+        s = 2 * lam_h / denominator
+        return cls(beta=2 * kappa / s, lam=lam_h / s**2)
+
+    def _require_quartic(self) -> None:
+        if self.potential is not None:
+            raise ValueError("the hopping map is defined for the default λ(φ² − 1)² potential")
+
+
+def _lattice(phi) -> torch.Tensor:
+    phi = as_tensor(phi)
+    if phi.dim() < 2 or phi.shape[-1] != phi.shape[-2] or phi.shape[-1] < 3:
+        raise ValueError(f"phi must have shape (..., L, L) with L >= 3; got {tuple(phi.shape)}")
+    return phi
+
+
+# --------------------------------------------------------------------------------------------
+# Random numbers inside numba kernels: one SplitMix64 state per chain (Steele, Lea & Flood,
+# OOPSLA 2014), so results do not depend on how chains are scheduled on threads.
+# --------------------------------------------------------------------------------------------
+
+
+def new_rng_states(chains: int, seed: int | None) -> np.ndarray:
+    """Independent SplitMix64 states (uint64) for ``chains`` chains, derived from ``seed``."""
+    return np.random.SeedSequence(seed).generate_state(chains, dtype=np.uint64)
+
+
+@numba.njit(cache=True)
+def _uniform(states, c):  # pragma: no cover - compiled
+    """A uniform double in [0, 1) from chain c's SplitMix64 state (advanced in place)."""
+    z = states[c] + np.uint64(0x9E3779B97F4A7C15)
+    states[c] = z
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True)
+def _potential(coeffs, v):  # pragma: no cover - compiled
+    out = 0.0
+    for k in range(coeffs.shape[0] - 1, -1, -1):
+        out = out * v + coeffs[k]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Checkerboard Metropolis
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(parallel=True, cache=True)
+def _metropolis(phi, beta, coeffs, step, sweeps, states, accepted):  # pragma: no cover
+    chains, size, _ = phi.shape
+    for c in numba.prange(chains):
+        count = 0
+        for _ in range(sweeps):
+            for colour in range(2):
+                for i in range(size):
+                    up, down = (i - 1) % size, (i + 1) % size
+                    for j in range((i + colour) % 2, size, 2):
+                        old = phi[c, i, j]
+                        nn = (
+                            phi[c, up, j]
+                            + phi[c, down, j]
+                            + phi[c, i, (j - 1) % size]
+                            + phi[c, i, (j + 1) % size]
+                        )
+                        new = old + step[c] * (2.0 * _uniform(states, c) - 1.0)
+                        delta = beta * (
+                            2 * DIMENSION * (new * new - old * old) / 2 - nn * (new - old)
+                        ) + (_potential(coeffs, new) - _potential(coeffs, old))
+                        if delta <= 0.0 or _uniform(states, c) < math.exp(-delta):
+                            phi[c, i, j] = new
+                            count += 1
+        accepted[c] = count
+
+
+def metropolis_sweeps(
+    model: Phi4, phi: np.ndarray, sweeps: int, step: np.ndarray, states: np.ndarray
+) -> np.ndarray:
+    """Run ``sweeps`` checkerboard Metropolis sweeps on each chain, in place.
+
+    Each site proposes φ' = φ + δ_c u, u uniform in [−1, 1), accepted with probability
+    min(1, exp(−ΔE)); δ_c is chain c's step. Sites of one colour of the checkerboard are
+    independent given the other, so a sweep visits all of one colour, then the other.
+
+    Parameters
+    ----------
+    phi : float64 array (chains, L, L), updated in place.
+    step : float64 array (chains,)
+    states : uint64 array (chains,) of :func:`new_rng_states`, advanced in place.
+
+    Returns
+    -------
+    Acceptance rate of each chain over these sweeps.
+    """
+    accepted = np.zeros(phi.shape[0], dtype=np.int64)
+    _metropolis(phi, model.beta, model.coefficients, step, sweeps, states, accepted)
+    return accepted / (sweeps * phi.shape[1] * phi.shape[2])
+
+
+# --------------------------------------------------------------------------------------------
+# Wolff cluster updates of the embedded Ising spins (Brower & Tamayo, PRL 62, 1087 (1989))
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(parallel=True, cache=True)
+def _wolff(phi, beta, clusters, states, flipped):  # pragma: no cover
+    chains, size, _ = phi.shape
+    sites = size * size
+    for c in numba.prange(chains):
+        stack = np.empty(sites, dtype=np.int64)
+        members = np.empty(sites, dtype=np.int64)
+        in_cluster = np.zeros(sites, dtype=np.bool_)
+        total = 0
+        for _ in range(clusters):
+            seed = min(int(_uniform(states, c) * sites), sites - 1)
+            in_cluster[seed] = True
+            stack[0] = seed
+            top = 1
+            size_now = 0
+            while top > 0:
+                top -= 1
+                site = stack[top]
+                i, j = site // size, site % size
+                value = phi[c, i, j]
+                members[size_now] = site
+                size_now += 1
+                for k in range(4):
+                    if k == 0:
+                        ni, nj = (i + 1) % size, j
+                    elif k == 1:
+                        ni, nj = (i - 1) % size, j
+                    elif k == 2:
+                        ni, nj = i, (j + 1) % size
+                    else:
+                        ni, nj = i, (j - 1) % size
+                    other = ni * size + nj
+                    product = value * phi[c, ni, nj]
+                    # bond active with p = 1 − exp(−2β φ_x φ_y) between same-sign neighbours
+                    if not in_cluster[other] and product > 0.0:
+                        if _uniform(states, c) < 1.0 - math.exp(-2.0 * beta * product):
+                            in_cluster[other] = True
+                            stack[top] = other
+                            top += 1
+                phi[c, i, j] = -value  # flipped once visited; its bonds were tested above
+            for m in range(size_now):  # unmark this cluster for the next one
+                in_cluster[members[m]] = False
+            total += size_now
+        flipped[c] = total
+
+
+def wolff_updates(
+    model: Phi4, phi: np.ndarray, states: np.ndarray, clusters: int = 1
+) -> np.ndarray:
+    """Grow and flip ``clusters`` Wolff clusters of sign(φ) on each chain, in place.
+
+    The Ising embedding s_x = sign φ_x at fixed |φ_x| has couplings J_xy = β|φ_x φ_y|; a cluster
+    grows from a random site over same-sign neighbours with bond probability
+    p = 1 − exp(−2β φ_x φ_y) and all its φ change sign. Exact for an even potential V. The number
+    of clusters is fixed in advance: stopping once enough sites have flipped would make it
+    depend on the state and bias the stationary distribution.
+
+    Returns
+    -------
+    Number of sites flipped on each chain.
+    """
+    if not model.is_even:
+        raise ValueError("the Wolff update needs an even potential V(φ) = V(−φ)")
+    if not isinstance(clusters, int | np.integer) or clusters < 1:
+        raise ValueError(f"clusters must be a positive integer; got {clusters!r}")
+    flipped = np.zeros(phi.shape[0], dtype=np.int64)
+    _wolff(phi, model.beta, int(clusters), states, flipped)
+    return flipped
+
+
+# --------------------------------------------------------------------------------------------
+# Chains and the simulation driver
+# --------------------------------------------------------------------------------------------
+
+SAMPLERS = ("wolff", "metropolis", "hmc")
+
+
+class _Chains:
+    """A batch of chains of one sampler; ``advance`` runs steps, ``adapt`` tunes step sizes.
+
+    One step is: a Metropolis sweep (metropolis); a Metropolis sweep and a fixed number of Wolff
+    clusters, set in burn-in to flip about L² sites on average (wolff); one HMC trajectory (hmc).
+    """
+
+    def __init__(self, model: Phi4, sampler: str, size: int, chains: int, seed, device) -> None:
+        self.model, self.sampler = model, sampler
+        rng = np.random.default_rng(seed)
+        self.phi = rng.standard_normal((chains, size, size))
+        self.states = new_rng_states(chains, rng.integers(2**63))
+        self.step = np.full(chains, 1.0)
+        self.acceptance = np.full(chains, np.nan)
+        self.clusters = 1
+        self.flipped = np.zeros(chains)
+        self.device = torch.device(device)
+        if sampler == "hmc":
+            from rgfield.samplers import HMC
+
+            self.generator = torch.Generator(self.device).manual_seed(int(rng.integers(2**63)))
+            self.kernel = HMC(model.energy, model.grad, step_size=0.1, n_leapfrog=10)
+            self.hmc_state = self.kernel.init(torch.as_tensor(self.phi, device=self.device))
+
+    def advance(self, steps: int) -> None:
+        if self.sampler == "hmc":
+            accepted = 0.0
+            for _ in range(steps):
+                self.hmc_state, accept = self.kernel.step(self.hmc_state, self.generator)
+                accepted = accepted + accept.double()
+            self.acceptance = (accepted / steps).cpu().numpy()
+            return
+        for _ in range(steps):
+            self.acceptance = metropolis_sweeps(self.model, self.phi, 1, self.step, self.states)
+            if self.sampler == "wolff":
+                self.flipped = wolff_updates(self.model, self.phi, self.states, self.clusters)
+
+    def adapt(self, steps: int) -> None:
+        """Tune Metropolis steps to acceptance ≈ 0.5 (and the number of Wolff clusters to flip
+        about L² sites per step), or the HMC step to acceptance ≈ 0.8; then freeze them."""
+        if self.sampler == "hmc":
+            self.kernel, self.hmc_state = self.kernel.adapt(self.hmc_state, self.generator, steps)
+            return
+        sites = self.phi.shape[1] * self.phi.shape[2]
+        for _ in range(steps):
+            self.advance(1)
+            self.step *= np.exp(self.acceptance - 0.5)
+            if self.sampler == "wolff":
+                mean_cluster = max(1.0, float(self.flipped.mean()) / self.clusters)
+                self.clusters = max(1, min(sites, round(sites / mean_cluster)))
+
+    @property
+    def fields(self) -> np.ndarray:
+        """Current configurations (chains, L, L) as float64 numpy."""
+        if self.sampler == "hmc":
+            return self.hmc_state.position.double().cpu().numpy()
+        return self.phi
+
+    def observables(self) -> tuple[np.ndarray, np.ndarray]:
+        """|M| and E/V of every chain now."""
+        f = torch.from_numpy(self.fields)
+        volume = f.shape[-1] * f.shape[-2]
+        return f.mean((-1, -2)).abs().numpy(), (self.model.energy(f) / volume).numpy()
+
+
+def simulate(
+    model: Phi4,
+    size: int,
+    samples: int,
+    *,
+    sampler: str = "wolff",
+    chains: int | None = None,
+    seed: int | None = None,
+    thermalization: int | None = None,
+    spacing: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+):
+    """Draw decorrelated φ⁴ configurations with one of rgfield's MCMC samplers.
+
+    After a burn-in that tunes step sizes, a pilot run measures the integrated autocorrelation
+    times τ_int of |M| and of the energy (Madras–Sokal windowing, chains pooled) and grows until
+    it spans at least 50 τ_int. Unless given, thermalisation is then burn-in + pilot (≥ 50 τ) and
+    the spacing between saved configurations is ⌈2 τ_int⌉ steps of the slower observable, so the
+    saved samples are effectively independent.
+
+    Parameters
+    ----------
+    model : Phi4
+    size : int
+        Lattice size L (≥ 4).
+    samples : int
+        Number of configurations to return, drawn evenly from the chains.
+    sampler : {"wolff", "metropolis", "hmc"}
+        See :class:`_Chains` for what one step is.
+    chains : int, optional
+        Independent chains run as a batch (default: 4 × numba threads, at most ``samples``).
+    seed : int, optional
+    thermalization, spacing : int, optional
+        Steps before the first saved sample and between saved samples; measured when omitted.
+    device : str
+        torch device of the HMC chains (the numba samplers run on CPU).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``phi`` (sample, y, x) float32 with a ``chain`` coordinate (samples are chain-major),
+        attrs with the parameters, the measured τ_int (in steps), acceptance rates, the
+        thermalisation and spacing used, and τ_int of |M| over the saved samples (≈ 0.5 when
+        they are independent).
+    """
+    from tqdm.auto import tqdm
+
+    from rgfield.io import to_dataset
+    from rgfield.samplers import integrated_autocorrelation_time
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
+    if not isinstance(size, int) or size < 4:
+        raise ValueError(f"size must be an integer >= 4; got {size!r}")
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive integer; got {samples!r}")
+    if sampler == "wolff" and not model.is_even:
+        raise ValueError("sampler='wolff' needs an even potential V(φ) = V(−φ)")
+    chains = min(samples, 4 * numba.get_num_threads()) if chains is None else chains
+    if not isinstance(chains, int) or not 1 <= chains <= samples:
+        raise ValueError(f"chains must be an integer in 1..samples; got {chains!r}")
+    for name, value in (("thermalization", thermalization), ("spacing", spacing)):
+        if value is not None and (
+            not isinstance(value, int) or value < (0 if name[0] == "t" else 1)
+        ):
+            raise ValueError(f"{name} must be a non-negative integer (spacing >= 1); got {value!r}")
+
+    state = _Chains(model, sampler, size, chains, seed, device)
+    burn_in = 200
+    state.adapt(burn_in)
+    attrs: dict = {}
+    if thermalization is None or spacing is None:
+        tau, pilot = _pilot(state, integrated_autocorrelation_time)
+        attrs.update(tau_int_abs_m=tau[0], tau_int_energy=tau[1], pilot_steps=pilot)
+        thermalization = burn_in + pilot if thermalization is None else thermalization
+        spacing = max(1, math.ceil(2 * max(tau))) if spacing is None else spacing
+    else:
+        state.advance(max(0, thermalization - burn_in))
+
+    per_chain = -(-samples // chains)
+    saved = np.empty((per_chain, chains, size, size), dtype=np.float32)
+    for i in tqdm(range(per_chain), desc=f"phi4 {sampler} L={size}", disable=not progress):
+        state.advance(spacing)
+        saved[i] = state.fields
+    fields = saved.transpose(1, 0, 2, 3).reshape(-1, size, size)[:samples]
+    chain_of = np.repeat(np.arange(chains), per_chain)[:samples]
+    saved_tau = (
+        integrated_autocorrelation_time(np.abs(saved.mean((2, 3))).T).tau
+        if per_chain >= 4
+        else np.nan
+    )
+    attrs.update(
+        generator="rgfield.fields.phi4.simulate",
+        beta=model.beta,
+        lam=model.lam if model.potential is None else np.nan,
+        potential=model.coefficients,
+        size=size,
+        sampler=sampler,
+        seed=-1 if seed is None else seed,
+        chains=chains,
+        thermalization=thermalization,
+        spacing=spacing,
+        acceptance=float(np.mean(state.acceptance)),
+        tau_int_abs_m_saved=saved_tau,
+    )
+    if sampler == "hmc":
+        attrs.update(hmc_step_size=state.kernel.step_size, hmc_leapfrog=state.kernel.n_leapfrog)
+    else:
+        attrs.update(metropolis_step=float(np.mean(state.step)))
+    if sampler == "wolff":
+        attrs.update(wolff_clusters_per_step=state.clusters)
+    ds = to_dataset(fields, "phi", attrs)
+    return ds.assign_coords(chain=("sample", chain_of))
+
+
+def _pilot(
+    state: _Chains, tau_of, start: int = 500, cap: int = 2**20
+) -> tuple[tuple[float, float], int]:
+    """Run until the recorded |M| and E/V series span ≥ 50 τ_int; return (τ_|M|, τ_E), steps."""
+    series: list[tuple[np.ndarray, np.ndarray]] = []
+    target = start
+    while True:
+        while len(series) < target:
+            state.advance(1)
+            series.append(state.observables())
+        absm = np.array([s[0] for s in series]).T
+        energy = np.array([s[1] for s in series]).T
+        taus = (tau_of(absm).tau, tau_of(energy).tau)
+        if len(series) >= 50 * max(taus) or len(series) >= cap:
+            return taus, len(series)
+        target = min(cap, max(2 * target, math.ceil(60 * max(taus))))

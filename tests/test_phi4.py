@@ -1,0 +1,231 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rgfield import io, stats
+from rgfield.cli import main
+from rgfield.fields.phi4 import Phi4, metropolis_sweeps, new_rng_states, simulate, wolff_updates
+
+# Statistical comparisons use |difference| < Z × (combined standard error).
+Z = 4.0
+SAMPLERS = ["wolff", "metropolis", "hmc"]
+
+
+def random_lattice(shape, seed=0):
+    return torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+def test_energy_matches_a_loop_over_bonds():
+    phi = random_lattice((5, 5))
+    model = Phi4(beta=0.7, potential=(0.3, -0.2, 0.5, 0.1, 0.25))
+    p = phi.numpy()
+    expected = 0.0
+    for i, j in itertools.product(range(5), range(5)):
+        for di, dj in ((1, 0), (0, 1)):  # each bond once
+            expected += 0.35 * (p[i, j] - p[(i + di) % 5, (j + dj) % 5]) ** 2
+        expected += sum(c * p[i, j] ** k for k, c in enumerate(model.potential))
+    assert float(model.energy(phi)) == pytest.approx(expected, rel=1e-12)
+    default = Phi4(beta=0.7, lam=1.3)
+    v = default.on_site(phi)
+    torch.testing.assert_close(v, 1.3 * (phi**2 - 1) ** 2)
+
+
+@pytest.mark.parametrize(
+    "model", [Phi4(0.68), Phi4.gaussian(1.0, 0.4), Phi4(0.5, potential=(0, 1.0, 0, -0.3, 0.2))]
+)
+def test_gradient_matches_finite_differences_and_autograd(model):
+    phi = random_lattice((2, 6, 6), seed=1)
+    grad = model.grad(phi)
+    h = 1e-6
+    for index in [(0, 0, 0), (1, 3, 5), (0, 5, 2)]:
+        plus, minus = phi.clone(), phi.clone()
+        plus[index] += h
+        minus[index] -= h
+        fd = (model.energy(plus)[index[0]] - model.energy(minus)[index[0]]) / (2 * h)
+        assert float(grad[index]) == pytest.approx(float(fd), rel=1e-6, abs=1e-8)
+    x = phi.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(model.energy(x).sum(), x)
+    torch.testing.assert_close(grad, auto)
+
+
+def test_hopping_map_is_a_change_of_variables():
+    model = Phi4(beta=0.68, lam=1.0)
+    kappa, lam_h = model.to_hopping()
+    s = 2 * kappa / model.beta  # a² with φ = a ψ
+
+    def action(psi):
+        hop = sum(psi * torch.roll(psi, 1, d) for d in (-1, -2)).sum()
+        return -2 * kappa * hop + (psi**2).sum() + lam_h * ((psi**2 - 1) ** 2).sum()
+
+    # S(ψ) − E(aψ) must not depend on ψ
+    differences = [
+        float(action(psi) - model.energy(math.sqrt(s) * psi))
+        for psi in (random_lattice((8, 8), seed) for seed in range(3))
+    ]
+    assert max(differences) - min(differences) < 1e-9
+    back = Phi4.from_hopping(kappa, lam_h)
+    assert back.beta == pytest.approx(model.beta) and back.lam == pytest.approx(model.lam)
+    with pytest.raises(ValueError, match="hopping"):
+        Phi4.from_hopping(0.1, 0.0)
+    with pytest.raises(ValueError, match="default"):
+        Phi4.gaussian(1.0, 0.5).to_hopping()
+
+
+def test_model_validation():
+    with pytest.raises(ValueError, match="beta"):
+        Phi4(beta=-1.0)
+    with pytest.raises(ValueError, match="m2"):
+        Phi4.gaussian(1.0, 0.0)
+    with pytest.raises(ValueError, match="phi must have shape"):
+        Phi4(0.5).energy(torch.zeros(4, 5))
+    odd = Phi4(0.5, potential=(0.0, 0.1, 0.5))
+    assert not odd.is_even
+    with pytest.raises(ValueError, match="even potential"):
+        wolff_updates(odd, np.zeros((1, 4, 4)), new_rng_states(1, 0))
+    with pytest.raises(ValueError, match="sampler"):
+        simulate(Phi4(0.5), 8, 4, sampler="gibbs")
+
+
+def gff_spectrum_check(samples: np.ndarray, chain: np.ndarray, beta: float, m2: float):
+    """z-scores of the sampled mode power against 1/(β λ_k + m²), errors from chain scatter."""
+    size = samples.shape[-1]
+    power = np.abs(np.fft.fft2(samples)) ** 2 / size**2
+    per_chain = np.stack([power[chain == c].mean(0) for c in np.unique(chain)])
+    mean = per_chain.mean(0)
+    error = per_chain.std(0, ddof=1) / math.sqrt(per_chain.shape[0])
+    k = 2 * np.pi * np.fft.fftfreq(size)
+    lam = 4 * np.sin(k[:, None] / 2) ** 2 + 4 * np.sin(k[None, :] / 2) ** 2
+    exact = 1 / (beta * lam + m2)
+    return (mean - exact) / error
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_gaussian_free_field_spectrum_and_equipartition(sampler):
+    beta, m2, size = 1.0, 0.5, 8
+    model = Phi4.gaussian(beta, m2)
+    ds = simulate(model, size, 3200, sampler=sampler, chains=16, seed=11, progress=False)
+    samples = ds.phi.values.astype(np.float64)
+    z = gff_spectrum_check(samples, ds.chain.values, beta, m2)
+    assert np.abs(z).max() < Z + 1  # 64 modes: the largest of 64 |z| rarely exceeds 4
+    # equipartition: ⟨E⟩ = N/2 exactly for a Gaussian
+    energy = (model.energy(torch.from_numpy(samples)) / size**2).numpy()
+    est, err = stats.jackknife(energy, lambda e: e.mean(0), blocks=16)
+    assert abs(est - 0.5) < Z * err
+
+
+def run_observables(sampler: str, beta: float, samples: int, seed: int):
+    model = Phi4(beta)
+    ds = simulate(model, 16, samples, sampler=sampler, chains=8, seed=seed, progress=False)
+    return stats.phi4_observables(ds.phi, model, blocks=16)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.2])  # disordered and ordered phases at L = 16
+def test_samplers_agree_on_observables(beta):
+    tables = {s: run_observables(s, beta, 1600, seed=20) for s in SAMPLERS}
+    for a, b in itertools.combinations(SAMPLERS, 2):
+        for name in ("abs_magnetization", "susceptibility", "binder_cumulant", "energy_density"):
+            ta, tb = tables[a].sel(observable=name), tables[b].sel(observable=name)
+            combined = math.hypot(float(ta.error), float(tb.error))
+            assert abs(float(ta.value - tb.value)) < Z * combined, (a, b, name)
+
+
+def test_binder_cumulant_limits():
+    # ordered: M = ±(m + δ) with small Gaussian δ gives U₄ = 2/3 − (4/3) r + O(r²),
+    # r = var|M| / ⟨|M|⟩², measured on the same samples
+    ds = simulate(Phi4(3.0), 16, 800, sampler="wolff", chains=8, seed=30, progress=False)
+    m = np.abs(ds.phi.values.astype(np.float64).mean((1, 2)))
+    r = m.var() / m.mean() ** 2
+    ordered = stats.phi4_observables(ds.phi, blocks=16).sel(observable="binder_cumulant")
+    assert abs(float(ordered.value) - (2 / 3 - 4 * r / 3)) < Z * float(ordered.error) + 10 * r**2
+    # disordered: M is Gaussian, U₄ = 0
+    disordered = run_observables("wolff", 0.1, 1600, seed=31).sel(observable="binder_cumulant")
+    assert abs(float(disordered.value)) < Z * float(disordered.error)
+
+
+def test_metropolis_kernel_is_reproducible_and_tracks_acceptance():
+    model = Phi4(0.68)
+    a = np.zeros((2, 8, 8))
+    b = np.zeros((2, 8, 8))
+    step = np.array([0.1, 3.0])
+    acc_a = metropolis_sweeps(model, a, 5, step, new_rng_states(2, 4))
+    metropolis_sweeps(model, b, 5, step, new_rng_states(2, 4))
+    np.testing.assert_array_equal(a, b)
+    assert acc_a[0] > acc_a[1]  # small steps are accepted more often
+
+
+def test_simulation_records_its_provenance():
+    ds = simulate(Phi4(0.5), 8, 10, sampler="metropolis", chains=2, seed=1, progress=False)
+    assert ds.phi.dims == ("sample", "y", "x") and ds.phi.dtype == np.float32
+    for key in (
+        "beta",
+        "lam",
+        "sampler",
+        "seed",
+        "thermalization",
+        "spacing",
+        "tau_int_abs_m",
+        "tau_int_energy",
+        "acceptance",
+        "rgfield_version",
+        "created",
+    ):
+        assert key in ds.attrs, key
+    assert ds.attrs["spacing"] == max(
+        1, math.ceil(2 * max(ds.attrs["tau_int_abs_m"], ds.attrs["tau_int_energy"]))
+    )
+    fixed = simulate(
+        Phi4(0.5),
+        8,
+        4,
+        sampler="wolff",
+        chains=2,
+        seed=1,
+        thermalization=300,
+        spacing=3,
+        progress=False,
+    )
+    assert fixed.attrs["spacing"] == 3 and "tau_int_abs_m" not in fixed.attrs
+    again = simulate(
+        Phi4(0.5),
+        8,
+        4,
+        sampler="wolff",
+        chains=2,
+        seed=1,
+        thermalization=300,
+        spacing=3,
+        progress=False,
+    )
+    np.testing.assert_array_equal(fixed.phi.values, again.phi.values)
+
+
+def test_cli_simulate_writes_a_loadable_ensemble(tmp_path, capsys):
+    out = tmp_path / "phi4.nc"
+    args = [
+        "simulate",
+        "phi4",
+        "--size",
+        "8",
+        "--beta",
+        "0.6",
+        "--samples",
+        "12",
+        "--sampler",
+        "metropolis",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    da = io.load(out)
+    assert da.sizes == {"sample": 12, "y": 8, "x": 8}
+    assert da.attrs["beta"] == 0.6 and da.attrs["sampler"] == "metropolis" and da.attrs["seed"] == 3
+    printed = capsys.readouterr().out
+    assert "tau_int" in printed and str(out) in printed
+    assert main(args) == 1  # exists
+    assert "overwrite" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rgfield import stats
+from rgfield.samplers import HMC, effective_sample_size, integrated_autocorrelation_time
+
+
+def ar1(a: float, chains: int, length: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.empty((chains, length))
+    x[:, 0] = rng.standard_normal(chains) / math.sqrt(1 - a * a)  # stationary start
+    noise = rng.standard_normal((chains, length))
+    for t in range(1, length):
+        x[:, t] = a * x[:, t - 1] + noise[:, t]
+    return x
+
+
+@pytest.mark.parametrize("a", [0.0, 0.5, 0.9])
+def test_tau_int_of_ar1_equals_its_exact_value(a):
+    series = ar1(a, chains=20, length=50_000, seed=int(10 * a))
+    result = integrated_autocorrelation_time(series)
+    exact = (1 + a) / (2 * (1 - a))  # ½ + Σ_t a^t
+    assert abs(result.tau - exact) < 4 * result.error
+    assert result.window >= 6 * result.tau - 1
+    np.testing.assert_allclose(result.rho[:4], a ** np.arange(4), atol=0.02)
+    ess = effective_sample_size(series)
+    assert ess == pytest.approx(series.size / (2 * result.tau))
+
+
+def test_tau_int_errors():
+    with pytest.raises(ValueError, match="constant"):
+        integrated_autocorrelation_time(np.ones(100))
+    with pytest.raises(ValueError, match="NaN"):
+        integrated_autocorrelation_time(np.array([1.0, np.nan, 2.0, 3.0, 4.0]))
+    with pytest.raises(ValueError, match="time >= 4"):
+        integrated_autocorrelation_time(np.ones((2, 2, 2)))
+
+
+def test_jackknife_of_the_mean_is_the_standard_error():
+    x = np.random.default_rng(0).standard_normal(50)
+    est, err = stats.jackknife(x, lambda v: v.mean(0), blocks=50)
+    assert est == pytest.approx(x.mean())
+    assert err == pytest.approx(x.std(ddof=1) / math.sqrt(50), rel=1e-12)
+    with pytest.raises(ValueError, match="blocks"):
+        stats.jackknife(x, np.mean, blocks=1)
+
+
+def test_hmc_samples_a_correlated_gaussian():
+    # U(x) = ½ xᵀ P x with a known precision P: the sample covariance must approach P⁻¹
+    precision = torch.tensor([[2.0, 0.8], [0.8, 1.0]], dtype=torch.float64)
+    cov = torch.linalg.inv(precision)
+    kernel = HMC(
+        energy=lambda x: 0.5 * torch.einsum("ci,ij,cj->c", x, precision, x),
+        grad=lambda x: x @ precision,
+        step_size=0.3,
+        n_leapfrog=5,
+    )
+    generator = torch.Generator().manual_seed(1)
+    state = kernel.init(torch.zeros(200, 2, dtype=torch.float64))
+    kernel, state = kernel.adapt(state, generator, steps=100)
+    draws, accepted = [], []
+    for _ in range(200):
+        state, accept = kernel.step(state, generator)
+        draws.append(state.position)
+        accepted.append(accept.double().mean())
+    x = torch.stack(draws).reshape(-1, 2)
+    sample_cov = torch.cov(x.T)
+    # 40 000 draws, τ_int of a few: relative error of a variance ~ √(2·2τ/N) ≈ 2 %
+    torch.testing.assert_close(sample_cov, cov, rtol=0.1, atol=0.03)
+    assert 0.6 < float(torch.stack(accepted).mean()) < 0.95
+    with pytest.raises(ValueError, match="step_size"):
+        HMC(kernel.energy, kernel.grad, step_size=0.0)
