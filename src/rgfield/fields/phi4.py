@@ -22,6 +22,7 @@ massive Gaussian field) has no counterpart with this V unless 2dκ = 1.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numba
@@ -158,15 +159,17 @@ def new_rng_states(chains: int, seed: int | None) -> np.ndarray:
     return np.random.SeedSequence(seed).generate_state(chains, dtype=np.uint64)
 
 
-@numba.njit(cache=True)
-def _uniform(states, c):  # pragma: no cover - compiled
-    """A uniform double in [0, 1) from chain c's SplitMix64 state (advanced in place)."""
-    z = states[c] + np.uint64(0x9E3779B97F4A7C15)
-    states[c] = z
+@numba.njit(cache=True, inline="always")
+def _uniform(state):  # pragma: no cover - compiled
+    """(u, next state): a uniform double in [0, 1) and the advanced SplitMix64 state.
+
+    A pure function, so kernels keep each chain's state in a register."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0), state
 
 
 @numba.njit(cache=True)
@@ -182,30 +185,48 @@ def _potential(coeffs, v):  # pragma: no cover - compiled
 # --------------------------------------------------------------------------------------------
 
 
+@numba.njit(cache=True)
+def _neighbours(size):  # pragma: no cover - compiled
+    """Periodic previous and next index along an axis of ``size``."""
+    previous = np.empty(size, dtype=np.int64)
+    following = np.empty(size, dtype=np.int64)
+    for k in range(size):
+        previous[k] = (k - 1) % size
+        following[k] = (k + 1) % size
+    return previous, following
+
+
 @numba.njit(parallel=True, cache=True)
 def _metropolis(phi, beta, coeffs, step, sweeps, states, accepted):  # pragma: no cover
     chains, size, _ = phi.shape
+    previous, following = _neighbours(size)
     for c in numba.prange(chains):
         count = 0
+        state = states[c]
         for _ in range(sweeps):
             for colour in range(2):
                 for i in range(size):
-                    up, down = (i - 1) % size, (i + 1) % size
+                    up, down = previous[i], following[i]
                     for j in range((i + colour) % 2, size, 2):
                         old = phi[c, i, j]
                         nn = (
                             phi[c, up, j]
                             + phi[c, down, j]
-                            + phi[c, i, (j - 1) % size]
-                            + phi[c, i, (j + 1) % size]
+                            + phi[c, i, previous[j]]
+                            + phi[c, i, following[j]]
                         )
-                        new = old + step[c] * (2.0 * _uniform(states, c) - 1.0)
-                        delta = beta * (
-                            2 * DIMENSION * (new * new - old * old) / 2 - nn * (new - old)
-                        ) + (_potential(coeffs, new) - _potential(coeffs, old))
-                        if delta <= 0.0 or _uniform(states, c) < math.exp(-delta):
-                            phi[c, i, j] = new
-                            count += 1
+                        u, state = _uniform(state)
+                        new = old + step[c] * (2.0 * u - 1.0)
+                        # ΔE = β (φ' − φ)(2 (φ' + φ) − Σ_nn φ) + V(φ') − V(φ)
+                        delta = beta * (new - old) * (2.0 * (new + old) - nn)
+                        delta += _potential(coeffs, new) - _potential(coeffs, old)
+                        if delta > 0.0:
+                            u, state = _uniform(state)
+                            if u >= math.exp(-delta):
+                                continue
+                        phi[c, i, j] = new
+                        count += 1
+        states[c] = state
         accepted[c] = count
 
 
@@ -246,9 +267,11 @@ def _wolff(phi, beta, clusters, states, flipped):  # pragma: no cover
         stack = np.empty(sites, dtype=np.int64)
         members = np.empty(sites, dtype=np.int64)
         in_cluster = np.zeros(sites, dtype=np.bool_)
+        state = states[c]
         total = 0
         for _ in range(clusters):
-            seed = min(int(_uniform(states, c) * sites), sites - 1)
+            u, state = _uniform(state)
+            seed = min(int(u * sites), sites - 1)
             in_cluster[seed] = True
             stack[0] = seed
             top = 1
@@ -273,7 +296,8 @@ def _wolff(phi, beta, clusters, states, flipped):  # pragma: no cover
                     product = value * phi[c, ni, nj]
                     # bond active with p = 1 − exp(−2β φ_x φ_y) between same-sign neighbours
                     if not in_cluster[other] and product > 0.0:
-                        if _uniform(states, c) < 1.0 - math.exp(-2.0 * beta * product):
+                        u, state = _uniform(state)
+                        if u < 1.0 - math.exp(-2.0 * beta * product):
                             in_cluster[other] = True
                             stack[top] = other
                             top += 1
@@ -281,6 +305,7 @@ def _wolff(phi, beta, clusters, states, flipped):  # pragma: no cover
             for m in range(size_now):  # unmark this cluster for the next one
                 in_cluster[members[m]] = False
             total += size_now
+        states[c] = state
         flipped[c] = total
 
 
@@ -331,6 +356,8 @@ class _Chains:
         self.acceptance = np.full(chains, np.nan)
         self.clusters = 1
         self.flipped = np.zeros(chains)
+        self.steps_run = 0
+        self.seconds = 0.0  # wall time spent in advance()
         self.device = torch.device(device)
         if sampler == "hmc":
             from rgfield.samplers import HMC
@@ -340,6 +367,12 @@ class _Chains:
             self.hmc_state = self.kernel.init(torch.as_tensor(self.phi, device=self.device))
 
     def advance(self, steps: int) -> None:
+        start = time.perf_counter()
+        self._advance(steps)
+        self.seconds += time.perf_counter() - start
+        self.steps_run += steps
+
+    def _advance(self, steps: int) -> None:
         if self.sampler == "hmc":
             accepted = 0.0
             for _ in range(steps):
@@ -413,6 +446,8 @@ def simulate(
     chains : int, optional
         Independent chains run as a batch (default: 4 × numba threads, at most ``samples``).
     seed : int, optional
+        Default: a fresh random seed; the seed used is recorded in attrs, so any run can be
+        repeated exactly.
     thermalization, spacing : int, optional
         Steps before the first saved sample and between saved samples; measured when omitted.
     device : str
@@ -425,8 +460,9 @@ def simulate(
     xarray.Dataset
         ``phi`` (sample, y, x) float32 with a ``chain`` coordinate (samples are chain-major),
         attrs with the parameters, the measured τ_int (in steps), acceptance rates, the
-        thermalisation and spacing used, and τ_int of |M| over the saved samples (≈ 0.5 when
-        they are independent).
+        thermalisation and spacing used, the wall time of one step of all chains in the pilot
+        (``seconds_per_step``), and τ_int of |M| over the saved samples (≈ 0.5 when they are
+        independent).
     """
     from tqdm.auto import tqdm
 
@@ -450,13 +486,21 @@ def simulate(
         ):
             raise ValueError(f"{name} must be a non-negative integer (spacing >= 1); got {value!r}")
 
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
     state = _Chains(model, sampler, size, chains, seed, device)
     burn_in = 200
     state.adapt(burn_in)
     attrs: dict = {}
     if thermalization is None or spacing is None:
+        seconds, steps_run = state.seconds, state.steps_run
         tau, pilot = _pilot(state, integrated_autocorrelation_time)
-        attrs.update(tau_int_abs_m=tau[0], tau_int_energy=tau[1], pilot_steps=pilot)
+        attrs.update(
+            tau_int_abs_m=tau[0],
+            tau_int_energy=tau[1],
+            pilot_steps=pilot,
+            seconds_per_step=(state.seconds - seconds) / (state.steps_run - steps_run),
+        )
         thermalization = burn_in + pilot if thermalization is None else thermalization
         spacing = max(1, math.ceil(2 * max(tau))) if spacing is None else spacing
     else:
@@ -481,7 +525,7 @@ def simulate(
         potential=model.coefficients,
         size=size,
         sampler=sampler,
-        seed=-1 if seed is None else seed,
+        seed=seed,
         chains=chains,
         thermalization=thermalization,
         spacing=spacing,
