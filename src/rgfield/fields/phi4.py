@@ -494,7 +494,7 @@ def simulate(
     attrs: dict = {}
     if thermalization is None or spacing is None:
         seconds, steps_run = state.seconds, state.steps_run
-        tau, pilot = _pilot(state, integrated_autocorrelation_time)
+        tau, pilot = _pilot(state, integrated_autocorrelation_time, progress)
         attrs.update(
             tau_int_abs_m=tau[0],
             tau_int_energy=tau[1],
@@ -543,18 +543,24 @@ def simulate(
 
 
 def _pilot(
-    state: _Chains, tau_of, start: int = 500, cap: int = 2**20
+    state: _Chains, tau_of, progress: bool, start: int = 500, cap: int = 2**20
 ) -> tuple[tuple[float, float], int]:
     """Run until the recorded |M| and E/V series span ≥ 50 τ_int; return (τ_|M|, τ_E), steps."""
+    from tqdm.auto import tqdm
+
     series: list[tuple[np.ndarray, np.ndarray]] = []
     target = start
-    while True:
-        while len(series) < target:
-            state.advance(1)
-            series.append(state.observables())
-        absm = np.array([s[0] for s in series]).T
-        energy = np.array([s[1] for s in series]).T
-        taus = (tau_of(absm).tau, tau_of(energy).tau)
-        if len(series) >= 50 * max(taus) or len(series) >= cap:
-            return taus, len(series)
-        target = min(cap, max(2 * target, math.ceil(60 * max(taus))))
+    with tqdm(total=target, desc="pilot (measuring tau_int)", disable=not progress) as bar:
+        while True:
+            while len(series) < target:
+                state.advance(1)
+                series.append(state.observables())
+                bar.update()
+            absm = np.array([s[0] for s in series]).T
+            energy = np.array([s[1] for s in series]).T
+            taus = (tau_of(absm).tau, tau_of(energy).tau)
+            if len(series) >= 50 * max(taus) or len(series) >= cap:
+                return taus, len(series)
+            target = min(cap, max(2 * target, math.ceil(60 * max(taus))))
+            bar.total = target
+            bar.refresh()
