@@ -1,5 +1,6 @@
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,6 +78,11 @@ def test_hopping_map_is_a_change_of_variables():
 def test_model_validation():
     with pytest.raises(ValueError, match="beta"):
         Phi4(beta=-1.0)
+    with pytest.raises(ValueError, match="lam"):
+        Phi4(beta=1.0, lam=0.0)  # the zero mode would be a free random walk
+    for bad in [(0.0, 0.0, -1.0), (0.0, 1.0, 0.0, 1.0), (1.0,)]:
+        with pytest.raises(ValueError, match="normalised"):
+            Phi4(beta=1.0, potential=bad)
     with pytest.raises(ValueError, match="m2"):
         Phi4.gaussian(1.0, 0.0)
     with pytest.raises(ValueError, match="phi must have shape"):
@@ -87,6 +93,25 @@ def test_model_validation():
         wolff_updates(odd, np.zeros((1, 4, 4)), new_rng_states(1, 0))
     with pytest.raises(ValueError, match="sampler"):
         simulate(Phi4(0.5), 8, 4, sampler="gibbs")
+    with pytest.raises(ValueError, match="model"):
+        simulate(None, 8, 4)
+    with pytest.raises(ValueError, match="device"):
+        simulate(Phi4(0.5), 8, 4, device="nowhere")
+    with pytest.raises(ValueError, match="size"):
+        simulate(Phi4(0.5), True, 4)
+
+
+def test_kernels_refuse_arrays_they_would_overrun():
+    model = Phi4(0.5)
+    phi = np.zeros((2, 8, 8))
+    with pytest.raises(ValueError, match="states"):
+        metropolis_sweeps(model, phi, 1, np.ones(2), new_rng_states(1, 0))
+    with pytest.raises(ValueError, match="step"):
+        metropolis_sweeps(model, phi, 1, np.ones(1), new_rng_states(2, 0))
+    with pytest.raises(ValueError, match="phi"):
+        wolff_updates(model, np.zeros((1, 4, 8)), new_rng_states(1, 0))
+    with pytest.raises(ValueError, match="sweeps"):
+        metropolis_sweeps(model, phi, 0, np.ones(2), new_rng_states(2, 0))
 
 
 def gff_spectrum_check(samples: np.ndarray, chain: np.ndarray, beta: float, m2: float):
@@ -116,6 +141,9 @@ def test_gaussian_free_field_spectrum_and_equipartition(sampler):
     energy = (model.energy(torch.from_numpy(samples)) / size**2).numpy()
     est, err = stats.jackknife(energy, lambda e: e.mean(0), blocks=16)
     assert abs(est - 0.5) < Z * err
+    # G̃(k) = 1/(β λ_k + m²) makes the second-moment correlation length exactly √(β/m²)
+    xi = stats.phi4_observables(samples, blocks=16).sel(observable="correlation_length")
+    assert abs(float(xi.value) - math.sqrt(beta / m2)) < Z * float(xi.error)
 
 
 def run_observables(sampler: str, beta: float, samples: int, seed: int):
@@ -136,7 +164,9 @@ def test_samplers_agree_on_observables(beta):
 
 def test_binder_cumulant_limits():
     # ordered: M = ±(m + δ) with small Gaussian δ gives U₄ = 2/3 − (4/3) r + O(r²),
-    # r = var|M| / ⟨|M|⟩², measured on the same samples
+    # r = var|M| / ⟨|M|⟩², measured on the same samples (this checks U₄ against the moments
+    # of |M| in the ordered limit); 10 r² bounds the neglected terms, whose coefficient is
+    # 8/3 for Gaussian δ
     ds = simulate(Phi4(3.0), 16, 800, sampler="wolff", chains=8, seed=30, progress=False)
     m = np.abs(ds.phi.values.astype(np.float64).mean((1, 2)))
     r = m.var() / m.mean() ** 2
@@ -161,47 +191,44 @@ def test_metropolis_kernel_is_reproducible_and_tracks_acceptance():
 def test_simulation_records_its_provenance():
     ds = simulate(Phi4(0.5), 8, 10, sampler="metropolis", chains=2, seed=1, progress=False)
     assert ds.phi.dims == ("sample", "y", "x") and ds.phi.dtype == np.float32
-    for key in (
+    keys = (
         "beta",
         "lam",
         "sampler",
         "seed",
         "thermalization",
         "spacing",
+        "tau_int_m",
         "tau_int_abs_m",
         "tau_int_energy",
         "acceptance",
+        "tau_int_m_saved",
         "rgfield_version",
         "created",
-    ):
+    )
+    for key in keys:
         assert key in ds.attrs, key
-    assert ds.attrs["spacing"] == max(
-        1, math.ceil(2 * max(ds.attrs["tau_int_abs_m"], ds.attrs["tau_int_energy"]))
+    taus = [ds.attrs[k] for k in ("tau_int_m", "tau_int_abs_m", "tau_int_energy")]
+    assert ds.attrs["spacing"] == max(1, math.ceil(2 * max(taus)))
+    assert ds.attrs["thermalization"] == 200 + ds.attrs["pilot_steps"]
+
+
+def test_given_thermalization_and_spacing_are_honoured_and_reproducible():
+    def run(**kw):
+        return simulate(Phi4(0.5), 8, 4, chains=2, seed=1, progress=False, **kw)
+
+    fixed = run(sampler="wolff", thermalization=300, spacing=3)
+    assert fixed.attrs["spacing"] == 3 and fixed.attrs["thermalization"] == 300
+    assert "tau_int_abs_m" not in fixed.attrs
+    np.testing.assert_array_equal(
+        fixed.phi.values, run(sampler="wolff", thermalization=300, spacing=3).phi.values
     )
-    fixed = simulate(
-        Phi4(0.5),
-        8,
-        4,
-        sampler="wolff",
-        chains=2,
-        seed=1,
-        thermalization=300,
-        spacing=3,
-        progress=False,
-    )
-    assert fixed.attrs["spacing"] == 3 and "tau_int_abs_m" not in fixed.attrs
-    again = simulate(
-        Phi4(0.5),
-        8,
-        4,
-        sampler="wolff",
-        chains=2,
-        seed=1,
-        thermalization=300,
-        spacing=3,
-        progress=False,
-    )
-    np.testing.assert_array_equal(fixed.phi.values, again.phi.values)
+    # a given thermalisation is honoured even when the spacing is measured
+    long = run(sampler="metropolis", thermalization=3000)
+    assert long.attrs["thermalization"] == 3000 and "tau_int_m" in long.attrs
+    # one shorter than the burn-in shortens the burn-in (HMC included)
+    short = run(sampler="hmc", thermalization=0, spacing=1)
+    assert short.attrs["thermalization"] == 0
 
 
 def test_cli_simulate_writes_a_loadable_ensemble(tmp_path, capsys):
@@ -231,3 +258,26 @@ def test_cli_simulate_writes_a_loadable_ensemble(tmp_path, capsys):
     assert "tau_int" in printed and str(out) in printed
     assert main(args) == 1  # exists
     assert "overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_susceptibility_scales_with_the_ising_exponent_at_beta_c():
+    # at the measured β_c (data/phi4_binder.nc), χ ∝ L^{γ/ν} with γ/ν = 7/4 (2D Ising)
+    import xarray as xr
+
+    with xr.open_dataset(Path(__file__).parent.parent / "data" / "phi4_binder.nc") as table:
+        beta_c = float(table.crossing_beta.values[-1])
+    sizes = [16, 32, 64]
+    chi, err = [], []
+    for size in sizes:
+        ds = simulate(Phi4(beta_c), size, 4000, sampler="wolff", seed=size, progress=False)
+        obs = stats.phi4_observables(ds.phi).sel(observable="susceptibility")
+        chi.append(float(obs.value))
+        err.append(float(obs.error))
+    logs = np.log(sizes)
+    slope, _ = np.polyfit(logs, np.log(chi), 1, w=np.array(chi) / np.array(err))
+    # error of the slope from the relative errors of χ (weighted least squares)
+    weights = (np.array(chi) / np.array(err)) ** 2
+    slope_err = 1 / math.sqrt(np.sum(weights * (logs - np.average(logs, weights=weights)) ** 2))
+    # + 0.05 allows for corrections to scaling at L ≤ 64 and for the uncertainty of β_c
+    assert abs(slope - 7 / 4) < Z * slope_err + 0.05

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rgfield
+from rgfield.fields.phi4 import SAMPLERS
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     phi4.add_argument("--beta", type=float, required=True, help="nearest-neighbour coupling β")
     phi4.add_argument("--lam", type=float, default=1.0, help="quartic coupling λ (default 1)")
     phi4.add_argument("--samples", type=int, required=True, help="configurations to save")
-    phi4.add_argument("--sampler", choices=("wolff", "metropolis", "hmc"), default="wolff")
+    phi4.add_argument("--sampler", choices=SAMPLERS, default="wolff")
     phi4.add_argument("--chains", type=int, help="independent chains (default 4 × threads)")
     phi4.add_argument("--thermalization", type=int, help="steps before saving (default: measured)")
     phi4.add_argument("--spacing", type=int, help="steps between saves (default: ⌈2 τ_int⌉)")
@@ -136,13 +137,13 @@ def _run_simulate(args: argparse.Namespace) -> int:
     a = ds.attrs
     if "tau_int_abs_m" in a:
         print(
-            f"tau_int: |M| {a['tau_int_abs_m']:.2f}, energy {a['tau_int_energy']:.2f} steps"
-            f" (pilot of {a['pilot_steps']} steps)"
+            f"tau_int: M {a['tau_int_m']:.2f}, |M| {a['tau_int_abs_m']:.2f},"
+            f" energy {a['tau_int_energy']:.2f} steps (pilot of {a['pilot_steps']} steps)"
         )
     print(
         f"thermalization {a['thermalization']} steps, spacing {a['spacing']} steps,"
-        f" acceptance {a['acceptance']:.2f}; tau_int of |M| over the saved samples"
-        f" {a['tau_int_abs_m_saved']:.2f}"
+        f" acceptance {a['acceptance']:.2f}; tau_int over the saved samples:"
+        f" M {a['tau_int_m_saved']:.2f}, |M| {a['tau_int_abs_m_saved']:.2f}"
     )
     io.save(ds, args.out, overwrite=args.overwrite)
     print(f"{args.samples} configurations written to {args.out}")

@@ -58,7 +58,7 @@ class HMC:
     def __post_init__(self) -> None:
         if not self.step_size > 0:
             raise ValueError(f"step_size must be positive; got {self.step_size!r}")
-        if int(self.n_leapfrog) < 1:
+        if not isinstance(self.n_leapfrog, int) or self.n_leapfrog < 1:
             raise ValueError(f"n_leapfrog must be at least 1; got {self.n_leapfrog!r}")
 
     def init(self, position: torch.Tensor) -> HMCState:

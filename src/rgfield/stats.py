@@ -336,7 +336,9 @@ def jackknife(values, estimator, blocks: int = 20) -> tuple[np.ndarray, np.ndarr
     returned is the estimator on all samples.
     """
     values = np.asarray(values)
-    n = values.shape[0]
+    n = values.shape[0] if values.ndim else 0
+    if n < 2:
+        raise ValueError(f"values: the jackknife needs at least 2 samples; got {n}")
     blocks = int(blocks)
     if not 2 <= blocks <= n:
         raise ValueError(f"blocks must be in 2..{n} (the number of samples); got {blocks}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numba
@@ -58,12 +59,20 @@ class Phi4:
         if not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a positive number; got {self.beta!r}")
         if self.potential is None:
-            if not (math.isfinite(self.lam) and self.lam >= 0):
-                raise ValueError(f"lam must be a non-negative number; got {self.lam!r}")
+            if not (math.isfinite(self.lam) and self.lam > 0):
+                raise ValueError(f"lam must be a positive number; got {self.lam!r}")
         else:
             coeffs = tuple(float(c) for c in self.potential)
             if not coeffs or not all(math.isfinite(c) for c in coeffs):
                 raise ValueError(f"potential must be finite coefficients; got {self.potential!r}")
+            while len(coeffs) > 1 and coeffs[-1] == 0:
+                coeffs = coeffs[:-1]
+            # exp(−E) is normalisable only if V grows at both ends: even degree, positive lead
+            if len(coeffs) < 3 or len(coeffs) % 2 == 0 or coeffs[-1] <= 0:
+                raise ValueError(
+                    "potential must have even degree >= 2 and a positive leading coefficient"
+                    f" (otherwise exp(-E) cannot be normalised); got {self.potential!r}"
+                )
             object.__setattr__(self, "potential", coeffs)
 
     @classmethod
@@ -180,8 +189,35 @@ def _potential(coeffs, v):  # pragma: no cover - compiled
     return out
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_chains(phi, states) -> None:
+    """The numba kernels do no bounds checks: validate their arrays here."""
+    if not (
+        isinstance(phi, np.ndarray)
+        and phi.dtype == np.float64
+        and phi.ndim == 3
+        and phi.shape[1] == phi.shape[2] >= 3
+        and phi.flags.c_contiguous
+        and phi.flags.writeable
+    ):
+        raise ValueError(
+            "phi must be a writeable C-contiguous float64 array (chains, L, L), L >= 3"
+        )
+    if not (
+        isinstance(states, np.ndarray)
+        and states.dtype == np.uint64
+        and states.shape == phi.shape[:1]
+    ):
+        raise ValueError(
+            f"states must be a uint64 array of shape ({phi.shape[0]},) (new_rng_states)"
+        )
+
+
 # --------------------------------------------------------------------------------------------
-# Checkerboard Metropolis
+# Metropolis (sites visited in checkerboard order: one colour, then the other)
 # --------------------------------------------------------------------------------------------
 
 
@@ -236,8 +272,8 @@ def metropolis_sweeps(
     """Run ``sweeps`` checkerboard Metropolis sweeps on each chain, in place.
 
     Each site proposes φ' = φ + δ_c u, u uniform in [−1, 1), accepted with probability
-    min(1, exp(−ΔE)); δ_c is chain c's step. Sites of one colour of the checkerboard are
-    independent given the other, so a sweep visits all of one colour, then the other.
+    min(1, exp(−ΔE)); δ_c is chain c's step. A sweep visits the sites of one checkerboard colour,
+    then the other, one after the other (sequential single-site updates: valid for any L).
 
     Parameters
     ----------
@@ -249,6 +285,13 @@ def metropolis_sweeps(
     -------
     Acceptance rate of each chain over these sweeps.
     """
+    _check_chains(phi, states)
+    if not (
+        isinstance(step, np.ndarray) and step.dtype == np.float64 and step.shape == phi.shape[:1]
+    ):
+        raise ValueError(f"step must be a float64 array of shape ({phi.shape[0]},)")
+    if not _is_int(sweeps) or sweeps < 1:
+        raise ValueError(f"sweeps must be a positive integer; got {sweeps!r}")
     accepted = np.zeros(phi.shape[0], dtype=np.int64)
     _metropolis(phi, model.beta, model.coefficients, step, sweeps, states, accepted)
     return accepted / (sweeps * phi.shape[1] * phi.shape[2])
@@ -326,7 +369,8 @@ def wolff_updates(
     """
     if not model.is_even:
         raise ValueError("the Wolff update needs an even potential V(φ) = V(−φ)")
-    if not isinstance(clusters, int | np.integer) or clusters < 1:
+    _check_chains(phi, states)
+    if not _is_int(clusters) or clusters < 1:
         raise ValueError(f"clusters must be a positive integer; got {clusters!r}")
     flipped = np.zeros(phi.shape[0], dtype=np.int64)
     _wolff(phi, model.beta, int(clusters), states, flipped)
@@ -358,6 +402,8 @@ class _Chains:
         self.flipped = np.zeros(chains)
         self.steps_run = 0
         self.seconds = 0.0  # wall time spent in advance()
+        self.accepted_sum = np.zeros(chains)  # acceptance × steps, summed (see mean_acceptance)
+        self.accepted_steps = 0
         self.device = torch.device(device)
         if sampler == "hmc":
             from rgfield.samplers import HMC
@@ -367,10 +413,14 @@ class _Chains:
             self.hmc_state = self.kernel.init(torch.as_tensor(self.phi, device=self.device))
 
     def advance(self, steps: int) -> None:
+        if steps <= 0:
+            return
         start = time.perf_counter()
         self._advance(steps)
         self.seconds += time.perf_counter() - start
         self.steps_run += steps
+        self.accepted_sum += self.acceptance * steps
+        self.accepted_steps += steps
 
     def _advance(self, steps: int) -> None:
         if self.sampler == "hmc":
@@ -399,6 +449,14 @@ class _Chains:
                 mean_cluster = max(1.0, float(self.flipped.mean()) / self.clusters)
                 self.clusters = max(1, min(sites, round(sites / mean_cluster)))
 
+    def mean_acceptance(self) -> float:
+        """Mean acceptance rate since the last ``reset_acceptance``."""
+        return float(self.accepted_sum.mean() / max(self.accepted_steps, 1))
+
+    def reset_acceptance(self) -> None:
+        self.accepted_sum[:] = 0.0
+        self.accepted_steps = 0
+
     @property
     def fields(self) -> np.ndarray:
         """Current configurations (chains, L, L) as float64 numpy."""
@@ -406,11 +464,12 @@ class _Chains:
             return self.hmc_state.position.double().cpu().numpy()
         return self.phi
 
-    def observables(self) -> tuple[np.ndarray, np.ndarray]:
-        """|M| and E/V of every chain now."""
+    def observables(self) -> np.ndarray:
+        """(M, |M|, E/V) of every chain now, shape (3, chains)."""
         f = torch.from_numpy(self.fields)
-        volume = f.shape[-1] * f.shape[-2]
-        return f.mean((-1, -2)).abs().numpy(), (self.model.energy(f) / volume).numpy()
+        m = f.mean((-1, -2)).numpy()
+        energy = (self.model.energy(f) / (f.shape[-1] * f.shape[-2])).numpy()
+        return np.stack([m, np.abs(m), energy])
 
 
 def simulate(
@@ -428,11 +487,15 @@ def simulate(
 ):
     """Draw decorrelated φ⁴ configurations with one of rgfield's MCMC samplers.
 
-    After a burn-in that tunes step sizes, a pilot run measures the integrated autocorrelation
-    times τ_int of |M| and of the energy (Madras–Sokal windowing, chains pooled) and grows until
-    it spans at least 50 τ_int. Unless given, thermalisation is then burn-in + pilot (≥ 50 τ) and
-    the spacing between saved configurations is ⌈2 τ_int⌉ steps of the slower observable, so the
-    saved samples are effectively independent.
+    A burn-in of up to 200 steps tunes the samplers (then frozen). A pilot run then records M,
+    |M| and E/V at every step and grows until it spans at least 50 τ_int of each (Madras–Sokal
+    windowing, each chain's series taken about its own mean, chains pooled). Unless given,
+    thermalisation is burn-in + pilot and the spacing between saved configurations is
+    ⌈2 τ_int⌉ steps of the slowest of the three, so saved samples are effectively independent —
+    except for the sign of M in the ordered phase: tunnelling between the two ordered states
+    is invisible about each chain's mean and can be far slower for the local samplers (Wolff
+    flips it freely). ``tau_int_m_saved`` reports what remains; since V is even, flipping
+    samples' signs at random is exact when it matters.
 
     Parameters
     ----------
@@ -449,75 +512,77 @@ def simulate(
         Default: a fresh random seed; the seed used is recorded in attrs, so any run can be
         repeated exactly.
     thermalization, spacing : int, optional
-        Steps before the first saved sample and between saved samples; measured when omitted.
+        Steps before the first saved sample (at least the burn-in it includes) and between saved
+        samples; measured when omitted.
     device : str
         torch device of the HMC chains (the numba samplers run on CPU).
     progress : bool
-        Show a progress bar.
+        Show progress bars.
 
     Returns
     -------
     xarray.Dataset
         ``phi`` (sample, y, x) float32 with a ``chain`` coordinate (samples are chain-major),
-        attrs with the parameters, the measured τ_int (in steps), acceptance rates, the
-        thermalisation and spacing used, the wall time of one step of all chains in the pilot
-        (``seconds_per_step``), and τ_int of |M| over the saved samples (≈ 0.5 when they are
-        independent).
+        attrs with the parameters, the pilot's τ_int (in steps) of M, |M| and E, the steps of
+        thermalisation actually run, the spacing, the mean acceptance while sampling, the wall
+        time of one step of all chains (``seconds_per_step``), and τ_int of M and |M| over the
+        saved samples (≈ 0.5 when they are independent).
     """
     from tqdm.auto import tqdm
 
     from rgfield.io import to_dataset
     from rgfield.samplers import integrated_autocorrelation_time
 
+    if not isinstance(model, Phi4):
+        raise ValueError(f"model must be a Phi4; got {type(model).__name__}")
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
-    if not isinstance(size, int) or size < 4:
+    if not _is_int(size) or size < 4:
         raise ValueError(f"size must be an integer >= 4; got {size!r}")
-    if not isinstance(samples, int) or samples < 1:
+    if not _is_int(samples) or samples < 1:
         raise ValueError(f"samples must be a positive integer; got {samples!r}")
     if sampler == "wolff" and not model.is_even:
         raise ValueError("sampler='wolff' needs an even potential V(φ) = V(−φ)")
     chains = min(samples, 4 * numba.get_num_threads()) if chains is None else chains
-    if not isinstance(chains, int) or not 1 <= chains <= samples:
+    if not _is_int(chains) or not 1 <= chains <= samples:
         raise ValueError(f"chains must be an integer in 1..samples; got {chains!r}")
-    for name, value in (("thermalization", thermalization), ("spacing", spacing)):
-        if value is not None and (
-            not isinstance(value, int) or value < (0 if name[0] == "t" else 1)
-        ):
-            raise ValueError(f"{name} must be a non-negative integer (spacing >= 1); got {value!r}")
-
+    if thermalization is not None and (not _is_int(thermalization) or thermalization < 0):
+        raise ValueError(f"thermalization must be a non-negative integer; got {thermalization!r}")
+    if spacing is not None and (not _is_int(spacing) or spacing < 1):
+        raise ValueError(f"spacing must be a positive integer; got {spacing!r}")
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device: {err}") from err
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
-    state = _Chains(model, sampler, size, chains, seed, device)
-    burn_in = 200
-    state.adapt(burn_in)
+
+    state = _Chains(model, sampler, int(size), int(chains), seed, device)
+    state.adapt(_BURN_IN if thermalization is None else min(_BURN_IN, thermalization))
     attrs: dict = {}
-    if thermalization is None or spacing is None:
-        seconds, steps_run = state.seconds, state.steps_run
+    if spacing is None or thermalization is None:
         tau, pilot = _pilot(state, integrated_autocorrelation_time, progress)
         attrs.update(
-            tau_int_abs_m=tau[0],
-            tau_int_energy=tau[1],
+            tau_int_m=tau[0],
+            tau_int_abs_m=tau[1],
+            tau_int_energy=tau[2],
             pilot_steps=pilot,
-            seconds_per_step=(state.seconds - seconds) / (state.steps_run - steps_run),
+            seconds_per_step=state.seconds / state.steps_run,
         )
-        thermalization = burn_in + pilot if thermalization is None else thermalization
         spacing = max(1, math.ceil(2 * max(tau))) if spacing is None else spacing
-    else:
-        state.advance(max(0, thermalization - burn_in))
+    if thermalization is not None:
+        state.advance(thermalization - state.steps_run)
+    thermalized = state.steps_run
 
     per_chain = -(-samples // chains)
     saved = np.empty((per_chain, chains, size, size), dtype=np.float32)
+    state.reset_acceptance()
     for i in tqdm(range(per_chain), desc=f"phi4 {sampler} L={size}", disable=not progress):
         state.advance(spacing)
         saved[i] = state.fields
     fields = saved.transpose(1, 0, 2, 3).reshape(-1, size, size)[:samples]
     chain_of = np.repeat(np.arange(chains), per_chain)[:samples]
-    saved_tau = (
-        integrated_autocorrelation_time(np.abs(saved.mean((2, 3))).T).tau
-        if per_chain >= 4
-        else np.nan
-    )
+    m = saved.astype(np.float64).mean((2, 3)).T  # (chains, per chain)
     attrs.update(
         generator="rgfield.fields.phi4.simulate",
         beta=model.beta,
@@ -527,10 +592,11 @@ def simulate(
         sampler=sampler,
         seed=seed,
         chains=chains,
-        thermalization=thermalization,
+        thermalization=thermalized,
         spacing=spacing,
-        acceptance=float(np.mean(state.acceptance)),
-        tau_int_abs_m_saved=saved_tau,
+        acceptance=state.mean_acceptance(),
+        tau_int_m_saved=_saved_tau(integrated_autocorrelation_time, m),
+        tau_int_abs_m_saved=_saved_tau(integrated_autocorrelation_time, np.abs(m)),
     )
     if sampler == "hmc":
         attrs.update(hmc_step_size=state.kernel.step_size, hmc_leapfrog=state.kernel.n_leapfrog)
@@ -542,13 +608,23 @@ def simulate(
     return ds.assign_coords(chain=("sample", chain_of))
 
 
+_BURN_IN = 200
+
+
+def _saved_tau(tau_of, series: np.ndarray) -> float:
+    """τ_int over the saved samples (NaN when too few or constant)."""
+    if series.shape[1] < 4 or np.all(series.std(axis=1) == 0):
+        return float("nan")
+    return tau_of(series).tau
+
+
 def _pilot(
     state: _Chains, tau_of, progress: bool, start: int = 500, cap: int = 2**20
-) -> tuple[tuple[float, float], int]:
-    """Run until the recorded |M| and E/V series span ≥ 50 τ_int; return (τ_|M|, τ_E), steps."""
+) -> tuple[tuple[float, ...], int]:
+    """Run until the M, |M| and E/V series span ≥ 50 τ_int; return their τ_int and the steps."""
     from tqdm.auto import tqdm
 
-    series: list[tuple[np.ndarray, np.ndarray]] = []
+    series: list[np.ndarray] = []
     target = start
     with tqdm(total=target, desc="pilot (measuring tau_int)", disable=not progress) as bar:
         while True:
@@ -556,10 +632,16 @@ def _pilot(
                 state.advance(1)
                 series.append(state.observables())
                 bar.update()
-            absm = np.array([s[0] for s in series]).T
-            energy = np.array([s[1] for s in series]).T
-            taus = (tau_of(absm).tau, tau_of(energy).tau)
-            if len(series) >= 50 * max(taus) or len(series) >= cap:
+            recorded = np.array(series)  # (steps, 3, chains)
+            taus = tuple(tau_of(recorded[:, k].T).tau for k in range(3))
+            if len(series) >= 50 * max(taus):
+                return taus, len(series)
+            if len(series) >= cap:
+                warnings.warn(
+                    f"pilot stopped at {cap} steps before spanning 50 tau_int"
+                    f" (tau_int ≈ {max(taus):.0f}); the spacing may be too short",
+                    stacklevel=3,
+                )
                 return taus, len(series)
             target = min(cap, max(2 * target, math.ceil(60 * max(taus))))
             bar.total = target
