@@ -83,7 +83,14 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw the figure from data/phi4_binder.nc"
+    )
     args = parser.parse_args()
+    if args.replot:
+        with xr.open_dataset(ROOT / "data" / "phi4_binder.nc") as table:
+            plot(table.load(), ROOT / "docs" / "figures" / "phi4_binder_crossing.png")
+        return
 
     table = measure(args.sizes, args.betas, args.samples, args.seed)
     betas = table.beta.values
@@ -120,8 +127,19 @@ def plot(table: xr.Dataset, path: Path) -> None:
         ax.errorbar(
             t.beta, t.binder_cumulant, t.error, marker="o", ms=3, capsize=2, label=f"L = {size}"
         )
-    for bc, be in zip(table.crossing_beta.values, table.crossing_error.values, strict=True):
-        ax.axvspan(bc - be, bc + be, color="grey", alpha=0.15)
+    for pair, bc, be in zip(
+        table.pair.values, table.crossing_beta.values, table.crossing_error.values, strict=True
+    ):
+        if be < 0.005:  # a band wider than that would hide the curves
+            ax.axvspan(bc - be, bc + be, color="grey", alpha=0.25)
+            ax.annotate(
+                f"{pair}: {bc:.4f}",
+                (bc, 0.02),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=7,
+                ha="right",
+            )
     ax.axhline(0.61, color="k", lw=0.8, ls=":", label="Ising $U_4^* \\approx 0.61$")
     ax.set(
         xlabel=r"$\beta$ ($\lambda = 1$)",
