@@ -43,6 +43,7 @@ import numpy as np
 import pywt
 import torch
 
+from rgfield._validate import is_integer
 from rgfield.io import as_tensor
 
 __all__ = [
@@ -475,12 +476,8 @@ class _Merge(torch.autograd.Function):
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
 def _check_ndim(ndim: int) -> None:
-    if not _is_int(ndim) or ndim not in (1, 2, 3):
+    if not is_integer(ndim) or ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3; got {ndim!r}")
 
 
@@ -612,7 +609,7 @@ class Pyramid:
 
     def coarse(self, level: int) -> torch.Tensor:
         """The coarse field x_j at ``level`` j (0 = the original field, J = :attr:`low`)."""
-        if not _is_int(level) or not 0 <= level <= self.levels:
+        if not is_integer(level) or not 0 <= level <= self.levels:
             raise ValueError(f"level must be in 0..{self.levels}; got {level!r}")
         return reconstruct(replace(self, details=self.details[level:]))
 
@@ -697,7 +694,7 @@ def decompose(
     -------
     Pyramid
     """
-    if not _is_int(levels) or levels < 1:
+    if not is_integer(levels) or levels < 1:
         raise ValueError(f"levels must be a positive integer; got {levels!r}")
     _check_backend(backend)
     _polyphase_taps(wavelet)  # validates the name before any work

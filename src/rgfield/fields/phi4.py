@@ -1,4 +1,4 @@
-"""Lattice φ⁴ field theory in 2D: energy, and Metropolis and Wolff samplers.
+"""Lattice φ⁴ field theory in 2D: energy, Metropolis and Wolff kernels, and ``simulate``.
 
 Convention (DESIGN.md §4): on an L×L periodic lattice,
 
@@ -30,9 +30,10 @@ import numba
 import numpy as np
 import torch
 
+from rgfield._validate import is_integer
 from rgfield.io import as_tensor
 
-__all__ = ["Phi4", "metropolis_sweeps", "new_rng_states", "wolff_updates"]
+__all__ = ["SAMPLERS", "Phi4", "metropolis_sweeps", "new_rng_states", "simulate", "wolff_updates"]
 
 DIMENSION = 2
 
@@ -189,10 +190,6 @@ def _potential(coeffs, v):  # pragma: no cover - compiled
     return out
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
 def _check_chains(phi, states) -> None:
     """The numba kernels do no bounds checks: validate their arrays here."""
     if not (
@@ -290,7 +287,7 @@ def metropolis_sweeps(
         isinstance(step, np.ndarray) and step.dtype == np.float64 and step.shape == phi.shape[:1]
     ):
         raise ValueError(f"step must be a float64 array of shape ({phi.shape[0]},)")
-    if not _is_int(sweeps) or sweeps < 1:
+    if not is_integer(sweeps) or sweeps < 1:
         raise ValueError(f"sweeps must be a positive integer; got {sweeps!r}")
     accepted = np.zeros(phi.shape[0], dtype=np.int64)
     _metropolis(phi, model.beta, model.coefficients, step, sweeps, states, accepted)
@@ -370,7 +367,7 @@ def wolff_updates(
     if not model.is_even:
         raise ValueError("the Wolff update needs an even potential V(φ) = V(−φ)")
     _check_chains(phi, states)
-    if not _is_int(clusters) or clusters < 1:
+    if not is_integer(clusters) or clusters < 1:
         raise ValueError(f"clusters must be a positive integer; got {clusters!r}")
     flipped = np.zeros(phi.shape[0], dtype=np.int64)
     _wolff(phi, model.beta, int(clusters), states, flipped)
@@ -484,6 +481,7 @@ def simulate(
     spacing: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    max_pilot_steps: int = 2**20,
 ):
     """Draw decorrelated φ⁴ configurations with one of rgfield's MCMC samplers.
 
@@ -518,6 +516,9 @@ def simulate(
         torch device of the HMC chains (the numba samplers run on CPU).
     progress : bool
         Show progress bars.
+    max_pilot_steps : int
+        Bound on the pilot run; if it ends before spanning 50 τ_int a warning says so, the
+        attrs record ``pilot_converged = 0`` and the τ_int found are lower estimates.
 
     Returns
     -------
@@ -537,18 +538,18 @@ def simulate(
         raise ValueError(f"model must be a Phi4; got {type(model).__name__}")
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
-    if not _is_int(size) or size < 4:
+    if not is_integer(size) or size < 4:
         raise ValueError(f"size must be an integer >= 4; got {size!r}")
-    if not _is_int(samples) or samples < 1:
+    if not is_integer(samples) or samples < 1:
         raise ValueError(f"samples must be a positive integer; got {samples!r}")
     if sampler == "wolff" and not model.is_even:
         raise ValueError("sampler='wolff' needs an even potential V(φ) = V(−φ)")
     chains = min(samples, 4 * numba.get_num_threads()) if chains is None else chains
-    if not _is_int(chains) or not 1 <= chains <= samples:
+    if not is_integer(chains) or not 1 <= chains <= samples:
         raise ValueError(f"chains must be an integer in 1..samples; got {chains!r}")
-    if thermalization is not None and (not _is_int(thermalization) or thermalization < 0):
+    if thermalization is not None and (not is_integer(thermalization) or thermalization < 0):
         raise ValueError(f"thermalization must be a non-negative integer; got {thermalization!r}")
-    if spacing is not None and (not _is_int(spacing) or spacing < 1):
+    if spacing is not None and (not is_integer(spacing) or spacing < 1):
         raise ValueError(f"spacing must be a positive integer; got {spacing!r}")
     try:
         device = torch.device(device)
@@ -561,12 +562,15 @@ def simulate(
     state.adapt(_BURN_IN if thermalization is None else min(_BURN_IN, thermalization))
     attrs: dict = {}
     if spacing is None or thermalization is None:
-        tau, pilot = _pilot(state, integrated_autocorrelation_time, progress)
+        if not is_integer(max_pilot_steps) or max_pilot_steps < 4:
+            raise ValueError(f"max_pilot_steps must be an integer >= 4; got {max_pilot_steps!r}")
+        tau, pilot = _pilot(state, integrated_autocorrelation_time, progress, cap=max_pilot_steps)
         attrs.update(
             tau_int_m=tau[0],
             tau_int_abs_m=tau[1],
             tau_int_energy=tau[2],
             pilot_steps=pilot,
+            pilot_converged=int(pilot >= 50 * max(tau)),
             seconds_per_step=state.seconds / state.steps_run,
         )
         spacing = max(1, math.ceil(2 * max(tau))) if spacing is None else spacing
@@ -624,25 +628,31 @@ def _pilot(
     """Run until the M, |M| and E/V series span ≥ 50 τ_int; return their τ_int and the steps."""
     from tqdm.auto import tqdm
 
-    series: list[np.ndarray] = []
-    target = start
+    target = min(start, cap)
+    # one preallocated record, grown by doubling: a small long-lived array per step would sit
+    # above each step's large temporaries and fragment the heap (0.5 MB per step at L = 128)
+    recorded = np.empty((target, 3, state.phi.shape[0]))
+    steps = 0
     with tqdm(total=target, desc="pilot (measuring tau_int)", disable=not progress) as bar:
         while True:
-            while len(series) < target:
+            while steps < target:
                 state.advance(1)
-                series.append(state.observables())
+                recorded[steps] = state.observables()
+                steps += 1
                 bar.update()
-            recorded = np.array(series)  # (steps, 3, chains)
-            taus = tuple(tau_of(recorded[:, k].T).tau for k in range(3))
-            if len(series) >= 50 * max(taus):
-                return taus, len(series)
-            if len(series) >= cap:
+            taus = tuple(tau_of(recorded[:steps, k].T).tau for k in range(3))
+            if steps >= 50 * max(taus):
+                return taus, steps
+            if steps >= cap:
                 warnings.warn(
                     f"pilot stopped at {cap} steps before spanning 50 tau_int"
                     f" (tau_int ≈ {max(taus):.0f}); the spacing may be too short",
                     stacklevel=3,
                 )
-                return taus, len(series)
+                return taus, steps
             target = min(cap, max(2 * target, math.ceil(60 * max(taus))))
+            grown = np.empty((target, *recorded.shape[1:]))
+            grown[:steps] = recorded[:steps]
+            recorded = grown
             bar.total = target
             bar.refresh()
