@@ -112,6 +112,18 @@ def autocorrelation(sizes: dict[str, list[int]]) -> list[str]:
     chains = 2 * numba.get_num_threads()
     rows, fits = [], {}
     for sampler, sampler_sizes in sizes.items():
+        # warm-up: first calls in a process (numba dispatch, thread pool) must not be timed
+        simulate(
+            model,
+            8,
+            chains,
+            sampler=sampler,
+            chains=chains,
+            seed=0,
+            progress=False,
+            thermalization=20,
+            spacing=1,
+        )
         taus = []
         for size in sampler_sizes:
             ds = simulate(
