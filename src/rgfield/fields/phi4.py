@@ -427,10 +427,12 @@ class _Chains:
                 accepted = accepted + accept.double()
             self.acceptance = (accepted / steps).cpu().numpy()
             return
+        if self.sampler == "metropolis":  # one kernel call: same stream as step-by-step calls
+            self.acceptance = metropolis_sweeps(self.model, self.phi, steps, self.step, self.states)
+            return
         for _ in range(steps):
             self.acceptance = metropolis_sweeps(self.model, self.phi, 1, self.step, self.states)
-            if self.sampler == "wolff":
-                self.flipped = wolff_updates(self.model, self.phi, self.states, self.clusters)
+            self.flipped = wolff_updates(self.model, self.phi, self.states, self.clusters)
 
     def adapt(self, steps: int) -> None:
         """Tune Metropolis steps to acceptance ≈ 0.5 (and the number of Wolff clusters to flip
