@@ -1,0 +1,30 @@
+"""Feature families Φ of the conditional exponential models, and the model U = θᵀΦ.
+
+* :class:`ScalarPotential` (``"potential"``): a potential of the reconstructed finer field on a
+  sigmoid basis whose centres follow the data's quantiles.
+* :class:`QuadraticInteractions` (``"quadratic"``): stationary couplings ½ Σ_u X_a(u) X_b(u − s)
+  of the detail channels with each other and with the coarse field, over a stencil of shifts.
+* :class:`ExponentialModel`: energy, gradient and Hessian diagnostics of θᵀΦ.
+
+New families plug in through :class:`FeatureFamily` and :func:`register_feature`.
+"""
+
+from rgfield.energies.base import (
+    FEATURES,
+    ExponentialModel,
+    FeatureFamily,
+    make_feature,
+    register_feature,
+)
+from rgfield.energies.potential import ScalarPotential
+from rgfield.energies.quadratic import QuadraticInteractions
+
+__all__ = [
+    "FEATURES",
+    "ExponentialModel",
+    "FeatureFamily",
+    "QuadraticInteractions",
+    "ScalarPotential",
+    "make_feature",
+    "register_feature",
+]

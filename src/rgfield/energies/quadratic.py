@@ -1,0 +1,180 @@
+"""Stationary quadratic interactions between detail channels and the coarse channel."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rgfield._validate import is_integer
+from rgfield.energies.base import EnergyFn, FeatureFamily, register_feature
+
+__all__ = ["QuadraticInteractions"]
+
+
+def auto_radius(size: int) -> int:
+    """Default stencil radius on an n×n grid: min(4, n // 2) (a 9×9 stencil from n = 8 up).
+
+    Published wavelet-RG models of φ⁴ use stencils from 3×3 on small grids up to 9×9–17×17
+    (Marchand et al. 2023); beyond 9×9 the number of features grows faster than the gain.
+    """
+    return min(4, size // 2)
+
+
+@register_feature
+class QuadraticInteractions(FeatureFamily):
+    """Features Φ_(a,b,s) = ½ Σ_u X_a(u) X_b(u − s), periodic in u.
+
+    X stacks the sampled channels y (the 3 detail channels, or the coarse field at the coarsest
+    scale) and, when there is one, the conditioning coarse field c as the last channel. Pairs
+    a ≤ b run over all channels except (c, c), which does not depend on y; shifts s over a
+    (2R+1)×(2R+1) stencil, reduced modulo the grid, and for a = b only one of s and −s.
+
+    Each feature is ½ Xᵀ A X with a symmetric periodic convolution A, so its y-gradient is
+    (A X) restricted to y and its Laplacian is the constant n² on same-channel zero shifts of a
+    sampled channel and 0 otherwise. For fixed θ, U = ½ Xᵀ(Σ θ_f A_f)X and ∇U are one FFT
+    convolution with the combined kernel (see :meth:`bind`).
+
+    Parameters
+    ----------
+    radius : int or None
+        Stencil radius R; ``None`` takes :func:`auto_radius` of the grid size.
+    """
+
+    name = "quadratic"
+
+    def __init__(self, radius: int | None = None) -> None:
+        if radius is not None and (not is_integer(radius) or radius < 0):
+            raise ValueError(f"radius must be a non-negative integer or None; got {radius!r}")
+        self.radius = radius
+        self.shape: tuple[int, int] | None = None
+        self.sampled = 0
+        self.conditioned = False
+        self.pairs: np.ndarray | None = None  # (F, 4): channel a, channel b, shift sy, shift sx
+
+    @property
+    def channel_names(self) -> list[str]:
+        names = ["h", "v", "d"] if self.sampled == 3 else [f"y{i}" for i in range(self.sampled)]
+        return names + (["coarse"] if self.conditioned else [])
+
+    def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4"):
+        del wavelet  # the interactions act on the coefficients directly
+        ny, nx = self.shape = tuple(y.shape[-2:])
+        self.sampled, self.conditioned = y.shape[1], c is not None
+        radius = auto_radius(min(ny, nx)) if self.radius is None else self.radius
+        offsets = range(-radius, radius + 1)
+        shifts = sorted({(sy % ny, sx % nx) for sy in offsets for sx in offsets})
+        channels = self.sampled + self.conditioned
+        rows = []
+        for a in range(channels):
+            for b in range(a, channels):
+                if a >= self.sampled:  # (coarse, coarse)
+                    continue
+                for sy, sx in shifts:
+                    if a == b and (-sy % ny, -sx % nx) < (sy, sx):
+                        continue  # the same feature as −s
+                    rows.append((a, b, sy, sx))
+        self.pairs = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        names, (ny, nx) = self.channel_names, self.shape
+
+        def signed(s: int, n: int) -> int:
+            return s if s <= n // 2 else s - n
+
+        return [
+            f"{names[a]}·{names[b]}({signed(sy, ny)},{signed(sx, nx)})"
+            for a, b, sy, sx in self.pairs
+        ]
+
+    def _stack(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if tuple(y.shape[-2:]) != self.shape or y.shape[1] != self.sampled:
+            raise ValueError(
+                f"y: expected shape (B, {self.sampled}, {self.shape[0]}, {self.shape[1]}),"
+                f" got {tuple(y.shape)}"
+            )
+        return y if c is None else torch.cat([y, c.unsqueeze(1)], dim=1)
+
+    def _shifted(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """X(u − s) for every shift ±s of the features: shape (B, C, S, ny, nx), and s ↦ index."""
+        ny, nx = self.shape
+        needed = {(int(sy), int(sx)) for _, _, sy, sx in self.pairs}
+        needed |= {(-sy % ny, -sx % nx) for sy, sx in needed}
+        order = sorted(needed)
+        rolled = torch.stack([torch.roll(x, s, dims=(-2, -1)) for s in order], dim=2)
+        return rolled, {s: i for i, s in enumerate(order)}
+
+    def _indices(self, index: dict) -> tuple[np.ndarray, ...]:
+        ny, nx = self.shape
+        a, b, sy, sx = self.pairs.T
+        shifts = list(zip(sy.tolist(), sx.tolist(), strict=True))
+        plus = np.array([index[(p, q)] for p, q in shifts], dtype=np.int64)
+        minus = np.array([index[(-p % ny, -q % nx)] for p, q in shifts], dtype=np.int64)
+        return a, b, plus, minus
+
+    def values(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        x = self._stack(y, c)
+        rolled, index = self._shifted(x)
+        a, b, plus, _ = self._indices(index)
+        return 0.5 * (x[:, a] * rolled[:, b, plus]).sum((-2, -1))
+
+    def gradients(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        x = self._stack(y, c)
+        rolled, index = self._shifted(x)
+        a, b, plus, minus = self._indices(index)
+        out = x.new_zeros(x.shape[0], len(self.pairs), self.sampled, *self.shape)
+        f = np.arange(len(self.pairs))
+        first, second = a < self.sampled, b < self.sampled
+        # ∂/∂X_a(u) of ½ Σ X_a(v) X_b(v − s) is ½ X_b(u − s); ∂/∂X_b(u) is ½ X_a(u + s)
+        out[:, f[first], a[first]] = 0.5 * rolled[:, b[first], plus[first]]
+        out[:, f[second], b[second]] += 0.5 * rolled[:, a[second], minus[second]]
+        return out
+
+    def laplacians(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        a, b, sy, sx = (torch.as_tensor(v) for v in self.pairs.T)
+        diagonal = (a == b) & (a < self.sampled) & (sy == 0) & (sx == 0)
+        lap = diagonal.to(y.dtype) * (self.shape[0] * self.shape[1])
+        return lap.to(y.device).expand(y.shape[0], -1)
+
+    def kernel(self, theta: torch.Tensor) -> torch.Tensor:
+        """Kernel K (C, C, ny, nx) with Σ_f θ_f A_f X = K ⊛ X.
+
+        The periodic convolution is (K ⊛ X)_a(u) = Σ_b Σ_s K_ab(s) X_b(u − s).
+        """
+        ny, nx = self.shape
+        channels = self.sampled + self.conditioned
+        k = theta.new_zeros(channels, channels, ny, nx)
+        a, b, sy, sx = (torch.as_tensor(v, device=theta.device) for v in self.pairs.T)
+        k.index_put_((a, b, sy, sx), 0.5 * theta, accumulate=True)
+        k.index_put_((b, a, -sy % ny, -sx % nx), 0.5 * theta, accumulate=True)
+        return k
+
+    def bind(self, theta: torch.Tensor) -> EnergyFn:
+        spectrum = torch.fft.rfft2(self.kernel(theta))
+
+        def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
+            x = self._stack(y, c)
+            product = torch.einsum("abkl,Bbkl->Bakl", spectrum.to(x.device), torch.fft.rfft2(x))
+            ax = torch.fft.irfft2(product, s=self.shape).to(x.dtype)
+            return 0.5 * (x * ax).sum((1, 2, 3)), ax[:, : self.sampled]
+
+        return energy_and_grad
+
+    def get_state(self) -> dict:
+        return {
+            "radius": -1 if self.radius is None else self.radius,
+            "shape": np.array(self.shape, dtype=np.int64),
+            "sampled": self.sampled,
+            "conditioned": int(self.conditioned),
+            "pairs": self.pairs,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> QuadraticInteractions:
+        radius = int(state["radius"])
+        family = cls(None if radius < 0 else radius)
+        family.shape = tuple(int(v) for v in np.asarray(state["shape"]))
+        family.sampled, family.conditioned = int(state["sampled"]), bool(int(state["conditioned"]))
+        family.pairs = np.asarray(state["pairs"], dtype=np.int64).reshape(-1, 4)
+        return family
