@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from rgfield import stats
-from rgfield.samplers import HMC, effective_sample_size, integrated_autocorrelation_time
+from rgfield.samplers import (
+    HMC,
+    MALA,
+    adapt_step_size,
+    effective_sample_size,
+    integrated_autocorrelation_time,
+)
 
 
 def ar1(a: float, chains: int, length: int, seed: int) -> np.ndarray:
@@ -72,3 +78,54 @@ def test_hmc_samples_a_correlated_gaussian():
     assert 0.6 < float(torch.stack(accepted).mean()) < 0.95
     with pytest.raises(ValueError, match="step_size"):
         HMC(kernel.energy, kernel.grad, step_size=0.0)
+
+
+def gaussian_target(precision: torch.Tensor):
+    def energy_and_grad(x):
+        return 0.5 * torch.einsum("ci,ij,cj->c", x, precision, x), x @ precision
+
+    return energy_and_grad
+
+
+def test_mala_reproduces_the_covariance_of_a_gaussian_target():
+    # independent chains: each chain's last state is one independent draw, so the sample
+    # covariance has the exact standard error √((Σ_ii Σ_jj + Σ_ij²) / N)
+    precision = torch.tensor(
+        [[2.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 0.5]], dtype=torch.float64
+    )
+    cov = torch.linalg.inv(precision)
+    chains = 8000
+    kernel = MALA(gaussian_target(precision), step_size=0.1)
+    generator = torch.Generator().manual_seed(3)
+    state = kernel.init(torch.zeros(chains, 3, dtype=torch.float64))
+    kernel, state, warm = kernel.adapt(state, generator, steps=200)
+    accepted = []
+    for _ in range(300):  # τ_int is a few steps at the tuned step
+        state, accept = kernel.step(state, generator)
+        accepted.append(accept.double().mean())
+    sample_cov = torch.cov(state.position.T)
+    error = ((torch.diag(cov)[:, None] * torch.diag(cov)[None, :] + cov**2) / chains).sqrt()
+    assert ((sample_cov - cov).abs() < 5 * error).all()
+    # the warm-up tunes the acceptance to its target 0.574
+    assert abs(float(torch.stack(accepted).mean()) - 0.574) < 0.05
+    assert warm.shape == (200,)
+
+
+def test_mala_rejects_infinite_energy_and_ula_keeps_the_rest():
+    def walled(x):
+        energy, grad = gaussian_target(torch.eye(1, dtype=torch.float64))(x)
+        return torch.where(x[:, 0] > 1.0, torch.inf, energy), grad
+
+    generator = torch.Generator().manual_seed(0)
+    for adjusted in (True, False):
+        kernel = MALA(walled, step_size=0.5, adjusted=adjusted)
+        state = kernel.init(torch.zeros(2000, 1, dtype=torch.float64))
+        for _ in range(50):
+            state, accept = kernel.step(state, generator)
+            assert (state.position <= 1.0).all()
+        if not adjusted:  # every finite proposal is kept
+            assert accept.any() and not accept.all()
+    with pytest.raises(ValueError, match="step_size"):
+        MALA(walled, step_size=-1.0)
+    with pytest.raises(ValueError, match="target"):
+        adapt_step_size(kernel, state, generator, 10, target=1.5)

@@ -1,0 +1,162 @@
+import pytest
+import torch
+
+from rgfield.energies import (
+    FEATURES,
+    ExponentialModel,
+    FeatureFamily,
+    QuadraticInteractions,
+    ScalarPotential,
+    make_feature,
+    register_feature,
+)
+
+
+def small_inputs(conditioned: bool, n: int = 4, batch: int = 3, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randn(batch, 3 if conditioned else 1, n, n, generator=gen, dtype=torch.float64)
+    c = torch.randn(batch, n, n, generator=gen, dtype=torch.float64) if conditioned else None
+    return y, c
+
+
+def autograd_derivatives(family, y, c):
+    """∇_y Φ_k and Δ_y Φ_k by autograd, one feature and one coordinate at a time."""
+    yy = y.clone().requires_grad_(True)
+    values = family.values(yy, c)
+    grads, laps = [], []
+    for k in range(family.n_features):
+        (g,) = torch.autograd.grad(values[:, k].sum(), yy, create_graph=True)
+        flat = g.reshape(y.shape[0], -1)
+        lap = torch.zeros(y.shape[0], dtype=y.dtype)
+        for i in range(flat.shape[1]):
+            (h,) = torch.autograd.grad(flat[:, i].sum(), yy, retain_graph=True)
+            lap += h.reshape(y.shape[0], -1)[:, i]
+        grads.append(g.detach())
+        laps.append(lap.detach())
+    return torch.stack(grads, 1), torch.stack(laps, 1)
+
+
+FAMILIES = [lambda: ScalarPotential(windows=4), lambda: QuadraticInteractions(radius=1)]
+
+
+@pytest.mark.parametrize("conditioned", [True, False])
+@pytest.mark.parametrize("make", FAMILIES)
+def test_gradients_and_laplacians_match_autograd(make, conditioned):
+    y, c = small_inputs(conditioned)
+    family = make().fit(y, c, "db2")
+    grads, laps = autograd_derivatives(family, y, c)
+    torch.testing.assert_close(family.gradients(y, c), grads, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(family.laplacians(y, c), laps, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("conditioned", [True, False])
+@pytest.mark.parametrize("make", FAMILIES)
+def test_bound_energy_equals_theta_dot_features(make, conditioned):
+    y, c = small_inputs(conditioned, n=8)
+    family = make().fit(y, c)
+    theta = torch.randn(family.n_features, dtype=torch.float64)
+    energy, grad = family.bind(theta)(y, c)
+    torch.testing.assert_close(energy, family.values(y, c) @ theta)
+    expected = torch.einsum("bf...,f->b...", family.gradients(y, c), theta)
+    torch.testing.assert_close(grad, expected)
+
+
+def test_quadratic_features_enumerate_channel_pairs_and_shifts():
+    y, c = small_inputs(True, n=8)
+    family = QuadraticInteractions(radius=1).fit(y, c)
+    # 3 same-channel pairs × 5 shifts (9 up to ±s), 3 detail pairs and 3 detail-coarse × 9
+    assert family.n_features == 3 * 5 + 6 * 9
+    assert "coarse·coarse(0,0)" not in family.labels and "h·h(0,0)" in family.labels
+    # on a 2×2 grid shifts −1 and 1 coincide: 4 distinct shifts, each its own negative
+    y2, c2 = small_inputs(True, n=2)
+    assert QuadraticInteractions(radius=1).fit(y2, c2).n_features == 9 * 4
+    with pytest.raises(ValueError, match="radius"):
+        QuadraticInteractions(radius=-1)
+
+
+def test_potential_is_infinite_outside_the_support():
+    y, c = small_inputs(False, n=4)
+    family = ScalarPotential(windows=3, margin=0.0).fit(y, c)
+    fn = family.bind(torch.ones(3, dtype=torch.float64))
+    assert torch.isfinite(fn(y, c)[0]).all()
+    outside = y.clone()
+    outside[0, 0, 0, 0] = y.max() + 1.0
+    assert torch.isinf(fn(outside, c)[0][0]) and torch.isfinite(fn(outside, c)[0][1:]).all()
+    with pytest.raises(ValueError, match="windows"):
+        ScalarPotential(windows=0)
+    with pytest.raises(ValueError, match="constant"):
+        ScalarPotential().fit(torch.ones(2, 1, 2, 2), None)
+
+
+def test_state_round_trip_preserves_every_output():
+    y, c = small_inputs(True, n=8)
+    for make in FAMILIES:
+        family = make().fit(y, c)
+        again = type(family).from_state(family.get_state())
+        theta = torch.randn(family.n_features, dtype=torch.float64)
+        assert again.labels == family.labels
+        for a, b in zip(family.bind(theta)(y, c), again.bind(theta)(y, c), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_hessian_extremes_of_a_quadratic_model_match_eigvalsh():
+    y, c = small_inputs(True, n=4, batch=1)
+    family = QuadraticInteractions(radius=1).fit(y, c)
+    # a positive-definite energy: identity plus small random couplings
+    theta = 0.05 * torch.randn(family.n_features, dtype=torch.float64)
+    theta[[i for i, s in enumerate(family.labels) if s.endswith("(0,0)") and s[0] == s[2]]] = 1.0
+    model = ExponentialModel([family], theta)
+
+    def energy(flat):
+        return model.energy(flat.reshape(y.shape), c).sum()
+
+    hessian = torch.autograd.functional.hessian(energy, y.reshape(-1))
+    eig = torch.linalg.eigvalsh(hessian)
+    lo, hi = model.hessian_extremes(y, c, iterations=500)
+    assert float(hi) == pytest.approx(float(eig[-1]), rel=1e-6)
+    assert float(lo) == pytest.approx(float(eig[0]), rel=1e-3)
+
+
+def test_unknown_feature_and_extension_point():
+    with pytest.raises(ValueError, match="unknown feature family 'scatcov'"):
+        make_feature("scatcov")
+    with pytest.raises(TypeError):
+        register_feature(int)
+
+    @register_feature
+    class Mean(FeatureFamily):
+        """Φ = Σ y: a linear feature, to exercise the generic bind."""
+
+        name = "test-mean"
+
+        def fit(self, y, c, wavelet="db4"):
+            return self
+
+        labels = property(lambda self: ["mean"])
+
+        def values(self, y, c):
+            return y.sum((1, 2, 3))[:, None]
+
+        def gradients(self, y, c):
+            return torch.ones_like(y)[:, None]
+
+        def laplacians(self, y, c):
+            return y.new_zeros(y.shape[0], 1)
+
+        def get_state(self):
+            return {}
+
+        @classmethod
+        def from_state(cls, state):
+            return cls()
+
+    try:
+        y, c = small_inputs(True)
+        model = ExponentialModel([make_feature("test-mean").fit(y, c)], torch.tensor([2.0]))
+        energy, grad = model.energy_and_grad(y.float(), c)
+        torch.testing.assert_close(energy, 2 * y.float().sum((1, 2, 3)))
+        torch.testing.assert_close(grad, torch.full_like(y.float(), 2.0))
+        with pytest.raises(ValueError, match="theta"):
+            ExponentialModel([Mean()], torch.zeros(2))
+    finally:
+        del FEATURES["test-mean"]

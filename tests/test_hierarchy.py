@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+
+from rgfield import stats
+from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
+from rgfield.hierarchy import HierarchicalModel
+from rgfield.io import save, to_dataset
+
+
+def free_field(n, size=16, seed=0):
+    spectrum = lattice_free_field_spectrum(beta=1.0, m2=0.5)
+    return gaussian_field(spectrum, (size, size), n, seed=seed, dtype=torch.float64)
+
+
+def spectrum_mean_and_error(fields):
+    p = stats.power_spectrum(fields)
+    return p.mean("sample").values, p.std("sample").values / np.sqrt(p.sizes["sample"])
+
+
+def test_gaussian_free_field_is_reproduced_scale_by_scale():
+    # with quadratic features over every shift of each grid the model class contains the
+    # exact conditionals of a stationary Gaussian field, so only statistical error remains
+    train = free_field(2000, seed=1)
+    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    result = model.sample(2000, seed=2, steps=150, warmup=100)
+    p_train, e_train = spectrum_mean_and_error(train)
+    p_gen, e_gen = spectrum_mean_and_error(result.fields)
+    z = (p_gen - p_train) / np.hypot(e_train, e_gen)
+    assert np.abs(z).max() < 5, z
+    acceptance = result.diagnostics["acceptance"].values
+    assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
+    assert list(result.diagnostics["scale"].values) == ["low", "j=4", "j=3", "j=2", "j=1"]
+
+
+def test_save_load_sample_gives_identical_fields(tmp_path):
+    model = HierarchicalModel(progress=False).fit(free_field(200, size=8))
+    path = model.save(tmp_path / "model.nc")
+    again = HierarchicalModel.load(path, progress=False)
+    a = model.sample(5, seed=7, steps=20, warmup=10).fields
+    b = again.sample(5, seed=7, steps=20, warmup=10).fields
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, model.sample(5, seed=8, steps=20, warmup=10).fields)
+    with pytest.raises(FileExistsError):
+        model.save(path)
+    xr_report = again.fit_report_
+    assert set(xr_report["features"].values) == set(model.fit_report_["features"].values)
+
+
+def test_sample_result_is_an_ensemble_dataset(tmp_path):
+    model = HierarchicalModel(progress=False).fit(free_field(100, size=8))
+    result = model.sample(3, seed=1, steps=5, warmup=5)
+    ds = result.to_dataset()
+    assert ds["field"].dims == ("sample", "y", "x") and ds.attrs["seed"] == 1
+    save(ds, tmp_path / "samples.nc")
+
+
+def test_bad_input_gives_clear_errors(tmp_path):
+    fields = free_field(20, size=8)
+    with pytest.raises(ValueError, match="unknown feature family 'nope'"):
+        HierarchicalModel(features=["nope"])
+    with pytest.raises(ValueError, match="levels"):
+        HierarchicalModel(levels=0)
+    with pytest.raises(ValueError, match="wavelet"):
+        HierarchicalModel(wavelet="haar2")
+    with pytest.raises(ValueError, match="shape"):
+        HierarchicalModel().fit(fields[0])
+    bad = fields.clone()
+    bad[3, 2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        HierarchicalModel().fit(bad)
+    with pytest.raises(ValueError, match="not divisible"):
+        HierarchicalModel(levels=4, progress=False).fit(fields)
+    with pytest.raises(ValueError, match="odd"):
+        HierarchicalModel(progress=False).fit(torch.randn(4, 7, 7))
+    with pytest.raises(ValueError, match="not fitted"):
+        HierarchicalModel().sample(2)
+    model = HierarchicalModel(progress=False).fit(fields)
+    with pytest.raises(ValueError, match="steps"):
+        model.sample(2, steps=[1, 2])
+    with pytest.raises(ValueError, match="n must"):
+        model.sample(0)
+    not_a_model = save(to_dataset(fields), tmp_path / "fields.nc")
+    with pytest.raises(ValueError, match="not a model"):
+        HierarchicalModel.load(not_a_model)
