@@ -71,7 +71,8 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, help="reference ensemble (.nc or .npy)")
     parser.add_argument("--samples", required=True, help="ensemble to judge (.nc or .npy)")
     parser.add_argument("--var", help="variable to read from both files (default: the only field)")
-    parser.add_argument("--out", help="write the full table of z-scores to this netCDF file")
+    parser.add_argument("--model", help="fitted model (.nc): adds its learned potentials")
+    parser.add_argument("--out", help="write the report (figures and tables) to this directory")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
@@ -81,6 +82,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     reference = io.load(args.reference, args.var)
     samples = io.load(args.samples, args.var)
     ndim = reference.ndim - 1
+    if args.out and not args.overwrite and Path(args.out).exists():
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     table = stats.compare(reference, samples, ndim=ndim)
     print(
         f"{table.attrs['n_other']} samples against {table.attrs['n_reference']} reference"
@@ -89,8 +92,132 @@ def _run_compare(args: argparse.Namespace) -> int:
     for name, value in zip(table.statistic.values, table.max_abs_z.values, strict=True):
         print(f"  {name:<22} {value:8.3f}")
     if args.out:
-        io.save(table, args.out, overwrite=args.overwrite)
-        print(f"table written to {args.out}")
+        _write_report(reference, samples, args.out, args.model, args.overwrite)
+    return 0
+
+
+def _write_report(reference, samples, out, model_path, overwrite: bool) -> None:
+    from rgfield.hierarchy import HierarchicalModel
+    from rgfield.report import write_report
+
+    model = HierarchicalModel.load(model_path, progress=False) if model_path else None
+    path = write_report(reference, samples, out, model=model, overwrite=overwrite)
+    print(f"report written to {path}/report.md (figures in {path}/figures)")
+
+
+def _fit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="training ensemble (.nc or .npy)")
+    parser.add_argument("--var", help="variable to read (default: the only field)")
+    parser.add_argument("--levels", type=int, help="RG steps J (default: down to 1×1)")
+    parser.add_argument("--wavelet", default="db4", help="orthogonal wavelet (default db4)")
+    parser.add_argument("--windows", type=int, default=20, help="sigmoid windows per scale")
+    parser.add_argument("--radius", type=int, help="stencil radius of the quadratic couplings")
+    parser.add_argument("--ridge", type=float, default=1e-6, help="score-matching ridge")
+    parser.add_argument("--out", required=True, help="model file to write (.nc)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from rgfield import io
+    from rgfield.hierarchy import HierarchicalModel
+
+    if not args.overwrite and Path(args.out).exists():
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    data = io.load(args.data, args.var)
+    model = HierarchicalModel(
+        levels=args.levels,
+        wavelet=args.wavelet,
+        features={"potential": {"windows": args.windows}, "quadratic": {"radius": args.radius}},
+        ridge=args.ridge,
+        progress=not args.no_progress,
+    ).fit(data)
+    report = model.fit_report_
+    print(
+        f"fitted {model.levels} conditionals and the coarsest field on {data.shape[0]} fields of"
+        f" {data.shape[1]}×{data.shape[2]}; per scale:"
+    )
+    print(
+        report[["grid", "features", "condition_preconditioned", "heldout_loss", "seconds"]]
+        .to_dataframe()
+        .to_string(float_format=lambda v: f"{v:.3g}")
+    )
+    model.save(args.out, overwrite=args.overwrite)
+    print(f"model written to {args.out}")
+    return 0
+
+
+def _sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model file written by `rgfield fit`")
+    parser.add_argument("--n", type=int, required=True, help="number of fields")
+    parser.add_argument("--seed", type=int, help="random seed (default: fresh entropy)")
+    parser.add_argument("--steps", type=int, default=300, help="MALA steps per scale")
+    parser.add_argument("--warmup", type=int, default=200, help="warm-up steps per scale")
+    parser.add_argument("--out", required=True, help="netCDF file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from rgfield import io
+    from rgfield.hierarchy import HierarchicalModel
+
+    if not args.overwrite and Path(args.out).exists():
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    model = HierarchicalModel.load(args.model, progress=not args.no_progress)
+    result = model.sample(args.n, seed=args.seed, steps=args.steps, warmup=args.warmup)
+    _print_acceptance(result.diagnostics)
+    io.save(result.to_dataset(), args.out, overwrite=args.overwrite)
+    print(f"{args.n} fields written to {args.out}")
+    return 0
+
+
+def _print_acceptance(diagnostics) -> None:
+    cells = [
+        f"{s} {a:.2f} (h={h:.3g})"
+        for s, a, h in zip(
+            diagnostics.scale.values,
+            diagnostics.acceptance.values,
+            diagnostics.step_size.values,
+            strict=True,
+        )
+    ]
+    print("MALA acceptance per scale: " + ", ".join(cells))
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="rgfield-demo", help="output directory (rgfield-demo)")
+    parser.add_argument("--samples", type=int, default=500, help="fields to generate (500)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from rgfield import io
+    from rgfield.hierarchy import HierarchicalModel
+    from rgfield.report import write_report
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    start = time.perf_counter()
+    path = io.example_path("phi4_L32_beta0.9244.nc")
+    data = io.load(path)
+    print(f"1/3 fitting a wavelet RG model to {data.shape[0]} φ⁴ fields (L = 32, β = β_c)")
+    model = HierarchicalModel(progress=not args.no_progress).fit(data)
+    print(f"2/3 sampling {args.samples} new fields coarse to fine (MALA per scale)")
+    result = model.sample(args.samples, seed=args.seed)
+    _print_acceptance(result.diagnostics)
+    print("3/3 comparing them with the reference ensemble")
+    out.mkdir(exist_ok=True)
+    model.save(out / "model.nc", overwrite=True)
+    io.save(result.to_dataset(), out / "samples.nc", overwrite=True)
+    report = write_report(data, result.fields, out / "report", model=model, overwrite=True)
+    print(f"done in {time.perf_counter() - start:.0f} s: model, samples and report in {out}/")
+    print(f"open {report}/report.md (figures in {report}/figures)")
     return 0
 
 
@@ -151,6 +278,24 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Command] = [
+    Command(
+        "demo",
+        "fit, sample and validate a wavelet RG model of the shipped φ⁴ ensemble",
+        _demo_arguments,
+        _run_demo,
+    ),
+    Command(
+        "fit",
+        "fit a hierarchical wavelet RG model to an ensemble of fields",
+        _fit_arguments,
+        _run_fit,
+    ),
+    Command(
+        "sample",
+        "generate fields from a fitted model",
+        _sample_arguments,
+        _run_sample,
+    ),
     Command(
         "info",
         "versions of rgfield and its dependencies, and the devices found",

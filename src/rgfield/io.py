@@ -21,7 +21,7 @@ import xarray as xr
 
 import rgfield
 
-__all__ = ["FIELD_DIMS", "as_tensor", "load", "save", "to_dataset"]
+__all__ = ["FIELD_DIMS", "as_tensor", "example_path", "load", "save", "to_dataset"]
 
 FIELD_DIMS = {2: ("sample", "y", "x"), 3: ("sample", "z", "y", "x")}
 """Dimension names of an ensemble of 2D or 3D fields."""
@@ -259,3 +259,18 @@ def _as_ensemble(da: xr.DataArray, path: Path) -> xr.DataArray:
     if bad:
         raise ValueError(f"{path}: variable {da.name!r} contains {bad} NaN or Inf values")
     return da
+
+
+def example_path(name: str = "phi4_L32_beta0.9244.nc") -> Path:
+    """Path of a reference ensemble shipped with rgfield (see data/README.md).
+
+    ``"phi4_L32_beta0.9244.nc"``: 500 decorrelated 32×32 φ⁴ configurations at the measured
+    critical coupling β = 0.9244, λ = 1.
+    """
+    from importlib.resources import files
+
+    folder = files("rgfield") / "data"
+    available = sorted(p.name for p in folder.iterdir() if p.name.endswith(".nc"))
+    if name not in available:
+        raise ValueError(f"name: no shipped ensemble {name!r}; available: {available}")
+    return Path(str(folder / name))

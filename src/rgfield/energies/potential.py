@@ -11,6 +11,8 @@ from rgfield.wavelets import merge, split
 
 __all__ = ["ScalarPotential"]
 
+_VALUES_PER_WINDOW = 100  # data values per window at least: coarse scales are data-poor
+
 
 @register_feature
 class ScalarPotential(FeatureFamily):
@@ -34,7 +36,8 @@ class ScalarPotential(FeatureFamily):
     Parameters
     ----------
     windows : int
-        Number K of sigmoid windows.
+        Number K of sigmoid windows, at most one per 100 data values of the field (the coarsest
+        scales have few values, and more windows over-fit them).
     width : float
         Window width in units of the local spacing between centres.
     margin : float
@@ -91,7 +94,8 @@ class ScalarPotential(FeatureFamily):
         x = self._field(y, c).detach().reshape(-1).double()
         if x.numel() > 2**22:  # quantiles of a deterministic subsample
             x = x[:: x.numel() // 2**22 + 1]
-        levels = (torch.arange(self.windows, dtype=torch.float64) + 0.5) / self.windows
+        count = min(self.windows, max(2, x.numel() // _VALUES_PER_WINDOW))
+        levels = (torch.arange(count, dtype=torch.float64) + 0.5) / count
         centres = torch.quantile(x, levels).unique()
         lo, hi = x.min(), x.max()
         if not hi > lo:
