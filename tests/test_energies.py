@@ -39,11 +39,13 @@ def autograd_derivatives(family, y, c):
 FAMILIES = [lambda: ScalarPotential(windows=4), lambda: QuadraticInteractions(radius=1)]
 
 
+@pytest.mark.parametrize(("n", "wavelet"), [(4, "db2"), (2, "db4"), (1, "db4")])
 @pytest.mark.parametrize("conditioned", [True, False])
 @pytest.mark.parametrize("make", FAMILIES)
-def test_gradients_and_laplacians_match_autograd(make, conditioned):
-    y, c = small_inputs(conditioned)
-    family = make().fit(y, c, "db2")
+def test_gradients_and_laplacians_match_autograd(make, conditioned, n, wavelet):
+    # n = 1, 2 with db4: the filter wraps around the periodic grid several times
+    y, c = small_inputs(conditioned, n=n)
+    family = make().fit(y, c, wavelet)
     grads, laps = autograd_derivatives(family, y, c)
     torch.testing.assert_close(family.gradients(y, c), grads, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(family.laplacians(y, c), laps, rtol=1e-10, atol=1e-10)
@@ -59,6 +61,11 @@ def test_bound_energy_equals_theta_dot_features(make, conditioned):
     torch.testing.assert_close(energy, family.values(y, c) @ theta)
     expected = torch.einsum("bf...,f->b...", family.gradients(y, c), theta)
     torch.testing.assert_close(grad, expected)
+    # float32 fields with the float64 θ that score matching returns
+    c32 = None if c is None else c.float()
+    energy32, grad32 = family.bind(theta)(y.float(), c32)
+    assert energy32.dtype == grad32.dtype == torch.float32
+    torch.testing.assert_close(grad32, expected.float(), rtol=1e-4, atol=1e-4)
 
 
 def test_quadratic_features_enumerate_channel_pairs_and_shifts():
@@ -77,7 +84,7 @@ def test_quadratic_features_enumerate_channel_pairs_and_shifts():
 def test_potential_is_infinite_outside_the_support():
     y, c = small_inputs(False, n=4)
     family = ScalarPotential(windows=3, margin=0.0).fit(y, c)
-    fn = family.bind(torch.ones(3, dtype=torch.float64))
+    fn = family.bind(torch.ones(family.n_features, dtype=torch.float64))
     assert torch.isfinite(fn(y, c)[0]).all()
     outside = y.clone()
     outside[0, 0, 0, 0] = y.max() + 1.0
@@ -99,12 +106,16 @@ def test_state_round_trip_preserves_every_output():
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_hessian_extremes_of_a_quadratic_model_match_eigvalsh():
+@pytest.mark.parametrize("diagonal", [1.0, 0.0])  # positive definite, then indefinite
+def test_hessian_extremes_of_a_quadratic_model_match_eigvalsh(diagonal):
     y, c = small_inputs(True, n=4, batch=1)
     family = QuadraticInteractions(radius=1).fit(y, c)
-    # a positive-definite energy: identity plus small random couplings
-    theta = 0.05 * torch.randn(family.n_features, dtype=torch.float64)
-    theta[[i for i, s in enumerate(family.labels) if s.endswith("(0,0)") and s[0] == s[2]]] = 1.0
+    theta = 0.3 * torch.randn(
+        family.n_features, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    theta[[i for i, s in enumerate(family.labels) if s.endswith("(0,0)") and s[0] == s[2]]] = (
+        diagonal
+    )
     model = ExponentialModel([family], theta)
 
     def energy(flat):
@@ -112,9 +123,12 @@ def test_hessian_extremes_of_a_quadratic_model_match_eigvalsh():
 
     hessian = torch.autograd.functional.hessian(energy, y.reshape(-1))
     eig = torch.linalg.eigvalsh(hessian)
-    lo, hi = model.hessian_extremes(y, c, iterations=500)
-    assert float(hi) == pytest.approx(float(eig[-1]), rel=1e-6)
-    assert float(lo) == pytest.approx(float(eig[0]), rel=1e-3)
+    if diagonal == 0.0:
+        assert eig[0] < 0 < eig[-1]
+    lo, hi = model.hessian_extremes(y, c, iterations=2000)
+    spread = float(eig[-1] - eig[0])
+    assert float(hi) == pytest.approx(float(eig[-1]), abs=1e-3 * spread)
+    assert float(lo) == pytest.approx(float(eig[0]), abs=1e-3 * spread)
 
 
 def test_unknown_feature_and_extension_point():

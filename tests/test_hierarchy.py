@@ -65,12 +65,48 @@ def test_save_load_sample_gives_identical_fields(tmp_path):
     assert set(xr_report["features"].values) == set(model.fit_report_["features"].values)
 
 
+def test_mixing_reports_tau_per_mala_scale():
+    fields = free_field(100, size=8)
+    model = HierarchicalModel(progress=False).fit(fields)
+    mixing = model.mixing(fields, steps=300, warmup=50)
+    assert list(mixing["scale"].values) == ["j=3", "j=2", "j=1"]
+    # renormalised conditionals are well conditioned: MALA decorrelates in a few tens of steps
+    assert (mixing["tau_energy"] < 30).all() and (mixing["tau_sum"] < 30).all(), mixing
+    with pytest.raises(ValueError, match="steps"):
+        model.mixing(fields, steps=3)
+    with pytest.raises(ValueError, match="fields must be"):
+        model.mixing(free_field(10, size=16))
+
+
 def test_sample_result_is_an_ensemble_dataset(tmp_path):
     model = HierarchicalModel(progress=False).fit(free_field(100, size=8))
     result = model.sample(3, seed=1, steps=5, warmup=5)
     ds = result.to_dataset()
     assert ds["field"].dims == ("sample", "y", "x") and ds.attrs["seed"] == 1
     save(ds, tmp_path / "samples.nc")
+
+
+def test_refitting_adapts_the_levels_to_the_new_data():
+    model = HierarchicalModel(progress=False).fit(free_field(30, size=8))
+    assert model.levels_ == 3
+    model.fit(free_field(30, size=16))
+    assert model.levels_ == 4 and model.low_shape == (1, 1)
+
+
+def test_report_never_replaces_a_foreign_directory(tmp_path):
+    from rgfield.report import write_report
+
+    ref, gen = free_field(8, size=8), free_field(8, size=8, seed=1)
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not an rgfield report"):
+        write_report(ref, gen, mine, overwrite=True)
+    assert (mine / "precious.txt").read_text() == "keep"
+    with pytest.raises(ValueError, match="names a file"):
+        write_report(ref, gen, tmp_path / "table.nc")
+    report = write_report(ref, gen, tmp_path / "report")
+    assert write_report(ref, gen, report, overwrite=True) == report
 
 
 def test_bad_input_gives_clear_errors(tmp_path):

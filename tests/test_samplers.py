@@ -65,7 +65,7 @@ def test_hmc_samples_a_correlated_gaussian():
     )
     generator = torch.Generator().manual_seed(1)
     state = kernel.init(torch.zeros(200, 2, dtype=torch.float64))
-    kernel, state = kernel.adapt(state, generator, steps=100)
+    kernel, state, _ = kernel.adapt(state, generator, steps=100)
     draws, accepted = [], []
     for _ in range(200):
         state, accept = kernel.step(state, generator)

@@ -29,7 +29,7 @@ def statistics(family, y, batch=100):
 
 
 def test_score_matching_recovers_a_known_precision_matrix():
-    n_fields, groups = 2000, 10
+    n_fields, groups = 2000, 20
     y = gaussian_field(precision_spectrum, (16, 16), n_fields, seed=5, dtype=torch.float64)
     y = y.unsqueeze(1)
     family = QuadraticInteractions(radius=1).fit(y, None)

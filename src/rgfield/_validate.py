@@ -6,3 +6,8 @@ import numpy as np
 def is_integer(value) -> bool:
     """True for Python and numpy integers, False for bools (``True`` is not a size)."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def fresh_seed() -> int:
+    """A new 63-bit seed from the operating system's entropy (leaves global generators alone)."""
+    return int(np.random.SeedSequence().entropy % 2**63)

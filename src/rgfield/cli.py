@@ -82,6 +82,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     reference = io.load(args.reference, args.var)
     samples = io.load(args.samples, args.var)
     ndim = reference.ndim - 1
+    if args.model and not args.out:
+        raise ValueError("--model adds the learned potentials to a report: give --out DIR too")
     if args.out and not args.overwrite and Path(args.out).exists():
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     table = stats.compare(reference, samples, ndim=ndim)
@@ -203,6 +205,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    if args.samples < 2:
+        raise ValueError(f"--samples must be at least 2; got {args.samples}")
     start = time.perf_counter()
     path = io.example_path("phi4_L32_beta0.9244.nc")
     data = io.load(path)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +30,12 @@ import torch
 import xarray as xr
 
 import rgfield
-from rgfield._validate import is_integer
+from rgfield._validate import fresh_seed, is_integer
 from rgfield.energies import FEATURES, ExponentialModel, FeatureFamily, make_feature
 from rgfield.io import as_tensor, save, to_dataset
-from rgfield.samplers import MALA, adapt_step_size
+from rgfield.samplers import MALA, ChainState, adapt_step_size, integrated_autocorrelation_time
 from rgfield.scorematching import ScoreMatchingStatistics, fit_closed_form
-from rgfield.wavelets import WAVELETS, decompose, merge
+from rgfield.wavelets import WAVELETS, decompose, max_levels, merge
 
 __all__ = ["HierarchicalModel", "SampleResult"]
 
@@ -102,6 +104,8 @@ class HierarchicalModel:
 
     Attributes (after :meth:`fit`)
     ------------------------------
+    levels_ : int
+        Number of RG steps J of the fitted model.
     gamma_ : torch.Tensor (J,)
         γ_j of the conditionals (rms of x̄_j in the data).
     gamma_low_ : float
@@ -135,8 +139,8 @@ class HierarchicalModel:
             raise ValueError("features: at least one feature family is needed")
         for name, options in spec.items():
             make_feature(name, dict(options))  # validates names and options before any work
-        ridges = [ridge] if isinstance(ridge, int | float) else list(ridge)
-        if not ridges or not all(isinstance(r, int | float) and r >= 0 for r in ridges):
+        ridges = [ridge] if isinstance(ridge, Real) else list(ridge)
+        if not ridges or not all(isinstance(r, Real) and r >= 0 for r in ridges):
             raise ValueError(f"ridge must be non-negative (or a sequence of such); got {ridge!r}")
         if len(ridges) > 1 and heldout == 0:
             raise ValueError("ridge: choosing among several values needs heldout > 0")
@@ -159,15 +163,6 @@ class HierarchicalModel:
             raise ValueError("data contains NaN or Inf")
         return x
 
-    def _default_levels(self, size: tuple[int, int]) -> int:
-        n = min(size)
-        levels = 0
-        while n % 2 == 0 and n > 1:
-            n, levels = n // 2, levels + 1
-        if levels == 0:
-            raise ValueError(f"data: field size {size} is odd; it cannot be split into scales")
-        return levels
-
     def fit(self, data) -> HierarchicalModel:
         """Fit every conditional and the coarsest model by closed-form score matching.
 
@@ -184,7 +179,7 @@ class HierarchicalModel:
         from tqdm.auto import tqdm
 
         x = self._check_data(data)
-        levels = self.levels or self._default_levels(tuple(x.shape[-2:]))
+        levels = self.levels or max_levels(x.shape[-2:], "data")
         pyramid = decompose(x, levels, self.wavelet)
         gamma = torch.stack([d.square().mean().sqrt() for d in pyramid.details])
         gamma_low = pyramid.low.square().mean().sqrt()
@@ -209,7 +204,7 @@ class HierarchicalModel:
             coarse = merge(coarse, details, self.wavelet)
             bar.update()
         bar.close()
-        self.levels, self.size = levels, tuple(x.shape[-2:])
+        self.levels_, self.size = levels, tuple(x.shape[-2:])
         self.gamma_, self.gamma_low_ = gamma, float(gamma_low)
         self.conditionals_ = conditionals[::-1]
         self.low_ = low
@@ -238,16 +233,19 @@ class HierarchicalModel:
         )
         fit = fit_closed_form(train, held, self.ridge)
         theta, method = fit.theta, "score matching"
+        train_loss, heldout_loss = fit.train_loss, fit.heldout_loss
         if y.shape[1:] == (1, 1, 1):
             theta, method = _maximum_likelihood_scalar(families, theta, y), "maximum likelihood"
+            train_loss = train.loss(theta)
+            heldout_loss = held.loss(theta) if held.count else float("nan")
         report = {
             "method": method,
             "features": n_features,
             "ridge": fit.ridge,
             "condition": fit.condition,
             "condition_preconditioned": fit.condition_preconditioned,
-            "train_loss": fit.train_loss,
-            "heldout_loss": fit.heldout_loss,
+            "train_loss": train_loss,
+            "heldout_loss": heldout_loss,
             "seconds": time.perf_counter() - start,
         }
         return ExponentialModel(families, theta), report
@@ -258,7 +256,7 @@ class HierarchicalModel:
     def low_shape(self) -> tuple[int, int]:
         """Shape of the coarsest field x_J."""
         self._check_fitted()
-        return self.size[0] >> self.levels, self.size[1] >> self.levels
+        return self.size[0] >> self.levels_, self.size[1] >> self.levels_
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "conditionals_"):
@@ -285,6 +283,7 @@ class HierarchicalModel:
             Number of fields.
         seed : int, optional
             Seed of the torch generator; the same seed gives the same fields on the same device.
+            Without one a fresh seed is drawn from the OS and recorded in the result's attrs.
         steps, warmup : int or sequence of J + 1 ints
             MALA steps per model, one count for all or one per conditional (finest first) and
             last the coarsest field.
@@ -304,14 +303,14 @@ class HierarchicalModel:
             raise ValueError(f"n must be a positive integer; got {n!r}")
         if seed is not None and not is_integer(seed):
             raise ValueError(f"seed must be an integer or None; got {seed!r}")
-        steps = _check_steps(steps, self.levels, "steps")
-        warmup = _check_steps(warmup, self.levels, "warmup")
-        generator = torch.Generator()
-        generator.manual_seed(int(seed) if seed is not None else int(torch.seed()))
+        steps = _check_steps(steps, self.levels_, "steps")
+        warmup = _check_steps(warmup, self.levels_, "warmup")
+        seed = fresh_seed() if seed is None else int(seed)
+        generator = torch.Generator().manual_seed(seed)
         stages = [(self.low_, None, warmup[-1], steps[-1], "low")]
         stages += [
             (self.conditionals_[j - 1], j, warmup[j - 1], steps[j - 1], f"j={j}")
-            for j in range(self.levels, 0, -1)
+            for j in range(self.levels_, 0, -1)
         ]
         bar = tqdm(total=sum(warmup) + sum(steps), desc="sample", disable=not self.progress)
         x = torch.zeros(n, *self.low_shape, dtype=torch.float64)
@@ -334,12 +333,68 @@ class HierarchicalModel:
         bar.close()
         attrs = {
             "generator": "rgfield.hierarchy.HierarchicalModel.sample",
-            "seed": -1 if seed is None else int(seed),
-            "levels": self.levels,
+            "seed": seed,
+            "levels": self.levels_,
             "wavelet": self.wavelet,
             "adjusted": int(adjusted),
         }
         return SampleResult(x, _trace_dataset(rows), attrs)
+
+    def mixing(
+        self,
+        data,
+        steps: int = 1000,
+        warmup: int = 200,
+        seed: int = 0,
+        step_size: float = 0.05,
+    ) -> xr.Dataset:
+        """Per-scale mixing of the MALA chains, measured from equilibrium starts.
+
+        For each scale sampled by MALA, chains start from the data's details given the data's
+        coarse fields (an equilibrium start when the model fits), adapt their step for
+        ``warmup`` steps, then run ``steps``; τ_int (Madras–Sokal) is measured on the energy
+        and on the sum of the details (the slowest, long-wavelength mode) of each chain.
+
+        Returns
+        -------
+        xarray.Dataset, dim ``scale``: ``tau_energy``, ``tau_sum``, ``step_size``,
+        ``acceptance``, ``seconds_per_step`` (for the whole batch), ``variables`` (per chain).
+        """
+        self._check_fitted()
+        if not (is_integer(steps) and steps >= 10 and is_integer(warmup) and warmup >= 0):
+            raise ValueError(
+                f"steps (>= 10) and warmup (>= 0) must be integers; got {steps!r}, {warmup!r}"
+            )
+        x = self._check_data(data)
+        if tuple(x.shape[-2:]) != self.size:
+            raise ValueError(f"data: fields must be {self.size}; got {tuple(x.shape[-2:])}")
+        pyramid = decompose(x, self.levels_, self.wavelet)
+        generator = torch.Generator().manual_seed(seed)
+        rows = []
+        for j in range(self.levels_, 0, -1):
+            gamma = float(self.gamma_[j - 1])
+            c, y = pyramid.coarse(j) / gamma, pyramid.details[j - 1] / gamma
+            model = self.conditionals_[j - 1]
+            kernel = MALA(lambda v, c=c, m=model: m.energy_and_grad(v, c), step_size)
+            energy, total = [], []
+
+            def observe(state: ChainState, energy=energy, total=total) -> None:
+                energy.append(state.energy)
+                total.append(state.position.sum((1, 2, 3)))
+
+            _, run = _run_chains(kernel, y, generator, warmup, steps, observe=observe)
+            rows.append(
+                {
+                    "scale": f"j={j}",
+                    "tau_energy": integrated_autocorrelation_time(torch.stack(energy, 1)).tau,
+                    "tau_sum": integrated_autocorrelation_time(torch.stack(total, 1)).tau,
+                    "step_size": run["step_size"],
+                    "acceptance": run["acceptance"],
+                    "seconds_per_step": run["seconds"] / steps,
+                    "variables": y[0].numel(),
+                }
+            )
+        return _report_dataset(rows)
 
     # -- files --------------------------------------------------------------------------------
 
@@ -372,7 +427,7 @@ class HierarchicalModel:
         for name in self.fit_report_.data_vars:
             data[f"fit_{name}"] = self.fit_report_[name]
         spec = {
-            "levels": self.levels,
+            "levels": self.levels_,
             "wavelet": self.wavelet,
             "size": list(self.size),
             "features": self.features,
@@ -386,7 +441,7 @@ class HierarchicalModel:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "specification": json.dumps(spec),
         }
-        return xr.Dataset(data, coords={"level": np.arange(1, self.levels + 1)}, attrs=attrs)
+        return xr.Dataset(data, coords={"level": np.arange(1, self.levels_ + 1)}, attrs=attrs)
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the fitted model to netCDF (atomically; never overwrites unless asked)."""
@@ -427,7 +482,8 @@ class HierarchicalModel:
         model.gamma_ = torch.as_tensor(ds["gamma"].values)
         model.gamma_low_ = float(ds["gamma_low"].values)
         model.low_ = models["low"]
-        model.conditionals_ = [models[f"j{j}"] for j in range(1, model.levels + 1)]
+        model.levels_ = int(spec["levels"])
+        model.conditionals_ = [models[f"j{j}"] for j in range(1, model.levels_ + 1)]
         report = {v[4:]: ds[v] for v in ds.data_vars if v.startswith("fit_")}
         model.fit_report_ = xr.Dataset(report)
         return model
@@ -454,30 +510,43 @@ def _report_dataset(rows: list[dict]) -> xr.Dataset:
 
 
 def _run_chains(
-    kernel: MALA, y: torch.Tensor, generator: torch.Generator, warmup: int, steps: int, bar
+    kernel: MALA,
+    y: torch.Tensor,
+    generator: torch.Generator,
+    warmup: int,
+    steps: int,
+    bar=None,
+    observe: Callable[[ChainState], None] | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """Warm up (tuning h), then run ``steps`` frozen MALA steps; return the end and diagnostics."""
+    """Warm up (tuning h), then run ``steps`` frozen MALA steps; return the end and diagnostics.
+
+    ``observe(state)`` is called after every step past the warm-up.
+    """
     per_variable = y[0].numel()
     energy = []
 
     def record(state) -> None:
         finite = state.energy[torch.isfinite(state.energy)]
         energy.append(finite.mean().item() / per_variable if finite.numel() else np.nan)
-        bar.update()
+        if bar is not None:
+            bar.update()
 
     kernel, state, warm_acceptance = adapt_step_size(
         kernel, kernel.init(y), generator, warmup, callback=record
     )
-    accepted = 0.0
+    accepted, start = 0.0, time.perf_counter()
     for _ in range(steps):
         state, accept = kernel.step(state, generator)
         accepted += accept.double().mean().item()
         record(state)
+        if observe is not None:
+            observe(state)
     return state.position, {
         "acceptance": accepted / steps if steps else np.nan,
         "step_size": kernel.step_size,
         "warmup": warmup,
         "steps": steps,
+        "seconds": time.perf_counter() - start,
         "energy": np.array(energy),
         "warmup_acceptance": warm_acceptance,
     }
@@ -532,7 +601,16 @@ def _maximum_likelihood_scalar(
         current, factor = objective(p), 1.0
         while objective(p + factor * step) < current - 1e-14 and factor > 1e-6:
             factor /= 2
+        if factor <= 1e-6:  # no ascent along the Newton direction: as good as it gets
+            break
         p = p + factor * step
+    else:
+        warnings.warn(
+            f"maximum likelihood of the coarsest model: moments matched to {grad.abs().max():.1e}"
+            f" after {iterations} Newton steps",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return p / scale
 
 

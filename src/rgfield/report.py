@@ -16,20 +16,16 @@ import xarray as xr
 
 from rgfield import plot, stats
 from rgfield.io import as_tensor
+from rgfield.wavelets import max_levels
 
 __all__ = ["summary", "write_report"]
+
+_REPORT_FILES = {"report.md", "summary.nc", "figures"}
 
 
 def _mean_and_error(values: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     n = values.sizes["sample"]
     return values.mean("sample").values, values.std("sample", ddof=1).values / np.sqrt(n)
-
-
-def _levels(fields) -> int:
-    n, levels = min(as_tensor(fields).shape[-2:]), 0
-    while n % 2 == 0 and n > 1:
-        n, levels = n // 2, levels + 1
-    return levels
 
 
 def _is_phi4(reference) -> bool:
@@ -53,9 +49,10 @@ def summary(reference, samples, observables: bool | None = None) -> dict[str, xr
     out = {}
     tables = {}
     for name, fn in (("power_spectrum", stats.power_spectrum), ("moments", stats.moments)):
-        (m_ref, e_ref), (m_gen, e_gen) = (_mean_and_error(fn(f)) for f in (reference, samples))
+        s_ref, s_gen = fn(reference), fn(samples)
+        (m_ref, e_ref), (m_gen, e_gen) = _mean_and_error(s_ref), _mean_and_error(s_gen)
         coord = "k" if name == "power_spectrum" else "moment"
-        labels = fn(as_tensor(reference)[:2])[coord].values
+        labels = s_ref[coord].values
         tables[name] = xr.Dataset(
             {
                 "reference": (coord, m_ref),
@@ -76,7 +73,7 @@ def summary(reference, samples, observables: bool | None = None) -> dict[str, xr
             "ks_reference_halves": stats.ks_statistic(ref[:half], ref[half:]),
         }
     )
-    levels = _levels(reference)
+    levels = max_levels(as_tensor(reference).shape[-2:], "reference")
     std_ref = stats.coarse_field_std(reference, levels)
     std_gen = stats.coarse_field_std(samples, levels)
     out["scales"] = xr.Dataset(
@@ -211,14 +208,18 @@ def write_report(
     observables : bool, optional
         Include φ⁴ observables; by default when the reference was made by the φ⁴ simulator.
     overwrite : bool
-        Replace ``out`` if it exists.
+        Replace ``out`` if it holds an earlier report (any other existing path is refused).
 
     The report is assembled in a temporary directory beside ``out`` and moved into place when
     complete, so an interrupted run leaves no partial report.
     """
     out = Path(out)
+    if out.suffix in (".nc", ".npy", ".md", ".png"):
+        raise ValueError(f"out: {out} names a file; a report is a directory (e.g. report/)")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (or --overwrite) to replace it")
+    if out.exists() and not (out.is_dir() and _REPORT_FILES <= {p.name for p in out.iterdir()}):
+        raise ValueError(f"out: {out} exists and is not an rgfield report; it is left untouched")
     if not out.parent.is_dir():
         raise ValueError(f"out: directory {out.parent} does not exist")
     ref, gen = as_tensor(reference), as_tensor(samples)
@@ -229,7 +230,7 @@ def write_report(
         )
     tables = summary(reference, samples, observables)
     ensembles = {"reference": ref, "samples": gen}
-    levels = _levels(ref)
+    levels = max_levels(ref.shape[-2:], "reference")
     figures = {
         "power_spectrum.png": plot.power_spectra(ensembles),
         "pixel_histogram.png": plot.pixel_histograms(ensembles),

@@ -103,10 +103,9 @@ class HMC:
         generator: torch.Generator,
         steps: int,
         target: float = 0.8,
-    ) -> tuple[HMC, ChainState]:
+    ) -> tuple[HMC, ChainState, np.ndarray]:
         """Tune ``step_size`` towards acceptance ``target``; see :func:`adapt_step_size`."""
-        kernel, state, _ = adapt_step_size(self, state, generator, steps, target)
-        return kernel, state
+        return adapt_step_size(self, state, generator, steps, target)
 
 
 @dataclass
@@ -199,6 +198,8 @@ def adapt_step_size(
     """
     if not 0 < target < 1:
         raise ValueError(f"target must be in (0, 1); got {target!r}")
+    if not (isinstance(steps, int | np.integer) and steps >= 0):
+        raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
     log_eps = np.log(kernel.step_size)
     acceptance = np.empty(steps)
     for t in range(steps):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 import torch
@@ -67,6 +68,8 @@ class ScoreMatchingStatistics:
 
     def merged(self, other: ScoreMatchingStatistics) -> ScoreMatchingStatistics:
         """Statistics of both sample sets together."""
+        if other.gram.shape != self.gram.shape or other.dimension not in (0, self.dimension):
+            raise ValueError("other: statistics of different features or variables")
         return ScoreMatchingStatistics(
             self.gram + other.gram,
             self.laplacian + other.laplacian,
@@ -147,7 +150,7 @@ def fit_closed_form(
     """
     if train.count == 0:
         raise ValueError("train: no samples were accumulated")
-    ridges = [ridge] if isinstance(ridge, int | float) else list(ridge)
+    ridges = [ridge] if isinstance(ridge, Real) else list(ridge)
     if not ridges or not all(r >= 0 for r in ridges):
         raise ValueError(f"ridge must be non-negative (or a list of such); got {ridge!r}")
     has_heldout = heldout is not None and heldout.count > 0
@@ -197,6 +200,12 @@ def fit_sgd(
     -------
     torch.Tensor (F,), float64
     """
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive; got {lr!r}")
+    if theta0 is not None and tuple(theta0.shape) != (n_features,):
+        raise ValueError(f"theta0 must have shape ({n_features},); got {tuple(theta0.shape)}")
     param = scale = optimiser = None
     for _ in range(epochs):
         for gradients, laplacians in batches():

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -53,6 +54,7 @@ __all__ = [
     "decompose",
     "detail_labels",
     "estimate_scales",
+    "max_levels",
     "merge",
     "reconstruct",
     "split",
@@ -672,6 +674,18 @@ def estimate_scales(pyramid: Pyramid, per_channel: bool = False) -> PyramidScale
             "pyramid: a scale is constant (numerically zero) or not finite; it cannot be normalised"
         )
     return scales
+
+
+def max_levels(shape: Sequence[int], name: str = "x") -> int:
+    """The largest J such that 2**J divides every size in ``shape`` (J RG steps are possible).
+
+    Raises ``ValueError`` naming ``name`` when a size is odd (no step is possible).
+    """
+    sizes = [int(n) for n in shape]
+    levels = min((n & -n).bit_length() - 1 for n in sizes) if sizes and min(sizes) > 0 else 0
+    if levels == 0:
+        raise ValueError(f"{name}: field size {tuple(sizes)} has an odd side; it cannot be split")
+    return levels
 
 
 def decompose(

@@ -104,7 +104,7 @@ def make_feature(name: str, options: dict | None = None) -> FeatureFamily:
     return FEATURES[name](**(options or {}))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExponentialModel:
     """U(y | c) = θᵀΦ(y, c) over a list of fitted feature families.
 
@@ -123,9 +123,8 @@ class ExponentialModel:
         if self.theta.shape != (total,):
             raise ValueError(f"theta must have shape ({total},); got {tuple(self.theta.shape)}")
         bounds = np.cumsum([0] + [f.n_features for f in self.features])
-        self._bound = [
-            f.bind(self.theta[bounds[i] : bounds[i + 1]]) for i, f in enumerate(self.features)
-        ]
+        bound = [f.bind(self.theta[bounds[i] : bounds[i + 1]]) for i, f in enumerate(self.features)]
+        object.__setattr__(self, "_bound", bound)  # θ is bound once: the model is immutable
 
     def energy_and_grad(
         self, y: torch.Tensor, c: torch.Tensor | None = None
@@ -148,10 +147,11 @@ class ExponentialModel:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Smallest and largest eigenvalue of ∇²_y U at each ``y`` (shape (B,) each).
 
-        Power iteration on the Hessian, whose products Hv = [∇U(y + εv) − ∇U(y − εv)] / 2ε
-        are exact for quadratic energies and accurate to O(ε²) otherwise; the smallest
-        eigenvalue comes from power iteration on λ_max·1 − H. A diagnostic of conditioning:
-        MALA's mixing time grows like λ_max / λ_min.
+        Power iteration with Hessian products Hv = [∇U(y + εv) − ∇U(y − εv)] / 2ε (exact for
+        quadratic energies, accurate to O(ε²) otherwise): first on H for the largest magnitude
+        ρ, then on H + ρ·1 for λ_max and on ρ·1 − H for λ_min, both positive semi-definite so
+        their dominant eigenvalues are the extremes sought. A diagnostic of conditioning:
+        MALA's mixing time grows like λ_max / λ_min for a convex energy.
         """
         dims = tuple(range(1, y.dim()))
         eps = 1e-4 * (1.0 + y.abs().amax(dim=dims, keepdim=True))
@@ -159,16 +159,19 @@ class ExponentialModel:
         def hvp(v: torch.Tensor) -> torch.Tensor:
             return (self.gradient(y + eps * v, c) - self.gradient(y - eps * v, c)) / (2 * eps)
 
-        def top(shift: torch.Tensor | None) -> torch.Tensor:
+        def dominant(sign: float, shift: torch.Tensor) -> torch.Tensor:
+            """Largest eigenvalue of sign·H + shift·1 (per batch element)."""
             gen = torch.Generator(device=y.device).manual_seed(seed)
             v = torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device)
+            shift = shift.reshape(-1, *([1] * (y.dim() - 1)))
             for _ in range(iterations):
                 v = v / v.square().sum(dims, keepdim=True).sqrt()
-                w = hvp(v) if shift is None else shift * v - hvp(v)
+                w = sign * hvp(v) + shift * v
                 rayleigh = (v * w).sum(dims)
                 v = w
             return rayleigh
 
-        lam_max = top(None)
-        shift = lam_max.reshape(-1, *([1] * (y.dim() - 1)))
-        return lam_max - top(shift), lam_max
+        zero = y.new_zeros(y.shape[0])
+        # power iteration on H converges to ±ρ; its absolute value bounds the spectrum
+        rho = dominant(1.0, zero).abs() * (1 + 1e-6)
+        return rho - dominant(-1.0, rho), dominant(1.0, rho) - rho

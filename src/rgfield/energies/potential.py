@@ -92,12 +92,12 @@ class ScalarPotential(FeatureFamily):
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4") -> ScalarPotential:
         self.wavelet = wavelet
         x = self._field(y, c).detach().reshape(-1).double()
+        lo, hi = x.min(), x.max()
         if x.numel() > 2**22:  # quantiles of a deterministic subsample
             x = x[:: x.numel() // 2**22 + 1]
         count = min(self.windows, max(2, x.numel() // _VALUES_PER_WINDOW))
         levels = (torch.arange(count, dtype=torch.float64) + 0.5) / count
         centres = torch.quantile(x, levels).unique()
-        lo, hi = x.min(), x.max()
         if not hi > lo:
             raise ValueError("data: the field is constant at one scale; no potential can be fitted")
         if centres.numel() == 1:

@@ -125,9 +125,9 @@ class QuadraticInteractions(FeatureFamily):
         a, b, plus, minus = self._indices(index)
         out = x.new_zeros(x.shape[0], len(self.pairs), self.sampled, *self.shape)
         f = np.arange(len(self.pairs))
-        first, second = a < self.sampled, b < self.sampled
+        second = b < self.sampled  # a is always sampled: (coarse, coarse) is excluded
         # ∂/∂X_a(u) of ½ Σ X_a(v) X_b(v − s) is ½ X_b(u − s); ∂/∂X_b(u) is ½ X_a(u + s)
-        out[:, f[first], a[first]] = 0.5 * rolled[:, b[first], plus[first]]
+        out[:, f, a] = 0.5 * rolled[:, b, plus]
         out[:, f[second], b[second]] += 0.5 * rolled[:, a[second], minus[second]]
         return out
 
@@ -155,7 +155,8 @@ class QuadraticInteractions(FeatureFamily):
 
         def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._stack(y, c)
-            product = torch.einsum("abkl,Bbkl->Bakl", spectrum.to(x.device), torch.fft.rfft2(x))
+            xf = torch.fft.rfft2(x)
+            product = torch.einsum("abkl,Bbkl->Bakl", spectrum.to(xf), xf)
             ax = torch.fft.irfft2(product, s=self.shape).to(x.dtype)
             return 0.5 * (x * ax).sum((1, 2, 3)), ax[:, : self.sampled]
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from rgfield._validate import is_integer
+from rgfield._validate import fresh_seed, is_integer
 
 __all__ = ["gaussian_field", "lattice_free_field_spectrum"]
 
@@ -52,7 +52,7 @@ def gaussian_field(
     power = torch.as_tensor(spectrum(*k), dtype=torch.float64).expand(k[0].shape)
     if not (torch.isfinite(power).all() and (power >= 0).all()):
         raise ValueError("spectrum must be finite and non-negative on the Fourier grid")
-    generator = torch.Generator().manual_seed(int(seed) if seed is not None else torch.seed())
+    generator = torch.Generator().manual_seed(fresh_seed() if seed is None else int(seed))
     noise = torch.randn(n, *shape, generator=generator, dtype=torch.float64)
     dims = tuple(range(1, len(shape) + 1))
     fields = torch.fft.irfftn(power.sqrt() * torch.fft.rfftn(noise, dim=dims), s=shape, dim=dims)

@@ -438,7 +438,9 @@ class _Chains:
         """Tune Metropolis steps to acceptance ≈ 0.5 (and the number of Wolff clusters to flip
         about L² sites per step), or the HMC step to acceptance ≈ 0.8; then freeze them."""
         if self.sampler == "hmc":
-            self.kernel, self.hmc_state = self.kernel.adapt(self.hmc_state, self.generator, steps)
+            self.kernel, self.hmc_state, _ = self.kernel.adapt(
+                self.hmc_state, self.generator, steps
+            )
             return
         sites = self.phi.shape[1] * self.phi.shape[2]
         for _ in range(steps):
