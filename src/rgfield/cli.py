@@ -176,11 +176,12 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 def _print_acceptance(diagnostics) -> None:
     cells = [
-        f"{s} {a:.2f} (h={h:.3g})"
-        for s, a, h in zip(
+        f"{s} exact" if exact else f"{s} {a:.2f} (h={h:.3g})"
+        for s, a, h, exact in zip(
             diagnostics.scale.values,
             diagnostics.acceptance.values,
             diagnostics.step_size.values,
+            diagnostics.exact.values,
             strict=True,
         )
     ]
