@@ -4,12 +4,15 @@ import torch
 
 from rgfield import stats
 from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
+from rgfield.fields.phi4 import Phi4, fit_couplings
 from rgfield.hierarchy import HierarchicalModel
 from rgfield.io import save, to_dataset
 
+BETA, M2 = 1.0, 0.5
+
 
 def free_field(n, size=16, seed=0):
-    spectrum = lattice_free_field_spectrum(beta=1.0, m2=0.5)
+    spectrum = lattice_free_field_spectrum(beta=BETA, m2=M2)
     return gaussian_field(spectrum, (size, size), n, seed=seed, dtype=torch.float64)
 
 
@@ -36,6 +39,26 @@ def test_gaussian_free_field_is_reproduced_scale_by_scale():
     assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
 
 
+def test_energy_recovers_the_free_field_couplings():
+    # the factorised energy with fitted free energies must rebuild the microscopic energy
+    # E = (β/2) Σ (φ_x − φ_y)² + (m²/2) Σ φ²; the criterion: couplings within 5 %
+    model = HierarchicalModel(progress=False).fit(free_field(1000, seed=1))
+    test = free_field(200, seed=2)
+    energy, grad = model.energy_and_grad(test)
+    couplings = fit_couplings(test, grad)
+    assert couplings["beta"] == pytest.approx(BETA, rel=0.05)
+    assert couplings["c2"] == pytest.approx(M2 / 2, rel=0.05)
+    assert abs(couplings["c4"]) < 0.05 * M2 / 2  # no quartic term in a Gaussian field
+    # energy differences between fields follow the exact ones (the constant is arbitrary)
+    exact = Phi4.gaussian(BETA, M2).energy(test)
+    de, dx = energy - energy.mean(), exact - exact.mean()
+    assert float((de * dx).sum() / dx.square().sum()) == pytest.approx(1, rel=0.05)
+    # the free energies are fitted on every conditional and explain their gradients
+    report = model.free_energy_report_
+    assert list(report["scale"].values) == ["j=4", "j=3", "j=2", "j=1"]
+    assert (report["heldout_residual"].sel(scale=["j=3", "j=2", "j=1"]) < 0.1).all(), report
+
+
 def test_one_variable_coarsest_model_is_fitted_by_maximum_likelihood():
     # a bimodal coarse field with unequal modes: score matching cannot weigh the modes, the
     # maximum-likelihood refinement must reproduce their weights
@@ -58,6 +81,7 @@ def test_save_load_sample_gives_identical_fields(tmp_path):
     a = model.sample(5, seed=7, steps=20, warmup=10).fields
     b = again.sample(5, seed=7, steps=20, warmup=10).fields
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(again.energy(a), model.energy(a), rtol=0, atol=0)
     assert not torch.equal(a, model.sample(5, seed=8, steps=20, warmup=10).fields)
     with pytest.raises(FileExistsError):
         model.save(path)
@@ -134,6 +158,8 @@ def test_bad_input_gives_clear_errors(tmp_path):
         model.sample(2, steps=[1, 2])
     with pytest.raises(ValueError, match="n must"):
         model.sample(0)
+    with pytest.raises(ValueError, match="x must have shape"):
+        model.energy(free_field(2, size=16))
     not_a_model = save(to_dataset(fields), tmp_path / "fields.nc")
     with pytest.raises(ValueError, match="not a model"):
         HierarchicalModel.load(not_a_model)

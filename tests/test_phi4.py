@@ -8,7 +8,14 @@ import torch
 
 from rgfield import io, stats
 from rgfield.cli import main
-from rgfield.fields.phi4 import Phi4, metropolis_sweeps, new_rng_states, simulate, wolff_updates
+from rgfield.fields.phi4 import (
+    Phi4,
+    fit_couplings,
+    metropolis_sweeps,
+    new_rng_states,
+    simulate,
+    wolff_updates,
+)
 
 # Statistical comparisons use |difference| < Z × (combined standard error).
 Z = 4.0
@@ -73,6 +80,19 @@ def test_hopping_map_is_a_change_of_variables():
         Phi4.from_hopping(0.1, 0.0)
     with pytest.raises(ValueError, match="default"):
         Phi4.gaussian(1.0, 0.5).to_hopping()
+
+
+def test_fit_couplings_reads_the_couplings_off_an_exact_gradient():
+    phi = random_lattice((5, 8, 8), seed=4)
+    model = Phi4(beta=0.9, lam=1.3)
+    couplings = fit_couplings(phi, model.grad(phi))
+    expected = {"beta": 0.9, "c2": -2 * 1.3, "c4": 1.3, "explained": 1.0}
+    assert couplings == pytest.approx(expected, rel=1e-10)
+    # a diagonal-neighbour coupling lies outside the family: mostly unexplained
+    diagonal = sum(phi.roll((s, s), (-2, -1)) for s in (1, -1))
+    assert fit_couplings(phi, diagonal)["explained"] < 0.5
+    with pytest.raises(ValueError, match="grad must have the shape"):
+        fit_couplings(phi, phi[0])
 
 
 def test_model_validation():

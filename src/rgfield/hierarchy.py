@@ -117,6 +117,12 @@ class HierarchicalModel:
     fit_report_ : xarray.Dataset
         Per model: number of features, κ(H) before and after preconditioning, training and
         held-out score-matching loss per variable, fit time.
+    free_energies_ : list of ExponentialModel
+        ``free_energies_[j - 1]`` is F_j(x_j / γ_j) = log Z_j, the normaliser of conditional j,
+        over the feature families on the coarse field alone (used by :meth:`energy`).
+    free_energy_report_ : xarray.Dataset
+        Per conditional: features, κ(H), and the fraction of the target gradient left
+        unexplained by F_j on training and held-out samples.
     """
 
     def __init__(
@@ -189,7 +195,7 @@ class HierarchicalModel:
         if n_train < 2:
             raise ValueError("data: too few samples left for training after the held-out split")
 
-        rows, conditionals = [], []
+        rows, free_rows, conditionals, free_energies = [], [], [], []
         coarse = pyramid.low
         work = [(j, pyramid.details[j - 1]) for j in range(levels, 0, -1)]
         bar = tqdm(total=levels + 1, desc="fit scales", disable=not self.progress)
@@ -201,14 +207,19 @@ class HierarchicalModel:
             model, report = self._fit_one(details / g, coarse / g, n_train)
             conditionals.append(model)
             rows.append({"scale": f"j={j}", "grid": details.shape[-1], **report})
+            free, report = self._fit_free_energy(model, details / g, coarse / g, n_train)
+            free_energies.append(free)
+            free_rows.append({"scale": f"j={j}", "grid": coarse.shape[-1], **report})
             coarse = merge(coarse, details, self.wavelet)
             bar.update()
         bar.close()
         self.levels_, self.size = levels, tuple(x.shape[-2:])
         self.gamma_, self.gamma_low_ = gamma, float(gamma_low)
         self.conditionals_ = conditionals[::-1]
+        self.free_energies_ = free_energies[::-1]
         self.low_ = low
         self.fit_report_ = _report_dataset(rows)
+        self.free_energy_report_ = _report_dataset(free_rows)
         return self
 
     def _fit_one(
@@ -221,12 +232,8 @@ class HierarchicalModel:
         them), and a one-dimensional normalisation is cheap by quadrature.
         """
         start = time.perf_counter()
-        families = [
-            make_feature(name, options).fit(y[:n_train], None if c is None else c[:n_train])
-            for name, options in self.features.items()
-        ]
-        n_features = sum(f.n_features for f in families)
-        batch = max(1, min(256, _GRADIENT_BYTES // (8 * n_features * y[0].numel())))
+        families = self._new_families(y[:n_train], None if c is None else c[:n_train])
+        batch = _batch_size(families, y)
         train, held = (
             _accumulate(families, y[part], None if c is None else c[part], batch)
             for part in (slice(0, n_train), slice(n_train, None))
@@ -240,7 +247,7 @@ class HierarchicalModel:
             heldout_loss = held.loss(theta) if held.count else float("nan")
         report = {
             "method": method,
-            "features": n_features,
+            "features": sum(f.n_features for f in families),
             "ridge": fit.ridge,
             "condition": fit.condition,
             "condition_preconditioned": fit.condition_preconditioned,
@@ -249,6 +256,98 @@ class HierarchicalModel:
             "seconds": time.perf_counter() - start,
         }
         return ExponentialModel(families, theta), report
+
+    def _new_families(self, y: torch.Tensor, c: torch.Tensor | None) -> list[FeatureFamily]:
+        """The model's feature families, fitted (knots, stencils) to training data."""
+        return [
+            make_feature(name, options).fit(y, c, self.wavelet)
+            for name, options in self.features.items()
+        ]
+
+    def _fit_free_energy(
+        self, conditional: ExponentialModel, y: torch.Tensor, c: torch.Tensor, n_train: int
+    ) -> tuple[ExponentialModel, dict]:
+        """Free energy F_j(x_j) = log Z_j(x_j) of a conditional, by regression on gradients.
+
+        Z_j(c) = ∫ exp(−Ū_j(y | c)) dy, so ∇_c F_j = −E[∇_c Ū_j(y | c) | c], and the
+        conditional mean is the least-squares predictor: F = ψᵀΨ(c), over the model's feature
+        families on c alone, minimises E‖∇Ψᵀψ + ∇_c Ū_j‖² = ψᵀHψ − 2bᵀψ + const with
+        H = E[∇Ψ∇Ψᵀ] and b = −E[∇Ψ · ∇_c Ū_j] — the score-matching normal equations with
+        b in place of E[ΔΦ] (Marchand et al., PRX 13, 041038 (2023), Sec. V). The expectation
+        is over the data's details given their coarse field.
+
+        Reported ``train_residual`` / ``heldout_residual``: E‖∇F − t‖² / E‖t‖² with
+        t = −∇_c Ū_j (0: the free energy explains all of the target).
+        """
+        start = time.perf_counter()
+        field = c.unsqueeze(1)
+        families = self._new_families(field[:n_train], None)
+        batch = _batch_size(families, field)
+        parts = [
+            _accumulate_regression(conditional, families, y[part], c[part], batch)
+            for part in (slice(0, n_train), slice(n_train, None))
+        ]
+        (train, train_norm), (held, held_norm) = parts
+        fit = fit_closed_form(train, held, self.ridge)
+
+        def residual(stats: ScoreMatchingStatistics, norm: float) -> float:
+            # E‖∇Ψᵀψ − t‖² = 2 × (loss per variable) × variables + E‖t‖²
+            if not stats.count:
+                return float("nan")
+            return (2 * stats.loss(fit.theta) * stats.dimension + norm) / norm
+
+        report = {
+            "features": sum(f.n_features for f in families),
+            "ridge": fit.ridge,
+            "condition": fit.condition,
+            "condition_preconditioned": fit.condition_preconditioned,
+            "train_residual": residual(train, train_norm),
+            "heldout_residual": residual(held, held_norm),
+            "seconds": time.perf_counter() - start,
+        }
+        return ExponentialModel(families, fit.theta), report
+
+    # -- energy -------------------------------------------------------------------------------
+
+    def energy(self, x) -> torch.Tensor:
+        """The model's energy E(x) = −log p(x) + const of fields ``x`` (shape (B, L, L)).
+
+        Each conditional is normalised by its free energy F_j = log Z_j (fitted by regression
+        on gradients, :attr:`free_energies_`), so the factorisation p = p_J Π_j p̄_j gives
+
+            E(x_0) = U_J(x_J/γ_J) + Σ_j [Ū_j(x̄_j/γ_j | x_j/γ_j) + F_j(x_j/γ_j)],
+
+        the microscopic energy of the fields in their own units (the normalisations and the
+        orthonormal transform only shift the constant). Differentiable in ``x`` (torch
+        autograd); +∞ outside the support of a scalar potential.
+        """
+        self._check_fitted()
+        x = self._check_fields(x)
+        pyramid = decompose(x, self.levels_, self.wavelet)
+        total = self.low_.energy(pyramid.low.unsqueeze(1) / self.gamma_low_)
+        for j in range(1, self.levels_ + 1):
+            gamma = float(self.gamma_[j - 1])
+            c = pyramid.coarse(j) / gamma
+            total = total + self.conditionals_[j - 1].energy(pyramid.details[j - 1] / gamma, c)
+            total = total + self.free_energies_[j - 1].energy(c.unsqueeze(1))
+        return total
+
+    def energy_and_grad(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`energy` and its gradient ∇_x E (by autograd), shapes (B,) and (B, L, L)."""
+        x = self._check_fields(x).detach().requires_grad_()
+        energy = self.energy(x)
+        (grad,) = torch.autograd.grad(energy.sum(), x)
+        return energy.detach(), grad
+
+    def _check_fields(self, x) -> torch.Tensor:
+        x = as_tensor(x, dtype=torch.float64)
+        if x.dim() != 3 or tuple(x.shape[-2:]) != self.size:
+            raise ValueError(
+                f"x must have shape (B, {self.size[0]}, {self.size[1]}); got {tuple(x.shape)}"
+            )
+        if not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or Inf")
+        return x
 
     # -- sampling -----------------------------------------------------------------------------
 
@@ -401,6 +500,7 @@ class HierarchicalModel:
     def _models(self) -> dict[str, ExponentialModel]:
         models = {"low": self.low_}
         models.update({f"j{j}": m for j, m in enumerate(self.conditionals_, start=1)})
+        models.update({f"free{j}": m for j, m in enumerate(self.free_energies_, start=1)})
         return models
 
     def to_dataset(self) -> xr.Dataset:
@@ -426,6 +526,9 @@ class HierarchicalModel:
         data["gamma_low"] = ((), self.gamma_low_)
         for name in self.fit_report_.data_vars:
             data[f"fit_{name}"] = self.fit_report_[name]
+        free_report = self.free_energy_report_.rename(scale="free_scale")
+        for name in free_report.data_vars:
+            data[f"free_fit_{name}"] = free_report[name]
         spec = {
             "levels": self.levels_,
             "wavelet": self.wavelet,
@@ -484,8 +587,11 @@ class HierarchicalModel:
         model.low_ = models["low"]
         model.levels_ = int(spec["levels"])
         model.conditionals_ = [models[f"j{j}"] for j in range(1, model.levels_ + 1)]
+        model.free_energies_ = [models[f"free{j}"] for j in range(1, model.levels_ + 1)]
         report = {v[4:]: ds[v] for v in ds.data_vars if v.startswith("fit_")}
         model.fit_report_ = xr.Dataset(report)
+        free = {v[9:]: ds[v] for v in ds.data_vars if v.startswith("free_fit_")}
+        model.free_energy_report_ = xr.Dataset(free).rename(free_scale="scale")
         return model
 
 
@@ -499,6 +605,35 @@ def _accumulate(
         grads = torch.cat([f.gradients(yb, cb) for f in families], dim=1)
         stats.update(grads, torch.cat([f.laplacians(yb, cb) for f in families], dim=1))
     return stats
+
+
+def _accumulate_regression(
+    conditional: ExponentialModel,
+    families: list[FeatureFamily],
+    y: torch.Tensor,
+    c: torch.Tensor,
+    batch: int,
+) -> tuple[ScoreMatchingStatistics, float]:
+    """Normal equations of the free-energy regression (see ``_fit_free_energy``) and E‖t‖².
+
+    The target t = −∇_c Ū(y | c) is one backward pass of the conditional's energy per batch.
+    """
+    stats = ScoreMatchingStatistics.empty(sum(f.n_features for f in families))
+    norm = 0.0
+    for lo in range(0, y.shape[0], batch):
+        yb, cb = y[lo : lo + batch], c[lo : lo + batch].detach().requires_grad_()
+        (target,) = torch.autograd.grad(-conditional.energy(yb, cb).sum(), cb)
+        field = cb.detach().unsqueeze(1)
+        grads = torch.cat([f.gradients(field, None) for f in families], dim=1)
+        stats.update(grads, torch.einsum("bf...,b...->bf", grads, target.unsqueeze(1)))
+        norm += float(target.square().sum())
+    return stats, norm / max(stats.count, 1)
+
+
+def _batch_size(families: list[FeatureFamily], y: torch.Tensor) -> int:
+    """Samples per mini-batch of feature gradients within the ``_GRADIENT_BYTES`` budget."""
+    n_features = sum(f.n_features for f in families)
+    return max(1, min(256, _GRADIENT_BYTES // (8 * n_features * y[0].numel())))
 
 
 def _report_dataset(rows: list[dict]) -> xr.Dataset:

@@ -33,7 +33,15 @@ import torch
 from rgfield._validate import is_integer
 from rgfield.io import as_tensor
 
-__all__ = ["SAMPLERS", "Phi4", "metropolis_sweeps", "new_rng_states", "simulate", "wolff_updates"]
+__all__ = [
+    "SAMPLERS",
+    "Phi4",
+    "fit_couplings",
+    "metropolis_sweeps",
+    "new_rng_states",
+    "simulate",
+    "wolff_updates",
+]
 
 DIMENSION = 2
 
@@ -149,6 +157,41 @@ class Phi4:
     def _require_quartic(self) -> None:
         if self.potential is not None:
             raise ValueError("the hopping map is defined for the default λ(φ² − 1)² potential")
+
+
+def fit_couplings(phi, grad) -> dict[str, float]:
+    """Project an energy gradient onto the φ⁴ family, by least squares over sites and fields.
+
+    Finds (β, c₂, c₄) minimising Σ ‖g − β ∇A − c₂ ∇Σφ² − c₄ ∇Σφ⁴‖², with
+    A = ½ Σ_⟨xy⟩ (φ_x − φ_y)², so that ∇A = 4φ − Σ_nn φ, ∇Σφ² = 2φ and ∇Σφ⁴ = 4φ³. The energy
+    E = (β/2) Σ (φ_x − φ_y)² + λ Σ (φ² − 1)² has β, c₂ = −2λ, c₄ = λ; the Gaussian free field
+    has c₂ = m²/2, c₄ = 0. Used to read the couplings off a learned energy (DESIGN.md §1,
+    energy recovery): gradients are free of the unknown additive constant.
+
+    Parameters
+    ----------
+    phi : array_like (B, L, L)
+        Fields at which the gradient is known (typically samples of the model).
+    grad : array_like (B, L, L)
+        ∇E at those fields.
+
+    Returns
+    -------
+    dict with ``beta``, ``c2``, ``c4`` and ``explained``: the fraction 1 − ‖residual‖² / ‖g‖²
+    of the gradient the φ⁴ family accounts for.
+    """
+    phi, grad = _lattice(phi).double(), _lattice(grad).double()
+    if phi.shape != grad.shape:
+        raise ValueError(
+            f"grad must have the shape of phi {tuple(phi.shape)}; got {tuple(grad.shape)}"
+        )
+    neighbours = sum(torch.roll(phi, s, d) for d in (-1, -2) for s in (1, -1))
+    basis = torch.stack([2 * DIMENSION * phi - neighbours, 2 * phi, 4 * phi**3], -1)
+    basis, target = basis.reshape(-1, 3), grad.reshape(-1)
+    coef = torch.linalg.lstsq(basis, target.unsqueeze(-1)).solution.squeeze(-1)
+    residual = (target - basis @ coef).square().sum() / target.square().sum()
+    beta, c2, c4 = coef.tolist()
+    return {"beta": beta, "c2": c2, "c4": c4, "explained": float(1 - residual)}
 
 
 def _lattice(phi) -> torch.Tensor:
