@@ -12,6 +12,7 @@ from rgfield.wavelets import merge, split
 __all__ = ["ScalarPotential"]
 
 _VALUES_PER_WINDOW = 100  # data values per window at least: coarse scales are data-poor
+_TABLE_CELLS = 2**14  # cells of the tabulated potential used for sampling
 
 
 @register_feature
@@ -144,11 +145,41 @@ class ScalarPotential(FeatureFamily):
             slope.addcmul_(s, 1 - s, value=t / scale)
         return v, slope
 
+    def _cubic_table(self, theta: torch.Tensor) -> torch.Tensor:
+        """Coefficients (a, b, c, d) per cell of the cubic Hermite interpolant of v on the support.
+
+        On cell i of ``_TABLE_CELLS`` equal cells of width h, v(lo + (i + t) h) ≈ a + bt + ct² +
+        dt³ with v and v' exact at both ends: a = v_i, b = h v'_i, c = 3(v_{i+1} − v_i) −
+        h(2v'_i + v'_{i+1}), d = 2(v_i − v_{i+1}) + h(v'_i + v'_{i+1}). The error is at most
+        h⁴ max|d⁴v/dx⁴| / 384, about 1e-12 of v for the default windows.
+        """
+        lo, hi = self.support.tolist()
+        nodes = torch.linspace(lo, hi, _TABLE_CELLS + 1, dtype=torch.float64)
+        v, slope = self._potential_and_slope(theta.double().cpu(), nodes)
+        h = (hi - lo) / _TABLE_CELLS
+        v0, v1, s0, s1 = v[:-1], v[1:], h * slope[:-1], h * slope[1:]
+        return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1])
+
     def bind(self, theta: torch.Tensor) -> EnergyFn:
+        """U = Σ_u v(x(u)) and ∇_y U, with v and v' from the table of :meth:`_cubic_table`.
+
+        The tabulated potential is C¹ and its slope is the exact derivative of the tabulated
+        values, so a sampler using both targets exp(−Σ_u v_table) exactly; evaluating the table
+        costs the same whatever the number of windows (several times less than summing 20
+        sigmoids).
+        """
+        table = self._cubic_table(theta)
+        lo, hi = self.support.tolist()
+        h = (hi - lo) / _TABLE_CELLS
+
         def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
-            v, slope = self._potential_and_slope(theta, x)
-            lo, hi = self.support.tolist()
+            u = ((x - lo) / h).clamp(0, _TABLE_CELLS)
+            cell = u.long().clamp_(max=_TABLE_CELLS - 1)
+            t = u - cell  # in [0, 1]; t = 1 only at the upper end of the support
+            a, b, c2, d = (row.to(x)[cell] for row in table)
+            v = a + t * (b + t * (c2 + t * d))
+            slope = (b + t * (2 * c2 + 3 * t * d)) / h
             outside = ((x < lo) | (x > hi)).flatten(1).any(1)
             energy = torch.where(outside, torch.inf, v.sum((-2, -1)))
             return energy, self._pull_back(slope, c)
