@@ -158,7 +158,7 @@ def test_bad_input_gives_clear_errors(tmp_path):
         model.sample(2, steps=[1, 2])
     with pytest.raises(ValueError, match="n must"):
         model.sample(0)
-    with pytest.raises(ValueError, match="x must have shape"):
+    with pytest.raises(ValueError, match="x: fields must be"):
         model.energy(free_field(2, size=16))
     not_a_model = save(to_dataset(fields), tmp_path / "fields.nc")
     with pytest.raises(ValueError, match="not a model"):

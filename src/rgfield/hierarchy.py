@@ -159,14 +159,17 @@ class HierarchicalModel:
 
     # -- fitting ------------------------------------------------------------------------------
 
-    def _check_data(self, data) -> torch.Tensor:
+    def _check_data(self, data, name: str = "data", fitted_size: bool = False) -> torch.Tensor:
+        """Fields as float64 (B, L, L), finite; at least 2 to fit, else of the fitted size."""
         x = as_tensor(data, dtype=torch.float64)
         if x.dim() != 3:
-            raise ValueError(f"data must have shape (samples, L, L); got {tuple(x.shape)}")
-        if x.shape[0] < 2:
-            raise ValueError(f"data: at least 2 samples are needed; got {x.shape[0]}")
+            raise ValueError(f"{name} must have shape (samples, L, L); got {tuple(x.shape)}")
+        if fitted_size and tuple(x.shape[-2:]) != self.size:
+            raise ValueError(f"{name}: fields must be {self.size}; got {tuple(x.shape[-2:])}")
+        if not fitted_size and x.shape[0] < 2:
+            raise ValueError(f"{name}: at least 2 samples are needed; got {x.shape[0]}")
         if not torch.isfinite(x).all():
-            raise ValueError("data contains NaN or Inf")
+            raise ValueError(f"{name} contains NaN or Inf")
         return x
 
     def fit(self, data) -> HierarchicalModel:
@@ -322,7 +325,7 @@ class HierarchicalModel:
         autograd); +∞ outside the support of a scalar potential.
         """
         self._check_fitted()
-        x = self._check_fields(x)
+        x = self._check_data(x, "x", fitted_size=True)
         pyramid = decompose(x, self.levels_, self.wavelet)
         total = self.low_.energy(pyramid.low.unsqueeze(1) / self.gamma_low_)
         for j in range(1, self.levels_ + 1):
@@ -334,20 +337,10 @@ class HierarchicalModel:
 
     def energy_and_grad(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`energy` and its gradient ∇_x E (by autograd), shapes (B,) and (B, L, L)."""
-        x = self._check_fields(x).detach().requires_grad_()
+        x = self._check_data(x, "x", fitted_size=True).detach().requires_grad_()
         energy = self.energy(x)
         (grad,) = torch.autograd.grad(energy.sum(), x)
         return energy.detach(), grad
-
-    def _check_fields(self, x) -> torch.Tensor:
-        x = as_tensor(x, dtype=torch.float64)
-        if x.dim() != 3 or tuple(x.shape[-2:]) != self.size:
-            raise ValueError(
-                f"x must have shape (B, {self.size[0]}, {self.size[1]}); got {tuple(x.shape)}"
-            )
-        if not torch.isfinite(x).all():
-            raise ValueError("x contains NaN or Inf")
-        return x
 
     # -- sampling -----------------------------------------------------------------------------
 
@@ -464,9 +457,7 @@ class HierarchicalModel:
             raise ValueError(
                 f"steps (>= 10) and warmup (>= 0) must be integers; got {steps!r}, {warmup!r}"
             )
-        x = self._check_data(data)
-        if tuple(x.shape[-2:]) != self.size:
-            raise ValueError(f"data: fields must be {self.size}; got {tuple(x.shape[-2:])}")
+        x = self._check_data(data, fitted_size=True)
         pyramid = decompose(x, self.levels_, self.wavelet)
         generator = torch.Generator().manual_seed(seed)
         rows = []
