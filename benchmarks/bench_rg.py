@@ -67,6 +67,15 @@ def mcmc_row(sampler: str, size: int, beta: float, chains: int) -> tuple[str, fl
     return row, per_sample, converged
 
 
+def growth_exponent(points: list[tuple[int, float, bool]]) -> str:
+    """Slope a of log(cost) = a log(L) + b by least squares; '†' if any cost is a bound."""
+    if len(points) < 2:
+        return "–"
+    sizes, cost, converged = zip(*points, strict=True)
+    slope = np.polyfit(np.log(sizes), np.log(cost), 1)[0]
+    return f"{slope:.2f}{'' if all(converged) else ' †'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128])
@@ -80,14 +89,16 @@ def main() -> None:
     simulate(
         Phi4(beta), 8, chains, chains=chains, seed=0, progress=False, thermalization=20, spacing=1
     )
-    rows, ratios = [], []
+    rows, ratios, costs = [], [], {}
     for size in args.sizes:
         rg, rg_cost = rg_row(size, beta, args.train, args.chains, args.steps)
         rows.append(rg)
+        costs.setdefault("RG", []).append((size, rg_cost, True))
         print(rg, flush=True)
         for sampler in ("metropolis", "hmc", "wolff"):
             row, cost, converged = mcmc_row(sampler, size, beta, chains)
             rows.append(row)
+            costs.setdefault(sampler, []).append((size, cost, converged))
             print(row, flush=True)
             if sampler != "wolff":
                 ratios.append((sampler, size, cost / rg_cost, converged))
@@ -109,6 +120,14 @@ def main() -> None:
             f"| {s} | {size} | {r:.1f}×{'' if ok else ' (lower bound †)'} |"
             for s, size, r, ok in ratios
         ],
+        "",
+        "Growth of the cost per independent sample with L (least-squares slope of log cost"
+        " against log L over the sizes run; † includes lower bounds, so the slope is not a"
+        " measured exponent):",
+        "",
+        "| sampler | cost ∝ L^a, a |",
+        "|---|---:|",
+        *[f"| {name} | {growth_exponent(points)} |" for name, points in costs.items()],
     ]
     write_section("rg", "\n".join(lines))
     print("\n".join(lines))

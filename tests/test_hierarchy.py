@@ -96,6 +96,8 @@ def test_mixing_reports_tau_per_mala_scale():
     assert list(mixing["scale"].values) == ["j=3", "j=2", "j=1"]
     # renormalised conditionals are well conditioned: MALA decorrelates in a few tens of steps
     assert (mixing["tau_energy"] < 30).all() and (mixing["tau_sum"] < 30).all(), mixing
+    # a sanity bound only: chains started at the data stay near the data's fluctuations
+    assert ((mixing["variance_ratio"] > 0.5) & (mixing["variance_ratio"] < 2)).all(), mixing
     with pytest.raises(ValueError, match="steps"):
         model.mixing(fields, steps=3)
     with pytest.raises(ValueError, match="fields must be"):

@@ -450,7 +450,9 @@ class HierarchicalModel:
         Returns
         -------
         xarray.Dataset, dim ``scale``: ``tau_energy``, ``tau_sum``, ``step_size``,
-        ``acceptance``, ``seconds_per_step`` (for the whole batch), ``variables`` (per chain).
+        ``acceptance``, ``variance_ratio`` (mean square of the details at the end over that of
+        the data: 1 when the conditional reproduces the data's fluctuations given the data's
+        coarse fields), ``seconds_per_step`` (for the whole batch), ``variables`` (per chain).
         """
         self._check_fitted()
         if not (is_integer(steps) and steps >= 10 and is_integer(warmup) and warmup >= 0):
@@ -472,7 +474,7 @@ class HierarchicalModel:
                 energy.append(state.energy)
                 total.append(state.position.sum((1, 2, 3)))
 
-            _, run = _run_chains(kernel, y, generator, warmup, steps, observe=observe)
+            end, run = _run_chains(kernel, y, generator, warmup, steps, observe=observe)
             rows.append(
                 {
                     "scale": f"j={j}",
@@ -480,6 +482,7 @@ class HierarchicalModel:
                     "tau_sum": integrated_autocorrelation_time(torch.stack(total, 1)).tau,
                     "step_size": run["step_size"],
                     "acceptance": run["acceptance"],
+                    "variance_ratio": float(end.square().mean() / y.square().mean()),
                     "seconds_per_step": run["seconds"] / steps,
                     "variables": y[0].numel(),
                 }
