@@ -119,6 +119,13 @@ def test_refitting_adapts_the_levels_to_the_new_data():
     assert model.levels_ == 4 and model.low_shape == (1, 1)
 
 
+def test_potentials_use_the_models_wavelet():
+    # the potential lives on merge(coarse, details): it must merge with the model's wavelet
+    model = HierarchicalModel(wavelet="db2", progress=False).fit(free_field(30, size=8))
+    families = [f for m in model.conditionals_ for f in m.features if f.name == "potential"]
+    assert families and all(f.wavelet == "db2" for f in families)
+
+
 def test_report_never_replaces_a_foreign_directory(tmp_path):
     from rgfield.report import write_report
 
