@@ -4,8 +4,8 @@ For each ensemble file: fit a HierarchicalModel, draw as many fields as the data
 validation report (figures and tables) and print the acceptance figures of docs/rg.md:
 the worst power-spectrum bin, the pixel KS statistic beside the reference's own split-half
 level, the φ⁴ observables' z-scores, the coarse-field growth per scale, and the couplings
-β, λ read off the model's reconstructed energy (its gradient at 200 data fields projected on
-the φ⁴ family) relative to the true ones.
+β, λ read off the model's reconstructed energy (its gradient at the first 200 training fields
+projected on the φ⁴ family) relative to the true ones.
 
     python examples/rg_phi4.py phi4_L64_beta0.9244.nc phi4_L64_beta0.85.nc --out rg-phi4
 

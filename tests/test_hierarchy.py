@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -59,6 +61,27 @@ def test_energy_recovers_the_free_field_couplings():
     assert (report["heldout_residual"].sel(scale=["j=3", "j=2", "j=1"]) < 0.1).all(), report
 
 
+def test_energy_gradient_matches_finite_differences_and_flags_the_support():
+    fields = free_field(60, size=8)
+    model = HierarchicalModel(progress=False).fit(fields)
+    x = fields[:3]
+    energy, grad = model.energy_and_grad(x)
+    v = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    eps = 1e-5
+    slope = (model.energy(x + eps * v) - model.energy(x - eps * v)) / (2 * eps)
+    torch.testing.assert_close(slope, (grad * v).sum((1, 2)), rtol=1e-6, atol=1e-6)
+    # float32 fields are evaluated in float64
+    assert model.energy(x.float()).dtype == torch.float64
+    # beyond a potential's support the energy is +∞ and its gradient undefined
+    outside = x.clone()
+    outside[0, 0, 0] = 100.0
+    energy, grad = model.energy_and_grad(outside)
+    assert torch.isinf(energy[0]) and torch.isnan(grad[0]).all()
+    assert torch.isfinite(energy[1:]).all() and torch.isfinite(grad[1:]).all()
+    with pytest.raises(ValueError, match="not fitted"):
+        HierarchicalModel().energy_and_grad(x)
+
+
 def test_one_variable_coarsest_model_is_fitted_by_maximum_likelihood():
     # a bimodal coarse field with unequal modes: score matching cannot weigh the modes, the
     # maximum-likelihood refinement must reproduce their weights
@@ -82,6 +105,7 @@ def test_save_load_sample_gives_identical_fields(tmp_path):
     b = again.sample(5, seed=7, steps=20, warmup=10).fields
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(again.energy(a), model.energy(a), rtol=0, atol=0)
+    assert again.free_energy_report_.equals(model.free_energy_report_)
     assert not torch.equal(a, model.sample(5, seed=8, steps=20, warmup=10).fields)
     with pytest.raises(FileExistsError):
         model.save(path)
@@ -169,6 +193,12 @@ def test_bad_input_gives_clear_errors(tmp_path):
         model.sample(0)
     with pytest.raises(ValueError, match="x: fields must be"):
         model.energy(free_field(2, size=16))
+    ds = model.to_dataset()
+    spec = json.loads(ds.attrs["specification"])
+    spec["families"] = {k: v for k, v in spec["families"].items() if not k.startswith("free")}
+    ds.attrs["specification"] = json.dumps(spec)
+    with pytest.raises(ValueError, match="without free energies"):
+        HierarchicalModel.load(save(ds, tmp_path / "old-model.nc"))
     not_a_model = save(to_dataset(fields), tmp_path / "fields.nc")
     with pytest.raises(ValueError, match="not a model"):
         HierarchicalModel.load(not_a_model)

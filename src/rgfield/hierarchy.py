@@ -280,7 +280,8 @@ class HierarchicalModel:
         is over the data's details given their coarse field.
 
         Reported ``train_residual`` / ``heldout_residual``: E‖∇F − t‖² / E‖t‖² with
-        t = −∇_c Ū_j (0: the free energy explains all of the target).
+        t = −∇_c Ū_j, both for ψ fitted on the training part. Its floor is not 0 but
+        E[Var(t | c)] / E‖t‖²: t varies with the details at fixed c, and no F can follow that.
         """
         start = time.perf_counter()
         field = c.unsqueeze(1)
@@ -293,19 +294,19 @@ class HierarchicalModel:
         (train, train_norm), (held, held_norm) = parts
         fit = fit_closed_form(train, held, self.ridge)
 
-        def residual(stats: ScoreMatchingStatistics, norm: float) -> float:
+        def residual(stats: ScoreMatchingStatistics, loss: float, norm: float) -> float:
             # E‖∇Ψᵀψ − t‖² = 2 × (loss per variable) × variables + E‖t‖²
-            if not stats.count:
+            if not (stats.count and norm > 0):
                 return float("nan")
-            return (2 * stats.loss(fit.theta) * stats.dimension + norm) / norm
+            return (2 * loss * stats.dimension + norm) / norm
 
         report = {
             "features": sum(f.n_features for f in families),
             "ridge": fit.ridge,
             "condition": fit.condition,
             "condition_preconditioned": fit.condition_preconditioned,
-            "train_residual": residual(train, train_norm),
-            "heldout_residual": residual(held, held_norm),
+            "train_residual": residual(train, fit.train_loss, train_norm),
+            "heldout_residual": residual(held, fit.heldout_loss, held_norm),
             "seconds": time.perf_counter() - start,
         }
         return ExponentialModel(families, fit.theta), report
@@ -318,7 +319,7 @@ class HierarchicalModel:
         Each conditional is normalised by its free energy F_j = log Z_j (fitted by regression
         on gradients, :attr:`free_energies_`), so the factorisation p = p_J Π_j p̄_j gives
 
-            E(x_0) = U_J(x_J/γ_J) + Σ_j [Ū_j(x̄_j/γ_j | x_j/γ_j) + F_j(x_j/γ_j)],
+            E(x_0) = U_J(x_J/γ_low) + Σ_j [Ū_j(x̄_j/γ_j | x_j/γ_j) + F_j(x_j/γ_j)],
 
         the microscopic energy of the fields in their own units (the normalisations and the
         orthonormal transform only shift the constant). Differentiable in ``x`` (torch
@@ -336,10 +337,15 @@ class HierarchicalModel:
         return total
 
     def energy_and_grad(self, x) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`energy` and its gradient ∇_x E (by autograd), shapes (B,) and (B, L, L)."""
+        """:meth:`energy` and its gradient ∇_x E (by autograd), shapes (B,) and (B, L, L).
+
+        Where the energy is +∞ (a field outside a potential's support) the gradient is NaN.
+        """
+        self._check_fitted()
         x = self._check_data(x, "x", fitted_size=True).detach().requires_grad_()
         energy = self.energy(x)
         (grad,) = torch.autograd.grad(energy.sum(), x)
+        grad[~torch.isfinite(energy)] = float("nan")
         return energy.detach(), grad
 
     # -- sampling -----------------------------------------------------------------------------
@@ -555,6 +561,11 @@ class HierarchicalModel:
             spec = json.loads(ds.attrs["specification"])
         except (OSError, ValueError, KeyError) as err:
             raise ValueError(f"path: {path} is not a model written by rgfield ({err})") from err
+        if "free1" not in spec["families"]:
+            raise ValueError(
+                f"path: {path} holds a model without free energies (written by an rgfield"
+                " before they existed); fit it again"
+            )
         model = cls(
             spec["levels"],
             spec["wavelet"],

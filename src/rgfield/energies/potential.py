@@ -169,18 +169,22 @@ class ScalarPotential(FeatureFamily):
         sigmoids).
         """
         table = self._cubic_table(theta)
+        tables = {}  # the table per (device, dtype), copied once
         lo, hi = self.support.tolist()
         h = (hi - lo) / _TABLE_CELLS
 
         def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
+            key = (x.device, x.dtype)
+            if key not in tables:
+                tables[key] = table.to(x)
             u = ((x - lo) / h).clamp(0, _TABLE_CELLS)
-            cell = u.long().clamp_(max=_TABLE_CELLS - 1)
+            cell = u.long().clamp_(0, _TABLE_CELLS - 1)  # NaN casts to garbage: clamp both ends
             t = u - cell  # in [0, 1]; t = 1 only at the upper end of the support
-            a, b, c2, d = (row.to(x)[cell] for row in table)
+            a, b, c2, d = (row[cell] for row in tables[key])
             v = a + t * (b + t * (c2 + t * d))
             slope = (b + t * (2 * c2 + 3 * t * d)) / h
-            outside = ((x < lo) | (x > hi)).flatten(1).any(1)
+            outside = ((x < lo) | (x > hi) | x.isnan()).flatten(1).any(1)
             energy = torch.where(outside, torch.inf, v.sum((-2, -1)))
             return energy, self._pull_back(slope, c)
 
