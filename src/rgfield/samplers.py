@@ -39,6 +39,16 @@ class ChainState:
     grad: torch.Tensor
 
 
+def _select(accept: torch.Tensor, proposal: ChainState, current: ChainState) -> ChainState:
+    """Per chain, the proposed state where ``accept`` is true and the current one elsewhere."""
+    keep = accept.reshape((-1,) + (1,) * (current.position.dim() - 1))
+    return ChainState(
+        torch.where(keep, proposal.position, current.position),
+        torch.where(accept, proposal.energy, current.energy),
+        torch.where(keep, proposal.grad, current.grad),
+    )
+
+
 @dataclass
 class HMC:
     """Hamiltonian Monte Carlo for p(x) ∝ exp(−U(x)), chains along the leading dimension.
@@ -88,14 +98,7 @@ class HMC:
         delta = energy + 0.5 * p.square().sum(dims) - state.energy - kinetic
         u = torch.rand(delta.shape, generator=generator, dtype=x.dtype, device=x.device)
         accept = (u < torch.exp(-delta)) & torch.isfinite(delta)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        keep = accept.reshape(shape)
-        new = ChainState(
-            torch.where(keep, x, state.position),
-            torch.where(accept, energy, state.energy),
-            torch.where(keep, g, state.grad),
-        )
-        return new, accept
+        return _select(accept, ChainState(x, energy, g), state), accept
 
     def adapt(
         self,
@@ -154,13 +157,7 @@ class MALA:
             log_ratio = state.energy - energy + (forward - backward) / (4 * h)
             u = torch.rand(energy.shape, generator=generator, dtype=x.dtype, device=x.device)
             accept &= torch.log(u) < log_ratio
-        keep = accept.reshape((-1,) + (1,) * (x.dim() - 1))
-        new = ChainState(
-            torch.where(keep, proposal, x),
-            torch.where(accept, energy, state.energy),
-            torch.where(keep, grad, g),
-        )
-        return new, accept
+        return _select(accept, ChainState(proposal, energy, grad), state), accept
 
     def adapt(
         self,
