@@ -97,6 +97,25 @@ def critical_beta() -> float:
 PILOT_STEPS = {"metropolis": 2**17, "hmc": 2**15, "wolff": 2**20}
 
 
+def pilot(model: Phi4, sampler: str, size: int, chains: int) -> tuple[dict, tuple, list, float]:
+    """One bounded pilot run of ``simulate``: its attrs, τ_int of (M, |M|, E), whether the pilot
+    spanned 50 τ_int of each, and the wall time per effectively independent sample (2 max τ)."""
+    ds = simulate(
+        model,
+        size,
+        chains,
+        sampler=sampler,
+        chains=chains,
+        seed=size,
+        progress=False,
+        max_pilot_steps=PILOT_STEPS[sampler],
+    )
+    a = ds.attrs
+    tau = (a["tau_int_m"], a["tau_int_abs_m"], a["tau_int_energy"])
+    converged = [a["pilot_steps"] >= 50 * t for t in tau]
+    return a, tau, converged, 2 * max(tau) * a["seconds_per_step"] / chains
+
+
 def dynamic_exponent(taus: list, k: int) -> str:
     """z of τ_int ∝ L^z for observable k, from the sizes whose pilot spanned 50 τ_int."""
     points = [(size, tau[k]) for size, tau, converged in taus if converged[k]]
@@ -126,20 +145,7 @@ def autocorrelation(sizes: dict[str, list[int]]) -> list[str]:
         )
         taus = []
         for size in sampler_sizes:
-            ds = simulate(
-                model,
-                size,
-                chains,
-                sampler=sampler,
-                chains=chains,
-                seed=size,
-                progress=False,
-                max_pilot_steps=PILOT_STEPS[sampler],
-            )
-            a = ds.attrs
-            tau = (a["tau_int_m"], a["tau_int_abs_m"], a["tau_int_energy"])
-            converged = [a["pilot_steps"] >= 50 * t for t in tau]
-            per_sample = 2 * max(tau) * a["seconds_per_step"] / chains
+            a, tau, converged, per_sample = pilot(model, sampler, size, chains)
             cells = [
                 f"{t:.1f}" + ("" if ok else " †") for t, ok in zip(tau, converged, strict=True)
             ]

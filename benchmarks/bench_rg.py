@@ -23,7 +23,7 @@ import time
 import numba
 import numpy as np
 from _report import write_section
-from bench_phi4 import PILOT_STEPS, critical_beta
+from bench_phi4 import critical_beta, pilot
 
 from rgfield.fields.phi4 import Phi4, simulate
 from rgfield.hierarchy import HierarchicalModel
@@ -48,20 +48,8 @@ def rg_row(size: int, beta: float, train: int, chains: int, steps: int) -> tuple
 
 
 def mcmc_row(sampler: str, size: int, beta: float, chains: int) -> tuple[str, float, bool]:
-    ds = simulate(
-        Phi4(beta),
-        size,
-        chains,
-        sampler=sampler,
-        chains=chains,
-        seed=size,
-        progress=False,
-        max_pilot_steps=PILOT_STEPS[sampler],
-    )
-    a = ds.attrs
-    tau = max(a["tau_int_m"], a["tau_int_abs_m"], a["tau_int_energy"])
-    converged = a["pilot_steps"] >= 50 * tau
-    per_sample = 2 * tau * a["seconds_per_step"] / chains
+    _, taus, spanned, per_sample = pilot(Phi4(beta), sampler, size, chains)
+    tau, converged = max(taus), all(spanned)
     mark = "" if converged else " †"
     row = f"| {sampler} | {size} | {tau:.1f}{mark} | – | {per_sample * 1e3:.2f}{mark} | – |"
     return row, per_sample, converged
