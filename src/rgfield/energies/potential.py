@@ -116,8 +116,12 @@ class ScalarPotential(FeatureFamily):
         return [f"sigmoid@{c:.3g}" for c in self.centres.tolist()]
 
     def values(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        s, _ = self._windows(self._field(y, c))
-        return s.sum((-2, -1))
+        x = self._field(y, c)  # window by window: arrays of the field's size stay in cache
+        columns = [
+            torch.sigmoid((x - centre) / scale).sum((-2, -1))
+            for centre, scale in zip(self.centres.tolist(), self.scales.tolist(), strict=True)
+        ]
+        return torch.stack(columns, dim=1)
 
     def gradients(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         s, inv = self._windows(self._field(y, c))

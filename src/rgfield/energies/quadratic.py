@@ -114,10 +114,14 @@ class QuadraticInteractions(FeatureFamily):
         return a, b, plus, minus
 
     def values(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """Φ by FFT cross-correlation: Σ_u X_a(u) X_b(u − s) = F⁻¹[F X_a · conj(F X_b)](s)."""
         x = self._stack(y, c)
-        rolled, index = self._shifted(x)
-        a, b, plus, _ = self._indices(index)
-        return 0.5 * (x[:, a] * rolled[:, b, plus]).sum((-2, -1))
+        xf = torch.fft.rfft2(x)
+        channel_pairs, pair = np.unique(self.pairs[:, :2], axis=0, return_inverse=True)
+        a, b = (torch.as_tensor(v, device=x.device) for v in channel_pairs.T)
+        correlation = torch.fft.irfft2(xf[:, a] * xf[:, b].conj(), s=self.shape)
+        pair, sy, sx = (torch.as_tensor(v, device=x.device) for v in (pair, *self.pairs[:, 2:].T))
+        return 0.5 * correlation[:, pair.reshape(-1), sy, sx]
 
     def gradients(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         x = self._stack(y, c)
