@@ -29,10 +29,10 @@ from rgfield.hierarchy import HierarchicalModel
 from rgfield.report import summary, write_report
 
 
-def check(path: Path, out: Path, n: int | None, seed: int) -> str:
+def check(path: Path, out: Path, n: int | None, seed: int, refine: int) -> str:
     data = io.load(path)
     start = time.perf_counter()
-    model = HierarchicalModel().fit(data)
+    model = HierarchicalModel(refine=refine).fit(data)
     fit_seconds = time.perf_counter() - start
     fields = data.values[:200]
     couplings = fit_couplings(fields, model.energy_and_grad(fields)[1])
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("rg-phi4"), help="report directory")
     parser.add_argument("--n", type=int, help="fields to generate (default: as many as the data)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--refine", type=int, default=10, help="moment-matching iterations")
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)
     header = (
@@ -75,7 +76,7 @@ def main() -> None:
     )
     rows = [header, "|" + "---|" * 13]
     for path in args.files:
-        rows.append(check(path, args.out, args.n, args.seed))
+        rows.append(check(path, args.out, args.n, args.seed, args.refine))
         print(rows[-1], flush=True)
     (args.out / "acceptance.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from rgfield import stats
+from rgfield.energies import ExponentialModel
+from rgfield.energies.quadratic import QuadraticInteractions
 from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
 from rgfield.fields.phi4 import Phi4, fit_couplings
-from rgfield.hierarchy import HierarchicalModel
+from rgfield.hierarchy import HierarchicalModel, match_moments
 from rgfield.io import save, to_dataset
 
 BETA, M2 = 1.0, 0.5
@@ -97,6 +99,68 @@ def test_one_variable_coarsest_model_is_fitted_by_maximum_likelihood():
     assert abs(positive - 0.7) < 5 * np.sqrt(0.7 * 0.3 / n) * np.sqrt(2)
 
 
+def test_moment_matching_reaches_the_gaussian_maximum_likelihood():
+    # Φ = ½ Σ y²: p ∝ exp(−θΦ) is N(0, 1/θ) at every site and the maximum-likelihood θ is
+    # 1 / mean(y²) in closed form; the chains estimate mean(y²) with relative error
+    # √(2 / variables) per independent snapshot, which bounds the error of the final θ
+    y = 1.7 * torch.randn(200, 1, 16, 16, generator=torch.Generator().manual_seed(0)).double()
+    family = QuadraticInteractions(radius=0).fit(y, None)
+    ml = 1 / float(y.square().mean())
+    start = ExponentialModel([family], torch.tensor([1.5 * ml], dtype=torch.float64))
+    theta, report = match_moments(start, y, None, 12, 40, torch.Generator().manual_seed(1))
+    assert float(theta[0]) == pytest.approx(ml, rel=5 * np.sqrt(2 / y.numel()))
+    assert report["moment_gap_start"] > 100 * report["moment_gap_end"]
+
+
+def test_moment_matching_reaches_the_conditional_gaussian_maximum_likelihood():
+    # y_k = a_k c + s_k ε at every site: the conditional maximum likelihood is the linear
+    # regression of y on c. Features ½ Σ X_a X_b (zero shift, X = (y_1, y_2, y_3, c)) make
+    # U = ½ yᵀP y + yᵀQ c with P_aa = θ_aa, P_ab = θ_ab / 2, Q_a = θ_ac / 2, so the model's
+    # slope is −P⁻¹Q and its residual covariance P⁻¹
+    gen = torch.Generator().manual_seed(0)
+    c = torch.randn(300, 8, 8, generator=gen, dtype=torch.float64)
+    slope, noise = torch.tensor([0.8, -0.3, 0.0]), torch.tensor([0.5, 1.0, 2.0])
+    eps = torch.randn(300, 3, 8, 8, generator=gen, dtype=torch.float64)
+    y = (
+        slope.double().reshape(1, 3, 1, 1) * c.unsqueeze(1)
+        + noise.double().reshape(1, 3, 1, 1) * eps
+    )
+    family = QuadraticInteractions(radius=0).fit(y, c)
+    a, b = (torch.as_tensor(v) for v in family.pairs[:, :2].T)
+    start = ExponentialModel([family], (a == b).double())  # independent unit Gaussians
+    theta, _ = match_moments(start, y, c, 20, 40, torch.Generator().manual_seed(1))
+    precision = torch.zeros(4, 4, dtype=torch.float64)
+    precision[a, b] = torch.where(a == b, theta, theta / 2)
+    precision[b, a] = precision[a, b]
+    p, q = precision[:3, :3], precision[:3, 3]
+    ys, cs = y.transpose(0, 1).reshape(3, -1), c.reshape(-1)
+    regression = ys @ cs / (cs @ cs)
+    residual = ys - regression[:, None] * cs
+    n = cs.numel()
+    error = (-torch.linalg.solve(p, q) - regression).abs()
+    assert (error < 5 * noise.double() / np.sqrt(n)).all(), error  # standard error of a slope
+    torch.testing.assert_close(
+        torch.linalg.inv(p).diagonal(),
+        residual.square().mean(1),
+        rtol=5 * np.sqrt(2 / n),
+        atol=0,
+    )
+
+
+def test_refined_fit_is_reported_and_saved(tmp_path):
+    fields = free_field(100, size=8)
+    model = HierarchicalModel(refine=2, refine_steps=20, progress=False).fit(fields, seed=3)
+    report = model.fit_report_
+    mala = [s for s in report["scale"].values if s != "low"]
+    assert (report["method"].sel(scale=mala) == "score matching + moment matching").all()
+    assert np.isfinite(report["moment_gap_end"].sel(scale=mala)).all()
+    again = HierarchicalModel.load(model.save(tmp_path / "model.nc"), progress=False)
+    assert (again.refine, again.refine_steps) == (2, 20)
+    # the refinement's chains are seeded: the same seed gives the same parameters
+    twin = HierarchicalModel(refine=2, refine_steps=20, progress=False).fit(fields, seed=3)
+    torch.testing.assert_close(twin.conditionals_[0].theta, model.conditionals_[0].theta)
+
+
 def test_save_load_sample_gives_identical_fields(tmp_path):
     model = HierarchicalModel(progress=False).fit(free_field(200, size=8))
     path = model.save(tmp_path / "model.nc")
@@ -174,6 +238,12 @@ def test_bad_input_gives_clear_errors(tmp_path):
         HierarchicalModel(levels=0)
     with pytest.raises(ValueError, match="wavelet"):
         HierarchicalModel(wavelet="haar2")
+    with pytest.raises(ValueError, match="refine must"):
+        HierarchicalModel(refine=-1)
+    with pytest.raises(ValueError, match="refine_steps"):
+        HierarchicalModel(refine_steps=1)
+    with pytest.raises(ValueError, match="seed"):
+        HierarchicalModel(progress=False).fit(fields, seed=0.5)
     with pytest.raises(ValueError, match="shape"):
         HierarchicalModel().fit(fields[0])
     bad = fields.clone()

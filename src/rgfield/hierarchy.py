@@ -37,10 +37,11 @@ from rgfield.samplers import MALA, ChainState, adapt_step_size, integrated_autoc
 from rgfield.scorematching import ScoreMatchingStatistics, fit_closed_form
 from rgfield.wavelets import WAVELETS, decompose, max_levels, merge
 
-__all__ = ["HierarchicalModel", "SampleResult"]
+__all__ = ["HierarchicalModel", "SampleResult", "match_moments"]
 
 DEFAULT_FEATURES: dict[str, dict] = {"potential": {}, "quadratic": {}}
 _GRADIENT_BYTES = 2**28  # memory for one mini-batch of feature gradients in the fit
+_MOMENT_WARMUP = 100  # MALA steps tuning the step size before moment matching
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,15 @@ class HierarchicalModel:
         small fixed ridge.
     heldout : float
         Fraction of the samples (the last ones) held out to report the score-matching loss.
+    refine : int
+        Iterations of conditional maximum likelihood (moment matching with MALA chains, see
+        :func:`match_moments`) that follow score matching for every model sampled by MALA;
+        0 keeps the score-matching fit. Score matching weighs every configuration by the
+        squared score, and on φ⁴ it leaves the detail variance of data-poor coarse scales up to
+        10 % too high near domain walls; the refinement removes that bias.
+    refine_steps : int
+        MALA steps per refinement iteration (the features are averaged over 10 states of the
+        last half).
     progress : bool
         Show progress bars.
 
@@ -132,6 +142,8 @@ class HierarchicalModel:
         features: Sequence[str] | Mapping[str, Mapping] = ("potential", "quadratic"),
         ridge: float | Sequence[float] = 1e-6,
         heldout: float = 0.1,
+        refine: int = 0,
+        refine_steps: int = 100,
         progress: bool = True,
     ) -> None:
         if levels is not None and (not is_integer(levels) or levels < 1):
@@ -152,9 +164,14 @@ class HierarchicalModel:
             raise ValueError("ridge: choosing among several values needs heldout > 0")
         if not 0 <= heldout < 1:
             raise ValueError(f"heldout must be in [0, 1); got {heldout!r}")
+        if not is_integer(refine) or refine < 0:
+            raise ValueError(f"refine must be a non-negative integer; got {refine!r}")
+        if not is_integer(refine_steps) or refine_steps < 2:
+            raise ValueError(f"refine_steps must be an integer >= 2; got {refine_steps!r}")
         self.levels, self.wavelet = levels, wavelet
         self.features = {name: dict(options) for name, options in spec.items()}
         self.ridge, self.heldout, self.progress = ridges, float(heldout), progress
+        self.refine, self.refine_steps = int(refine), int(refine_steps)
         self.size: tuple[int, int] | None = None
 
     # -- fitting ------------------------------------------------------------------------------
@@ -172,14 +189,19 @@ class HierarchicalModel:
             raise ValueError(f"{name} contains NaN or Inf")
         return x
 
-    def fit(self, data) -> HierarchicalModel:
+    def fit(self, data, seed: int = 0) -> HierarchicalModel:
         """Fit every conditional and the coarsest model by closed-form score matching.
+
+        With ``refine > 0`` each model sampled by MALA is then refined towards its conditional
+        maximum likelihood (:func:`match_moments`).
 
         Parameters
         ----------
         data : array_like, shape (samples, L, L)
             Independent fields (numpy, torch or xarray), periodic, each size divisible by
             2**levels.
+        seed : int
+            Seed of the refinement's MALA chains (unused when ``refine == 0``).
 
         Returns
         -------
@@ -188,6 +210,9 @@ class HierarchicalModel:
         from tqdm.auto import tqdm
 
         x = self._check_data(data)
+        if not is_integer(seed):
+            raise ValueError(f"seed must be an integer; got {seed!r}")
+        generator = torch.Generator().manual_seed(int(seed))
         levels = self.levels or max_levels(x.shape[-2:], "data")
         pyramid = decompose(x, levels, self.wavelet)
         gamma = torch.stack([d.square().mean().sqrt() for d in pyramid.details])
@@ -202,12 +227,12 @@ class HierarchicalModel:
         coarse = pyramid.low
         work = [(j, pyramid.details[j - 1]) for j in range(levels, 0, -1)]
         bar = tqdm(total=levels + 1, desc="fit scales", disable=not self.progress)
-        low, report = self._fit_one(pyramid.low.unsqueeze(1) / gamma_low, None, n_train)
+        low, report = self._fit_one(pyramid.low.unsqueeze(1) / gamma_low, None, n_train, generator)
         rows.append({"scale": "low", "grid": pyramid.low.shape[-1], **report})
         bar.update()
         for j, details in work:
             g = gamma[j - 1]
-            model, report = self._fit_one(details / g, coarse / g, n_train)
+            model, report = self._fit_one(details / g, coarse / g, n_train, generator)
             conditionals.append(model)
             rows.append({"scale": f"j={j}", "grid": details.shape[-1], **report})
             free, report = self._fit_free_energy(model, details / g, coarse / g, n_train)
@@ -226,13 +251,15 @@ class HierarchicalModel:
         return self
 
     def _fit_one(
-        self, y: torch.Tensor, c: torch.Tensor | None, n_train: int
+        self, y: torch.Tensor, c: torch.Tensor | None, n_train: int, generator: torch.Generator
     ) -> tuple[ExponentialModel, dict]:
         """Score-matching fit of one conditional (or of the coarsest model when c is None).
 
         A model of one variable (the 1×1 coarsest field) is then refined to its maximum
         likelihood: score matching cannot weigh separated modes (the score vanishes between
-        them), and a one-dimensional normalisation is cheap by quadrature.
+        them), and a one-dimensional normalisation is cheap by quadrature. Other models are
+        refined by ``self.refine`` iterations of :func:`match_moments` on the training
+        part.
         """
         start = time.perf_counter()
         families = self._new_families(y[:n_train], None if c is None else c[:n_train])
@@ -244,8 +271,31 @@ class HierarchicalModel:
         fit = fit_closed_form(train, held, self.ridge)
         theta, method = fit.theta, "score matching"
         train_loss, heldout_loss = fit.train_loss, fit.heldout_loss
+        refinement = {"moment_gap_start": np.nan, "moment_gap_end": np.nan}
         if y.shape[1:] == (1, 1, 1):
             theta, method = _maximum_likelihood_scalar(families, theta, y), "maximum likelihood"
+        elif self.refine:
+            from tqdm.auto import tqdm
+
+            mala_steps = _MOMENT_WARMUP + self.refine * self.refine_steps
+            mala_steps += (self.refine - 1) * (self.refine_steps // 4)  # match_moments' tuning
+            with tqdm(
+                total=mala_steps,
+                desc=f"moment matching {y.shape[-1]}×{y.shape[-1]}",
+                leave=False,
+                disable=not self.progress,
+            ) as bar:
+                theta, refinement = match_moments(
+                    ExponentialModel(families, theta),
+                    y[:n_train],
+                    None if c is None else c[:n_train],
+                    self.refine,
+                    self.refine_steps,
+                    generator,
+                    bar=bar,
+                )
+            method = "score matching + moment matching"
+        if method != "score matching":
             train_loss = train.loss(theta)
             heldout_loss = held.loss(theta) if held.count else float("nan")
         report = {
@@ -256,6 +306,7 @@ class HierarchicalModel:
             "condition_preconditioned": fit.condition_preconditioned,
             "train_loss": train_loss,
             "heldout_loss": heldout_loss,
+            **refinement,
             "seconds": time.perf_counter() - start,
         }
         return ExponentialModel(families, theta), report
@@ -536,6 +587,8 @@ class HierarchicalModel:
             "features": self.features,
             "ridge": self.ridge,
             "heldout": self.heldout,
+            "refine": self.refine,
+            "refine_steps": self.refine_steps,
             "families": families,
         }
         attrs = {
@@ -572,6 +625,8 @@ class HierarchicalModel:
             spec["features"],
             spec["ridge"],
             spec["heldout"],
+            spec.get("refine", 0),
+            spec.get("refine_steps", 100),
             progress,
         )
         models = {}
@@ -633,6 +688,82 @@ def _accumulate_regression(
         stats.update(grads, torch.einsum("bf...,b...->bf", grads, target.unsqueeze(1)))
         norm += float(target.square().sum())
     return stats, norm / max(stats.count, 1)
+
+
+def match_moments(
+    model: ExponentialModel,
+    y: torch.Tensor,
+    c: torch.Tensor | None,
+    iterations: int,
+    steps: int,
+    generator: torch.Generator,
+    damping: float = 0.5,
+    warmup: int = _MOMENT_WARMUP,
+    ridge: float = 1e-3,
+    bar=None,
+) -> tuple[torch.Tensor, dict]:
+    """Refine θ of p̄(y | c) ∝ exp(−θᵀΦ(y, c)) towards its conditional maximum likelihood.
+
+    The mean conditional log-likelihood ℓ(θ) = (1/N) Σ_i log p̄_θ(y_i | c_i) of the data
+    pairs (y_i, c_i) has the gradient
+
+        g = ∇ℓ = (1/N) Σ_i (E_θ[Φ(·, c_i) | c_i] − Φ(y_i, c_i)),
+
+    a gap of moments, and the Hessian −E_c Cov_θ[Φ | c]. E_θ is estimated by N MALA chains,
+    chain i conditioned on c_i, started at the data's y_i (an equilibrium start when the model
+    fits) and kept across iterations (stochastic approximation of maximum likelihood: Younes,
+    Stoch. Stoch. Rep. 26, 1 (1989); persistent chains: Tieleman, ICML 2008). Each iteration
+    tunes the MALA step size (``warmup`` steps at the first iteration, ``steps // 4`` later),
+    runs ``steps`` MALA steps, takes Φ at 10 states y'_i of their last half, and makes a damped
+    Newton step
+
+        θ ← θ + damping · (M + ridge · diag M)⁻¹ g,   M = ½ Cov_i[Φ(y'_i, c_i) − Φ(y_i, c_i)],
+
+    M estimating the Fisher matrix E_c Cov_θ[Φ | c] from the pairs (model draw, data) at
+    equal c_i: it is the mean of the model's and the data's conditional covariances, exact at
+    the optimum, and it grows with the model's fluctuations — the data's covariance of Φ in its
+    place does not, and with it the steps diverged on φ⁴. ``bar`` (a tqdm bar, optional) is
+    advanced by one per MALA step.
+
+    Returns
+    -------
+    theta : torch.Tensor
+        The refined parameters.
+    report : dict
+        ``moment_gap_start`` / ``moment_gap_end``: the gap statistic N gᵀ(M + ridge·diag M)⁻¹g/F
+        (F features) at the first and at the last iteration (θ before its update). It is
+        O(1) when the gap is at the level of the Monte Carlo and sampling noise, ≫ 1 when the
+        moments differ; on φ⁴ it ends at 0.1–0.8.
+    """
+    features = model.features
+
+    def values(v: torch.Tensor) -> torch.Tensor:
+        return torch.cat([f.values(v, c) for f in features], dim=1)
+
+    data = values(y)
+    theta, position, step_size, gaps = model.theta.clone(), y.clone(), 0.05, []
+    thin = max(1, (steps - steps // 2) // 10)
+    for iteration in range(iterations):
+        current = ExponentialModel(features, theta)
+        kernel = MALA(lambda v, m=current: m.energy_and_grad(v, c), step_size)
+        kept, done = [], [0]
+
+        def observe(state: ChainState, kept=kept, done=done) -> None:
+            done[0] += 1
+            if done[0] > steps // 2 and done[0] % thin == 0:
+                kept.append(values(state.position))
+
+        tune = warmup if iteration == 0 else steps // 4  # θ moved: re-tune the step briefly
+        position, run = _run_chains(kernel, position, generator, tune, steps, bar, observe)
+        step_size = run["step_size"]
+        paired = (torch.stack(kept) - data).flatten(0, 1)
+        gap = paired.mean(0)
+        centred = paired - gap
+        fisher = 0.5 * centred.T @ centred / len(centred)
+        direction = torch.linalg.solve(fisher + ridge * torch.diag(fisher).diag(), gap)
+        gaps.append(float(gap @ direction) * y.shape[0] / len(gap))
+        theta = theta + damping * direction
+    return theta, {"moment_gap_start": gaps[0], "moment_gap_end": gaps[-1]}
 
 
 def _batch_size(families: list[FeatureFamily], y: torch.Tensor) -> int:
