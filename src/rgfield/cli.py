@@ -20,8 +20,6 @@ from pathlib import Path
 import rgfield
 from rgfield.fields.phi4 import SAMPLERS
 
-DEMO_REFINE = 10  # moment-matching iterations of the demo's fit (docs/rg.md, "Fitting")
-
 
 @dataclass(frozen=True)
 class Command:
@@ -227,12 +225,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     path = io.example_path("phi4_L32_beta0.9244.nc")
     data = io.load(path)
-    print(
-        f"1/3 fitting a wavelet RG model to {data.shape[0]} φ⁴ fields (L = 32, β = β_c): score"
-        f" matching, then {DEMO_REFINE} moment-matching iterations per scale"
-    )
-    model = HierarchicalModel(refine=DEMO_REFINE, progress=not args.no_progress)
-    model.fit(data, seed=args.seed)
+    print(f"1/3 fitting a wavelet RG model to {data.shape[0]} φ⁴ fields (L = 32, β = β_c)")
+    model = HierarchicalModel(progress=not args.no_progress).fit(data)
     print(f"2/3 sampling {args.samples} new fields coarse to fine (MALA per scale)")
     result = model.sample(args.samples, seed=args.seed)
     _print_acceptance(result.diagnostics)
