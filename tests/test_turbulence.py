@@ -166,3 +166,14 @@ def test_cli_simulate_turbulence_writes_a_loadable_ensemble(tmp_path, capsys):
     assert da.name == "vorticity" and da.sizes == {"sample": 4, "y": 16, "x": 16}
     assert da.attrs["seed"] == 5 and da.attrs["forcing"] == "ring" and da.attrs["drag"] == 0.5
     assert "spin-up" in capsys.readouterr().out
+
+
+def test_shipped_turbulence_ensemble_loads_with_its_provenance():
+    from pathlib import Path
+
+    from rgfield import io
+
+    da = io.load(Path(__file__).parent.parent / "data" / "turbulence_N128.nc")
+    assert da.name == "vorticity" and da.sizes == {"sample": 64, "y": 128, "x": 128}
+    assert da.attrs["generator"] == "rgfield.fields.turbulence.simulate"
+    assert da.attrs["stationary"] == 1 and da.attrs["seed"] == 1
