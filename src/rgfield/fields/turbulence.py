@@ -105,7 +105,8 @@ class Turbulence2D:
 
         ``kx``, ``ky``; ``k2`` = |k|² (1 at k = 0 to keep divisions finite); ``keep``: the
         2/3-rule mask |k_x|, |k_y| < N/3; ``linear`` L(k) = −νk² − ν_h k^{2p} − μ;
-        ``weight``: multiplicity of each rfft2 mode in the full grid (1 or 2).
+        ``weight``: multiplicity of each rfft2 mode in the full grid (1 or 2); ``ring``: the
+        ring-forced modes; ``forcing``: f̂ of the Kolmogorov forcing (else None).
         """
         key = (torch.device(device or "cpu"), dtype)
         if key not in self._cache:
@@ -126,6 +127,7 @@ class Turbulence2D:
                 "linear": linear,
                 "weight": weight,
                 "ring": ((k2.sqrt() - self.forcing_wavenumber).abs() <= 0.5) & (k2 > 0),
+                "forcing": self._kolmogorov(device, dtype),
             }
         return self._cache[key]
 
@@ -137,19 +139,25 @@ class Turbulence2D:
 
     # -- right-hand side --------------------------------------------------------------------
 
+    def velocity(self, w_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """u = ∂_yψ and v = −∂_xψ in physical space, with ψ̂ = ω̂ / k²."""
+        g = self._grid_of(w_hat)
+        psi_hat = w_hat / g["k2"]
+        shape = (self.size, self.size)
+        u = torch.fft.irfft2(1j * g["ky"] * psi_hat, s=shape)
+        return u, torch.fft.irfft2(-1j * g["kx"] * psi_hat, s=shape)
+
     def advection(self, w_hat: torch.Tensor) -> torch.Tensor:
         """−(u·∇ω)^ of ω̂ (shape (..., N, N/2 + 1)), dealiased by the 2/3 rule."""
         g = self._grid_of(w_hat)
         w_hat = w_hat * g["keep"]
-        psi_hat = w_hat / g["k2"]
+        u, v = self.velocity(w_hat)
         shape = (self.size, self.size)
-        u = torch.fft.irfft2(1j * g["ky"] * psi_hat, s=shape)
-        v = torch.fft.irfft2(-1j * g["kx"] * psi_hat, s=shape)
         wx = torch.fft.irfft2(1j * g["kx"] * w_hat, s=shape)
         wy = torch.fft.irfft2(1j * g["ky"] * w_hat, s=shape)
         return -torch.fft.rfft2(u * wx + v * wy) * g["keep"]
 
-    def steady_forcing(self, device=None, dtype=torch.float64) -> torch.Tensor | None:
+    def _kolmogorov(self, device, dtype: torch.dtype) -> torch.Tensor | None:
         """f̂ of the Kolmogorov forcing f = −F k_f cos(k_f y) (None for other forcings)."""
         if self.forcing != "kolmogorov":
             return None
@@ -175,7 +183,7 @@ class Turbulence2D:
         """
         g = self._grid_of(w_hat)
         real = self._real(w_hat.dtype)
-        f_hat = self.steady_forcing(w_hat.device, real)
+        f_hat = g["forcing"]
         e = torch.exp(g["linear"] * dt)
         e2 = torch.exp(g["linear"] * dt / 2)
         a = self.nonlinear(w_hat, f_hat)
@@ -229,20 +237,16 @@ class Turbulence2D:
         """Energy injected per unit time by the forcing: ⟨ψ f⟩ (Kolmogorov), ε (ring), 0."""
         if self.forcing == "ring":
             return torch.full(w_hat.shape[:-2], self.strength, dtype=self._real(w_hat.dtype))
-        f_hat = self.steady_forcing(w_hat.device, self._real(w_hat.dtype))
+        g = self._grid_of(w_hat)
+        f_hat = g["forcing"]
         if f_hat is None:
             return torch.zeros(w_hat.shape[:-2], dtype=self._real(w_hat.dtype))
-        g = self._grid_of(w_hat)
         product = (w_hat / g["k2"]).conj() * f_hat
         return (g["weight"] * product.real).sum((-2, -1)) / self.size**4
 
     def max_velocity(self, w_hat: torch.Tensor) -> torch.Tensor:
         """max_x |u| per flow (for the CFL condition)."""
-        g = self._grid_of(w_hat)
-        psi_hat = w_hat / g["k2"]
-        shape = (self.size, self.size)
-        u = torch.fft.irfft2(1j * g["ky"] * psi_hat, s=shape)
-        v = torch.fft.irfft2(-1j * g["kx"] * psi_hat, s=shape)
+        u, v = self.velocity(w_hat)
         return (u.square() + v.square()).sqrt().amax((-2, -1))
 
 
