@@ -150,6 +150,8 @@ def test_bad_parameters_give_clear_errors():
     with pytest.raises(ValueError, match="generator"):
         flow = Turbulence2D(size=16, forcing_wavenumber=2)
         flow.step(torch.zeros(1, 16, 9, dtype=torch.complex128), 0.01)
+    with pytest.raises(ValueError, match="omega must have shape"):
+        energy_spectrum(Turbulence2D(size=16, forcing_wavenumber=2), torch.zeros(4, 8, 8))
     with pytest.raises(ValueError, match="block_time"):
         simulate(Turbulence2D(size=16, forcing_wavenumber=2, drag=0), 2)
 

@@ -263,20 +263,36 @@ def _shells(flow: Turbulence2D, values: torch.Tensor, g: dict) -> xr.DataArray:
     return out[..., 1 : n_shells + 1]
 
 
+def _vorticity_hat(flow: Turbulence2D, omega) -> torch.Tensor:
+    """rfft2 of vorticity fields (N, N) or (samples, N, N) as float64, checked against the flow."""
+    w = torch.as_tensor(np.asarray(omega), dtype=torch.float64)
+    if w.dim() not in (2, 3) or tuple(w.shape[-2:]) != (flow.size, flow.size):
+        raise ValueError(
+            f"omega must have shape ({flow.size}, {flow.size}) or (samples, {flow.size},"
+            f" {flow.size}); got {tuple(w.shape)}"
+        )
+    return torch.fft.rfft2(w)
+
+
+def _by_shell(energy: torch.Tensor, enstrophy: torch.Tensor) -> xr.DataArray:
+    """Label per-shell values (…, N/2) as a DataArray (quantity: energy, enstrophy; [sample,] k)."""
+    values = torch.stack([energy, enstrophy]).numpy()
+    k = np.arange(1, values.shape[-1] + 1, dtype=np.float64)
+    dims = ("quantity", *(["sample"] if values.ndim == 3 else []), "k")
+    return xr.DataArray(values, dims=dims, coords={"quantity": ["energy", "enstrophy"], "k": k})
+
+
 def energy_spectrum(flow: Turbulence2D, omega) -> xr.DataArray:
     """Shell-summed energy and enstrophy spectra E(k), Z(k) = k² E(k) of vorticity fields.
 
     E(k) = Σ_{k−½ ≤ |k'| < k+½} |ω̂_k'|² / (2 k'² N⁴), so Σ_k E(k) = E (up to the corner modes
     beyond k = N/2). Returns a DataArray (quantity: energy, enstrophy; [sample,] k).
     """
-    w_hat = torch.fft.rfft2(torch.as_tensor(np.asarray(omega), dtype=torch.float64))
+    w_hat = _vorticity_hat(flow, omega)
     g = flow.grid(dtype=torch.float64)
-    density = w_hat.abs().square() / (2 * g["k2"] * flow.size**4)
-    e = _shells(flow, density, g)
-    k = np.arange(1, flow.size // 2 + 1, dtype=np.float64)
-    values = torch.stack([e, e * torch.as_tensor(k) ** 2]).numpy()
-    dims = ("quantity", *(["sample"] if values.ndim == 3 else []), "k")
-    return xr.DataArray(values, dims=dims, coords={"quantity": ["energy", "enstrophy"], "k": k})
+    e = _shells(flow, w_hat.abs().square() / (2 * g["k2"] * flow.size**4), g)
+    k = torch.arange(1, e.shape[-1] + 1, dtype=torch.float64)
+    return _by_shell(e, e * k.square())
 
 
 def fluxes(flow: Turbulence2D, omega) -> xr.DataArray:
@@ -287,16 +303,13 @@ def fluxes(flow: Turbulence2D, omega) -> xr.DataArray:
     modes |k'| ≤ k to larger wavenumbers (Π_E < 0 for the inverse energy cascade, Π_Z > 0 for
     the direct enstrophy cascade). Both sum to zero over all k (conservation by advection).
     """
-    w_hat = torch.fft.rfft2(torch.as_tensor(np.asarray(omega), dtype=torch.float64))
+    w_hat = _vorticity_hat(flow, omega)
     g = flow.grid(dtype=torch.float64)
     advected = flow.advection(w_hat)
     w_kept = w_hat * g["keep"]
     t_e = _shells(flow, ((w_kept / g["k2"]).conj() * advected).real / flow.size**4, g)
     t_z = _shells(flow, (w_kept.conj() * advected).real / flow.size**4, g)
-    values = -torch.stack([t_e.cumsum(-1), t_z.cumsum(-1)]).numpy()
-    k = np.arange(1, flow.size // 2 + 1, dtype=np.float64)
-    dims = ("quantity", *(["sample"] if values.ndim == 3 else []), "k")
-    return xr.DataArray(values, dims=dims, coords={"quantity": ["energy", "enstrophy"], "k": k})
+    return _by_shell(-t_e.cumsum(-1), -t_z.cumsum(-1))
 
 
 # -- time integration -------------------------------------------------------------------------
