@@ -36,7 +36,7 @@ def gaussian_field(
     n : int
         Number of fields.
     seed : int, optional
-    dtype, device : of the result (the computation is in float64).
+    dtype, device : of the result (the computation is in float64, on ``device``).
 
     Returns
     -------
@@ -46,14 +46,15 @@ def gaussian_field(
         raise ValueError(f"shape must be 1 to 3 positive integers; got {shape!r}")
     if not is_integer(n) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
-    freqs = [torch.fft.fftfreq(s, dtype=torch.float64) for s in shape[:-1]]
-    freqs.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64))
+    freqs = [torch.fft.fftfreq(s, dtype=torch.float64, device=device) for s in shape[:-1]]
+    freqs.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64, device=device))
     k = torch.meshgrid(*(2 * torch.pi * f for f in freqs), indexing="ij")
-    power = torch.as_tensor(spectrum(*k), dtype=torch.float64).expand(k[0].shape)
+    power = torch.as_tensor(spectrum(*k), dtype=torch.float64, device=device).expand(k[0].shape)
     if not (torch.isfinite(power).all() and (power >= 0).all()):
         raise ValueError("spectrum must be finite and non-negative on the Fourier grid")
     generator = torch.Generator().manual_seed(fresh_seed() if seed is None else int(seed))
-    noise = torch.randn(n, *shape, generator=generator, dtype=torch.float64)
+    # the noise is drawn on the CPU so that a seed gives the same field on every device
+    noise = torch.randn(n, *shape, generator=generator, dtype=torch.float64).to(device)
     dims = tuple(range(1, len(shape) + 1))
     fields = torch.fft.irfftn(power.sqrt() * torch.fft.rfftn(noise, dim=dims), s=shape, dim=dims)
     return fields.to(dtype=dtype, device=device)
