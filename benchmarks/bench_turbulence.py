@@ -38,7 +38,8 @@ FLOW = Turbulence2D(
     viscosity=0.0,
     hyperviscosity=3e-15,
     hyper_order=4,
-    drag=0.1,
+    drag=0.0,
+    hypodrag=0.5,
     forcing="ring",
     forcing_wavenumber=4,
     strength=0.1,
@@ -82,7 +83,8 @@ def acceptance() -> list[str]:
     per_step = wall / a["steps"]
     return [
         f"Flow: {FLOW.size}², ν = {FLOW.viscosity}, ν_h = {FLOW.hyperviscosity} (p ="
-        f" {FLOW.hyper_order}), μ = {FLOW.drag}, ring forcing at k_f = {FLOW.forcing_wavenumber},"
+        f" {FLOW.hyper_order}), μ = {FLOW.drag}, α = {FLOW.hypodrag} (−Δ)⁻¹,"
+        f" ring forcing at k_f = {FLOW.forcing_wavenumber},"
         f" ε = {FLOW.strength}; 2 flows, 8 snapshots, spin-up blocks of 5 time units, seed 0.",
         "",
         "| quantity | value |",

@@ -39,12 +39,14 @@ def test_advection_matches_the_analytic_product():
 
 def test_modes_of_one_wavenumber_decay_exactly():
     # any superposition of modes with the same |k| has ω ∝ ψ, so u·∇ω = 0 although each
-    # pairwise product is not: the flow decays as exp(−(ν k² + ν_h k^{2p} + μ) t) exactly
+    # pairwise product is not: the flow decays as exp(−(ν k² + ν_h k^{2p} + μ + α/k²) t) exactly
     y, x = grid()
     omega = torch.cos(5 * x) + torch.sin(3 * x + 4 * y) + 0.7 * torch.cos(4 * x - 3 * y)
-    flow = Turbulence2D(size=N, viscosity=0.01, hyperviscosity=1e-7, drag=0.05, forcing="none")
+    flow = Turbulence2D(
+        size=N, viscosity=0.01, hyperviscosity=1e-7, drag=0.05, hypodrag=2.0, forcing="none"
+    )
     w_hat, _ = integrate(flow, spectral(omega)[None], 2.0, dt_max=0.01)
-    rate = 0.01 * 25 + 1e-7 * 25**4 + 0.05
+    rate = 0.01 * 25 + 1e-7 * 25**4 + 0.05 + 2.0 / 25
     torch.testing.assert_close(physical(w_hat[0]), omega * np.exp(-rate * 2.0), rtol=0, atol=1e-11)
 
 
