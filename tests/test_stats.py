@@ -237,3 +237,21 @@ def test_argument_errors_name_the_argument():
         S.power_spectrum(torch.zeros(0, 8, 8))
     with pytest.raises(ValueError, match="mean"):
         S.correlation_function(x, mean="sample")
+
+
+def test_bispectrum_of_iid_pixels_is_their_third_cumulant():
+    # x = g + ε(g² − 1) with white Gaussian g: every triangle has B = κ₃ = 6ε + 8ε³
+    eps, n = 0.3, 32
+    g = torch.randn(n, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = g + eps * (g**2 - 1)
+    triangles = [(4, 4, 4), (3, 5, 7), (6, 6, 11), (10, 12, 20)]
+    b = S.bispectrum(x, triangles)
+    assert b.dims == ("sample", "triangle") and (b["count"] > 0).all()
+    mean = b.mean("sample").values
+    error = b.std("sample").values / np.sqrt(n)
+    assert np.abs((mean - (6 * eps + 8 * eps**3)) / error).max() < 4
+    gaussian = S.bispectrum(g, triangles)
+    z = gaussian.mean("sample").values / (gaussian.std("sample").values / np.sqrt(n))
+    assert np.abs(z).max() < 4
+    with pytest.raises(ValueError, match="triangles"):
+        S.bispectrum(x, [(1, 2, 5)])
