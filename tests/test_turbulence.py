@@ -170,6 +170,17 @@ def test_cli_simulate_turbulence_writes_a_loadable_ensemble(tmp_path, capsys):
     assert da.name == "vorticity" and da.sizes == {"sample": 4, "y": 16, "x": 16}
     assert da.attrs["seed"] == 5 and da.attrs["forcing"] == "ring" and da.attrs["drag"] == 0.5
     assert "spin-up" in capsys.readouterr().out
+    # with --velocity, u and v are stored; their curl ∂ₓv − ∂ᵧu is the vorticity, div = 0
+    assert main([*args, "--velocity", "--overwrite"]) == 0
+    omega, u, v = (io.load(out, name).values.astype(np.float64) for name in ("vorticity", "u", "v"))
+    k = np.fft.fftfreq(16, 1 / 16)
+    ky, kx = k[:, None], k[None, :]
+
+    def derivative(f, kk):
+        return np.fft.ifft2(1j * kk * np.fft.fft2(f)).real
+
+    np.testing.assert_allclose(derivative(v, kx) - derivative(u, ky), omega, atol=1e-4)
+    np.testing.assert_allclose(derivative(u, kx) + derivative(v, ky), 0, atol=1e-4)
 
 
 def test_shipped_turbulence_ensemble_loads_with_its_provenance():

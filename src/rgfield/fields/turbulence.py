@@ -415,6 +415,7 @@ def simulate(
     dt_max: float = 0.05,
     device: str = "cpu",
     dtype: torch.dtype = torch.float64,
+    velocity: bool = False,
     progress: bool = True,
 ) -> xr.Dataset:
     """Statistically stationary vorticity snapshots of a forced flow.
@@ -445,6 +446,8 @@ def simulate(
         Time step dt = min(dt_max, cfl Δx / max|u|).
     device, dtype :
         Where and in what precision to integrate (the snapshots are stored as float32).
+    velocity : bool
+        Also store the velocity components ``u`` (along x) and ``v`` (along y) of each snapshot.
     progress : bool
 
     Returns
@@ -452,6 +455,7 @@ def simulate(
     xarray.Dataset
         ``vorticity`` (sample, y, x) float32 with a ``flow`` coordinate; the budget time series
         ``energy``, ``enstrophy``, ``injection``, ``dissipation`` (flow-averaged, dim ``time``);
+        ``u`` and ``v`` with ``velocity=True``;
         attrs with every parameter, the seed, the spin-up time (the snapshots start 8 blocks
         later), the τ_int found, the spacing, the number of steps and the mean time step.
     """
@@ -506,14 +510,23 @@ def simulate(
     }
     spacing = spacing or max(2 * max(tau.values()), interval)
     per_flow = -(-samples // flows)
-    saved = []
+    saved: dict[str, list] = {"vorticity": [], "u": [], "v": []}
     with tqdm(total=per_flow, desc="snapshots", disable=not progress) as bar:
         for _ in range(per_flow):
             w_hat, n = integrate(flow, w_hat, spacing, generator, cfl, dt_max, interval, series, t)
             t, steps = t + spacing, steps + n
-            saved.append(torch.fft.irfft2(w_hat, s=(flow.size, flow.size)).float().cpu())
+            saved["vorticity"].append(torch.fft.irfft2(w_hat, s=(flow.size, flow.size)))
+            if velocity:
+                u, v = flow.velocity(w_hat)
+                saved["u"].append(u)
+                saved["v"].append(v)
             bar.update()
-    fields = torch.stack(saved, 1).reshape(-1, flow.size, flow.size)[:samples]
+
+    def ensemble(snapshots: list) -> torch.Tensor:
+        stacked = torch.stack(snapshots, 1).float().cpu()
+        return stacked.reshape(-1, flow.size, flow.size)[:samples]
+
+    fields = ensemble(saved["vorticity"])
     attrs = {
         "generator": "rgfield.fields.turbulence.simulate",
         **{f.name: getattr(flow, f.name) for f in dataclass_fields(flow) if f.init},
@@ -532,6 +545,9 @@ def simulate(
         "mean_dt": t / steps,
     }
     ds = to_dataset(fields, "vorticity", attrs)
+    if velocity:
+        ds = ds.assign(u=(ds.vorticity.dims, ensemble(saved["u"]).numpy()))
+        ds = ds.assign(v=(ds.vorticity.dims, ensemble(saved["v"]).numpy()))
     ds = ds.assign_coords(flow=("sample", np.repeat(np.arange(flows), per_flow)[:samples]))
     budget = {
         q: ("time", series.array(q).mean(0))
