@@ -207,6 +207,25 @@ def test_scale_reduction_groups_by_scale_offsets():
     assert zero_offset.values.mean() == pytest.approx(expected)
 
 
+def test_angular_harmonics_are_a_dft_over_relative_orientations():
+    x = _field((32, 32), n=2, seed=9)
+    op = sc.ScatteringCovariance((32, 32), 3, 4, dtype=torch.float64)
+    values, labels = sc.reduce(op(x), op.labels, "isotropic")
+    harmonics = sc.angular_harmonics(values, labels)
+    kind = labels["type"]
+    same = ~np.isin(kind, ("C01", "C11"))
+    torch.testing.assert_close(harmonics[:, same], values[:, same])
+    for name, axes in (("C01", 1), ("C11", 2)):  # Parseval per block: Σ|Ĉ|² = L^axes Σ|C|²
+        rows = kind == name
+        ratio = harmonics[:, rows].abs().square().sum(1) / values[:, rows].abs().square().sum(1)
+        torch.testing.assert_close(ratio, torch.full_like(ratio, 4.0**axes))
+    c01 = (kind == "C01") & (labels["j1"] == 0) & (labels["j2"] == 1)
+    block = values[:, c01]  # ordered by δl2 = 0..3 within the (0, 1) block
+    torch.testing.assert_close(harmonics[:, c01][:, 0], block.sum(dim=1))  # m = 0: the sum
+    with pytest.raises(ValueError, match="isotropic"):
+        sc.angular_harmonics(op(x), op.labels)
+
+
 def test_normalised_statistics_of_the_reference_have_unit_band_power():
     x = _field((32, 32), n=2)
     da = sc.scattering_covariance(x, J=3, L=4, normalize="self")

@@ -33,6 +33,7 @@ __all__ = [
     "FilterBank",
     "ScatteringCovariance",
     "filter_bank",
+    "angular_harmonics",
     "normalized",
     "reduce",
     "scattering",
@@ -590,3 +591,42 @@ def reduce(values: torch.Tensor, labels: dict, reduction: str) -> tuple[torch.Te
     total = total.index_add(-1, groups, values)
     reduced_labels = {name: keys[name][first[order]] for name in names}
     return total / counts, reduced_labels
+
+
+def angular_harmonics(values: torch.Tensor, labels: dict) -> torch.Tensor:
+    """Angular Fourier compression of isotropically reduced coefficients.
+
+    For each (type, j1, j2, j3), C01(δl2) becomes Σ_δl C01(δl) e^{−2πi m δl / L} and C11(δl2,
+    δl3) its 2D DFT, so that smooth angular dependence concentrates in few harmonics m (then
+    small ones can be dropped); the mean, S1 and S2 are unchanged. The result has the layout
+    of ``values``: in ``labels``, l2 and l3 then index the harmonics m2, m3.
+
+    Parameters
+    ----------
+    values : torch.Tensor, (..., n) from :func:`reduce` with an isotropic reduction
+    labels : dict, its labels
+    """
+    kind = labels["type"]
+    pair = np.isin(kind, ("C01", "C11"))
+    if (labels["l1"][pair] >= 0).any():
+        raise ValueError("angular_harmonics needs isotropically reduced coefficients (reduce())")
+    out = values.clone()
+    if not pair.any():
+        return out
+    L = int(max(labels["l2"][pair].max(), labels["l3"][pair].max())) + 1  # noqa: N806
+    for name, axes in (("C01", 1), ("C11", 2)):
+        rows = np.flatnonzero(kind == name)
+        if not len(rows):
+            continue
+        angles = [labels["l2"][rows]] + ([labels["l3"][rows]] if axes == 2 else [])
+        scales = np.stack([labels[k][rows] for k in ("j1", "j2", "j3")], axis=1)
+        _, group = np.unique(scales, axis=0, return_inverse=True)
+        grid = np.full((group.max() + 1,) + (L,) * axes, -1)
+        grid[(group.ravel(), *angles)] = rows
+        if (grid < 0).any():
+            raise ValueError(f"{name}: every relative orientation must be present")
+        index = torch.as_tensor(grid, device=values.device)
+        block = values[..., index]
+        harmonics = torch.fft.fftn(block, dim=tuple(range(-axes, 0)))
+        out[..., index.reshape(-1)] = harmonics.reshape(*values.shape[:-1], -1)
+    return out
