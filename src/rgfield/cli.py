@@ -207,6 +207,13 @@ def _synthesize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--var", help="variable to read (default: the only field)")
     parser.add_argument("--fields", type=int, default=1, help="target fields, from the first (1)")
     parser.add_argument("--n", type=int, required=True, help="samples to synthesise")
+    parser.add_argument(
+        "--statistics",
+        nargs="+",
+        choices=("scattering", "spectrum", "moments"),
+        default=["scattering", "spectrum", "moments"],
+        help="families matched (default: all three)",
+    )
     parser.add_argument("--J", type=int, help="wavelet scales (default log2(N) − 2)")
     parser.add_argument("--L", type=int, default=4, help="orientations (default 4)")
     parser.add_argument(
@@ -234,6 +241,7 @@ def _run_synthesize(args: argparse.Namespace) -> int:
         raise ValueError(f"--fields must be in 1..{data.shape[0]}; got {args.fields}")
     result = synthesize(
         data.values[: args.fields],
+        statistics=tuple(args.statistics),
         n=args.n,
         J=args.J,
         L=args.L,
@@ -248,7 +256,7 @@ def _run_synthesize(args: argparse.Namespace) -> int:
     ds.attrs["source"] = str(args.data)
     io.save(ds, args.out, overwrite=args.overwrite)
     print(
-        f"loss {result.loss[0]:.3g} → {result.loss[-1]:.3g} in {result.iterations} L-BFGS"
+        f"loss {result.loss[0]:.3g} → {result.final_loss:.3g} in {result.iterations} L-BFGS"
         f" iterations ({result.evaluations} evaluations); {args.n} samples written to {args.out}"
     )
     return 0
@@ -325,6 +333,7 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     turbulence.add_argument("--flows", type=int, help="independent flows (default min(samples, 4))")
     turbulence.add_argument("--spacing", type=float, help="time between snapshots (default 2τ)")
+    turbulence.add_argument("--velocity", action="store_true", help="also store u and v")
     _common_simulate_arguments(turbulence)
     cosmic = models.add_parser(
         "cosmic", help="cosmic-web density: 2LPT / Zel'dovich particles or a log-normal field"
@@ -396,6 +405,7 @@ def _simulate_turbulence(args: argparse.Namespace):
         seed=args.seed,
         spacing=args.spacing,
         device=args.device,
+        velocity=args.velocity,
         progress=not args.no_progress,
     )
     a = ds.attrs

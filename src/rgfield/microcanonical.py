@@ -1,16 +1,19 @@
 """Microcanonical synthesis: new fields whose scattering statistics match a target's.
 
-Given a target's statistics Φ̄ (the scattering covariance, normalised by the target's band
-powers, averaged over the target fields), each sample x_i minimises its own loss
+Given a target's statistics Φ̄_f, averaged over the target fields, for the families f chosen
+(scattering covariance normalised by the target's band powers; power spectrum relative to the
+target's; pixel moments), each sample x_i minimises its own loss
 
-    ℓ(x_i) = ‖Φ(x_i) − Φ̄‖² / n_Φ,
+    ℓ(x_i) = Σ_f ‖Φ_f(x_i) − Φ̄_f‖² / n_f,
 
 from a phase-randomised surrogate of the target (its periodogram, random phases) or white noise,
 by L-BFGS with a strong-Wolfe line search (Bruna & Mallat, Math. Stat. Learn. 1, 257 (2019);
 Cheng et al., arXiv:2306.17210). The samples are optimised in one batch, but each is matched to
 Φ̄ on its own (matching the batch average instead would let the histograms drift). The run
-always stops: after ``steps`` L-BFGS iterations, 1.25 × ``steps`` evaluations, or when the loss
-changes by less than ``tolerance`` between iterations.
+always stops: after ``steps`` L-BFGS iterations, once 1.25 × ``steps`` evaluations are made
+(checked between iterations: a line search under way finishes first, at most 25 more), or when
+the loss changes by less than ``tolerance`` times its initial value between iterations. The
+fields are optimised in the target's standard units, (x − mean)/std.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from rgfield.scattering import ScatteringCovariance, _s2, normalized, reduce
 __all__ = ["Synthesis", "synthesize"]
 
 INITS = ("gaussian", "white")
+STATISTICS = ("scattering", "spectrum", "moments")
+_EMPTY_SHELL = 1e-6  # shells with less target power than this fraction of the peak are skipped
+_OVERSHOOT = 1e12  # loss (in units of the initial loss) returned for non-finite trial fields
 
 
 @dataclass
@@ -39,7 +45,10 @@ class Synthesis:
     ----------
     fields : torch.Tensor, shape (n, M, N), float32, CPU
     loss : numpy.ndarray
-        Total loss (summed over samples) at every evaluation.
+        Total loss (summed over samples) at every evaluation (inf for a line-search trial that
+        overshot to non-finite values).
+    final_loss : float
+        The loss of the returned fields.
     iterations, evaluations : int
     converged : bool
         True when the loss-change tolerance stopped the run before the iteration cap.
@@ -49,6 +58,7 @@ class Synthesis:
 
     fields: torch.Tensor
     loss: np.ndarray
+    final_loss: float
     iterations: int
     evaluations: int
     converged: bool
@@ -62,7 +72,7 @@ class Synthesis:
             "iterations": self.iterations,
             "evaluations": self.evaluations,
             "converged": int(self.converged),
-            "final_loss": float(self.loss[-1]),
+            "final_loss": self.final_loss,
             "initial_loss": float(self.loss[0]),
         }
         return to_dataset(self.fields, "field", attrs)
@@ -86,9 +96,58 @@ def _initial_fields(
     return (mean + torch.fft.ifft2(amplitude * phases).real).to(target.dtype)
 
 
+def _scattering_family(target: torch.Tensor, J: int, L: int, kind: str, reduction: str | None):  # noqa: N803
+    """x ↦ scattering covariance normalised by the target's mean band powers (and reduced)."""
+    operator = ScatteringCovariance(tuple(target.shape[-2:]), J, L, kind, target.device)
+    reference = _s2(operator(target), operator.labels).mean(dim=0)
+
+    def phi(x: torch.Tensor) -> torch.Tensor:
+        values = normalized(operator(x), operator.labels, reference)
+        return values if reduction is None else reduce(values, operator.labels, reduction)[0]
+
+    return phi
+
+
+def _spectrum_family(target: torch.Tensor):
+    """x ↦ P(k)/P̄(k) − 1 over the complete integer shells k = 1 … n/2 of the rfft2 half plane
+    (columns 1 … N/2 − 1 weighted twice: they stand for ±k) where the target has power
+    (P̄ > 10⁻⁶ of its maximum: float32 fields cannot resolve relative deviations below)."""
+    m, n = target.shape[-2:]
+    ky = torch.fft.fftfreq(m, 1 / m, device=target.device).view(-1, 1)
+    kx = torch.fft.rfftfreq(n, 1 / n, device=target.device).view(1, -1)
+    shell = torch.round(torch.sqrt((ky / m) ** 2 + (kx / n) ** 2) * min(m, n)).long().flatten()
+    column = torch.arange(n // 2 + 1, device=target.device)
+    weight = torch.where((column == 0) | (2 * column == n), 1.0, 2.0).expand(m, -1).flatten()
+    keep = (shell >= 1) & (shell <= min(m, n) // 2)
+    shell, weight = shell[keep] - 1, weight[keep]
+    counts = torch.zeros(min(m, n) // 2, device=target.device).index_add(0, shell, weight)
+
+    def power(x: torch.Tensor) -> torch.Tensor:
+        modes = torch.fft.rfft2(x).abs().square().flatten(start_dim=-2)[..., keep] * weight
+        total = torch.zeros(*x.shape[:-2], len(counts), device=x.device, dtype=modes.dtype)
+        return total.index_add(-1, shell, modes) / counts
+
+    reference = power(target).mean(dim=0)
+    # shells the target leaves empty (dealiased or filtered fields) have no relative deviation
+    powered = reference > _EMPTY_SHELL * reference.max()
+    return lambda x: power(x)[..., powered] / reference[powered] - 1
+
+
+def _standard_moments(z: torch.Tensor) -> torch.Tensor:
+    """(mean, variance, skewness, excess kurtosis) of each field's pixels, shape (B, 4)."""
+    flat = z.flatten(start_dim=-2)
+    mean = flat.mean(dim=-1, keepdim=True)
+    centred = flat - mean
+    variance = centred.square().mean(dim=-1)
+    skewness = centred.pow(3).mean(dim=-1) / variance.pow(1.5)
+    kurtosis = centred.pow(4).mean(dim=-1) / variance.square() - 3
+    return torch.stack([mean[..., 0], variance, skewness, kurtosis], dim=-1)
+
+
 def synthesize(
     target,
     *,
+    statistics: tuple[str, ...] = ("scattering", "spectrum", "moments"),
     n: int = 1,
     J: int | None = None,  # noqa: N803
     L: int = 4,  # noqa: N803
@@ -101,12 +160,22 @@ def synthesize(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> Synthesis:
-    """Fields matching the scattering covariance of ``target``.
+    """Fields matching the scattering covariance (and other statistics) of ``target``.
 
     Parameters
     ----------
     target : array_like, shape (M, N) or (k, M, N)
         One field or several (their statistics are averaged).
+    statistics : tuple of {"scattering", "spectrum", "moments"}
+        The families matched; each contributes the mean of its squared deviations to the loss.
+        ``"scattering"``: the scattering covariance normalised by the target's band powers
+        (its :func:`~rgfield.scattering.reduce`-d form with ``reduction``). ``"spectrum"``: the
+        shell-averaged power spectrum P(k) (every complete integer shell) relative to the
+        target's, P/P̄ − 1 — wavelet band powers alone leave P(k) free within each octave.
+        ``"moments"``: mean, variance, skewness and excess kurtosis of the pixel values in the
+        target's standard units (all three by default: a physicist's synthetic field should
+        have the target's spectrum and one-point moments; the scattering covariance alone
+        leaves the excess kurtosis of a log-normal field at about 55 %, docs/scattering.md).
     n : int
         Samples to synthesise (one batch).
     J, L, kind :
@@ -117,7 +186,8 @@ def synthesize(
     steps : int
         L-BFGS iterations at most.
     tolerance : float
-        Stop when the loss changes by less than this between iterations.
+        Stop when the loss changes by less than this fraction of its initial value between
+        iterations.
     init : {"gaussian", "white"}
     seed : int, optional
     device : str
@@ -145,22 +215,38 @@ def synthesize(
         raise ValueError(f"tolerance must be non-negative; got {tolerance!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}; got {init!r}")
+    unknown = set(statistics) - set(STATISTICS)
+    if not statistics or unknown:
+        raise ValueError(
+            f"statistics must be a non-empty subset of {STATISTICS}; got {statistics!r}"
+        )
     shape = tuple(target.shape[-2:])
     J = max(int(math.log2(min(shape))) - 2, 1) if J is None else J  # noqa: N806
-    statistics = ScatteringCovariance(shape, J, L, kind, device, torch.float32)
-    raw = statistics(target)
-    reference = _s2(raw, statistics.labels).mean(dim=0)
-
-    def phi(x: torch.Tensor) -> torch.Tensor:
-        values = normalized(statistics(x), statistics.labels, reference)
-        return values if reduction is None else reduce(values, statistics.labels, reduction)[0]
-
-    goal = phi(target).mean(dim=0)
+    offset, scale = target.mean(), target.std()
+    families = {
+        "scattering": _scattering_family(target, J, L, kind, reduction),
+        "spectrum": _spectrum_family(target),
+        "moments": lambda x: _standard_moments((x - offset) / scale),
+    }
+    families = {name: families[name] for name in statistics}
+    goals = {name: phi(target).mean(dim=0) for name, phi in families.items()}
     seed = fresh_seed() if seed is None else int(seed)
-    x = _initial_fields(target, n, init, torch.Generator().manual_seed(seed)).to(device)
-    x.requires_grad_(True)
+    start = _initial_fields(target, n, init, torch.Generator().manual_seed(seed)).to(device)
+    # optimise z = (x − mean)/std of the target, with the loss in units of its initial value,
+    # so that L-BFGS's first step and its tolerance do not depend on the field's units
+    z = ((start - offset) / scale).requires_grad_(True)
+
+    def loss_of(z: torch.Tensor) -> torch.Tensor:
+        x = offset + scale * z
+        return sum(
+            (phi(x) - goals[name]).abs().square().sum() / goals[name].numel()
+            for name, phi in families.items()
+        )
+
+    with torch.no_grad():
+        initial = float(loss_of(z)) or 1.0
     optimizer = torch.optim.LBFGS(
-        [x],
+        [z],
         lr=1.0,
         max_iter=steps,
         max_eval=int(1.25 * steps),
@@ -174,19 +260,27 @@ def synthesize(
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = (phi(x) - goal).abs().square().sum() / goal.numel()
-            loss.backward()
+            loss = loss_of(z) if torch.isfinite(z).all() else None
+            if loss is None or not torch.isfinite(loss):  # an overshooting line-search trial:
+                history.append(float("inf"))  # a huge loss (no gradient) makes it step back
+                bar.update()
+                return torch.tensor(_OVERSHOOT)
+            (loss / initial).backward()
             history.append(float(loss.detach()))
             bar.update()
             bar.set_postfix(loss=f"{history[-1]:.3g}")
-            return loss
+            return loss.detach() / initial
 
         optimizer.step(closure)
-    iterations = int(optimizer.state[x].get("n_iter", 0))
+    x = offset + scale * z.detach()
+    with torch.no_grad():
+        final = float(loss_of(z.detach()))
+    iterations = int(optimizer.state[z].get("n_iter", 0))
     settings = {
         "J": J,
         "L": L,
         "kind": kind,
+        "statistics": ",".join(statistics),
         "reduction": reduction or "none",
         "steps": steps,
         "tolerance": tolerance,
@@ -195,8 +289,9 @@ def synthesize(
         "target_fields": target.shape[0],
     }
     return Synthesis(
-        fields=x.detach().to("cpu", torch.float32),
+        fields=x.to("cpu", torch.float32),
         loss=np.array(history),
+        final_loss=final,
         iterations=iterations,
         evaluations=len(history),
         converged=iterations < steps and len(history) < int(1.25 * steps),
