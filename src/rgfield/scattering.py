@@ -144,10 +144,15 @@ def _pixels(shape: tuple[int, ...]) -> list[torch.Tensor]:
     return list(torch.meshgrid(*axes, indexing="ij"))
 
 
+def _orientations(L: int) -> torch.Tensor:  # noqa: N803
+    """kymatio's orientation angles θ_ℓ = (⌊L/2⌋ − 1 − ℓ)π/L, ℓ = 0 … L−1 (float64)."""
+    return (int(L - L / 2 - 1) - torch.arange(L, dtype=torch.float64)) * math.pi / L
+
+
 def _morlet(shape: tuple[int, ...], J: int, L: int) -> torch.Tensor:  # noqa: N803
     """kymatio's Morlet wavelets: σ = 0.8·2^j, ξ = 3π/(4·2^j), slant 4/L (2D),
     θ_ℓ = (⌊L/2⌋ − 1 − ℓ)π/L, ψ = Gabor − K·Gaussian with K making the mean exactly zero."""
-    theta = (int(L - L / 2 - 1) - torch.arange(L, dtype=torch.float64)) * math.pi / L
+    theta = _orientations(L)
     slant = 4.0 / L if len(shape) == 2 else 1.0
     origin = (slice(None),) + (0,) * len(shape)
     scales = []
@@ -168,7 +173,7 @@ def _bump(shape: tuple[int, ...], J: int, L: int) -> torch.Tensor:  # noqa: N803
     aliases ω + 2πm (the support reaches 1.7π at j = 0), i.e. the DFT of the sampled wavelet,
     so the bank is exactly covariant under 90° rotations of the grid."""
     norm = 2 ** (L - 1) * math.factorial(L - 1) / (1.29 * math.sqrt(L * math.factorial(2 * L - 2)))
-    theta = (int(L - L / 2 - 1) - torch.arange(L, dtype=torch.float64)) * math.pi / L
+    theta = _orientations(L)
     direction = [torch.cos(theta).view(-1, 1, 1), torch.sin(theta).view(-1, 1, 1)]
     scales = [0.0] * J
     for alias in itertools.product((-1, 0, 1), repeat=len(shape)):
