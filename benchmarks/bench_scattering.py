@@ -185,11 +185,11 @@ def figure(panels: dict) -> None:
     fig, axes = plt.subplots(len(panels), 3, figsize=(11, 3.8 * len(panels)))
     for row, (name, images) in zip(axes, panels.items(), strict=True):
         low, high = np.percentile(images[0], [1, 99])
-        for ax, image, title in zip(
-            row, images, ("target", "Gaussian surrogate (start)", "synthesis"), strict=True
-        ):
+        titles = ("target", "Gaussian surrogate (start)", "synthesis (default statistics)")
+        for ax, image, title in zip(row, images, titles, strict=True):
             ax.imshow(image, cmap="viridis", vmin=low, vmax=high)
-            ax.set(title=f"{name}: {title}", xticks=[], yticks=[])
+            ax.set(title=title, xticks=[], yticks=[])
+        row[0].set_ylabel(name)
     fig.tight_layout()
     FIGURE.parent.mkdir(exist_ok=True)
     fig.savefig(FIGURE, dpi=90)
