@@ -28,6 +28,7 @@ import xarray as xr
 from rgfield._validate import fresh_seed, is_integer
 from rgfield.io import to_dataset
 from rgfield.scattering import ScatteringCovariance, _s2, normalized, reduce
+from rgfield.stats import pixel_moments
 
 __all__ = ["Synthesis", "synthesize"]
 
@@ -133,17 +134,6 @@ def _spectrum_family(target: torch.Tensor):
     return lambda x: power(x)[..., powered] / reference[powered] - 1
 
 
-def _standard_moments(z: torch.Tensor) -> torch.Tensor:
-    """(mean, variance, skewness, excess kurtosis) of each field's pixels, shape (B, 4)."""
-    flat = z.flatten(start_dim=-2)
-    mean = flat.mean(dim=-1, keepdim=True)
-    centred = flat - mean
-    variance = centred.square().mean(dim=-1)
-    skewness = centred.pow(3).mean(dim=-1) / variance.pow(1.5)
-    kurtosis = centred.pow(4).mean(dim=-1) / variance.square() - 3
-    return torch.stack([mean[..., 0], variance, skewness, kurtosis], dim=-1)
-
-
 def synthesize(
     target,
     *,
@@ -226,7 +216,7 @@ def synthesize(
     families = {
         "scattering": _scattering_family(target, J, L, kind, reduction),
         "spectrum": _spectrum_family(target),
-        "moments": lambda x: _standard_moments((x - offset) / scale),
+        "moments": lambda x: pixel_moments(((x - offset) / scale).flatten(start_dim=-2)),
     }
     families = {name: families[name] for name in statistics}
     goals = {name: phi(target).mean(dim=0) for name, phi in families.items()}

@@ -83,8 +83,7 @@ class FilterBank:
 
 def _frequencies(shape: tuple[int, ...]) -> list[torch.Tensor]:
     """ω (radians per pixel, each in [−π, π)) on the full DFT grid, float64."""
-    axes = [2 * math.pi * torch.fft.fftfreq(n, dtype=torch.float64) for n in shape]
-    return list(torch.meshgrid(*axes, indexing="ij"))
+    return [2 * math.pi * u / n for u, n in zip(_pixels(shape), shape, strict=True)]
 
 
 def _rotated(coords: list[torch.Tensor], theta: torch.Tensor) -> list[torch.Tensor]:
@@ -375,6 +374,7 @@ class ScatteringCovariance:
         # Σ_full p w = Σ_H (p w(k) + conj(p) w(−k) m(k)), m = 0 on the columns that are their
         # own mirror (0 and N/2), 1 elsewhere; w = ψ̂² of the outer wavelet
         power = self.bank.psi.square()
+        self._band_power = power.reshape(J * L, -1)  # ψ̂², for S2 over the full plane
         mirrored = torch.roll(torch.flip(power, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))
         half = shape[1] // 2 + 1
         column = torch.arange(half, device=power.device)
@@ -423,7 +423,7 @@ class ScatteringCovariance:
         m_half_y = m_half if y is x else self._envelopes(y_hat, psi)[1]
         y_half = y_hat[..., : self.shape[1] // 2 + 1].reshape(len(x), -1)
         cross = x_hat.reshape(len(x), -1) * y_hat.reshape(len(x), -1).conj()
-        s2 = cross @ psi.square().reshape(J * L, -1).T.to(cross.dtype)  # (B, λ)
+        s2 = cross @ self._band_power.T.to(cross.dtype)  # (B, λ)
         parts = [
             x.mean(dim=(-2, -1)).to(s2.dtype)[:, None],
             s1.to(s2.dtype),

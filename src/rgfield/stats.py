@@ -32,6 +32,7 @@ __all__ = [
     "moments",
     "pdf",
     "phi4_observables",
+    "pixel_moments",
     "power_spectrum",
     "structure_functions",
 ]
@@ -155,6 +156,17 @@ def correlation_function(fields, ndim: int = 2, mean: str = "field") -> xr.DataA
     )
 
 
+def pixel_moments(x: torch.Tensor) -> torch.Tensor:
+    """(mean, variance, skewness, excess kurtosis) over the last axis, shape (..., 4); torch,
+    differentiable (the formulas of :func:`moments`)."""
+    mean = x.mean(dim=-1, keepdim=True)
+    centred = x - mean
+    variance = centred.square().mean(dim=-1)
+    skewness = centred.pow(3).mean(dim=-1) / variance.pow(1.5)
+    kurtosis = centred.pow(4).mean(dim=-1) / variance.square() - 3
+    return torch.stack([mean[..., 0], variance, skewness, kurtosis], dim=-1)
+
+
 def moments(fields, ndim: int = 2) -> xr.DataArray:
     """Mean, variance, skewness and excess kurtosis of each field's one-point distribution.
 
@@ -166,13 +178,7 @@ def moments(fields, ndim: int = 2) -> xr.DataArray:
     xarray.DataArray, dims (sample, moment), moment = mean, variance, skewness, kurtosis
     """
     x = _ensemble(fields, ndim)
-    x = x.reshape(x.shape[0], -1).double()
-    mean = x.mean(1, keepdim=True)
-    centred = x - mean
-    var = centred.square().mean(1)
-    skew = centred.pow(3).mean(1) / var.pow(1.5)
-    kurt = centred.pow(4).mean(1) / var.square() - 3
-    values = torch.stack([mean[:, 0], var, skew, kurt], 1)
+    values = pixel_moments(x.reshape(x.shape[0], -1).double())
     return xr.DataArray(
         values.cpu().numpy(),
         dims=("sample", "moment"),

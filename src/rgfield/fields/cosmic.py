@@ -33,7 +33,7 @@ import xarray as xr
 from scipy import integrate
 
 from rgfield._validate import fresh_seed, is_integer
-from rgfield.fields.gaussian import gaussian_field
+from rgfield.fields.gaussian import gaussian_field, rfft_wavevectors
 from rgfield.io import to_dataset
 
 __all__ = [
@@ -217,13 +217,6 @@ def linear_density(
     return gaussian_field(pixel, (size,) * dims, n, seed, dtype=dtype, device=device)
 
 
-def _wavevectors(shape: tuple[int, ...], device) -> list[torch.Tensor]:
-    """Components of k (radians per cell) on the rfftn grid, broadcastable, one per axis."""
-    freqs = [torch.fft.fftfreq(s, device=device, dtype=torch.float64) for s in shape[:-1]]
-    freqs.append(torch.fft.rfftfreq(shape[-1], device=device, dtype=torch.float64))
-    return [2 * math.pi * f for f in torch.meshgrid(*freqs, indexing="ij")]
-
-
 def _inverse_laplacian(field_hat: torch.Tensor, k: list[torch.Tensor]) -> torch.Tensor:
     """Fourier modes of φ with ∇²φ = field and zero mean, without the Nyquist planes (|k_i| = π),
     on which the derivative of a real field is ill-defined."""
@@ -256,7 +249,7 @@ def lpt_displacements(delta: torch.Tensor, order: int = 2) -> list[torch.Tensor]
         raise ValueError(f"delta must have shape (n, y, x) or (n, z, y, x); got {delta.shape}")
     shape = tuple(delta.shape[1:])
     dims = tuple(range(1, delta.ndim))
-    k = _wavevectors(shape, delta.device)
+    k = rfft_wavevectors(shape, delta.device)
 
     def gradient(phi_hat: torch.Tensor, sign: float) -> torch.Tensor:
         parts = [torch.fft.irfftn(sign * 1j * kk * phi_hat, s=shape, dim=dims) for kk in k]
@@ -433,7 +426,7 @@ def lognormal_density(
     """
     _check_grid(size, box, dims)
     shape = (size,) * dims
-    k = _wavevectors(shape, device)
+    k = rfft_wavevectors(shape, device)
     power = _pixel_spectrum(spectrum, size, box, dims)(*k)
     xi = torch.fft.irfftn(power, s=shape)  # ξ(r) = (1/N) Σ_k P_pixel(k) e^{ik·r}
     if not (xi > -1).all():

@@ -8,7 +8,15 @@ import torch
 
 from rgfield._validate import fresh_seed, is_integer
 
-__all__ = ["gaussian_field", "lattice_free_field_spectrum"]
+__all__ = ["gaussian_field", "lattice_free_field_spectrum", "rfft_wavevectors"]
+
+
+def rfft_wavevectors(shape: tuple[int, ...], device=None) -> list[torch.Tensor]:
+    """Components of k (radians per pixel) on the ``rfftn`` grid of ``shape``, float64, one
+    broadcast tensor per axis."""
+    freqs = [torch.fft.fftfreq(s, dtype=torch.float64, device=device) for s in shape[:-1]]
+    freqs.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64, device=device))
+    return list(torch.meshgrid(*(2 * torch.pi * f for f in freqs), indexing="ij"))
 
 
 def gaussian_field(
@@ -46,9 +54,7 @@ def gaussian_field(
         raise ValueError(f"shape must be 1 to 3 positive integers; got {shape!r}")
     if not is_integer(n) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
-    freqs = [torch.fft.fftfreq(s, dtype=torch.float64, device=device) for s in shape[:-1]]
-    freqs.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64, device=device))
-    k = torch.meshgrid(*(2 * torch.pi * f for f in freqs), indexing="ij")
+    k = rfft_wavevectors(shape, device)
     power = torch.as_tensor(spectrum(*k), dtype=torch.float64, device=device).expand(k[0].shape)
     if not (torch.isfinite(power).all() and (power >= 0).all()):
         raise ValueError("spectrum must be finite and non-negative on the Fourier grid")
