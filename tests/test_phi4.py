@@ -119,6 +119,9 @@ def test_model_validation():
         simulate(Phi4(0.5), 8, 4, device="nowhere")
     with pytest.raises(ValueError, match="size"):
         simulate(Phi4(0.5), True, 4)
+    with pytest.raises(ValueError, match="size must be even"):
+        simulate(Phi4(0.5), 7, 4, sampler="metropolis")
+    assert simulate(Phi4(0.5), 7, 2, sampler="hmc", seed=0, progress=False).sizes["x"] == 7
 
 
 def test_kernels_refuse_arrays_they_would_overrun():
@@ -132,6 +135,8 @@ def test_kernels_refuse_arrays_they_would_overrun():
         wolff_updates(model, np.zeros((1, 4, 8)), new_rng_states(1, 0))
     with pytest.raises(ValueError, match="sweeps"):
         metropolis_sweeps(model, phi, 0, np.ones(2), new_rng_states(2, 0))
+    with pytest.raises(ValueError, match="even size"):
+        metropolis_sweeps(model, np.zeros((2, 7, 7)), 1, np.ones(2), new_rng_states(2, 0))
 
 
 def gff_spectrum_check(samples: np.ndarray, chain: np.ndarray, beta: float, m2: float):

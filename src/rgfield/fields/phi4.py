@@ -212,17 +212,30 @@ def new_rng_states(chains: int, seed: int | None) -> np.ndarray:
     return np.random.SeedSequence(seed).generate_state(chains, dtype=np.uint64)
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment γ
+
+
+@numba.njit(cache=True, inline="always")
+def _mix(z):  # pragma: no cover - compiled
+    """SplitMix64's output function: the n-th draw of a stream started at s is mix(s + n γ)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def _unit(z):  # pragma: no cover - compiled
+    """A uniform double in [0, 1) from the top 53 bits of a uint64."""
+    return np.float64(np.int64(z >> np.uint64(11))) * (1.0 / 9007199254740992.0)
+
+
 @numba.njit(cache=True, inline="always")
 def _uniform(state):  # pragma: no cover - compiled
     """(u, next state): a uniform double in [0, 1) and the advanced SplitMix64 state.
 
     A pure function, so kernels keep each chain's state in a register."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0), state
+    state = state + _GOLDEN
+    return _unit(_mix(state)), state
 
 
 @numba.njit(cache=True)
@@ -261,49 +274,77 @@ def _check_chains(phi, states) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _neighbours(size):  # pragma: no cover - compiled
-    """Periodic previous and next index along an axis of ``size``."""
-    previous = np.empty(size, dtype=np.int64)
-    following = np.empty(size, dtype=np.int64)
-    for k in range(size):
-        previous[k] = (k - 1) % size
-        following[k] = (k + 1) % size
-    return previous, following
+@numba.njit(fastmath=True, cache=True)
+def _metropolis_colour(a, b, colour, beta, coeffs, step, counter, scratch):  # pragma: no cover
+    """Update every site of one colour; returns (accepted, advanced counter).
+
+    ``a`` (L, L/2) holds the sites of this colour and ``b`` those of the other, packed along
+    rows (see :func:`_metropolis`): site (i, jj) of ``a`` has the vertical neighbours
+    b[i ± 1, jj] and the horizontal ones b[i, jj + p − 1], b[i, jj + p], p = (i + colour) mod 2.
+    The sites of a row are independent given ``b``, so each stage below is a plain loop over
+    them that the compiler vectorises; site jj takes draws 2jj + 1 (proposal) and 2jj + 2
+    (acceptance) of the row's SplitMix64 stream, which is why no state is carried across sites.
+    """
+    size, half = a.shape
+    row, new, delta, v_new, v_old = scratch
+    accepted = 0
+    for i in range(size):
+        p = (i + colour) % 2
+        up, down = (i - 1) % size, (i + 1) % size
+        row[0], row[half + 1] = b[i, half - 1], b[i, 0]  # periodic padding
+        row[1 : half + 1] = b[i]
+        for jj in range(half):
+            old = a[i, jj]
+            nn = b[up, jj] + b[down, jj] + row[jj + p] + row[jj + p + 1]
+            x = old + step * (2.0 * _unit(_mix(counter + np.uint64(2 * jj + 1) * _GOLDEN)) - 1.0)
+            new[jj] = x
+            # ΔE = β (φ' − φ)(2 (φ' + φ) − Σ_nn φ) + V(φ') − V(φ)
+            delta[jj] = beta * (x - old) * (2.0 * (x + old) - nn)
+            v_new[jj] = v_old[jj] = coeffs[-1]
+        for k in range(coeffs.shape[0] - 2, -1, -1):  # Horner, site loop innermost
+            ck = coeffs[k]
+            for jj in range(half):
+                v_new[jj] = v_new[jj] * new[jj] + ck
+                v_old[jj] = v_old[jj] * a[i, jj] + ck
+        for jj in range(half):
+            d = max(delta[jj] + v_new[jj] - v_old[jj], 0.0)
+            accept = _unit(_mix(counter + np.uint64(2 * jj + 2) * _GOLDEN)) < math.exp(-d)
+            a[i, jj] = new[jj] if accept else a[i, jj]
+            accepted += accept
+        counter += np.uint64(2 * half) * _GOLDEN
+    return accepted, counter
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _metropolis(phi, beta, coeffs, step, sweeps, states, accepted):  # pragma: no cover
+    """Checkerboard sweeps of each chain on a packed copy: packed[c, i, jj] = φ[i, 2jj + p],
+    p = (i + c) mod 2, so the sites of one colour are contiguous along rows."""
     chains, size, _ = phi.shape
-    previous, following = _neighbours(size)
-    for c in numba.prange(chains):
-        count = 0
-        state = states[c]
+    half = size // 2
+    for ch in numba.prange(chains):
+        packed = np.empty((2, size, half))
+        for c in range(2):
+            for i in range(size):
+                packed[c, i] = phi[ch, i, (i + c) % 2 :: 2]
+        scratch = (
+            np.empty(half + 2),
+            np.empty(half),
+            np.empty(half),
+            np.empty(half),
+            np.empty(half),
+        )
+        counter, count = states[ch], 0
         for _ in range(sweeps):
-            for colour in range(2):
-                for i in range(size):
-                    up, down = previous[i], following[i]
-                    for j in range((i + colour) % 2, size, 2):
-                        old = phi[c, i, j]
-                        nn = (
-                            phi[c, up, j]
-                            + phi[c, down, j]
-                            + phi[c, i, previous[j]]
-                            + phi[c, i, following[j]]
-                        )
-                        u, state = _uniform(state)
-                        new = old + step[c] * (2.0 * u - 1.0)
-                        # ΔE = β (φ' − φ)(2 (φ' + φ) − Σ_nn φ) + V(φ') − V(φ)
-                        delta = beta * (new - old) * (2.0 * (new + old) - nn)
-                        delta += _potential(coeffs, new) - _potential(coeffs, old)
-                        if delta > 0.0:
-                            u, state = _uniform(state)
-                            if u >= math.exp(-delta):
-                                continue
-                        phi[c, i, j] = new
-                        count += 1
-        states[c] = state
-        accepted[c] = count
+            for c in range(2):
+                n, counter = _metropolis_colour(
+                    packed[c], packed[1 - c], c, beta, coeffs, step[ch], counter, scratch
+                )
+                count += n
+        for c in range(2):
+            for i in range(size):
+                phi[ch, i, (i + c) % 2 :: 2] = packed[c, i]
+        states[ch] = counter
+        accepted[ch] = count
 
 
 def metropolis_sweeps(
@@ -312,12 +353,13 @@ def metropolis_sweeps(
     """Run ``sweeps`` checkerboard Metropolis sweeps on each chain, in place.
 
     Each site proposes φ' = φ + δ_c u, u uniform in [−1, 1), accepted with probability
-    min(1, exp(−ΔE)); δ_c is chain c's step. A sweep visits the sites of one checkerboard colour,
-    then the other, one after the other (sequential single-site updates: valid for any L).
+    min(1, exp(−ΔE)); δ_c is chain c's step. A sweep updates all sites of one checkerboard
+    colour, then all of the other: with nearest-neighbour couplings the sites of one colour are
+    independent given the other, so each half-sweep is exact and vectorises (L must be even).
 
     Parameters
     ----------
-    phi : float64 array (chains, L, L), updated in place.
+    phi : float64 array (chains, L, L), L even, updated in place.
     step : float64 array (chains,)
     states : uint64 array (chains,) of :func:`new_rng_states`, advanced in place.
 
@@ -332,6 +374,10 @@ def metropolis_sweeps(
         raise ValueError(f"step must be a float64 array of shape ({phi.shape[0]},)")
     if not is_integer(sweeps) or sweeps < 1:
         raise ValueError(f"sweeps must be a positive integer; got {sweeps!r}")
+    if phi.shape[-1] % 2:
+        raise ValueError(
+            f"phi must have an even size L for the checkerboard; got L = {phi.shape[-1]}"
+        )
     accepted = np.zeros(phi.shape[0], dtype=np.int64)
     _metropolis(phi, model.beta, model.coefficients, step, sweeps, states, accepted)
     return accepted / (sweeps * phi.shape[1] * phi.shape[2])
@@ -546,7 +592,7 @@ def simulate(
     ----------
     model : Phi4
     size : int
-        Lattice size L (≥ 4).
+        Lattice size L (≥ 4; even for the Metropolis and Wolff samplers).
     samples : int
         Number of configurations to return, drawn evenly from the chains.
     sampler : {"wolff", "metropolis", "hmc"}
@@ -587,6 +633,10 @@ def simulate(
         raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
     if not is_integer(size) or size < 4:
         raise ValueError(f"size must be an integer >= 4; got {size!r}")
+    if sampler != "hmc" and size % 2:
+        raise ValueError(
+            f"size must be even for the checkerboard sweeps of {sampler!r}; got {size}"
+        )
     if not is_integer(samples) or samples < 1:
         raise ValueError(f"samples must be a positive integer; got {samples!r}")
     if sampler == "wolff" and not model.is_even:
