@@ -8,7 +8,7 @@ For each lattice size L, in one process:
    measures τ_int (the larger of the energy's and the summed details') and the time per step.
    The RG cost per effectively independent sample is Σ_j 2 τ_j × (time per step of scale j) /
    chains, and its gradient evaluations Σ_j 2 τ_j (the coarsest 1×1 field is drawn exactly).
-3. The same figures for Metropolis, HMC and Wolff from ``simulate``'s pilot runs (bounded
+3. The same figures for Metropolis, HMC and Wolff from ``simulate``'s pilot runs (fixed length
    as in bench_phi4.py; † marks a τ_int the pilot did not span 50 times, a low estimate).
 
 Run: ``python benchmarks/bench_rg.py [--sizes 32 64 128] [--train 500]``;

@@ -213,6 +213,20 @@ def test_metropolis_kernel_is_reproducible_and_tracks_acceptance():
     assert acc_a[0] > acc_a[1]  # small steps are accepted more often
 
 
+@pytest.mark.parametrize("sampler", ["metropolis", "hmc"])
+def test_pilot_observables_match_the_torch_energy(sampler):
+    from rgfield.fields.phi4 import _Chains
+
+    model = Phi4(0.7, potential=(0.3, -0.2, -1.0, 0.1, 0.8))
+    chains = _Chains(model, sampler, 6, 3, seed=2, device="cpu")
+    chains.advance(3)
+    fields = torch.from_numpy(chains.fields)
+    m, abs_m, energy = chains.observables()
+    np.testing.assert_allclose(m, fields.mean((-1, -2)).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(abs_m, np.abs(m))
+    np.testing.assert_allclose(energy, model.energy(fields).numpy() / 36, rtol=1e-12)
+
+
 def test_simulation_records_its_provenance():
     ds = simulate(Phi4(0.5), 8, 10, sampler="metropolis", chains=2, seed=1, progress=False)
     assert ds.phi.dims == ("sample", "y", "x") and ds.phi.dtype == np.float32
@@ -236,6 +250,16 @@ def test_simulation_records_its_provenance():
     taus = [ds.attrs[k] for k in ("tau_int_m", "tau_int_abs_m", "tau_int_energy")]
     assert ds.attrs["spacing"] == max(1, math.ceil(2 * max(taus)))
     assert ds.attrs["thermalization"] == 200 + ds.attrs["pilot_steps"]
+
+
+def test_pilot_length_bounds():
+    def run(**kw):
+        return simulate(Phi4(0.5), 8, 2, sampler="metropolis", seed=1, progress=False, **kw)
+
+    assert run(min_pilot_steps=3000, max_pilot_steps=3000).attrs["pilot_steps"] == 3000
+    assert run(min_pilot_steps=3000).attrs["pilot_steps"] >= 3000
+    with pytest.raises(ValueError, match="min_pilot_steps"):
+        run(min_pilot_steps=100, max_pilot_steps=50)
 
 
 def test_given_thermalization_and_spacing_are_honoured_and_reproducible():

@@ -463,6 +463,24 @@ def wolff_updates(
     return flipped
 
 
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _magnetisation_and_energy(phi, beta, coeffs, out):  # pragma: no cover - compiled
+    """out[0, c] = M = Σ_x φ_x / L², out[1, c] = E / L² of chain c (one pass over the lattice);
+    the numba twin of ``Phi4.energy`` for the chains that live in numpy."""
+    chains, size, _ = phi.shape
+    for c in numba.prange(chains):
+        m = e = 0.0
+        for i in range(size):
+            down = i + 1 if i + 1 < size else 0
+            for j in range(size):
+                x = phi[c, i, j]
+                right = phi[c, i, j + 1 if j + 1 < size else 0]
+                e += 0.5 * beta * ((x - right) ** 2 + (x - phi[c, down, j]) ** 2)
+                e += _potential(coeffs, x)
+                m += x
+        out[0, c], out[1, c] = m / size**2, e / size**2
+
+
 # --------------------------------------------------------------------------------------------
 # Chains and the simulation driver
 # --------------------------------------------------------------------------------------------
@@ -556,9 +574,14 @@ class _Chains:
 
     def observables(self) -> np.ndarray:
         """(M, |M|, E/V) of every chain now, shape (3, chains)."""
-        f = torch.from_numpy(self.fields)
-        m = f.mean((-1, -2)).numpy()
-        energy = (self.model.energy(f) / (f.shape[-1] * f.shape[-2])).numpy()
+        if self.sampler == "hmc":  # the trajectory's end point carries its energy
+            x = self.hmc_state.position
+            m = x.mean((-1, -2)).double().cpu().numpy()
+            energy = self.hmc_state.energy.double().cpu().numpy() / (x.shape[-1] * x.shape[-2])
+        else:
+            out = np.empty((2, self.phi.shape[0]))
+            _magnetisation_and_energy(self.phi, self.model.beta, self.model.coefficients, out)
+            m, energy = out
         return np.stack([m, np.abs(m), energy])
 
 
@@ -575,6 +598,7 @@ def simulate(
     device: str = "cpu",
     progress: bool = True,
     max_pilot_steps: int = 2**20,
+    min_pilot_steps: int = 500,
 ):
     """Draw decorrelated φ⁴ configurations with one of rgfield's MCMC samplers.
 
@@ -612,6 +636,11 @@ def simulate(
     max_pilot_steps : int
         Bound on the pilot run; if it ends before spanning 50 τ_int a warning says so, the
         attrs record ``pilot_converged = 0`` and the τ_int found are lower estimates.
+    min_pilot_steps : int
+        Length of the pilot's first stage. The pilot can only see modes slower than its own
+        length by chance (a chain must tunnel once), so near a critical point a short first
+        stage may stop on a low τ_int; set this to ≳ 50 × the slowest τ_int expected. With
+        ``min_pilot_steps = max_pilot_steps`` the pilot has a fixed length.
 
     Returns
     -------
@@ -661,7 +690,13 @@ def simulate(
     if spacing is None or thermalization is None:
         if not is_integer(max_pilot_steps) or max_pilot_steps < 4:
             raise ValueError(f"max_pilot_steps must be an integer >= 4; got {max_pilot_steps!r}")
-        tau, pilot = _pilot(state, integrated_autocorrelation_time, progress, cap=max_pilot_steps)
+        if not is_integer(min_pilot_steps) or not 4 <= min_pilot_steps <= max_pilot_steps:
+            raise ValueError(
+                f"min_pilot_steps must be an integer in 4..max_pilot_steps; got {min_pilot_steps!r}"
+            )
+        tau, pilot = _pilot(
+            state, integrated_autocorrelation_time, progress, min_pilot_steps, max_pilot_steps
+        )
         attrs.update(
             tau_int_m=tau[0],
             tau_int_abs_m=tau[1],
@@ -720,7 +755,7 @@ def _saved_tau(tau_of, series: np.ndarray) -> float:
 
 
 def _pilot(
-    state: _Chains, tau_of, progress: bool, start: int = 500, cap: int = 2**20
+    state: _Chains, tau_of, progress: bool, start: int, cap: int
 ) -> tuple[tuple[float, ...], int]:
     """Run until the M, |M| and E/V series span ≥ 50 τ_int; return their τ_int and the steps."""
     from tqdm.auto import tqdm
