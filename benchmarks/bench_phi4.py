@@ -14,6 +14,8 @@ writes docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import numba
 import numpy as np
 import torch
 import xarray as xr
-from _report import write_section
+from _report import machine, write_section
 
 from rgfield.fields.phi4 import Phi4, metropolis_sweeps, new_rng_states, simulate
 from rgfield.samplers import HMC
@@ -96,27 +98,56 @@ def critical_beta() -> float:
 # pilot that may stop early can stop before its first tunnelling event on a low τ_int. Where a
 # run does not span 50 τ_int the estimate is reported as a lower one.
 PILOT_STEPS = {"metropolis": 2**20, "hmc": 2**17, "wolff": 2**13}
+CHAINS = 4
+# HMC at L = 128 has τ_int(|M|) ≈ 4×10³ trajectories: 2 chains twice as long, the same budget
+LONGER = {("hmc", 128): (2, 2**18)}
+# A pilot at L = 128 takes 10–20 minutes: each (sampler, L, β) is measured once and kept here,
+# so an interrupted run resumes and a new size adds a row (--fresh measures everything again).
+CACHE = ROOT / "benchmarks" / "results" / "phi4_pilots.json"
 
 
-def pilot(model: Phi4, sampler: str, size: int, chains: int) -> tuple[dict, tuple, list, float]:
-    """One fixed-length pilot run of ``simulate``: its attrs, τ_int of (M, |M|, E), whether the
-    pilot spanned 50 τ_int of each, and the wall time per effectively independent sample
-    (2 max τ)."""
+def pilot(beta: float, sampler: str, size: int, fresh: bool = False) -> dict:
+    """One fixed-length pilot run of ``simulate`` (cached): chains, steps, τ_int of (M, |M|, E)
+    and the seconds per step of all chains."""
+    key = f"{sampler} L={size} beta={beta:.10g}"
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    if key in cache and not fresh:
+        return cache[key]
+    chains, steps = LONGER.get((sampler, size), (CHAINS, PILOT_STEPS[sampler]))
     ds = simulate(
-        model,
+        Phi4(beta),
         size,
         chains,
         sampler=sampler,
         chains=chains,
         seed=size,
         progress=False,
-        max_pilot_steps=PILOT_STEPS[sampler],
-        min_pilot_steps=PILOT_STEPS[sampler],
+        max_pilot_steps=steps,
+        min_pilot_steps=steps,
     )
     a = ds.attrs
-    tau = (a["tau_int_m"], a["tau_int_abs_m"], a["tau_int_energy"])
-    converged = [a["pilot_steps"] >= 50 * t for t in tau]
-    return a, tau, converged, 2 * max(tau) * a["seconds_per_step"] / chains
+    cache[key] = {
+        "chains": chains,
+        "steps": int(a["pilot_steps"]),
+        "tau": [float(a[k]) for k in ("tau_int_m", "tau_int_abs_m", "tau_int_energy")],
+        "seconds_per_step": float(a["seconds_per_step"]),
+        "measured": f"{datetime.date.today()} on {machine()}",
+    }
+    CACHE.parent.mkdir(exist_ok=True)
+    partial = CACHE.with_suffix(".tmp")
+    partial.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    partial.replace(CACHE)
+    return cache[key]
+
+
+def spanned(record: dict) -> list[bool]:
+    """Whether the pilot spanned 50 τ_int of each observable."""
+    return [record["steps"] >= 50 * t for t in record["tau"]]
+
+
+def cost_per_sample(record: dict) -> float:
+    """Wall time per effectively independent sample: 2 max τ_int × (time per step) / chains."""
+    return 2 * max(record["tau"]) * record["seconds_per_step"] / record["chains"]
 
 
 def dynamic_exponent(taus: list, k: int) -> str:
@@ -128,19 +159,17 @@ def dynamic_exponent(taus: list, k: int) -> str:
     return f"{np.polyfit(size, tau, 1)[0]:.2f} ({len(points)} sizes)"
 
 
-def autocorrelation(sizes: dict[str, list[int]]) -> list[str]:
+def autocorrelation(sizes: dict[str, list[int]], fresh: bool) -> list[str]:
     beta = critical_beta()
-    model = Phi4(beta)
-    chains = 2 * numba.get_num_threads()
     rows, fits = [], {}
     for sampler, sampler_sizes in sizes.items():
         # warm-up: first calls in a process (numba dispatch, thread pool) must not be timed
         simulate(
-            model,
+            Phi4(beta),
             8,
-            chains,
+            CHAINS,
             sampler=sampler,
-            chains=chains,
+            chains=CHAINS,
             seed=0,
             progress=False,
             thermalization=20,
@@ -148,31 +177,34 @@ def autocorrelation(sizes: dict[str, list[int]]) -> list[str]:
         )
         taus = []
         for size in sampler_sizes:
-            a, tau, converged, per_sample = pilot(model, sampler, size, chains)
+            record = pilot(beta, sampler, size, fresh)
+            converged = spanned(record)
             cells = [
-                f"{t:.1f}" + ("" if ok else " †") for t, ok in zip(tau, converged, strict=True)
+                f"{t:.1f}" + ("" if ok else " †")
+                for t, ok in zip(record["tau"], converged, strict=True)
             ]
-            taus.append((size, tau, converged))
+            taus.append((size, record["tau"], converged))
             rows.append(
-                f"| {sampler} | {size} | {' | '.join(cells)} | {a['pilot_steps']} |"
-                f" {a['seconds_per_step'] * 1e3:.3f} |"
-                f" {per_sample * 1e3:.2f}{'' if all(converged) else ' †'} |"
+                f"| {sampler} | {size} | {' | '.join(cells)} | {record['chains']} ×"
+                f" {record['steps']} | {record['seconds_per_step'] * 1e3:.3f} |"
+                f" {cost_per_sample(record) * 1e3:.2f}{'' if all(converged) else ' †'} |"
             )
             print(rows[-1], flush=True)
         fits[sampler] = [dynamic_exponent(taus, k) for k in range(3)]
     lines = [
-        f"### Autocorrelation at β_c = {beta:.4f} (λ = 1), {chains} chains per run",
+        f"### Autocorrelation at β_c = {beta:.4f} (λ = 1)",
         "",
         "τ_int in sampler steps (Metropolis: one sweep; HMC: one trajectory of 10 leapfrog steps"
         " with the step tuned to acceptance 0.8; Wolff: one Metropolis sweep plus clusters"
         " flipping ≈ L² sites), from a pilot run of `simulate` (chains pooled, Madras–Sokal"
-        f" windowing) of fixed length {PILOT_STEPS} steps. † marks a τ_int the pilot did not span"
-        " 50 times: an unreliable, usually low estimate (and so a low cost). Cost = wall time"
+        " windowing) of fixed length (chains × steps per chain). † marks a τ_int the pilot did"
+        " not span 50 times: an unreliable, usually low estimate (and so a low cost). Pilots are"
+        f" cached in {CACHE.relative_to(ROOT)} with the date and machine of each. Cost = wall time"
         " per effectively independent configuration, 2 max(τ_int) × (time per step of all"
         " chains) / chains.",
         "",
-        "| sampler | L | τ_int(M) | τ_int(\\|M\\|) | τ_int(E) | pilot steps | ms per step"
-        " | ms per independent sample |",
+        "| sampler | L | τ_int(M) | τ_int(\\|M\\|) | τ_int(E) | pilot (chains × steps)"
+        " | ms per step | ms per independent sample |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
@@ -203,9 +235,10 @@ def main() -> None:
         help="lattice sizes for Metropolis and HMC (τ_int ∝ L² makes L = 128"
         " cost 10–20 minutes each)",
     )
+    parser.add_argument("--fresh", action="store_true", help="ignore the cached pilot runs")
     args = parser.parse_args()
     sizes = {"metropolis": args.local_sizes, "hmc": args.local_sizes, "wolff": args.sizes}
-    body = "\n".join(throughput() + [""] + autocorrelation(sizes))
+    body = "\n".join(throughput() + [""] + autocorrelation(sizes, args.fresh))
     print(body)
     write_section("phi4", body)
 

@@ -23,7 +23,7 @@ import time
 import numba
 import numpy as np
 from _report import write_section
-from bench_phi4 import critical_beta, pilot
+from bench_phi4 import cost_per_sample, critical_beta, pilot, spanned
 
 from rgfield.fields.phi4 import Phi4, simulate
 from rgfield.hierarchy import HierarchicalModel
@@ -47,9 +47,9 @@ def rg_row(size: int, beta: float, train: int, chains: int, steps: int) -> tuple
     return row, per_sample
 
 
-def mcmc_row(sampler: str, size: int, beta: float, chains: int) -> tuple[str, float, bool]:
-    _, taus, spanned, per_sample = pilot(Phi4(beta), sampler, size, chains)
-    tau, converged = max(taus), all(spanned)
+def mcmc_row(sampler: str, size: int, beta: float) -> tuple[str, float, bool]:
+    record = pilot(beta, sampler, size)
+    tau, converged, per_sample = max(record["tau"]), all(spanned(record)), cost_per_sample(record)
     mark = "" if converged else " †"
     row = f"| {sampler} | {size} | {tau:.1f}{mark} | – | {per_sample * 1e3:.2f}{mark} | – |"
     return row, per_sample, converged
@@ -76,7 +76,7 @@ def main() -> None:
     # warm-up: numba compilation and thread pools must not be timed
     simulate(
         Phi4(beta), 8, chains, chains=chains, seed=0, progress=False, thermalization=20, spacing=1
-    )
+    )  # (MCMC pilots come from bench_phi4's cache, or run once and join it)
     rows, ratios, costs = [], [], {}
     for size in args.sizes:
         rg, rg_cost = rg_row(size, beta, args.train, args.chains, args.steps)
@@ -84,7 +84,7 @@ def main() -> None:
         costs.setdefault("RG", []).append((size, rg_cost, True))
         print(rg, flush=True)
         for sampler in ("metropolis", "hmc", "wolff"):
-            row, cost, converged = mcmc_row(sampler, size, beta, chains)
+            row, cost, converged = mcmc_row(sampler, size, beta)
             rows.append(row)
             costs.setdefault(sampler, []).append((size, cost, converged))
             print(row, flush=True)

@@ -226,6 +226,51 @@ def test_angular_harmonics_are_a_dft_over_relative_orientations():
         sc.angular_harmonics(op(x), op.labels)
 
 
+def test_scale_cosine_is_scipys_orthonormal_dct_along_j1():
+    from scipy.fft import dct
+
+    x = _field((32, 32), n=2, seed=4)
+    op = sc.ScatteringCovariance((32, 32), 4, 2, dtype=torch.float64)
+    values, labels = sc.reduce(op(x), op.labels, "isotropic")
+    cosine, keys = sc.scale_cosine(values, labels)
+    kind, j1 = labels["type"], labels["j1"]
+    offsets = [np.where(labels[k] >= 0, labels[k] - j1, -1) for k in ("j2", "j3")]
+    rest = np.stack([*offsets, labels["l2"], labels["l3"]], 1)  # what a sequence shares
+    rest_out = np.stack([keys[k] for k in ("j2", "j3", "l2", "l3")], 1)
+    checked = 0
+    for name in ("S1", "C01", "C11"):
+        for shared in np.unique(rest[kind == name], axis=0):
+            rows = np.flatnonzero((kind == name) & (rest == shared).all(1))
+            rows = rows[np.argsort(j1[rows])]  # the sequence along j1 = 0, 1, …
+            expected = dct(values[:, rows].numpy(), type=2, norm="ortho", axis=-1)
+            out = np.flatnonzero((keys["type"] == name) & (rest_out == shared).all(1))
+            out = out[np.argsort(keys["j1"][out])]  # by cosine index k
+            np.testing.assert_allclose(cosine[:, out].numpy(), expected, rtol=1e-12, atol=1e-14)
+            checked += 1
+    assert checked > 10
+    mean = kind == "mean"
+    torch.testing.assert_close(cosine[:, mean], values[:, mean])
+    # c_0 = √N × the average over j1 that reduce(..., "scale") takes
+    scale, scale_labels = sc.reduce(values, labels, "scale")
+    offsets = (
+        (scale_labels["type"] == "C11") & (scale_labels["j2"] == 1) & (scale_labels["j3"] == 2)
+    )
+    first = (keys["type"] == "C11") & (keys["j1"] == 0) & (keys["j2"] == 1) & (keys["j3"] == 2)
+    torch.testing.assert_close(cosine[:, first], scale[:, offsets] * math.sqrt(2))
+    with pytest.raises(ValueError, match="averaged over scale"):
+        sc.scale_cosine(scale, scale_labels)
+
+
+def test_significant_compares_the_mean_with_the_sample_scatter():
+    samples = torch.tensor([[2.0, 1.0, 3.0 + 1j], [0.0, -1.0, 3.0 - 1j]])  # means 1, 0, 3; std 1
+    assert sc.significant(samples, 0.5).tolist() == [True, False, True]
+    assert sc.significant(samples, 2.0).tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="samples"):
+        sc.significant(samples[:1])
+    with pytest.raises(ValueError, match="threshold"):
+        sc.significant(samples, -1.0)
+
+
 def test_normalised_statistics_of_the_reference_have_unit_band_power():
     x = _field((32, 32), n=2)
     da = sc.scattering_covariance(x, J=3, L=4, normalize="self")

@@ -36,8 +36,10 @@ __all__ = [
     "angular_harmonics",
     "normalized",
     "reduce",
+    "scale_cosine",
     "scattering",
     "scattering_covariance",
+    "significant",
 ]
 
 KINDS = ("morlet", "bump")
@@ -635,3 +637,78 @@ def angular_harmonics(values: torch.Tensor, labels: dict) -> torch.Tensor:
         harmonics = torch.fft.fftn(block, dim=tuple(range(-axes, 0)))
         out[..., index.reshape(-1)] = harmonics.reshape(*values.shape[:-1], -1)
     return out
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II: D[k, m] = w_k cos(π k (2m + 1) / 2n), w_0 = √(1/n), w_k = √(2/n)."""
+    k, m = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    weights = np.where(k == 0, np.sqrt(1 / n), np.sqrt(2 / n))
+    return weights * np.cos(np.pi * k * (2 * m + 1) / (2 * n))
+
+
+def scale_cosine(values: torch.Tensor, labels: dict) -> tuple[torch.Tensor, dict]:
+    """Cosine compression along scale.
+
+    Coefficients that differ only in their position j1 along the scale axis — same type,
+    orientations and scale offsets (j2 − j1, j3 − j1) — form sequences x_n, n = j1 = 0 … N − 1;
+    each becomes its orthonormal DCT-II
+
+        c_k = w_k Σ_n x_n cos(π k (2n + 1) / 2N),  w_0 = √(1/N), w_{k>0} = √(2/N).
+
+    For a self-similar field the (normalised) coefficients hardly depend on j1, so c_0 = √N ×
+    their average over j1 (:func:`reduce`'s ``"scale"``) carries most of them and the few
+    first k > 0 its departures from self-similarity; small ones can then be dropped (Morel et
+    al., "Scale dependencies and self-similar models with wavelet scattering spectra", 2023).
+    Orthonormal, so Σ_k |c_k|² = Σ_n |x_n|². S1 and S2 are transformed along j1 as well; the
+    mean is unchanged. Composes with :func:`reduce` (isotropic) and :func:`angular_harmonics`.
+
+    Returns
+    -------
+    (coefficients, labels): the layout of ``values``; in the labels j1 is then the cosine index
+    k and j2, j3 are offsets from j1.
+    """
+    kind = labels["type"]
+    along = np.flatnonzero(labels["j1"] >= 0)
+    if (np.isin(kind, ("C01", "C11")) & (labels["j1"] < 0)).any():
+        raise ValueError("scale_cosine needs coefficients not yet averaged over scale (reduce())")
+    keys = {name: col.copy() for name, col in labels.items()}
+    for name in ("j2", "j3"):
+        offset = labels[name] - labels["j1"]
+        keys[name] = np.where((labels["j1"] >= 0) & (labels[name] >= 0), offset, labels[name])
+    rest = [np.unique(kind, return_inverse=True)[1].ravel()]
+    rest += [keys[name] for name in ("j2", "j3", "l1", "l2", "l3")]
+    _, group = np.unique(np.stack(rest, 1)[along], axis=0, return_inverse=True)
+    group = group.ravel()
+    order = np.lexsort((labels["j1"][along], group))  # each sequence contiguous, by j1
+    rows, group = along[order], group[order]
+    sizes = np.bincount(group)
+    position = np.arange(len(rows)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    if not np.array_equal(labels["j1"][rows], position):
+        raise ValueError("scale_cosine needs every scale j1 = 0, 1, … of each sequence")
+    out = values.clone()
+    for n in np.unique(sizes):
+        grid = torch.as_tensor(rows[np.isin(group, np.flatnonzero(sizes == n))].reshape(-1, n))
+        grid = grid.to(values.device)
+        dct = torch.as_tensor(_dct_matrix(int(n)), dtype=values.dtype, device=values.device)
+        out[..., grid] = values[..., grid] @ dct.T
+    keys["j1"][rows] = position
+    return out, keys
+
+
+def significant(samples: torch.Tensor, threshold: float = 1.0) -> np.ndarray:
+    """Which coefficients stand out of their sample noise: |mean| > threshold × std over the
+    samples (dim 0 of ``samples`` (sample, coeff); for complex ones std² = mean |x − mean|²).
+
+    Used after :func:`angular_harmonics` / :func:`scale_cosine` to keep only the coefficients
+    that a model can be fitted to (Cheng et al. 2023 keep |mean|/std > 0.5 … 3).
+    """
+    samples = torch.as_tensor(samples)
+    if samples.dim() != 2 or samples.shape[0] < 2:
+        raise ValueError(
+            f"samples must have shape (sample >= 2, coeff); got {tuple(samples.shape)}"
+        )
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be non-negative; got {threshold!r}")
+    mean = samples.mean(0)
+    std = (samples - mean).abs().square().mean(0).sqrt()
+    return (mean.abs() > threshold * std).cpu().numpy()
