@@ -99,8 +99,8 @@ def critical_beta() -> float:
 # run does not span 50 τ_int the estimate is reported as a lower one.
 PILOT_STEPS = {"metropolis": 2**20, "hmc": 2**17, "wolff": 2**13}
 CHAINS = 4
-# HMC at L = 128 has τ_int(|M|) ≈ 1.5×10⁴ trajectories: 2 chains of 2²⁰ span it ≈ 70 times
-# (≈ 95 minutes on 2 cores)
+# HMC at L = 128 has τ_int(|M|) ≈ 2.2×10⁴ trajectories: 2 chains of 2²⁰ (≈ 100 minutes on
+# 2 cores) span it 48 times
 LONGER = {("hmc", 128): (2, 2**20)}
 # A pilot at L = 128 takes 10–90 minutes: each (sampler, L, β) is measured once and kept here,
 # so an interrupted run resumes, a new size adds a row and a changed length re-measures that
