@@ -112,6 +112,9 @@ def forward_times() -> list[str]:
     ]
 
 
+THRESHOLDS = (0.5, 1, 2, 3)  # of |mean| / std for a compressed coefficient to be kept
+
+
 def compression() -> list[str]:
     """Coefficients kept by the compression chain on 64 log-normal 128² fields (J = 6, L = 4):
     normalised by the mean band powers, isotropic reduction, angular DFT, scale cosine, then
@@ -133,9 +136,6 @@ def compression() -> list[str]:
         "|---|" + "---:|" * len(THRESHOLDS),
         "| kept | " + " | ".join(str(c) for c in counts) + " |",
     ]
-
-
-THRESHOLDS = (0.5, 1, 2, 3)
 
 
 def _spectrum_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:

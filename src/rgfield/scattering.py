@@ -691,8 +691,7 @@ def scale_cosine(values: torch.Tensor, labels: dict) -> tuple[torch.Tensor, dict
         grid = grid.to(values.device)
         dct = torch.as_tensor(_dct_matrix(int(n)), dtype=values.dtype, device=values.device)
         out[..., grid] = values[..., grid] @ dct.T
-    keys["j1"][rows] = position
-    return out, keys
+    return out, keys  # j1 now labels the cosine index k (it runs over the same 0 … N − 1)
 
 
 def significant(samples: torch.Tensor, threshold: float = 1.0) -> np.ndarray:
