@@ -74,6 +74,15 @@ def test_every_wavelet_reconstructs_and_matches_pywt_2d(wavelet):
     np.testing.assert_allclose(W.reconstruct(pyr).numpy(), x, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("wavelet", W.WAVELETS)
+def test_polyphase_tables_need_half_the_filter_length(wavelet):
+    # the phase of the sample pairs is chosen so that a filter of length L needs L/2 shifts
+    # (rounded up to an even count, as the kernels take taps in pairs), not L/2 + 1
+    half = len(pywt.Wavelet(wavelet).dec_lo) // 2
+    tables = W._polyphase_taps(wavelet)
+    assert tables.analysis.shape == tables.synthesis.shape == (2, 2, half + half % 2)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("ndim", [1, 2, 3])

@@ -24,8 +24,9 @@ channels, ordered as :func:`detail_labels` says:
 Kernels
 -------
 Analysis and synthesis are both the periodic two-channel polyphase filter
-``out_o[k] = Σ_i Σ_q T[o, i, q] in_i[(k + q + q0) mod n]`` (analysis: inputs are the even/odd
-samples, outputs the low/high bands; synthesis uses the adjoint taps). On CPU it runs as numba
+``out_o[k] = Σ_i Σ_q T[o, i, q] in_i[(k + q + q0) mod n]`` (analysis: inputs are the sample
+pairs (x[2p + σ], x[2p + σ + 1]) with the phase σ that needs the fewest taps, L/2; outputs the
+low/high bands; synthesis uses the adjoint taps). On CPU it runs as numba
 kernels (a 2D step fused into one pass over the data, parallel over rows); on other devices, or
 with ``backend="torch"``, as a torch ``einsum`` one axis at a time. Gradients use orthonormality:
 the backward pass of a split is a merge, and vice versa.
@@ -38,6 +39,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -84,100 +86,181 @@ def detail_labels(ndim: int) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 
 
+class _Polyphase(NamedTuple):
+    """Polyphase tap tables of one wavelet (see :func:`_polyphase_taps`)."""
+
+    analysis: np.ndarray
+    q_analysis: int
+    synthesis: np.ndarray
+    q_synthesis: int
+    phase: int
+
+
+def _analysis_taps(filters: np.ndarray, phase: int) -> tuple[np.ndarray, int]:
+    """A[c, i, q − q_a] = f_c[L/2 − σ − i − 2q] over the nonzero range of q; returns (A, q_a)."""
+    length = filters.shape[1]
+    qs = np.arange(-length, length + 1)  # every shift, trimmed to the nonzero ones below
+    taps = np.zeros((2, 2, qs.size))
+    for i in (0, 1):
+        m = length // 2 - phase - i - 2 * qs
+        ok = (m >= 0) & (m < length)
+        taps[:, i, ok] = filters[:, m[ok]]
+    used = np.flatnonzero(np.abs(taps).sum(axis=(0, 1)) > 0)
+    return taps[:, :, used[0] : used[-1] + 1], int(qs[used[0]])
+
+
 @cache
-def _polyphase_taps(wavelet: str) -> tuple[np.ndarray, int, np.ndarray, int]:
+def _polyphase_taps(wavelet: str) -> _Polyphase:
     """Polyphase tap tables of the analysis and synthesis steps.
 
-    Analysis: y_c[k] = Σ_ρ Σ_q A[c, ρ, q − q_a] x_ρ[k + q], with x_ρ[p] = x[2p + ρ] and
-    A[c, ρ, q] = f_c[L/2 − ρ − 2q] (f_0 = h, f_1 = g, zero outside 0..L−1).
-    Synthesis is the adjoint: x_ρ[p] = Σ_c Σ_q S[ρ, c, q − q_s] y_c[p + q] with
-    S[ρ, c, q] = A[c, ρ, −q].
-
-    Returns (A, q_a, S, q_s): float64 arrays of shape (2, 2, Q) and the offset of their first tap.
+    The samples are taken in pairs x_i[p] = x[(2p + σ + i) mod N] (i = 0, 1) with the phase
+    σ ∈ {0, 1} for which both members of a pair need the same shifts: Q = L/2 taps rather than
+    L/2 + 1 (db4: 4 rather than 5). Analysis, the convention of the module docstring:
+    y_c[k] = Σ_i Σ_q A[c, i, q − q_a] x_i[k + q], A[c, i, q] = f_c[L/2 − σ − i − 2q]
+    (f_0 = h, f_1 = g, zero outside 0..L−1). Synthesis is the adjoint:
+    x_i[p] = Σ_c Σ_q S[i, c, q − q_s] y_c[p + q], S[i, c, q] = A[c, i, −q]. An odd Q is padded
+    with a zero tap, since the numba kernels take the taps in pairs.
     """
     if wavelet not in WAVELETS:
         raise ValueError(f"wavelet must be one of {', '.join(WAVELETS)}; got {wavelet!r}")
     w = pywt.Wavelet(wavelet)
     filters = np.array([w.dec_lo, w.dec_hi], dtype=np.float64)
-    length = filters.shape[1]
-    qs = np.arange(-length, length + 1)  # every shift, trimmed to the nonzero ones below
-    analysis = np.zeros((2, 2, qs.size))
-    for rho in (0, 1):
-        m = length // 2 - rho - 2 * qs
-        ok = (m >= 0) & (m < length)
-        analysis[:, rho, ok] = filters[:, m[ok]]
-    used = np.flatnonzero(np.abs(analysis).sum(axis=(0, 1)) > 0)
-    analysis = analysis[:, :, used[0] : used[-1] + 1]
-    q_a = int(qs[used[0]])
+    phase = min((0, 1), key=lambda s: _analysis_taps(filters, s)[0].shape[2])
+    analysis, q_a = _analysis_taps(filters, phase)
+    if analysis.shape[2] % 2:
+        analysis = np.concatenate([analysis, np.zeros((2, 2, 1))], axis=2)
     synthesis = np.ascontiguousarray(analysis.transpose(1, 0, 2)[:, :, ::-1])
     q_s = -(q_a + analysis.shape[2] - 1)
-    return analysis, q_a, synthesis, q_s
+    return _Polyphase(analysis, q_a, synthesis, q_s, phase)
 
 
 # --------------------------------------------------------------------------------------------
 # numba kernels (CPU). The building block is the two-channel periodic polyphase filter
 #     d_o[k] = Σ_q T[o, 0, q] s_0[(k + q + q0) mod n] + T[o, 1, q] s_1[(k + q + q0) mod n].
-# Analysis: s = (even, odd) samples, d = (low, high) bands, T = A. Synthesis: s = (low, high),
-# d = (even, odd) samples, T = S. A 2D step is fused: filter along y (vectorised along x), then
-# along x, writing the final channel layout, so each level reads and writes the data once.
+# Analysis: s = the sample pairs (x[2p + σ], x[2p + σ + 1]), d = (low, high) bands, T = A.
+# Synthesis: s = (low, high), d = the sample pairs, T = S. Taps are applied two at a time, so
+# each pass over an accumulator does 8 multiply-adds per element. A 2D step is fused: filter
+# along y (vectorised along x), then along x, writing the final channel layout, so each level
+# reads and writes the data once.
 # --------------------------------------------------------------------------------------------
 
 
 @numba.njit(fastmath=True, cache=True)
-def _load_periodic(row, q0, interleaved, buf0, buf1):  # pragma: no cover - compiled
+def _load_periodic(row, q0, phase, interleaved, buf0, buf1):  # pragma: no cover - compiled
     """buf_i[t] = s_i[(t + q0) mod n] for the two sequences s_0, s_1 of a contiguous row of 2n.
 
-    ``interleaved``: s_i = row[i::2] (samples); otherwise s_i = row[i n:(i + 1) n] (bands).
-    The middle, where no index wraps, is a branch-free loop the compiler vectorises.
+    ``interleaved``: s_i[p] = row[(2p + phase + i) mod 2n] (samples); otherwise
+    s_i = row[i n:(i + 1) n] (bands; ``phase`` unused).
     """
     n = row.shape[0] // 2
     m = buf0.shape[0]
+    shift = phase if interleaved else 0
     lo = min(m, max(0, -q0))
-    hi = max(lo, min(m, n - q0))
+    hi = max(lo, min(m, n - q0 - shift))
     for u in range(lo + m - hi):  # the two ends, where indices wrap
         t = u if u < lo else hi + u - lo
-        j = (t + q0) % n
-        buf0[t] = row[2 * j] if interleaved else row[j]
-        buf1[t] = row[2 * j + 1] if interleaved else row[n + j]
+        if interleaved:
+            j = (2 * (t + q0) + phase) % (2 * n)
+            buf0[t] = row[j]
+            buf1[t] = row[(j + 1) % (2 * n)]
+        else:
+            j = (t + q0) % n
+            buf0[t] = row[j]
+            buf1[t] = row[n + j]
+    # the middle: indices are non-negative here, and unsigned ones spare numba's wrap-around
+    # test of negative indices, which would keep the loop from vectorising
     if interleaved:
         for t in range(lo, hi):
-            buf0[t] = row[2 * (t + q0)]
-            buf1[t] = row[2 * (t + q0) + 1]
+            i = np.uintp(2 * (t + q0) + phase)
+            buf0[np.uintp(t)] = row[i]
+            buf1[np.uintp(t)] = row[i + np.uintp(1)]
     else:
         for t in range(lo, hi):
-            buf0[t] = row[t + q0]
-            buf1[t] = row[n + t + q0]
+            buf0[np.uintp(t)] = row[np.uintp(t + q0)]
+            buf1[np.uintp(t)] = row[np.uintp(n + t + q0)]
+
+
+@numba.njit(inline="always", cache=True)
+def _tap_pair(taps, q):  # pragma: no cover - compiled
+    """Taps q and q + 1, in the order :func:`_apply_tap_pair` takes them."""
+    return (
+        taps[0, 0, q], taps[0, 1, q], taps[0, 0, q + 1], taps[0, 1, q + 1],
+        taps[1, 0, q], taps[1, 1, q], taps[1, 0, q + 1], taps[1, 1, q + 1],
+    )  # fmt: skip
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def _apply_tap_pair(t, u, v, w, z):  # pragma: no cover - compiled
+    """(Σ_i T[o, i, q] s_i + T[o, i, q + 1] t_i, o = 0, 1) at one point: s = (u, v), t = (w, z)."""
+    return (
+        t[0] * u + t[1] * v + t[2] * w + t[3] * z,
+        t[4] * u + t[5] * v + t[6] * w + t[7] * z,
+    )
+
+
+@numba.njit(fastmath=True, cache=True)
+def _accumulate_rows(a, pa, a0, a1, b, pb, b0, b1, taps, q, first, d0, d1):  # pragma: no cover
+    """Taps q and q + 1 on rows of (planes, rows, M) arrays, for m < M:
+
+        d_o[m] (+)= T[o, 0, q] a[pa, a0, m] + T[o, 1, q] b[pb, b0, m]
+                    + T[o, 0, q + 1] a[pa, a1, m] + T[o, 1, q + 1] b[pb, b1, m].
+
+    ``first``: assign rather than add (the accumulators need no zeroing). The rows are indexed,
+    not sliced: a slice costs a reference-count update, which dominates short rows.
+    """
+    t = _tap_pair(taps, q)
+    for m in range(d0.shape[0]):
+        e, f = _apply_tap_pair(t, a[pa, a0, m], b[pb, b0, m], a[pa, a1, m], b[pb, b1, m])
+        if first:
+            d0[m] = e
+            d1[m] = f
+        else:
+            d0[m] += e
+            d1[m] += f
 
 
 @numba.njit(fastmath=True, cache=True)
 def _polyphase_filter(buf0, buf1, taps, d0, d1):  # pragma: no cover - compiled
-    """d_o[k] = Σ_q T[o, 0, q] buf0[k + q] + T[o, 1, q] buf1[k + q], k < len(d0)."""
-    d0[:] = 0.0
-    d1[:] = 0.0
-    for q in range(taps.shape[2]):
-        c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
+    """d_o[k] = Σ_q T[o, 0, q] buf0[k + q] + T[o, 1, q] buf1[k + q], k < len(d0).
+
+    The same passes as :func:`_accumulate_rows`, on shifted windows of the buffers. The tap
+    index is 2p rather than a range with step 2, through which the compiler cannot see that
+    k + q ≥ 0: it would then guard each index against wrap-around and not vectorise.
+    """
+    for p in range(taps.shape[2] // 2):
+        q = 2 * p
+        t = _tap_pair(taps, q)
         for k in range(d0.shape[0]):
-            u = buf0[k + q]
-            v = buf1[k + q]
-            d0[k] += c00 * u + c01 * v
-            d1[k] += c10 * u + c11 * v
+            e, f = _apply_tap_pair(t, buf0[k + q], buf1[k + q], buf0[k + q + 1], buf1[k + q + 1])
+            if q == 0:
+                d0[k] = e
+                d1[k] = f
+            else:
+                d0[k] += e
+                d1[k] += f
 
 
 @numba.njit(fastmath=True, cache=True)
-def _store_interleaved(even, odd, row):  # pragma: no cover - compiled
-    """row[2k] = even[k], row[2k + 1] = odd[k] (an explicit loop the compiler vectorises)."""
-    for k in range(even.shape[0]):
-        row[2 * k] = even[k]
-        row[2 * k + 1] = odd[k]
+def _store_interleaved(even, odd, phase, row):  # pragma: no cover - compiled
+    """row[(2k + phase) mod 2n] = even[k], row[(2k + phase + 1) mod 2n] = odd[k]."""
+    n = even.shape[0]
+    for k in range(n - phase):  # unsigned indices, as in _load_periodic
+        i = np.uintp(2 * k + phase)
+        row[i] = even[k]
+        row[i + np.uintp(1)] = odd[k]
+    for k in range(n - phase, n):  # phase 1: the last pair wraps
+        row[2 * k + 1] = even[k]
+        row[0] = odd[k]
 
 
-@numba.njit(fastmath=True, cache=True)
-def _accumulate_rows(s0, s1, c00, c01, c10, c11, d0, d1):  # pragma: no cover - compiled
-    for m in range(s0.shape[0]):
-        u = s0[m]
-        v = s1[m]
-        d0[m] += c00 * u + c01 * v
-        d1[m] += c10 * u + c11 * v
+@numba.njit(cache=True)
+def _members(j, n, phase, interleaved):  # pragma: no cover - compiled
+    """Indices of element j < n of the two sequences along an axis of length 2n (layouts as
+    :func:`_load_periodic`)."""
+    if interleaved:
+        i = 2 * j + phase
+        return i % (2 * n), (i + 1) % (2 * n)
+    return j, n + j
 
 
 # Parallel loops run over a few chunks of rows per thread (see _nchunks), so that work buffers
@@ -191,7 +274,7 @@ def _chunk(index, nchunks, total):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _filter_rows_numba(x, taps, q0, out, analysis, nchunks):  # pragma: no cover - compiled
+def _filter_rows_numba(x, taps, q0, phase, out, analysis, nchunks):  # pragma: no cover
     """Along the last axis of (R, 2n) arrays: interleaved → blocked (analysis) or back."""
     rows, length = x.shape
     n = length // 2
@@ -203,52 +286,47 @@ def _filter_rows_numba(x, taps, q0, out, analysis, nchunks):  # pragma: no cover
         odd = np.empty(n, dtype=x.dtype)
         start, stop = _chunk(chunk, nchunks, rows)
         for r in range(start, stop):
-            _load_periodic(x[r], q0, analysis, buf0, buf1)
+            _load_periodic(x[r], q0, phase, analysis, buf0, buf1)
             if analysis:
                 _polyphase_filter(buf0, buf1, taps, out[r, :n], out[r, n:])
             else:
                 _polyphase_filter(buf0, buf1, taps, even, odd)
-                _store_interleaved(even, odd, out[r])
+                _store_interleaved(even, odd, phase, out[r])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _filter_cols_numba(x, taps, q0, out, analysis):  # pragma: no cover - compiled
+def _filter_cols_numba(x, taps, q0, phase, out, analysis):  # pragma: no cover - compiled
     """Along axis 1 of (R, 2n, M) arrays, vectorised along M; layouts as the rows kernel."""
     rows, length, _ = x.shape
     n = length // 2
     for rk in numba.prange(rows * n):
         r, k = rk // n, rk % n
-        d0 = out[r, k] if analysis else out[r, 2 * k]
-        d1 = out[r, n + k] if analysis else out[r, 2 * k + 1]
-        d0[:] = 0.0
-        d1[:] = 0.0
-        for q in range(taps.shape[2]):
-            j = (k + q + q0) % n
-            s0 = x[r, 2 * j] if analysis else x[r, j]
-            s1 = x[r, 2 * j + 1] if analysis else x[r, n + j]
-            c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
-            _accumulate_rows(s0, s1, c00, c01, c10, c11, d0, d1)
+        c0, c1 = _members(k, n, phase, not analysis)
+        for q in range(0, taps.shape[2], 2):
+            s0, s1 = _members((k + q + q0) % n, n, phase, analysis)
+            t0, t1 = _members((k + q + 1 + q0) % n, n, phase, analysis)
+            _accumulate_rows(x, r, s0, t0, x, r, s1, t1, taps, q, q == 0, out[r, c0], out[r, c1])
 
 
 @numba.njit(fastmath=True, cache=True)
-def _analysis_row(x, taps, q0, b, k, coarse, details, low, high, buf0, buf1):  # pragma: no cover
+def _analysis_row(
+    x, taps, q0, phase, b, k, coarse, details, low, high, buf0, buf1
+):  # pragma: no cover
     """Row k of the four bands of field b; low, high, buf0, buf1 are work buffers."""
     nh = x.shape[1] // 2
-    low[:] = 0.0
-    high[:] = 0.0
-    for q in range(taps.shape[2]):  # along y, vectorised along x
-        j = (k + q + q0) % nh
-        c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
-        _accumulate_rows(x[b, 2 * j], x[b, 2 * j + 1], c00, c01, c10, c11, low, high)
+    for q in range(0, taps.shape[2], 2):  # along y, vectorised along x
+        s0, s1 = _members((k + q + q0) % nh, nh, phase, True)
+        t0, t1 = _members((k + q + 1 + q0) % nh, nh, phase, True)
+        _accumulate_rows(x, b, s0, t0, x, b, s1, t1, taps, q, q == 0, low, high)
     # along x: the y-low row gives (coarse, cV), the y-high row (cH, cD)
-    _load_periodic(low, q0, True, buf0, buf1)
+    _load_periodic(low, q0, phase, True, buf0, buf1)
     _polyphase_filter(buf0, buf1, taps, coarse[b, k], details[b, 1, k])
-    _load_periodic(high, q0, True, buf0, buf1)
+    _load_periodic(high, q0, phase, True, buf0, buf1)
     _polyphase_filter(buf0, buf1, taps, details[b, 0, k], details[b, 2, k])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _analysis_2d_numba(x, taps, q0, coarse, details, nchunks):  # pragma: no cover - compiled
+def _analysis_2d_numba(x, taps, q0, phase, coarse, details, nchunks):  # pragma: no cover
     """(B, H, W) → coarse (B, H/2, W/2) and details (B, 3, H/2, W/2) (cH, cV, cD)."""
     batch, height, width = x.shape
     total = batch * (height // 2)
@@ -261,33 +339,37 @@ def _analysis_2d_numba(x, taps, q0, coarse, details, nchunks):  # pragma: no cov
         start, stop = _chunk(chunk, nchunks, total)
         for t in range(start, stop):
             b, k = t // (height // 2), t % (height // 2)
-            _analysis_row(x, taps, q0, b, k, coarse, details, low, high, buf0, buf1)
+            _analysis_row(x, taps, q0, phase, b, k, coarse, details, low, high, buf0, buf1)
 
 
 @numba.njit(fastmath=True, cache=True)
 def _synthesis_rows(
-    coarse, details, taps, q0, b, p, out, z, even, odd, buf0, buf1
+    coarse, details, taps, q0, phase, b, p, out, z, even, odd, buf0, buf1
 ):  # pragma: no cover
-    """Rows 2p and 2p + 1 of output field b; z, even, odd, buf0, buf1 are work buffers."""
+    """Rows 2p + σ and 2p + σ + 1 of output field b; details as (3B, h, w); z, even, odd, buf0,
+    buf1 are work buffers."""
     nh, nw = coarse.shape[1], coarse.shape[2]
-    z[:] = 0.0  # z[row parity] = (x-low band | x-high band)
-    for q in range(taps.shape[2]):  # along y, vectorised along x
-        j = (p + q + q0) % nh
-        c00, c01, c10, c11 = taps[0, 0, q], taps[0, 1, q], taps[1, 0, q], taps[1, 1, q]
-        # (coarse, cH) are the (low, high) y-bands of the x-low band, (cV, cD) of the x-high one
-        lo0, lo1, hi0, hi1 = z[0, :nw], z[1, :nw], z[0, nw:], z[1, nw:]
-        _accumulate_rows(coarse[b, j], details[b, 0, j], c00, c01, c10, c11, lo0, lo1)
-        _accumulate_rows(details[b, 1, j], details[b, 2, j], c00, c01, c10, c11, hi0, hi1)
-    for rho in range(2):  # along x
-        _load_periodic(z[rho], q0, False, buf0, buf1)
+    # z[i] = (x-low band | x-high band) of output row 2p + σ + i; (coarse, cH) are the
+    # (low, high) y-bands of the x-low band, (cV, cD) of the x-high one
+    lo0, lo1, hi0, hi1 = z[0, :nw], z[1, :nw], z[0, nw:], z[1, nw:]
+    for q in range(0, taps.shape[2], 2):  # along y, vectorised along x
+        j, j1 = (p + q + q0) % nh, (p + q + 1 + q0) % nh
+        first = q == 0
+        _accumulate_rows(coarse, b, j, j1, details, 3 * b, j, j1, taps, q, first, lo0, lo1)
+        _accumulate_rows(
+            details, 3 * b + 1, j, j1, details, 3 * b + 2, j, j1, taps, q, first, hi0, hi1
+        )
+    for i in range(2):  # along x
+        _load_periodic(z[i], q0, 0, False, buf0, buf1)
         _polyphase_filter(buf0, buf1, taps, even, odd)
-        _store_interleaved(even, odd, out[b, 2 * p + rho])
+        _store_interleaved(even, odd, phase, out[b, (2 * p + phase + i) % (2 * nh)])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _synthesis_2d_numba(coarse, details, taps, q0, out, nchunks):  # pragma: no cover - compiled
+def _synthesis_2d_numba(coarse, details, taps, q0, phase, out, nchunks):  # pragma: no cover
     """Inverse of :func:`_analysis_2d_numba`: (B, h, w), (B, 3, h, w) → (B, 2h, 2w)."""
     batch, nh, nw = coarse.shape
+    details = details.reshape(3 * batch, nh, nw)
     nchunks = min(batch * nh, nchunks)
     for chunk in numba.prange(nchunks):
         z = np.empty((2, 2 * nw), dtype=coarse.dtype)
@@ -298,7 +380,7 @@ def _synthesis_2d_numba(coarse, details, taps, q0, out, nchunks):  # pragma: no 
         start, stop = _chunk(chunk, nchunks, batch * nh)
         for t in range(start, stop):
             _synthesis_rows(
-                coarse, details, taps, q0, t // nh, t % nh, out, z, even, odd, buf0, buf1
+                coarse, details, taps, q0, phase, t // nh, t % nh, out, z, even, odd, buf0, buf1
             )
 
 
@@ -307,25 +389,24 @@ def _nchunks() -> int:
     return 4 * numba.get_num_threads()
 
 
-def _numba_analysis(x: torch.Tensor, taps: np.ndarray, q0: int, ndim: int):
+def _numba_analysis(x: torch.Tensor, taps: np.ndarray, q0: int, phase: int, ndim: int):
     """(B, N1..Nd) → coarse (B, N/2..), details (B, 2^d − 1, N/2..) in rgfield's order."""
     batch, spatial = x.shape[0], x.shape[1:]
     if ndim == 1:
         out = torch.empty_like(x)
-        _filter_rows_numba(x.numpy(), taps, q0, out.numpy(), True, _nchunks())
+        _filter_rows_numba(x.numpy(), taps, q0, phase, out.numpy(), True, _nchunks())
         half = spatial[0] // 2
         return out[:, :half].contiguous(), out[:, None, half:].contiguous()
     if ndim == 2:
         coarse = x.new_empty(batch, spatial[0] // 2, spatial[1] // 2)
         details = x.new_empty(batch, 3, spatial[0] // 2, spatial[1] // 2)
-        _analysis_2d_numba(x.numpy(), taps, q0, coarse.numpy(), details.numpy(), _nchunks())
+        _analysis_2d_numba(x.numpy(), taps, q0, phase, coarse.numpy(), details.numpy(), _nchunks())
         return coarse, details
     # 3D: along z, then a 2D step on each (z band, z) plane
     (nz, height, width), planes = spatial, torch.empty_like(x)
-    _filter_cols_numba(
-        x.reshape(batch, nz, -1).numpy(), taps, q0, planes.reshape(batch, nz, -1).numpy(), True
-    )
-    low, high = _numba_analysis(planes.reshape(-1, height, width), taps, q0, 2)
+    flat = planes.reshape(batch, nz, -1).numpy()
+    _filter_cols_numba(x.reshape(batch, nz, -1).numpy(), taps, q0, phase, flat, True)
+    low, high = _numba_analysis(planes.reshape(-1, height, width), taps, q0, phase, 2)
     bands = torch.cat([low[:, None], high], 1).reshape(
         batch, 2, nz // 2, 4, height // 2, width // 2
     )
@@ -333,27 +414,31 @@ def _numba_analysis(x: torch.Tensor, taps: np.ndarray, q0: int, ndim: int):
     return bands[:, 0, :, 0].contiguous(), torch.stack(detail_bands, 1)
 
 
-def _numba_synthesis(coarse: torch.Tensor, details: torch.Tensor, taps, q0: int, ndim: int):
+def _numba_synthesis(
+    coarse: torch.Tensor, details: torch.Tensor, taps, q0: int, phase: int, ndim: int
+):
     """Inverse of :func:`_numba_analysis`."""
     batch, half = coarse.shape[0], coarse.shape[1:]
     if ndim == 1:
         c = torch.cat([coarse, details[:, 0]], 1)
         out = torch.empty_like(c)
-        _filter_rows_numba(c.numpy(), taps, q0, out.numpy(), False, _nchunks())
+        _filter_rows_numba(c.numpy(), taps, q0, phase, out.numpy(), False, _nchunks())
         return out
     if ndim == 2:
         out = coarse.new_empty(batch, 2 * half[0], 2 * half[1])
         c, d = coarse.contiguous().numpy(), details.contiguous().numpy()
-        _synthesis_2d_numba(c, d, taps, q0, out.numpy(), _nchunks())
+        _synthesis_2d_numba(c, d, taps, q0, phase, out.numpy(), _nchunks())
         return out
     nz, h, w = half
     planes = coarse.new_empty(batch, 2, nz, 4, h, w)
     for band, bits in zip([coarse, *details.unbind(1)], _channel_bits(3), strict=True):
         planes[:, bits[0], :, _CHANNEL_2D[bits[1:]]] = band
     planes = planes.reshape(-1, 4, h, w)
-    planes = _numba_synthesis(planes[:, 0], planes[:, 1:], taps, q0, 2)
+    planes = _numba_synthesis(planes[:, 0], planes[:, 1:], taps, q0, phase, 2)
     out = torch.empty_like(planes).reshape(batch, 2 * nz, -1)
-    _filter_cols_numba(planes.reshape(batch, 2 * nz, -1).numpy(), taps, q0, out.numpy(), False)
+    _filter_cols_numba(
+        planes.reshape(batch, 2 * nz, -1).numpy(), taps, q0, phase, out.numpy(), False
+    )
     return out.reshape(batch, 2 * nz, 2 * h, 2 * w)
 
 
@@ -362,15 +447,22 @@ def _numba_synthesis(coarse: torch.Tensor, details: torch.Tensor, taps, q0: int,
 # --------------------------------------------------------------------------------------------
 
 
-def _filter_torch(x: torch.Tensor, taps: torch.Tensor, q0: int, analysis: bool) -> torch.Tensor:
+def _filter_torch(
+    x: torch.Tensor, taps: torch.Tensor, q0: int, phase: int, analysis: bool
+) -> torch.Tensor:
     """Filter a (R, 2n, M) tensor along axis 1; layouts as :func:`_filter_rows_numba`."""
     rows, length, width = x.shape
     n, ntaps = length // 2, taps.shape[2]
-    inp = x.reshape(rows, n, 2, width).transpose(1, 2) if analysis else x.reshape(rows, 2, n, width)
+    if analysis:  # sample pairs (x[2p + σ], x[2p + σ + 1])
+        inp = x.roll(-phase, 1).reshape(rows, n, 2, width).transpose(1, 2)
+    else:
+        inp = x.reshape(rows, 2, n, width)
     index = (torch.arange(n + ntaps - 1, device=x.device) + q0) % n
     windows = inp.index_select(2, index).unfold(2, n, 1)  # (R, 2, Q, M, n)
     out = torch.einsum("oiq,riqmk->rokm", taps, windows)  # (R, 2, n, M)
-    return (out if analysis else out.transpose(1, 2)).reshape(rows, length, width)
+    if analysis:
+        return out.reshape(rows, length, width)
+    return out.transpose(1, 2).reshape(rows, length, width).roll(phase, 1)
 
 
 def _band_view(y: torch.Tensor, bits: tuple[int, ...]) -> torch.Tensor:
@@ -378,19 +470,22 @@ def _band_view(y: torch.Tensor, bits: tuple[int, ...]) -> torch.Tensor:
     return y[(slice(None),) + tuple(v for b in bits for v in (b, slice(None)))]
 
 
-def _torch_analysis(x: torch.Tensor, taps: torch.Tensor, q0: int, ndim: int):
+def _torch_analysis(x: torch.Tensor, taps: torch.Tensor, q0: int, phase: int, ndim: int):
     y = x
     for axis in range(ndim):  # (B, [2, n]_0..[2, n]_{axis-1}, N_axis, rest)
         sizes = list(y.shape)
         lead = 1 + 2 * axis
-        y = _filter_torch(y.reshape(math.prod(sizes[:lead]), sizes[lead], -1), taps, q0, True)
+        src = y.reshape(math.prod(sizes[:lead]), sizes[lead], -1)
+        y = _filter_torch(src, taps, q0, phase, True)
         y = y.reshape(sizes[:lead] + [2, sizes[lead] // 2] + sizes[lead + 1 :])
     bits = _channel_bits(ndim)
     details = torch.stack([_band_view(y, b) for b in bits[1:]], 1)
     return _band_view(y, bits[0]).contiguous(), details
 
 
-def _torch_synthesis(coarse, details, taps: torch.Tensor, q0: int, ndim: int) -> torch.Tensor:
+def _torch_synthesis(
+    coarse, details, taps: torch.Tensor, q0: int, phase: int, ndim: int
+) -> torch.Tensor:
     y = coarse.new_empty([coarse.shape[0]] + [s for n in coarse.shape[1:] for s in (2, n)])
     for bits, band in zip(_channel_bits(ndim), [coarse, *details.unbind(1)], strict=True):
         _band_view(y, bits).copy_(band)
@@ -398,7 +493,7 @@ def _torch_synthesis(coarse, details, taps: torch.Tensor, q0: int, ndim: int) ->
         sizes = list(y.shape)
         lead = 1 + 2 * axis
         src = y.reshape(math.prod(sizes[:lead]), 2 * sizes[lead + 1], -1)
-        y = _filter_torch(src, taps, q0, False)
+        y = _filter_torch(src, taps, q0, phase, False)
         y = y.reshape(sizes[:lead] + [2 * sizes[lead + 1]] + sizes[lead + 2 :])
     return y
 
@@ -417,10 +512,11 @@ def _channel_bits(ndim: int) -> list[tuple[int, ...]]:
 _CHANNEL_2D = {(0, 0): 0, (1, 0): 1, (0, 1): 2, (1, 1): 3}  # (band y, band x) → 2D channel
 
 
-def _taps(wavelet: str, dtype: torch.dtype, analysis: bool) -> tuple[np.ndarray, int]:
-    a, qa, s, qs = _polyphase_taps(wavelet)
+def _taps(wavelet: str, dtype: torch.dtype, analysis: bool) -> tuple[np.ndarray, int, int]:
+    """(taps in the field's precision, q0, phase) of the analysis or synthesis step."""
+    a, qa, s, qs, phase = _polyphase_taps(wavelet)
     taps, q0 = (a, qa) if analysis else (s, qs)
-    return taps.astype(np.float32 if dtype == torch.float32 else np.float64), q0
+    return taps.astype(np.float32 if dtype == torch.float32 else np.float64), q0, phase
 
 
 def _use_numba(x: torch.Tensor, backend: str) -> bool:
@@ -431,20 +527,21 @@ def _use_numba(x: torch.Tensor, backend: str) -> bool:
 
 def _analysis(x: torch.Tensor, wavelet: str, ndim: int, backend: str):
     """(B, N..) → coarse (B, N/2..), details (B, 2^d − 1, N/2..)."""
-    taps, q0 = _taps(wavelet, x.dtype, analysis=True)
+    taps, q0, phase = _taps(wavelet, x.dtype, analysis=True)
     x = x.detach().contiguous()
     if _use_numba(x, backend):
-        return _numba_analysis(x, taps, q0, ndim)
-    return _torch_analysis(x, torch.as_tensor(taps, device=x.device), q0, ndim)
+        return _numba_analysis(x, taps, q0, phase, ndim)
+    return _torch_analysis(x, torch.as_tensor(taps, device=x.device), q0, phase, ndim)
 
 
 def _synthesis(coarse: torch.Tensor, details: torch.Tensor, wavelet: str, ndim: int, backend: str):
     """Inverse of :func:`_analysis`."""
-    taps, q0 = _taps(wavelet, coarse.dtype, analysis=False)
+    taps, q0, phase = _taps(wavelet, coarse.dtype, analysis=False)
     coarse, details = coarse.detach(), details.detach()
     if _use_numba(coarse, backend):
-        return _numba_synthesis(coarse, details, taps, q0, ndim)
-    return _torch_synthesis(coarse, details, torch.as_tensor(taps, device=coarse.device), q0, ndim)
+        return _numba_synthesis(coarse, details, taps, q0, phase, ndim)
+    taps = torch.as_tensor(taps, device=coarse.device)
+    return _torch_synthesis(coarse, details, taps, q0, phase, ndim)
 
 
 class _Split(torch.autograd.Function):
