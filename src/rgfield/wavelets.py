@@ -145,6 +145,16 @@ def _polyphase_taps(wavelet: str) -> _Polyphase:
 # --------------------------------------------------------------------------------------------
 
 
+@numba.njit(cache=True)
+def _members(j, n, phase, interleaved):  # pragma: no cover - compiled
+    """Indices of element j < n of the two sequences along an axis of length 2n: samples
+    (``interleaved``), s_i[j] = row[(2j + phase + i) mod 2n], or bands, s_i[j] = row[i n + j]."""
+    if interleaved:
+        i = 2 * j + phase
+        return i % (2 * n), (i + 1) % (2 * n)
+    return j, n + j
+
+
 @numba.njit(fastmath=True, cache=True)
 def _load_periodic(row, q0, phase, interleaved, buf0, buf1):  # pragma: no cover - compiled
     """buf_i[t] = s_i[(t + q0) mod n] for the two sequences s_0, s_1 of a contiguous row of 2n.
@@ -159,14 +169,9 @@ def _load_periodic(row, q0, phase, interleaved, buf0, buf1):  # pragma: no cover
     hi = max(lo, min(m, n - q0 - shift))
     for u in range(lo + m - hi):  # the two ends, where indices wrap
         t = u if u < lo else hi + u - lo
-        if interleaved:
-            j = (2 * (t + q0) + phase) % (2 * n)
-            buf0[t] = row[j]
-            buf1[t] = row[(j + 1) % (2 * n)]
-        else:
-            j = (t + q0) % n
-            buf0[t] = row[j]
-            buf1[t] = row[n + j]
+        i0, i1 = _members((t + q0) % n, n, phase, interleaved)
+        buf0[t] = row[i0]
+        buf1[t] = row[i1]
     # the middle: indices are non-negative here, and unsigned ones spare numba's wrap-around
     # test of negative indices, which would keep the loop from vectorising
     if interleaved:
@@ -251,16 +256,6 @@ def _store_interleaved(even, odd, phase, row):  # pragma: no cover - compiled
     for k in range(n - phase, n):  # phase 1: the last pair wraps
         row[2 * k + 1] = even[k]
         row[0] = odd[k]
-
-
-@numba.njit(cache=True)
-def _members(j, n, phase, interleaved):  # pragma: no cover - compiled
-    """Indices of element j < n of the two sequences along an axis of length 2n (layouts as
-    :func:`_load_periodic`)."""
-    if interleaved:
-        i = 2 * j + phase
-        return i % (2 * n), (i + 1) % (2 * n)
-    return j, n + j
 
 
 # Parallel loops run over a few chunks of rows per thread (see _nchunks), so that work buffers
