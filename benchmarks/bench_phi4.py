@@ -3,9 +3,10 @@
 1. Metropolis site updates per second per core (numba, parallel over chains) against a
    vectorised numpy checkerboard Metropolis in the same process; HMC trajectories per second.
 2. At the measured β_c (data/phi4_binder.nc, λ = 1): τ_int of |M| and of the energy for the
-   Metropolis, HMC and Wolff samplers at L = 16 … 128 (from rgfield.fields.phi4.simulate's
-   pilot run, which lasts ≥ 50 τ_int), the dynamic exponent z of τ_int ∝ L^z, and the wall time
-   per effectively independent sample, 2 τ_int × (time per step) / chains.
+   Metropolis, HMC and Wolff samplers at L = 16 … 128 (from a fixed-length pilot of the chains
+   rgfield.fields.phi4.simulate runs, resumable when long), the dynamic exponent z of
+   τ_int ∝ L^z, and the wall time per effectively independent sample,
+   2 τ_int × (time per step) / chains.
 
 Run: ``python benchmarks/bench_phi4.py [--sizes 16 32 64 128] [--local-sizes 16 32 64 128]``;
 writes docs/benchmarks.md.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import pickle
 import time
 from pathlib import Path
 
@@ -25,8 +27,15 @@ import torch
 import xarray as xr
 from _report import machine, write_section
 
-from rgfield.fields.phi4 import Phi4, metropolis_sweeps, new_rng_states, simulate
-from rgfield.samplers import HMC
+from rgfield.fields.phi4 import (
+    _BURN_IN,
+    Phi4,
+    _Chains,
+    metropolis_sweeps,
+    new_rng_states,
+    simulate,
+)
+from rgfield.samplers import HMC, integrated_autocorrelation_time
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,48 +108,62 @@ def critical_beta() -> float:
 # run does not span 50 τ_int the estimate is reported as a lower one.
 PILOT_STEPS = {"metropolis": 2**20, "hmc": 2**17, "wolff": 2**13}
 CHAINS = 4
-# HMC at L = 128 has τ_int(|M|) ≈ 2.2×10⁴ trajectories: 2 chains of 2²⁰ (≈ 100 minutes on
-# 2 cores) span it 48 times
-LONGER = {("hmc", 128): (2, 2**20)}
-# A pilot at L = 128 takes 10–90 minutes: each (sampler, L, β) is measured once and kept here,
-# so an interrupted run resumes, a new size adds a row and a changed length re-measures that
-# row (--fresh measures everything again).
+# HMC at L = 128 has τ_int(|M|) ≈ 2.2×10⁴ trajectories: 2 chains of 2²⁰ spanned it only 48
+# times; 2 chains of 2²¹ take ≈ 3.2 hours here (5.5 ms per trajectory pair), over checkpoints
+LONGER = {("hmc", 128): (2, 2**21)}
+# A pilot at L = 128 takes 10 minutes to hours: each (sampler, L, β) is measured once and kept
+# here, so a new size adds a row and a changed length re-measures that row (--fresh measures
+# everything again).
 CACHE = ROOT / "benchmarks" / "results" / "phi4_pilots.json"
+CHECKPOINT_EVERY = 2**16
 
 
 def pilot(beta: float, sampler: str, size: int, fresh: bool = False) -> dict:
-    """One fixed-length pilot run of ``simulate`` (cached): chains, steps, τ_int of (M, |M|, E)
-    and the seconds per step of all chains."""
+    """One fixed-length pilot of the chains ``simulate`` runs (same seed, burn-in and tuning),
+    cached: chains, steps, τ_int of (M, |M|, E) and the seconds per step of all chains.
+
+    A long pilot is resumable: the chains and the series recorded so far are pickled every
+    CHECKPOINT_EVERY steps next to the cache, and a later run goes on from there.
+    """
     key = f"{sampler} L={size} beta={beta:.10g}"
     cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
     chains, steps = LONGER.get((sampler, size), (CHAINS, PILOT_STEPS[sampler]))
     kept = cache.get(key, {})
     if not fresh and (kept.get("chains"), kept.get("steps")) == (chains, steps):
         return kept
-    ds = simulate(
-        Phi4(beta),
-        size,
-        chains,
-        sampler=sampler,
-        chains=chains,
-        seed=size,
-        progress=False,
-        max_pilot_steps=steps,
-        min_pilot_steps=steps,
-    )
-    a = ds.attrs
+    checkpoint = CACHE.with_name(f"phi4_pilot_{sampler}_L{size}_beta{beta:.6g}.pkl")
+    resumed = checkpoint.exists() and not fresh and pickle.loads(checkpoint.read_bytes())
+    if resumed and resumed[1].shape == (steps, 3, chains):
+        state, recorded, done = resumed
+    else:
+        state = _Chains(Phi4(beta), sampler, size, chains, seed=size, device="cpu")
+        state.adapt(_BURN_IN)
+        recorded, done = np.empty((steps, 3, chains)), 0
+    while done < steps:
+        stop = min(steps, done + CHECKPOINT_EVERY)
+        state.record(recorded, done, stop)
+        done = stop
+        if done < steps:
+            atomic_write(checkpoint, pickle.dumps((state, recorded, done)))
+            print(f"  {key}: {done} / {steps} steps, checkpointed", flush=True)
     cache[key] = {
         "chains": chains,
-        "steps": int(a["pilot_steps"]),
-        "tau": [float(a[k]) for k in ("tau_int_m", "tau_int_abs_m", "tau_int_energy")],
-        "seconds_per_step": float(a["seconds_per_step"]),
+        "steps": steps,
+        "tau": [integrated_autocorrelation_time(recorded[:, k].T).tau for k in range(3)],
+        "seconds_per_step": state.seconds / state.steps_run,
         "measured": f"{datetime.date.today()} on {machine()}",
     }
-    CACHE.parent.mkdir(exist_ok=True)
-    partial = CACHE.with_suffix(".tmp")
-    partial.write_text(json.dumps(cache, indent=1, sort_keys=True))
-    partial.replace(CACHE)
+    atomic_write(CACHE, json.dumps(cache, indent=1, sort_keys=True).encode())
+    checkpoint.unlink(missing_ok=True)
     return cache[key]
+
+
+def atomic_write(path: Path, content: bytes) -> None:
+    """Write through a temporary file, so an interrupted run never leaves a truncated file."""
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_bytes(content)
+    partial.replace(path)
 
 
 def spanned(record: dict) -> list[bool]:

@@ -557,6 +557,14 @@ class _Chains:
                 mean_cluster = max(1.0, float(self.flipped.mean()) / self.clusters)
                 self.clusters = max(1, min(sites, round(sites / mean_cluster)))
 
+    def record(self, observables: np.ndarray, start: int, stop: int, bar=None) -> None:
+        """Advance one step at a time, storing ``observables()`` in rows start … stop − 1."""
+        for i in range(start, stop):
+            self.advance(1)
+            observables[i] = self.observables()
+            if bar is not None:
+                bar.update()
+
     def mean_acceptance(self) -> float:
         """Mean acceptance rate since the last ``reset_acceptance``."""
         return float(self.accepted_sum.mean() / max(self.accepted_steps, 1))
@@ -767,11 +775,8 @@ def _pilot(
     steps = 0
     with tqdm(total=target, desc="pilot (measuring tau_int)", disable=not progress) as bar:
         while True:
-            while steps < target:
-                state.advance(1)
-                recorded[steps] = state.observables()
-                steps += 1
-                bar.update()
+            state.record(recorded, steps, target, bar)
+            steps = target
             taus = tuple(tau_of(recorded[:steps, k].T).tau for k in range(3))
             if steps >= 50 * max(taus):
                 return taus, steps
