@@ -222,8 +222,9 @@ def autocorrelation(sizes: dict[str, list[int]], fresh: bool) -> list[str]:
         "",
         "τ_int in sampler steps (Metropolis: one sweep; HMC: one trajectory of 10 leapfrog steps"
         " with the step tuned to acceptance 0.8; Wolff: one Metropolis sweep plus clusters"
-        " flipping ≈ L² sites), from a pilot run of `simulate` (chains pooled, Madras–Sokal"
-        " windowing) of fixed length (chains × steps per chain). † marks a τ_int the pilot did"
+        " flipping ≈ L² sites), from a fixed-length pilot (chains × steps per chain) of the"
+        " chains `simulate` runs, after its burn-in (chains pooled, Madras–Sokal windowing;"
+        " long pilots are checkpointed and resumed). † marks a τ_int the pilot did"
         " not span 50 times: an unreliable, usually low estimate (and so a low cost). Pilots are"
         f" cached in {CACHE.relative_to(ROOT)} with the date and machine of each. Cost = wall time"
         " per effectively independent configuration, 2 max(τ_int) × (time per step of all"
