@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import pickle
 import time
 from pathlib import Path
@@ -109,60 +110,91 @@ def critical_beta() -> float:
 PILOT_STEPS = {"metropolis": 2**20, "hmc": 2**17, "wolff": 2**13}
 CHAINS = 4
 # HMC at L = 128 has τ_int(|M|) ≈ 2.2×10⁴ trajectories: 2 chains of 2²⁰ spanned it only 48
-# times; 2 chains of 2²¹ take ≈ 3.2 hours here (5.5 ms per trajectory pair), over checkpoints
+# times; 2 chains of 2²¹ take ≈ 3.2 hours here (5.5 ms per trajectory pair), over checkpoints.
 LONGER = {("hmc", 128): (2, 2**21)}
 # A pilot at L = 128 takes 10 minutes to hours: each (sampler, L, β) is measured once and kept
 # here, so a new size adds a row and a changed length re-measures that row (--fresh measures
 # everything again).
 CACHE = ROOT / "benchmarks" / "results" / "phi4_pilots.json"
-CHECKPOINT_EVERY = 2**16
+CHECKPOINT_SECONDS = 600.0
 
 
 def pilot(beta: float, sampler: str, size: int, fresh: bool = False) -> dict:
     """One fixed-length pilot of the chains ``simulate`` runs (same seed, burn-in and tuning),
     cached: chains, steps, τ_int of (M, |M|, E) and the seconds per step of all chains.
 
-    A long pilot is resumable: the chains and the series recorded so far are pickled every
-    CHECKPOINT_EVERY steps next to the cache, and a later run goes on from there.
+    A long pilot is resumable: every CHECKPOINT_SECONDS of running, the chains and the series
+    recorded so far are pickled next to the cache with the pilot's key, and a later run with
+    the same key goes on from there.
     """
     key = f"{sampler} L={size} beta={beta:.10g}"
-    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
     chains, steps = LONGER.get((sampler, size), (CHAINS, PILOT_STEPS[sampler]))
-    kept = cache.get(key, {})
+    kept = read_cache().get(key, {})
     if not fresh and (kept.get("chains"), kept.get("steps")) == (chains, steps):
         return kept
-    checkpoint = CACHE.with_name(f"phi4_pilot_{sampler}_L{size}_beta{beta:.6g}.pkl")
-    resumed = checkpoint.exists() and not fresh and pickle.loads(checkpoint.read_bytes())
-    if resumed and resumed[1].shape == (steps, 3, chains):
-        state, recorded, done = resumed
+    checkpoint = CACHE.with_name(f"phi4_pilot_{sampler}_L{size}_beta{beta:.10g}.pkl")
+    resumed = resume(checkpoint, key, (chains, steps)) if not fresh else None
+    if resumed is not None:
+        state, done, head = resumed
+        recorded = np.empty((steps, 3, chains))
+        recorded[:done] = head
     else:
         state = _Chains(Phi4(beta), sampler, size, chains, seed=size, device="cpu")
         state.adapt(_BURN_IN)
         recorded, done = np.empty((steps, 3, chains)), 0
+    saved = time.perf_counter()
     while done < steps:
-        stop = min(steps, done + CHECKPOINT_EVERY)
+        stop = min(steps, done + 2**12)
         state.record(recorded, done, stop)
         done = stop
-        if done < steps:
-            atomic_write(checkpoint, pickle.dumps((state, recorded, done)))
+        if done < steps and time.perf_counter() - saved > CHECKPOINT_SECONDS:
+            content = pickle.dumps((key, (chains, steps), state, done, recorded[:done]))
+            atomic_write(checkpoint, content)
+            saved = time.perf_counter()
             print(f"  {key}: {done} / {steps} steps, checkpointed", flush=True)
-    cache[key] = {
+    record = {
         "chains": chains,
         "steps": steps,
         "tau": [integrated_autocorrelation_time(recorded[:, k].T).tau for k in range(3)],
         "seconds_per_step": state.seconds / state.steps_run,
-        "measured": f"{datetime.date.today()} on {machine()}",
+        "measured": f"{datetime.date.today()} on {machine()}"
+        + (" (resumed from a checkpoint)" if resumed is not None else ""),
     }
+    cache = read_cache()  # re-read: another run may have added rows meanwhile
+    cache[key] = record
     atomic_write(CACHE, json.dumps(cache, indent=1, sort_keys=True).encode())
     checkpoint.unlink(missing_ok=True)
-    return cache[key]
+    return record
+
+
+def read_cache() -> dict:
+    return json.loads(CACHE.read_text()) if CACHE.exists() else {}
+
+
+def resume(checkpoint: Path, key: str, length: tuple[int, int]) -> tuple | None:
+    """(chains state, steps done, series so far) from a checkpoint of this pilot, or None."""
+    if not checkpoint.exists():
+        return None
+    try:
+        saved_key, saved_length, state, done, head = pickle.loads(checkpoint.read_bytes())
+    except Exception as err:  # written by another version of the code: start afresh
+        print(f"  ignoring unreadable checkpoint {checkpoint.name}: {err}", flush=True)
+        return None
+    if (saved_key, saved_length) != (key, length):
+        print(f"  ignoring checkpoint {checkpoint.name} of another pilot", flush=True)
+        return None
+    print(f"  {key}: resuming at {done} / {length[1]} steps", flush=True)
+    return state, done, head
 
 
 def atomic_write(path: Path, content: bytes) -> None:
-    """Write through a temporary file, so an interrupted run never leaves a truncated file."""
+    """Write through a synced temporary file, so no interruption leaves a truncated file."""
     path.parent.mkdir(exist_ok=True)
     partial = path.with_suffix(".tmp")
-    partial.write_bytes(content)
+    with open(partial, "wb") as file:
+        file.write(content)
+        file.flush()
+        os.fsync(file.fileno())
     partial.replace(path)
 
 

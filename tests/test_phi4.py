@@ -227,6 +227,26 @@ def test_pilot_observables_match_the_torch_energy(sampler):
     np.testing.assert_allclose(energy, model.energy(fields).numpy() / 36, rtol=1e-12)
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_chains_resumed_from_a_pickle_continue_as_if_unbroken(sampler):
+    import pickle
+
+    from rgfield.fields.phi4 import _Chains
+
+    def started():
+        chains = _Chains(Phi4(0.9), sampler, 8, 2, seed=3, device="cpu")
+        chains.adapt(5)
+        return chains
+
+    unbroken, resumed = np.empty((2, 12, 3, 2))
+    started().record(unbroken, 0, 12)
+    first = started()
+    first.record(resumed, 0, 6)
+    pickle.loads(pickle.dumps(first)).record(resumed, 6, 12)
+    np.testing.assert_array_equal(resumed, unbroken)
+    assert np.ptp(unbroken[6:, 1]) > 0  # the chains moved after the round trip
+
+
 def test_simulation_records_its_provenance():
     ds = simulate(Phi4(0.5), 8, 10, sampler="metropolis", chains=2, seed=1, progress=False)
     assert ds.phi.dims == ("sample", "y", "x") and ds.phi.dtype == np.float32

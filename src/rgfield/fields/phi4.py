@@ -557,13 +557,26 @@ class _Chains:
                 mean_cluster = max(1.0, float(self.flipped.mean()) / self.clusters)
                 self.clusters = max(1, min(sites, round(sites / mean_cluster)))
 
-    def record(self, observables: np.ndarray, start: int, stop: int, bar=None) -> None:
+    def record(self, series: np.ndarray, start: int, stop: int, bar=None) -> None:
         """Advance one step at a time, storing ``observables()`` in rows start … stop − 1."""
         for i in range(start, stop):
             self.advance(1)
-            observables[i] = self.observables()
+            series[i] = self.observables()
             if bar is not None:
                 bar.update()
+
+    def __getstate__(self) -> dict:
+        """Picklable state (a long run can be checkpointed): the torch generator as its state."""
+        state = self.__dict__.copy()
+        if "generator" in state:
+            state["generator"] = self.generator.get_state()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "generator" in state:
+            self.generator = torch.Generator(self.device)
+            self.generator.set_state(state["generator"])
 
     def mean_acceptance(self) -> float:
         """Mean acceptance rate since the last ``reset_acceptance``."""
