@@ -737,7 +737,7 @@ def match_moments(
         ``moment_gap_start`` / ``moment_gap_end``: the gap statistic N gᵀ(M + ridge·diag M)⁻¹g/F
         (F features) at the first and at the last iteration (θ before its update). It is
         O(1) when the gap is at the level of the Monte Carlo and sampling noise, ≫ 1 when the
-        moments differ; on φ⁴ it ends at 0.1–0.8.
+        moments differ; on the shipped L = 32 φ⁴ data it ends at 0.3–1.4 (10 iterations).
     """
     features = model.features
 
