@@ -78,7 +78,7 @@ def main() -> None:
         "--local-max-size",
         type=int,
         default=128,
-        help="largest L for Metropolis and HMC, whose pilots grow as L^4 (hours to days at L = 256)",
+        help="largest L for Metropolis and HMC (their pilots take hours to days at L = 256)",
     )
     args = parser.parse_args()
     beta = critical_beta()
