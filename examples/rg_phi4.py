@@ -29,10 +29,10 @@ from rgfield.hierarchy import HierarchicalModel
 from rgfield.report import summary, write_report
 
 
-def check(path: Path, out: Path, n: int | None, seed: int, refine: int) -> str:
+def check(path: Path, out: Path, n: int | None, seed: int, refine: int, coarse: str) -> str:
     data = io.load(path)
     start = time.perf_counter()
-    model = HierarchicalModel(refine=refine).fit(data)
+    model = HierarchicalModel(refine=refine, refine_coarse=coarse).fit(data)
     fit_seconds = time.perf_counter() - start
     fields = data.values[:200]
     couplings = fit_couplings(fields, model.energy_and_grad(fields)[1])
@@ -67,6 +67,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="fields to generate (default: as many as the data)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--refine", type=int, default=10, help="moment-matching iterations")
+    parser.add_argument(
+        "--refine-coarse",
+        choices=("data", "generated"),
+        default="generated",
+        help="coarse fields the moment-matching chains are conditioned on",
+    )
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)
     header = (
@@ -76,7 +82,7 @@ def main() -> None:
     )
     rows = [header, "|" + "---|" * 13]
     for path in args.files:
-        rows.append(check(path, args.out, args.n, args.seed, args.refine))
+        rows.append(check(path, args.out, args.n, args.seed, args.refine, args.refine_coarse))
         print(rows[-1], flush=True)
     (args.out / "acceptance.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))

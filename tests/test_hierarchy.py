@@ -109,7 +109,7 @@ def test_moment_matching_reaches_the_gaussian_maximum_likelihood():
     family = QuadraticInteractions(radius=0).fit(y, None)
     ml = 1 / float(y.square().mean())
     start = ExponentialModel([family], torch.tensor([1.5 * ml], dtype=torch.float64))
-    theta, report = match_moments(start, y, None, 12, 40, torch.Generator().manual_seed(1))
+    theta, report, _ = match_moments(start, y, None, 12, 40, torch.Generator().manual_seed(1))
     assert float(theta[0]) == pytest.approx(ml, rel=5 * np.sqrt(2 / y.numel()))
     assert report["moment_gap_start"] > 100 * report["moment_gap_end"]
 
@@ -130,7 +130,7 @@ def test_moment_matching_reaches_the_conditional_gaussian_maximum_likelihood():
     family = QuadraticInteractions(radius=0).fit(y, c)
     a, b = (torch.as_tensor(v) for v in family.pairs[:, :2].T)
     start = ExponentialModel([family], (a == b).double())  # independent unit Gaussians
-    theta, _ = match_moments(start, y, c, 20, 40, torch.Generator().manual_seed(1))
+    theta, _, _ = match_moments(start, y, c, 20, 40, torch.Generator().manual_seed(1))
     precision = torch.zeros(4, 4, dtype=torch.float64)
     precision[a, b] = torch.where(a == b, theta, theta / 2)
     precision[b, a] = precision[a, b]
@@ -146,6 +146,46 @@ def test_moment_matching_reaches_the_conditional_gaussian_maximum_likelihood():
         residual.square().mean(1),
         rtol=5 * np.sqrt(2 / n),
         atol=0,
+    )
+
+
+def test_moment_matching_on_generated_coarse_fields_matches_the_marginal_moments():
+    # The conditional Gaussian above, but the chains are conditioned on other coarse fields
+    # c̃ = 1.25 c' (c' independent of the data): a coarser model that over-disperses. The
+    # features are y_a y_b and y_a c̃ (c̃² is no feature), so the fixed point matches
+    # E[y c̃] and E[y yᵀ] of the generated pairs to the data's: the slope is
+    # μ = mean(y c) / mean(c̃²) and the residual covariance mean(y yᵀ) − μ μᵀ mean(c̃²), not
+    # the regression the data pairs alone would give
+    gen = torch.Generator().manual_seed(0)
+    c = torch.randn(300, 8, 8, generator=gen, dtype=torch.float64)
+    slope, noise = torch.tensor([0.8, -0.3, 0.0]), torch.tensor([0.5, 1.0, 2.0])
+    eps = torch.randn(300, 3, 8, 8, generator=gen, dtype=torch.float64)
+    y = (
+        slope.double().reshape(1, 3, 1, 1) * c.unsqueeze(1)
+        + noise.double().reshape(1, 3, 1, 1) * eps
+    )
+    other = 1.25 * torch.randn(300, 8, 8, generator=gen, dtype=torch.float64)
+    family = QuadraticInteractions(radius=0).fit(y, c)
+    a, b = (torch.as_tensor(v) for v in family.pairs[:, :2].T)
+    start = ExponentialModel([family], (a == b).double())
+    theta, _, chains = match_moments(
+        start, y, c, 20, 40, torch.Generator().manual_seed(1), chain_coarse=other
+    )
+    assert chains.shape == y.shape
+    precision = torch.zeros(4, 4, dtype=torch.float64)
+    precision[a, b] = torch.where(a == b, theta, theta / 2)
+    precision[b, a] = precision[a, b]
+    p, q = precision[:3, :3], precision[:3, 3]
+    ys, cs = y.transpose(0, 1).reshape(3, -1), c.reshape(-1)
+    power = other.square().mean()
+    expected_slope = ys @ cs / cs.numel() / power
+    expected_variance = ys.square().mean(1) - expected_slope.square() * power
+    n = cs.numel()
+    error = (-torch.linalg.solve(p, q) - expected_slope).abs()
+    assert (error < 5 * noise.double() / np.sqrt(n)).all(), error
+    assert abs(expected_slope[0] - slope[0]) > 20 * noise[0] / np.sqrt(n)  # not the regression
+    torch.testing.assert_close(
+        torch.linalg.inv(p).diagonal(), expected_variance, rtol=5 * np.sqrt(2 / n), atol=0
     )
 
 
@@ -165,22 +205,24 @@ def test_moment_matching_stays_at_a_maximum_likelihood_with_many_features():
     sums.update(family.gradients(y, c), family.laplacians(y, c))
     theta = fit_closed_form(sums, None, 1e-6).theta
     start = ExponentialModel([family], theta)
-    refined, report = match_moments(start, y, c, 10, 40, torch.Generator().manual_seed(1))
+    refined, report, _ = match_moments(start, y, c, 10, 40, torch.Generator().manual_seed(1))
     assert report["moment_gap_end"] < 10
     assert float((refined - theta).norm() / theta.norm()) < 0.3
 
 
-def test_refined_fit_is_reported_and_saved(tmp_path):
+@pytest.mark.parametrize("coarse", ["data", "generated"])
+def test_refined_fit_is_reported_and_saved(tmp_path, coarse):
     fields = free_field(100, size=8)
-    model = HierarchicalModel(refine=2, refine_steps=20, progress=False).fit(fields, seed=3)
+    options = {"refine": 2, "refine_steps": 20, "refine_coarse": coarse, "progress": False}
+    model = HierarchicalModel(**options).fit(fields, seed=3)
     report = model.fit_report_
     mala = [s for s in report["scale"].values if s != "low"]
     assert (report["method"].sel(scale=mala) == "score matching + moment matching").all()
     assert np.isfinite(report["moment_gap_end"].sel(scale=mala)).all()
     again = HierarchicalModel.load(model.save(tmp_path / "model.nc"), progress=False)
-    assert (again.refine, again.refine_steps) == (2, 20)
+    assert (again.refine, again.refine_steps, again.refine_coarse) == (2, 20, coarse)
     # the refinement's chains are seeded: the same seed gives the same parameters
-    twin = HierarchicalModel(refine=2, refine_steps=20, progress=False).fit(fields, seed=3)
+    twin = HierarchicalModel(**options).fit(fields, seed=3)
     torch.testing.assert_close(twin.conditionals_[0].theta, model.conditionals_[0].theta)
 
 
@@ -265,6 +307,8 @@ def test_bad_input_gives_clear_errors(tmp_path):
         HierarchicalModel(refine=-1)
     with pytest.raises(ValueError, match="refine_steps"):
         HierarchicalModel(refine_steps=1)
+    with pytest.raises(ValueError, match="refine_coarse"):
+        HierarchicalModel(refine_coarse="model")
     with pytest.raises(ValueError, match="seed"):
         HierarchicalModel(progress=False).fit(fields, seed=0.5)
     with pytest.raises(ValueError, match="shape"):

@@ -118,6 +118,12 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--refine", type=int, default=0, help="moment-matching iterations per scale (0: off)"
     )
+    parser.add_argument(
+        "--refine-coarse",
+        choices=("data", "generated"),
+        default="data",
+        help="coarse fields the refinement chains are conditioned on (default: data)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the refinement chains (0)")
     parser.add_argument("--out", required=True, help="model file to write (.nc)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -137,6 +143,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         features={"potential": {"windows": args.windows}, "quadratic": {"radius": args.radius}},
         ridge=args.ridge,
         refine=args.refine,
+        refine_coarse=args.refine_coarse,
         progress=not args.no_progress,
     ).fit(data, seed=args.seed)
     report = model.fit_report_
