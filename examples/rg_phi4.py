@@ -50,6 +50,7 @@ def check(path: Path, out: Path, n: int | None, seed: int, refine: int, coarse: 
         f" | {np.abs(ps.ratio.values - 1).max():.3f} (k={ps.k.values[worst]:.2f},"
         f" z={ps.z.values[worst]:+.1f}) | {np.abs(ps.z.values).max():.1f}"
         f" | {float(px.ks_samples_vs_reference):.1f} / {float(px.ks_reference_halves):.1f}"
+        f" ({100 * float(px.ks_halves_at_or_above):.0f} %)"
         f" | {z['abs_magnetization']:+.1f} | {z['susceptibility']:+.1f}"
         f" | {z['binder_cumulant']:+.1f}"
         f" | {' '.join(f'{g:.2f}' for g in sc.reference_growth.values)}"
@@ -76,7 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)
     header = (
-        "| ensemble | train | samples | max \\|P ratio − 1\\| | max \\|z\\| P | KS samples / halves"
+        "| ensemble | train | samples | max \\|P ratio − 1\\| | max \\|z\\| P"
+        " | KS samples / halves (halvings ≥ samples)"
         " | z ⟨\\|M\\|⟩ | z χ | z U₄ | growth reference | growth samples"
         " | β̂/β, λ̂/λ, ĉ₂/(−2λ) | fit / sample s |"
     )

@@ -279,6 +279,19 @@ def test_potentials_use_the_models_wavelet():
     assert families and all(f.wavelet == "db2" for f in families)
 
 
+def test_pixel_ks_is_judged_against_random_halvings_of_the_reference():
+    from rgfield.report import summary
+
+    reference = free_field(200, seed=0)
+    same = summary(reference, free_field(200, seed=1))["pixels"]
+    shifted = summary(reference, free_field(200, seed=1) + 0.2)["pixels"]
+    # an independent set of the same law is a draw of the null: its statistic is a typical
+    # halving's (p-value ≥ 0.05 except in 5 % of seeds); a shifted set is beyond all 20
+    assert float(same.ks_halves_at_or_above) >= 0.05
+    assert float(shifted.ks_halves_at_or_above) == 0
+    assert float(shifted.ks_samples_vs_reference) > 3 * float(shifted.ks_reference_halves)
+
+
 def test_report_never_replaces_a_foreign_directory(tmp_path):
     from rgfield.report import write_report
 

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 import xarray as xr
 
 from rgfield import plot, stats
@@ -21,6 +22,7 @@ from rgfield.wavelets import max_levels
 __all__ = ["summary", "write_report"]
 
 _REPORT_FILES = {"report.md", "summary.nc", "figures"}
+_KS_SPLITS = 20  # random halvings of the reference giving the KS statistic's null level
 
 
 def _mean_and_error(values: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +34,30 @@ def _is_phi4(reference) -> bool:
     return "phi4" in str(getattr(reference, "attrs", {}).get("generator", ""))
 
 
+def _pixel_ks(reference: torch.Tensor, samples, splits: int = _KS_SPLITS) -> xr.Dataset:
+    """KS statistic of the samples' pixels against the reference's, beside its null spread.
+
+    The null level is that of two independent sets: the statistic between the two halves of
+    the reference, for ``splits`` random (seeded) divisions of its fields. One division alone
+    is a poor yardstick: on φ⁴ at L = 64 the statistic of 40 divisions of one ensemble ranged
+    over a factor 3–10.
+    """
+    order = np.random.default_rng(0)
+    half = reference.shape[0] // 2
+    null = []
+    for _ in range(splits):
+        p = torch.as_tensor(order.permutation(reference.shape[0]))
+        null.append(stats.ks_statistic(reference[p[:half]], reference[p[half:]]))
+    observed = stats.ks_statistic(samples, reference)
+    return xr.Dataset(
+        {
+            "ks_samples_vs_reference": observed,
+            "ks_reference_halves": float(np.median(null)),
+            "ks_halves_at_or_above": float(np.mean(np.array(null) >= observed)),
+        }
+    )
+
+
 def summary(reference, samples, observables: bool | None = None) -> dict[str, xr.Dataset]:
     """Numbers comparing ``samples`` with ``reference`` (ensembles (sample, y, x)).
 
@@ -41,9 +67,10 @@ def summary(reference, samples, observables: bool | None = None) -> dict[str, xr
         ``power_spectrum`` (per k: both means with standard errors, ratio, z with the combined
         error), ``moments`` (ensemble means of mean, variance, skewness and excess kurtosis with
         standard errors, z), ``pixels`` (normalised two-sample KS statistic of the samples
-        against the reference and of the reference's two halves: the level of two independent
-        sets), ``scales`` (std of the coarse field per level and its growth) and, for φ⁴ data
-        (``observables`` True, or None and a φ⁴ reference), ``observables``
+        against the reference; its median between random halves of the reference, the level
+        of two independent sets; and the fraction of those halvings at or above the samples'
+        value, a p-value), ``scales`` (std of the coarse field per level and its growth)
+        and, for φ⁴ data (``observables`` True, or None and a φ⁴ reference), ``observables``
         (:func:`rgfield.stats.phi4_observables` of both, z).
     """
     out = {}
@@ -65,14 +92,7 @@ def summary(reference, samples, observables: bool | None = None) -> dict[str, xr
             coords={coord: labels},
         )
     out.update(tables)
-    ref = as_tensor(reference)
-    half = ref.shape[0] // 2
-    out["pixels"] = xr.Dataset(
-        {
-            "ks_samples_vs_reference": stats.ks_statistic(samples, reference),
-            "ks_reference_halves": stats.ks_statistic(ref[:half], ref[half:]),
-        }
-    )
+    out["pixels"] = _pixel_ks(as_tensor(reference), samples)
     levels = max_levels(as_tensor(reference).shape[-2:], "reference")
     std_ref = stats.coarse_field_std(reference, levels)
     std_gen = stats.coarse_field_std(samples, levels)
@@ -164,8 +184,11 @@ def _markdown(tables: dict[str, xr.Dataset], n_ref: int, n_gen: int, figures: li
         "## Pixel distribution",
         "",
         "Normalised two-sample Kolmogorov–Smirnov statistic D √(nm/(n+m)) of all pixel values:"
-        f" samples vs reference {float(px.ks_samples_vs_reference):.2f}; the reference's two"
-        f" halves {float(px.ks_reference_halves):.2f} (the level of two independent sets).",
+        f" samples vs reference {float(px.ks_samples_vs_reference):.2f}; between two random"
+        f" halves of the reference {float(px.ks_reference_halves):.2f} (median of"
+        f" {_KS_SPLITS} halvings: the level of two independent sets), and"
+        f" {100 * float(px.ks_halves_at_or_above):.0f} % of those halvings at or above the"
+        " samples' value.",
         "",
         "## Renormalised coarse field",
         "",
