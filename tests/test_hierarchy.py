@@ -114,79 +114,72 @@ def test_moment_matching_reaches_the_gaussian_maximum_likelihood():
     assert report["moment_gap_start"] > 100 * report["moment_gap_end"]
 
 
-def test_moment_matching_reaches_the_conditional_gaussian_maximum_likelihood():
-    # y_k = a_k c + s_k ε at every site: the conditional maximum likelihood is the linear
-    # regression of y on c. Features ½ Σ X_a X_b (zero shift, X = (y_1, y_2, y_3, c)) make
-    # U = ½ yᵀP y + yᵀQ c with P_aa = θ_aa, P_ab = θ_ab / 2, Q_a = θ_ac / 2, so the model's
-    # slope is −P⁻¹Q and its residual covariance P⁻¹
-    gen = torch.Generator().manual_seed(0)
-    c = torch.randn(300, 8, 8, generator=gen, dtype=torch.float64)
-    slope, noise = torch.tensor([0.8, -0.3, 0.0]), torch.tensor([0.5, 1.0, 2.0])
-    eps = torch.randn(300, 3, 8, 8, generator=gen, dtype=torch.float64)
-    y = (
-        slope.double().reshape(1, 3, 1, 1) * c.unsqueeze(1)
-        + noise.double().reshape(1, 3, 1, 1) * eps
-    )
-    family = QuadraticInteractions(radius=0).fit(y, c)
-    a, b = (torch.as_tensor(v) for v in family.pairs[:, :2].T)
-    start = ExponentialModel([family], (a == b).double())  # independent unit Gaussians
-    theta, _, _ = match_moments(start, y, c, 20, 40, torch.Generator().manual_seed(1))
-    precision = torch.zeros(4, 4, dtype=torch.float64)
-    precision[a, b] = torch.where(a == b, theta, theta / 2)
-    precision[b, a] = precision[a, b]
-    p, q = precision[:3, :3], precision[:3, 3]
-    ys, cs = y.transpose(0, 1).reshape(3, -1), c.reshape(-1)
-    regression = ys @ cs / (cs @ cs)
-    residual = ys - regression[:, None] * cs
-    n = cs.numel()
-    error = (-torch.linalg.solve(p, q) - regression).abs()
-    assert (error < 5 * noise.double() / np.sqrt(n)).all(), error  # standard error of a slope
-    torch.testing.assert_close(
-        torch.linalg.inv(p).diagonal(),
-        residual.square().mean(1),
-        rtol=5 * np.sqrt(2 / n),
-        atol=0,
-    )
+NOISE = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
 
 
-def test_moment_matching_on_generated_coarse_fields_matches_the_marginal_moments():
-    # The conditional Gaussian above, but the chains are conditioned on other coarse fields
-    # c̃ = 1.25 c' (c' independent of the data): a coarser model that over-disperses. The
-    # features are y_a y_b and y_a c̃ (c̃² is no feature), so the fixed point matches
-    # E[y c̃] and E[y yᵀ] of the generated pairs to the data's: the slope is
-    # μ = mean(y c) / mean(c̃²) and the residual covariance mean(y yᵀ) − μ μᵀ mean(c̃²), not
-    # the regression the data pairs alone would give
+def refined_conditional_gaussian(generated: bool):
+    """Data y_k = a_k c + s_k ε and the slope and residual variances after moment matching.
+
+    Features ½ Σ X_a X_b (zero shift, X = (y_1, y_2, y_3, c)) make U = ½ yᵀP y + yᵀQ c with
+    P_aa = θ_aa, P_ab = θ_ab / 2, Q_a = θ_ac / 2, so the model's slope is −P⁻¹Q and its
+    residual covariance P⁻¹. With ``generated`` the chains see other coarse fields
+    c̃ = 1.25 c′ (c′ independent of the data), which are returned too.
+    """
     gen = torch.Generator().manual_seed(0)
     c = torch.randn(300, 8, 8, generator=gen, dtype=torch.float64)
-    slope, noise = torch.tensor([0.8, -0.3, 0.0]), torch.tensor([0.5, 1.0, 2.0])
+    slope = torch.tensor([0.8, -0.3, 0.0], dtype=torch.float64)
     eps = torch.randn(300, 3, 8, 8, generator=gen, dtype=torch.float64)
-    y = (
-        slope.double().reshape(1, 3, 1, 1) * c.unsqueeze(1)
-        + noise.double().reshape(1, 3, 1, 1) * eps
-    )
+    y = slope.reshape(1, 3, 1, 1) * c.unsqueeze(1) + NOISE.reshape(1, 3, 1, 1) * eps
     other = 1.25 * torch.randn(300, 8, 8, generator=gen, dtype=torch.float64)
     family = QuadraticInteractions(radius=0).fit(y, c)
     a, b = (torch.as_tensor(v) for v in family.pairs[:, :2].T)
-    start = ExponentialModel([family], (a == b).double())
+    start = ExponentialModel([family], (a == b).double())  # independent unit Gaussians
     theta, _, chains = match_moments(
-        start, y, c, 20, 40, torch.Generator().manual_seed(1), chain_coarse=other
+        start,
+        y,
+        c,
+        20,
+        40,
+        torch.Generator().manual_seed(1),
+        chain_coarse=other if generated else None,
     )
     assert chains.shape == y.shape
     precision = torch.zeros(4, 4, dtype=torch.float64)
     precision[a, b] = torch.where(a == b, theta, theta / 2)
     precision[b, a] = precision[a, b]
     p, q = precision[:3, :3], precision[:3, 3]
+    return y, c, other, -torch.linalg.solve(p, q), torch.linalg.inv(p).diagonal()
+
+
+def test_moment_matching_reaches_the_conditional_gaussian_maximum_likelihood():
+    # the conditional maximum likelihood is the linear regression of y on c
+    y, c, _, fitted_slope, fitted_variance = refined_conditional_gaussian(generated=False)
+    ys, cs = y.transpose(0, 1).reshape(3, -1), c.reshape(-1)
+    regression = ys @ cs / (cs @ cs)
+    residual = ys - regression[:, None] * cs
+    n = cs.numel()
+    error = (fitted_slope - regression).abs()
+    assert (error < 5 * NOISE / np.sqrt(n)).all(), error  # standard error of a slope
+    torch.testing.assert_close(
+        fitted_variance, residual.square().mean(1), rtol=5 * np.sqrt(2 / n), atol=0
+    )
+
+
+def test_moment_matching_on_generated_coarse_fields_matches_the_marginal_moments():
+    # The chains see c̃ = 1.25 c′: a coarser model that over-disperses. The features are
+    # y_a y_b and y_a c̃ (c̃² is no feature), so the fixed point matches E[y c̃] and E[y yᵀ]
+    # of the generated pairs to the data's: the slope is μ = mean(y c) / mean(c̃²) and the
+    # residual covariance mean(y yᵀ) − μ μᵀ mean(c̃²), not the regression of the data pairs
+    y, c, other, fitted_slope, fitted_variance = refined_conditional_gaussian(generated=True)
     ys, cs = y.transpose(0, 1).reshape(3, -1), c.reshape(-1)
     power = other.square().mean()
     expected_slope = ys @ cs / cs.numel() / power
     expected_variance = ys.square().mean(1) - expected_slope.square() * power
     n = cs.numel()
-    error = (-torch.linalg.solve(p, q) - expected_slope).abs()
-    assert (error < 5 * noise.double() / np.sqrt(n)).all(), error
-    assert abs(expected_slope[0] - slope[0]) > 20 * noise[0] / np.sqrt(n)  # not the regression
-    torch.testing.assert_close(
-        torch.linalg.inv(p).diagonal(), expected_variance, rtol=5 * np.sqrt(2 / n), atol=0
-    )
+    error = (fitted_slope - expected_slope).abs()
+    assert (error < 5 * NOISE / np.sqrt(n)).all(), error
+    assert abs(expected_slope[0] - 0.8) > 20 * NOISE[0] / np.sqrt(n)  # not the regression
+    torch.testing.assert_close(fitted_variance, expected_variance, rtol=5 * np.sqrt(2 / n), atol=0)
 
 
 def test_moment_matching_stays_at_a_maximum_likelihood_with_many_features():
