@@ -826,8 +826,7 @@ def match_moments(
         if paired:
             moments = (states - data).flatten(0, 1)
             gap = moments.mean(0)
-            centred = moments - gap
-            fisher = 0.5 * centred.T @ centred / len(centred)
+            fisher = 0.5 * _covariance(moments)
         else:
             moments = states.flatten(0, 1)
             gap = moments.mean(0) - data.mean(0)
