@@ -101,7 +101,8 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--samples", "16", "--no-progress"]) == 0
+    args = ["demo", "--out", str(out), "--samples", "16", "--refine", "1", "--no-progress"]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert f"open {out}/report/report.md" in printed
     report = (out / "report" / "report.md").read_text()

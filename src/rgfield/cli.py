@@ -273,6 +273,12 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="rgfield-demo", help="output directory (rgfield-demo)")
     parser.add_argument("--samples", type=int, default=500, help="fields to generate (500)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=10,
+        help="moment-matching iterations per scale on generated coarse fields (10; 0: off)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -289,11 +295,17 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     if args.samples < 2:
         raise ValueError(f"--samples must be at least 2; got {args.samples}")
+    if args.refine < 0:
+        raise ValueError(f"--refine must be non-negative; got {args.refine}")
     start = time.perf_counter()
     path = io.example_path("phi4_L32_beta0.9244.nc")
     data = io.load(path)
     print(f"1/3 fitting a wavelet RG model to {data.shape[0]} φ⁴ fields (L = 32, β = β_c)")
-    model = HierarchicalModel(progress=not args.no_progress).fit(data)
+    if args.refine:
+        print(f"    score matching, then {args.refine} moment-matching steps per scale")
+    model = HierarchicalModel(
+        refine=args.refine, refine_coarse="generated", progress=not args.no_progress
+    ).fit(data, seed=args.seed)
     print(f"2/3 sampling {args.samples} new fields coarse to fine (MALA per scale)")
     result = model.sample(args.samples, seed=args.seed)
     _print_acceptance(result.diagnostics)

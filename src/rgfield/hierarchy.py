@@ -116,9 +116,8 @@ class HierarchicalModel:
         fields drawn from the already fitted coarser models, finest last, so each conditional
         is refined until the fields the whole hierarchy generates have the data's moments of
         its features; this also corrects the finer conditionals' response to what the
-        coarser models get wrong (on φ⁴ at β_c and in the disordered phase it removed the
-        2–3 % excess variance of generated fields; in the ordered phase, β = 1.0, every
-        generated field came out with one sign: see docs/rg.md).
+        coarser models get wrong (on φ⁴ at L = 64 it removed the 2–3 % excess variance of
+        generated fields: see docs/rg.md).
     progress : bool
         Show progress bars.
 
