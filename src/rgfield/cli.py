@@ -302,7 +302,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     data = io.load(path)
     print(f"1/3 fitting a wavelet RG model to {data.shape[0]} φ⁴ fields (L = 32, β = β_c)")
     if args.refine:
-        print(f"    score matching, then {args.refine} moment-matching steps per scale")
+        print(f"    score matching, then {args.refine} moment-matching iterations per scale")
     model = HierarchicalModel(
         refine=args.refine, refine_coarse="generated", progress=not args.no_progress
     ).fit(data, seed=args.seed)
