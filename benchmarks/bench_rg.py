@@ -4,17 +4,20 @@ For each lattice size L, in one process:
 
 1. Wolff ensembles at β_c (``rgfield.fields.phi4.simulate``) train a ``HierarchicalModel``;
    the fit time per scale is recorded.
-2. ``HierarchicalModel.mixing`` runs the MALA chains of every scale from equilibrium starts and
-   measures τ_int (the larger of the energy's and the summed details') and the time per step.
-   The RG cost per effectively independent sample is Σ_j 2 τ_j × (time per step of scale j) /
-   chains, and its gradient evaluations Σ_j 2 τ_j (the coarsest 1×1 field is drawn exactly).
+2. ``HierarchicalModel.mixing`` runs the chains of every scale from equilibrium starts (MALA,
+   or with ``--sampler block`` BlockMALA wherever blocks fit) and measures τ_int (the larger of
+   the energy's and the summed details') and the time per step. The RG cost per effectively
+   independent sample is Σ_j 2 τ_j × (time per step of scale j) / chains, and its gradient
+   evaluations Σ_j 2 τ_j g_j (g_j = 1 per MALA step, 4 per BlockMALA sweep; the coarsest 1×1
+   field is drawn exactly). The growth of τ_j with L at fixed j (fixed distance from the
+   finest scale) is fitted as τ_j ∝ L^a.
 3. The same figures for Metropolis, HMC and Wolff: the larger τ_int of |M| and E from
    ``simulate``'s pilot runs (fixed length as in bench_phi4.py; † marks a τ_int the pilot did
    not span 50 times, a low estimate), the time per step timed again in this process.
 
 Run: ``python benchmarks/bench_rg.py [--sizes 32 64 128 256] [--train 500]
-[--local-max-size 128]``;
-writes the ``rg`` section of docs/benchmarks.md.
+[--local-max-size 128] [--sampler mala|block]``;
+writes the ``rg`` (MALA) or ``rg-block`` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -31,22 +34,38 @@ from rgfield.fields.phi4 import Phi4, simulate
 from rgfield.hierarchy import HierarchicalModel
 
 
-def rg_row(size: int, beta: float, train: int, chains: int, steps: int) -> tuple[str, float]:
+def rg_row(
+    size: int, beta: float, train: int, chains: int, steps: int, sampler: str
+) -> tuple[str, float, np.ndarray]:
     data = simulate(Phi4(beta), size, train, sampler="wolff", seed=size, progress=False)["phi"]
     start = time.perf_counter()
     model = HierarchicalModel(progress=False).fit(data)
     fit_seconds = time.perf_counter() - start
-    mixing = model.mixing(data[:chains], steps=steps, seed=size)
+    mixing = model.mixing(data[:chains], steps=steps, seed=size, sampler=sampler)
     tau = np.maximum(mixing["tau_energy"].values, mixing["tau_sum"].values)
     per_sample = float((2 * tau * mixing["seconds_per_step"].values).sum() / chains)
-    gradients = float((2 * tau).sum())
+    gradients = float((2 * tau * mixing["gradients_per_step"].values).sum())
     taus = " ".join(f"{t:.1f}" for t in tau)
     fit = " ".join(f"{s:.1f}" for s in model.fit_report_["seconds"].values)
+    blocks = mixing["block"].values
+    label = "MALA" if not blocks.any() else f"BlockMALA ({blocks.max()}² blocks) on n ≥ 16"
     row = (
-        f"| RG (MALA per scale) | {size} | {taus} | {gradients:.0f} | {per_sample * 1e3:.2f}"
+        f"| RG ({label}) | {size} | {taus} | {gradients:.0f} | {per_sample * 1e3:.2f}"
         f" | {fit_seconds:.0f} s (per scale, coarse to fine: {fit}) |"
     )
-    return row, per_sample
+    return row, per_sample, tau
+
+
+def tau_growth(taus: dict[int, np.ndarray]) -> list[str]:
+    """Rows of τ_j against L at fixed j (finest first) and the slope a of log τ_j = a log L + b."""
+    sizes = sorted(taus)
+    depth = min(len(t) for t in taus.values())
+    rows = []
+    for j in range(1, depth + 1):
+        values = [taus[size][-j] for size in sizes]
+        slope = f"{np.polyfit(np.log(sizes), np.log(values), 1)[0]:+.2f}" if len(sizes) > 1 else "–"
+        rows.append(f"| {j} | {' | '.join(f'{v:.1f}' for v in values)} | {slope} |")
+    return rows
 
 
 def mcmc_row(sampler: str, size: int, beta: float) -> tuple[str, float, bool]:
@@ -75,6 +94,12 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=100, help="RG chains in the mixing run")
     parser.add_argument("--steps", type=int, default=1000, help="MALA steps per scale measured")
     parser.add_argument(
+        "--sampler",
+        choices=("mala", "block"),
+        default="mala",
+        help="RG sampler: MALA per scale, or BlockMALA where blocks fit (section rg-block)",
+    )
+    parser.add_argument(
         "--local-max-size",
         type=int,
         default=128,
@@ -87,9 +112,11 @@ def main() -> None:
     simulate(
         Phi4(beta), 8, chains, chains=chains, seed=0, progress=False, thermalization=20, spacing=1
     )  # (MCMC pilots come from bench_phi4's cache, or run once and join it)
-    rows, ratios, costs = [], [], {}
+    rows, ratios, costs, taus = [], [], {}, {}
     for size in args.sizes:
-        rg, rg_cost = rg_row(size, beta, args.train, args.chains, args.steps)
+        rg, rg_cost, taus[size] = rg_row(
+            size, beta, args.train, args.chains, args.steps, args.sampler
+        )
         rows.append(rg)
         costs.setdefault("RG", []).append((size, rg_cost, True))
         print(rg, flush=True)
@@ -103,15 +130,20 @@ def main() -> None:
             print(row, flush=True)
             if sampler != "wolff":
                 ratios.append((sampler, size, cost / rg_cost, converged))
+    kind = "MALA" if args.sampler == "mala" else "BlockMALA"
+    step = "MALA step" if args.sampler == "mala" else "BlockMALA sweep (MALA step below 16²)"
     lines = [
-        f"### RG sampler against direct MCMC at β_c = {beta} (λ = 1)",
+        f"### RG sampler ({kind}) against direct MCMC at β_c = {beta} (λ = 1)",
         "",
-        "τ_int in steps of each sampler (RG: per MALA scale, coarse to fine, the larger of the"
+        f"{args.chains} RG chains × {args.steps} steps per scale after a warm-up of 200."
+        " τ_int in steps of each sampler (RG: per scale sampled by MCMC, coarse to fine, one"
+        f" step a {step}, the larger of the"
         " energy's and the summed details'; MCMC: the larger of |M|'s and E's, not counting the"
         " sign of M, which Metropolis and HMC flip only by crossing the double-well barrier, so"
         " their costs here are conservative). Cost: wall time"
         " per effectively independent configuration. RG gradient evaluations per independent"
-        " sample: Σ_j 2 τ_j (each on a grid of that scale).",
+        " sample: Σ_j 2 τ_j g_j, g_j the evaluations per step (1 per MALA step, 4 per"
+        " BlockMALA sweep), each on a grid of that scale.",
         "",
         "| sampler | L | τ_int | gradient evaluations | ms per independent sample | fit time |",
         "|---|---:|---|---:|---:|---|",
@@ -131,8 +163,15 @@ def main() -> None:
         "| sampler | cost ∝ L^a, a |",
         "|---|---:|",
         *[f"| {name} | {growth_exponent(points)} |" for name, points in costs.items()],
+        "",
+        "Per-scale mixing against L: τ_int of scale j (j = 1 the finest) in steps, and the"
+        " least-squares slope a of log τ_j against log L (flat mixing: a ≈ 0):",
+        "",
+        f"| j | {' | '.join(f'L = {size}' for size in sorted(taus))} | a |",
+        f"|---:|{'---:|' * len(taus)}---:|",
+        *tau_growth(taus),
     ]
-    write_section("rg", "\n".join(lines))
+    write_section("rg" if args.sampler == "mala" else "rg-block", "\n".join(lines))
     print("\n".join(lines))
 
 

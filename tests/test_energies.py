@@ -68,6 +68,69 @@ def test_bound_energy_equals_theta_dot_features(make, conditioned):
     torch.testing.assert_close(grad32, expected.float(), rtol=1e-4, atol=1e-4)
 
 
+def periodic_distance(n: int, p: int) -> torch.Tensor:
+    """Chebyshev distance of every cell of an n × n periodic grid to cell (p, p)."""
+    d = (torch.arange(n) - p).abs()
+    d = torch.minimum(d, n - d)
+    return torch.maximum(d[:, None], d[None, :])
+
+
+@pytest.mark.parametrize(
+    ("make", "conditioned", "wavelet", "reach"),
+    [
+        (lambda: ScalarPotential(windows=6), True, "db4", 3),
+        (lambda: ScalarPotential(windows=6), True, "db2", 1),
+        (lambda: ScalarPotential(windows=6), False, "db4", 3),
+        (lambda: QuadraticInteractions(radius=2), True, "db4", 2),
+        (lambda: QuadraticInteractions(radius=4), False, "db4", 4),
+    ],
+)
+def test_energy_density_sums_to_the_energy_and_stays_within_its_reach(
+    make, conditioned, wavelet, reach
+):
+    # the block sampler's exactness rests on this: moving y at one cell changes the density
+    # and the gradient only within `reach` cells (and the reach is the expected one)
+    n, p = 16, 7
+    y, c = small_inputs(conditioned, n=n, batch=2)
+    family = make().fit(y, c, wavelet)
+    theta = torch.randn(family.n_features, generator=torch.Generator().manual_seed(1)).double()
+    assert family.reach == reach
+    density, grad = family.bind_density(theta)(y, c)
+    energy, grad_summed = family.bind(theta)(y, c)
+    torch.testing.assert_close(density.sum((-2, -1)), energy, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, grad_summed, rtol=0, atol=0)
+    moved = y.clone()
+    moved[:, :, p, p] += 0.3
+    density2, grad2 = family.bind_density(theta)(moved, c)
+    changed = ((density2 - density).abs() > 1e-12).any(0)
+    changed_grad = ((grad2 - grad).abs() > 1e-12).any(0).any(0)
+    distance = periodic_distance(n, p)
+    assert changed.any() and changed_grad.any()
+    assert (distance[changed | changed_grad] <= reach).all()
+    if not conditioned and isinstance(family, ScalarPotential):
+        return  # the coarsest potential is on-site: its bound of 3 is not reached
+    assert distance[changed | changed_grad].max() == reach
+
+
+def test_model_density_needs_every_family_local():
+    y, c = small_inputs(True, n=8)
+
+    class Global(QuadraticInteractions):
+        name = "test-global"
+
+        def bind_density(self, theta):
+            return None
+
+    families = [ScalarPotential(windows=4).fit(y, c), Global(radius=1).fit(y, c)]
+    model = ExponentialModel(families, torch.zeros(sum(f.n_features for f in families)).double())
+    assert model.reach is None
+    model.energy_and_grad(y, c)  # the generic path still works
+    with pytest.raises(ValueError, match="test-global"):
+        model.density_and_grad(y, c)
+    local = ExponentialModel(families[:1], torch.zeros(families[0].n_features).double())
+    assert local.reach == 3
+
+
 def test_quadratic_features_enumerate_channel_pairs_and_shifts():
     y, c = small_inputs(True, n=8)
     family = QuadraticInteractions(radius=1).fit(y, c)
@@ -189,15 +252,16 @@ def test_batches_larger_than_a_cpu_chunk_give_each_fields_own_energy_and_gradien
     )
     model = ExponentialModel(families, theta)
     monkeypatch.setattr(base, "_CPU_CHUNK", 3 * y[0].numel())  # chunks of 3, 3 and 1 fields
-    evaluate, chunks = ExponentialModel._energy_and_grad, []
+    evaluate, chunks = model._bound[0], []
 
-    def counted(self, y, c):
+    def counted(y, c):
         chunks.append(len(y))
-        return evaluate(self, y, c)
+        return evaluate(y, c)
 
-    monkeypatch.setattr(ExponentialModel, "_energy_and_grad", counted)
+    model._bound[0] = counted
     energy, grad = model.energy_and_grad(y, c)
     assert chunks == [3, 3, 1]
+    model._bound[0] = evaluate
     for i in range(len(y)):
         alone = model.energy_and_grad(y[i : i + 1], c[i : i + 1])
         torch.testing.assert_close(energy[i : i + 1], alone[0], rtol=1e-13, atol=0)

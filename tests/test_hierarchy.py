@@ -45,6 +45,28 @@ def test_gaussian_free_field_is_reproduced_scale_by_scale():
     assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
 
 
+def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks():
+    # L = 32: the finest grid (16²) takes 8×8 blocks (twice the 9×9 stencil's reach of 4),
+    # the coarser ones fall back to MALA
+    train = free_field(1000, size=32, seed=3)
+    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    result = model.sample(300, seed=4, steps=60, warmup=40, sampler="block")
+    p_train, e_train = spectrum_mean_and_error(train)
+    p_gen, e_gen = spectrum_mean_and_error(result.fields)
+    z = (p_gen - p_train) / np.hypot(e_train, e_gen)
+    assert np.abs(z).max() < 5, z
+    assert result.attrs["sampler"] == "block"
+    acceptance = result.diagnostics["acceptance"].values[1:]
+    assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
+    mixing = model.mixing(train[:20], steps=50, warmup=20, sampler="block")
+    assert mixing["block"].values.tolist() == [0, 0, 0, 0, 8]
+    assert mixing["gradients_per_step"].values.tolist() == [1, 1, 1, 1, 4]
+    with pytest.raises(ValueError, match="sampler must be"):
+        model.sample(2, sampler="gibbs")
+    with pytest.raises(ValueError, match="adjusted=True"):
+        model.sample(2, sampler="block", adjusted=False)
+
+
 def test_energy_recovers_the_free_field_couplings():
     # the factorised energy with fitted free energies must rebuild the microscopic energy
     # E = (β/2) Σ (φ_x − φ_y)² + (m²/2) Σ φ²; the criterion: couplings within 5 %

@@ -8,6 +8,7 @@ from rgfield import stats
 from rgfield.samplers import (
     HMC,
     MALA,
+    BlockMALA,
     adapt_step_size,
     effective_sample_size,
     integrated_autocorrelation_time,
@@ -109,6 +110,68 @@ def test_mala_reproduces_the_covariance_of_a_gaussian_target():
     # the warm-up tunes the acceptance to its target 0.574
     assert abs(float(torch.stack(accepted).mean()) - 0.574) < 0.05
     assert warm.shape == (200,)
+
+
+def nearest_neighbour_gaussian(a: float, k: float):
+    """u(p) = ½ y(p) (Ay)(p), Ay = a y + k Σ_(nearest neighbours) y: a Gaussian of reach 1."""
+
+    def density_and_grad(y):
+        ay = a * y + k * sum(torch.roll(y, s, d) for s in (1, -1) for d in (-2, -1))
+        return 0.5 * (y * ay).sum(1), ay
+
+    return density_and_grad
+
+
+@pytest.mark.parametrize("block", [2, 4])
+def test_block_mala_reproduces_the_covariance_of_a_local_gaussian(block):
+    # exact moments from the Fourier eigenvalues a + 2k(cos q_y + cos q_x) of A; the chains
+    # are independent, so the s.e. of a moment is the spread of the chains' time averages
+    n, a, k, chains = 8, 1.0, 0.2, 400
+    q = 2 * np.pi * np.fft.fftfreq(n)
+    eigen = a + 2 * k * (np.cos(q)[:, None] + np.cos(q)[None, :])
+    variance, neighbour = (1 / eigen).mean(), (np.cos(q)[None, :] / eigen).mean()
+    kernel = BlockMALA(nearest_neighbour_gaussian(a, k), step_size=0.5, block=block)
+    generator = torch.Generator().manual_seed(5)
+    state = kernel.init(torch.zeros(chains, 1, n, n, dtype=torch.float64))
+    kernel, state, _ = kernel.adapt(state, generator, steps=100)
+    square, product, accepted = 0.0, 0.0, []
+    for _ in range(300):
+        state, accept = kernel.step(state, generator)
+        y = state.position[:, 0]
+        square = square + y.square().mean((1, 2)) / 300
+        product = product + (y * torch.roll(y, 1, -1)).mean((1, 2)) / 300
+        accepted.append(accept.mean())
+    for estimate, exact in ((square, variance), (product, neighbour)):
+        error = estimate.std() / np.sqrt(chains)
+        assert abs(estimate.mean() - exact) < 4 * error
+    assert abs(float(torch.stack(accepted).mean()) - 0.574) < 0.05
+    # the density and gradient are updated region by region: they equal a fresh evaluation
+    density, grad = nearest_neighbour_gaussian(a, k)(state.position)
+    torch.testing.assert_close(state.density, density, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(state.grad, grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(state.energy, density.sum((-2, -1)), rtol=1e-12, atol=1e-12)
+
+
+def test_block_mala_rejects_blocks_of_infinite_energy_and_checks_its_arguments():
+    gaussian = nearest_neighbour_gaussian(1.0, 0.2)
+
+    def walled(y):
+        density, grad = gaussian(y)
+        return torch.where(y[:, 0] > 1.0, torch.inf, density), grad
+
+    kernel = BlockMALA(walled, step_size=0.5, block=2)
+    state = kernel.init(torch.zeros(50, 1, 8, 8, dtype=torch.float64))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        state, accept = kernel.step(state, generator)
+        assert (state.position <= 1.0).all()
+    assert 0 < float(accept.mean()) < 1
+    with pytest.raises(ValueError, match="block"):
+        BlockMALA(walled, step_size=0.5, block=3)
+    with pytest.raises(ValueError, match="step_size"):
+        BlockMALA(walled, step_size=0.0, block=2)
+    with pytest.raises(ValueError, match="multiple of 2 × block"):
+        BlockMALA(walled, step_size=0.5, block=4).init(torch.zeros(2, 1, 12, 12))
 
 
 def test_mala_rejects_infinite_energy_and_ula_keeps_the_rest():

@@ -33,7 +33,13 @@ import rgfield
 from rgfield._validate import fresh_seed, is_integer
 from rgfield.energies import FEATURES, ExponentialModel, FeatureFamily, make_feature
 from rgfield.io import as_tensor, save, to_dataset
-from rgfield.samplers import MALA, ChainState, adapt_step_size, integrated_autocorrelation_time
+from rgfield.samplers import (
+    MALA,
+    BlockMALA,
+    ChainState,
+    adapt_step_size,
+    integrated_autocorrelation_time,
+)
 from rgfield.scorematching import ScoreMatchingStatistics, fit_closed_form
 from rgfield.wavelets import WAVELETS, decompose, max_levels, merge
 
@@ -43,6 +49,7 @@ DEFAULT_FEATURES: dict[str, dict] = {"potential": {}, "quadratic": {}}
 _GRADIENT_BYTES = 2**28  # memory for one mini-batch of feature gradients in the fit
 _MOMENT_WARMUP = 100  # MALA steps tuning the step size before moment matching
 _REFINE_COARSE = ("data", "generated")
+_SAMPLERS = ("mala", "block")
 
 
 @dataclass(frozen=True)
@@ -458,12 +465,13 @@ class HierarchicalModel:
         warmup: int | Sequence[int] = 200,
         step_size: float = 0.05,
         adjusted: bool = True,
+        sampler: str = "mala",
     ) -> SampleResult:
         """Draw ``n`` fields coarse to fine: x_J, then x̄_j | x_j for j = J, ..., 1.
 
-        Each model is sampled by :class:`~rgfield.samplers.MALA` with ``n`` chains in one batch,
-        starting from zero details: ``warmup`` steps tune the step size to acceptance 0.574
-        (then it is frozen), ``steps`` more produce the sample.
+        Each model is sampled with ``n`` chains in one batch, starting from zero details:
+        ``warmup`` steps tune the step size to acceptance 0.574 (then it is frozen), ``steps``
+        more produce the sample. A one-variable coarsest model is drawn exactly.
 
         Parameters
         ----------
@@ -479,6 +487,12 @@ class HierarchicalModel:
             Initial MALA step h before the warm-up.
         adjusted : bool
             False: unadjusted Langevin (no Metropolis test; biased by O(h)).
+        sampler : {"mala", "block"}
+            ``"mala"``: :class:`~rgfield.samplers.MALA`, one Metropolis test per field.
+            ``"block"``: :class:`~rgfield.samplers.BlockMALA` (one test per block, a step is a
+            sweep of four colours) on the scales whose grid admits blocks of twice the energy's
+            reach (n ≥ 16 with the default 9×9 stencil), MALA on the smaller ones: the mixing
+            per step of a scale no longer grows with L, at four gradient evaluations per step.
 
         Returns
         -------
@@ -493,6 +507,7 @@ class HierarchicalModel:
             raise ValueError(f"seed must be an integer or None; got {seed!r}")
         steps = _check_steps(steps, self.levels_, "steps")
         warmup = _check_steps(warmup, self.levels_, "warmup")
+        _check_sampler(sampler, adjusted)
         seed = fresh_seed() if seed is None else int(seed)
         generator = torch.Generator().manual_seed(seed)
         stages = [(self.low_, None, warmup[-1], steps[-1], "low")]
@@ -511,7 +526,7 @@ class HierarchicalModel:
                 y, diagnostics = _sample_scalar(model, n, generator), {"exact": 1}
                 bar.update(n_warm + n_run)
             else:
-                kernel = MALA(lambda y, c=c, m=model: m.energy_and_grad(y, c), step_size, adjusted)
+                kernel = _kernel(model, c, shape[-1], step_size, sampler, adjusted)
                 y, diagnostics = _run_chains(
                     kernel, torch.zeros(shape, dtype=torch.float64), generator, n_warm, n_run, bar
                 )
@@ -525,6 +540,7 @@ class HierarchicalModel:
             "levels": self.levels_,
             "wavelet": self.wavelet,
             "adjusted": int(adjusted),
+            "sampler": sampler,
         }
         return SampleResult(x, _trace_dataset(rows), attrs)
 
@@ -535,8 +551,9 @@ class HierarchicalModel:
         warmup: int = 200,
         seed: int = 0,
         step_size: float = 0.05,
+        sampler: str = "mala",
     ) -> xr.Dataset:
-        """Per-scale mixing of the MALA chains, measured from equilibrium starts.
+        """Per-scale mixing of the MCMC chains, measured from equilibrium starts.
 
         For each scale sampled by MALA, chains start from the data's details given the data's
         coarse fields (an equilibrium start when the model fits), adapt their step for
@@ -548,9 +565,12 @@ class HierarchicalModel:
         xarray.Dataset, dim ``scale``: ``tau_energy``, ``tau_sum``, ``step_size``,
         ``acceptance``, ``variance_ratio`` (mean square of the details at the end over that of
         the data: 1 when the conditional reproduces the data's fluctuations given the data's
-        coarse fields), ``seconds_per_step`` (for the whole batch), ``variables`` (per chain).
+        coarse fields), ``seconds_per_step`` (for the whole batch), ``variables`` (per chain),
+        ``gradients_per_step`` (1 for MALA, 4 for a BlockMALA sweep), ``block`` (its side, 0
+        for MALA). ``sampler`` as in :meth:`sample`.
         """
         self._check_fitted()
+        _check_sampler(sampler)
         if not (is_integer(steps) and steps >= 10 and is_integer(warmup) and warmup >= 0):
             raise ValueError(
                 f"steps (>= 10) and warmup (>= 0) must be integers; got {steps!r}, {warmup!r}"
@@ -563,7 +583,7 @@ class HierarchicalModel:
             gamma = float(self.gamma_[j - 1])
             c, y = pyramid.coarse(j) / gamma, pyramid.details[j - 1] / gamma
             model = self.conditionals_[j - 1]
-            kernel = MALA(lambda v, c=c, m=model: m.energy_and_grad(v, c), step_size)
+            kernel = _kernel(model, c, y.shape[-1], step_size, sampler)
             energy, total = [], []
 
             def observe(state: ChainState, energy=energy, total=total) -> None:
@@ -581,6 +601,8 @@ class HierarchicalModel:
                     "variance_ratio": float(end.square().mean() / y.square().mean()),
                     "seconds_per_step": run["seconds"] / steps,
                     "variables": y[0].numel(),
+                    "gradients_per_step": 4 if isinstance(kernel, BlockMALA) else 1,
+                    "block": kernel.block if isinstance(kernel, BlockMALA) else 0,
                 }
             )
         return _report_dataset(rows)
@@ -810,7 +832,7 @@ def match_moments(
     thin = max(1, (steps - steps // 2) // 10)
     for iteration in range(iterations):
         current = ExponentialModel(features, theta)
-        kernel = MALA(lambda v, m=current: m.energy_and_grad(v, coarse), step_size)
+        kernel = _kernel(current, coarse, y.shape[-1], step_size)
         kept, done = [], [0]
 
         def observe(state: ChainState, kept=kept, done=done) -> None:
@@ -856,8 +878,37 @@ def _report_dataset(rows: list[dict]) -> xr.Dataset:
     return xr.Dataset(data, coords={"scale": scale})
 
 
+def _check_sampler(sampler: str, adjusted: bool = True) -> None:
+    if sampler not in _SAMPLERS:
+        raise ValueError(f"sampler must be one of {_SAMPLERS}; got {sampler!r}")
+    if sampler == "block" and not adjusted:
+        raise ValueError("sampler: 'block' makes Metropolis tests; it needs adjusted=True")
+
+
+def _block_size(reach: int | None, n: int) -> int | None:
+    """Smallest even block side b ≥ 2 × reach with n a multiple of 2b; None if there is none."""
+    if reach is None:
+        return None
+    return next((b for b in range(max(2, 2 * reach), n // 2 + 1, 2) if n % (2 * b) == 0), None)
+
+
+def _kernel(
+    model: ExponentialModel,
+    c: torch.Tensor | None,
+    n: int,
+    step_size: float,
+    sampler: str = "mala",
+    adjusted: bool = True,
+) -> MALA | BlockMALA:
+    """The kernel of one scale (grid n × n): BlockMALA when asked for and blocks fit, else MALA."""
+    block = _block_size(model.reach, n) if sampler == "block" else None
+    if block is not None:
+        return BlockMALA(lambda y, c=c, m=model: m.density_and_grad(y, c), step_size, block)
+    return MALA(lambda y, c=c, m=model: m.energy_and_grad(y, c), step_size, adjusted)
+
+
 def _run_chains(
-    kernel: MALA,
+    kernel: MALA | BlockMALA,
     y: torch.Tensor,
     generator: torch.Generator,
     warmup: int,
@@ -865,7 +916,7 @@ def _run_chains(
     bar=None,
     observe: Callable[[ChainState], None] | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """Warm up (tuning h), then run ``steps`` frozen MALA steps; return the end and diagnostics.
+    """Warm up (tuning h), then run ``steps`` frozen steps; return the end and diagnostics.
 
     ``observe(state)`` is called after every step past the warm-up.
     """

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.energies.base import EnergyFn, FeatureFamily, register_feature
+from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
 from rgfield.wavelets import merge, split
 
 __all__ = ["ScalarPotential"]
 
 _VALUES_PER_WINDOW = 100  # data values per window at least: coarse scales are data-poor
 _TABLE_CELLS = 2**14  # cells of the tabulated potential used for sampling
+
+
+@cache
+def _atom_radius(wavelet: str) -> int:
+    """Reach (in cells) of the potential's density and gradient, from the synthesis atoms.
+
+    A detail coefficient at cell k moves the finer field on fine pixels 2k + a .. 2k + b (all
+    three detail channels together, read off the synthesis of one impulse). The gradient at k
+    reaches the coefficients whose atoms overlap k's, |k − k'| ≤ ⌊(b − a)/2⌋; the density of
+    cell p (fine pixels 2p, 2p + 1) those whose atoms cover them, k − p in
+    [⌈−b/2⌉, ⌊(1 − a)/2⌋]. Returns the larger reach: 3 for db4 (a, b = −3, 4).
+    """
+    n = 64  # wide enough that the atom does not wrap around
+    impulse = torch.zeros(1, 3, n, n, dtype=torch.float64)
+    impulse[0, :, n // 2, n // 2] = 1.0
+    rows = merge(torch.zeros(1, n, n, dtype=torch.float64), impulse, wavelet)[0].abs().sum(1)
+    covered = torch.nonzero(rows > 0).flatten()
+    a, b = int(covered.min()) - n, int(covered.max()) - n
+    return max((b - a) // 2, b // 2, (1 - a) // 2)
 
 
 @register_feature
@@ -164,8 +185,21 @@ class ScalarPotential(FeatureFamily):
         v0, v1, s0, s1 = v[:-1], v[1:], h * slope[:-1], h * slope[1:]
         return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1])
 
-    def bind(self, theta: torch.Tensor) -> EnergyFn:
-        """U = Σ_u v(x(u)) and ∇_y U, with v and v' from the table of :meth:`_cubic_table`.
+    @property
+    def reach(self) -> int:
+        """Reach of the density and gradient: that of the wavelet's synthesis atoms.
+
+        A detail coefficient at cell k moves the finer field on the atom's support (fine
+        pixels 2k + a .. 2k + b); the density of cell p (fine pixels 2p, 2p + 1) reaches the
+        coefficients whose atoms cover those pixels, the gradient at k those whose atoms
+        overlap k's: ⌊(b − a)/2⌋ cells, 3 for db4. Without a coarse field (the coarsest
+        model) the reach is 0, which this bound covers.
+        """
+        return _atom_radius(self.wavelet)
+
+    def bind_density(self, theta: torch.Tensor) -> DensityFn:
+        """u(p) = Σ v(x(u)) over the field pixels of cell p, and ∇_y U, with v and v' from the
+        table of :meth:`_cubic_table`; u = +∞ where x leaves the support.
 
         The tabulated potential is C¹ and its slope is the exact derivative of the tabulated
         values, so a sampler using both targets exp(−Σ_u v_table) exactly; evaluating the table
@@ -177,7 +211,7 @@ class ScalarPotential(FeatureFamily):
         lo, hi = self.support.tolist()
         h = (hi - lo) / _TABLE_CELLS
 
-        def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
+        def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
             key = (x.device, x.dtype)
             if key not in tables:
@@ -188,11 +222,13 @@ class ScalarPotential(FeatureFamily):
             a, b, c2, d = (row[cell] for row in tables[key])
             v = a + t * (b + t * (c2 + t * d))
             slope = (b + t * (2 * c2 + 3 * t * d)) / h
-            outside = ((x < lo) | (x > hi) | x.isnan()).flatten(1).any(1)
-            energy = torch.where(outside, torch.inf, v.sum((-2, -1)))
-            return energy, self._pull_back(slope, c)
+            v = torch.where((x < lo) | (x > hi) | x.isnan(), torch.inf, v)
+            if c is not None:  # the four field pixels of each cell of y's grid
+                n, m = y.shape[-2:]
+                v = v.reshape(-1, n, 2, m, 2).sum((2, 4))
+            return v, self._pull_back(slope, c)
 
-        return energy_and_grad
+        return density_and_grad
 
     def potential(self, theta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """v(t) = Σ_k θ_k σ((t − c_k)/s_k) at values ``t`` (for plots of the learned potential)."""

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.energies.base import EnergyFn, FeatureFamily, register_feature
+from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
 
 __all__ = ["QuadraticInteractions"]
 
@@ -32,7 +32,7 @@ class QuadraticInteractions(FeatureFamily):
     Each feature is ½ Xᵀ A X with a symmetric periodic convolution A, so its y-gradient is
     (A X) restricted to y and its Laplacian is the constant n² on same-channel zero shifts of a
     sampled channel and 0 otherwise. For fixed θ, U = ½ Xᵀ(Σ θ_f A_f)X and ∇U are one FFT
-    convolution with the combined kernel (see :meth:`bind`).
+    convolution with the combined kernel (see :meth:`bind_density`).
 
     Parameters
     ----------
@@ -154,17 +154,27 @@ class QuadraticInteractions(FeatureFamily):
         k.index_put_((b, a, -sy % ny, -sx % nx), 0.5 * theta, accumulate=True)
         return k
 
-    def bind(self, theta: torch.Tensor) -> EnergyFn:
+    @property
+    def reach(self) -> int:
+        """Largest periodic distance |s| (Chebyshev) of the stencil's shifts: u(p) = ½ X(p)·(K ⊛
+        X)(p) and ∇U(p) = (K ⊛ X)(p) reach no farther."""
+        ny, nx = self.shape
+        sy, sx = self.pairs[:, 2], self.pairs[:, 3]
+        return int(np.maximum(np.minimum(sy, ny - sy), np.minimum(sx, nx - sx)).max(initial=0))
+
+    def bind_density(self, theta: torch.Tensor) -> DensityFn:
+        """u(p) = ½ Σ_a X_a(p) (K ⊛ X)_a(p), whose sum is U = ½ Xᵀ(Σ θ_f A_f)X, and ∇_y U = (K ⊛
+        X) on the sampled channels: one FFT convolution with the combined kernel."""
         spectrum = torch.fft.rfft2(self.kernel(theta))
 
-        def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
+        def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._stack(y, c)
             xf = torch.fft.rfft2(x)
             product = torch.einsum("abkl,Bbkl->Bakl", spectrum.to(xf), xf)
             ax = torch.fft.irfft2(product, s=self.shape).to(x.dtype)
-            return 0.5 * (x * ax).sum((1, 2, 3)), ax[:, : self.sampled]
+            return 0.5 * (x * ax).sum(1), ax[:, : self.sampled]
 
-        return energy_and_grad
+        return density_and_grad
 
     def get_state(self) -> dict:
         return {
