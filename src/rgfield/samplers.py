@@ -217,7 +217,8 @@ class BlockMALA:
     def __post_init__(self) -> None:
         if not self.step_size > 0:
             raise ValueError(f"step_size must be positive; got {self.step_size!r}")
-        if not (isinstance(self.block, int | np.integer) and self.block >= 2 and self.block % 2 == 0):
+        block = self.block
+        if not (isinstance(block, int | np.integer) and block >= 2 and block % 2 == 0):
             raise ValueError(f"block must be an even integer >= 2; got {self.block!r}")
 
     def init(self, position: torch.Tensor) -> ChainState:
