@@ -79,7 +79,13 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
     assert "acceptance per scale" in capsys.readouterr().out
     drawn = io.load(samples)
     assert drawn.shape == (50, 8, 8) and drawn.attrs["seed"] == 3
+    assert drawn.attrs["sampler"] == "mala"
     assert main(command) == 1  # never overwrites silently
+    # 8×8 fields have no grid large enough for blocks: the block sampler falls back to MALA
+    blocked = [*command[:-3], "--sampler", "block", "--out", str(tmp_path / "b.nc")]
+    assert main([*blocked, "--no-progress"]) == 0
+    again = io.load(tmp_path / "b.nc")
+    assert again.attrs["sampler"] == "block" and np.array_equal(again.values, drawn.values)
     assert (
         main(
             [

@@ -174,8 +174,14 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model file written by `rgfield fit`")
     parser.add_argument("--n", type=int, required=True, help="number of fields")
     parser.add_argument("--seed", type=int, help="random seed (default: fresh entropy)")
-    parser.add_argument("--steps", type=int, default=300, help="MALA steps per scale")
+    parser.add_argument("--steps", type=int, default=300, help="MCMC steps per scale")
     parser.add_argument("--warmup", type=int, default=200, help="warm-up steps per scale")
+    parser.add_argument(
+        "--sampler",
+        choices=("mala", "block"),
+        default="mala",
+        help="MALA per scale, or block MALA (one test per block; flat mixing in L) where it fits",
+    )
     parser.add_argument("--out", required=True, help="netCDF file to write")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -188,7 +194,9 @@ def _run_sample(args: argparse.Namespace) -> int:
     if not args.overwrite and Path(args.out).exists():
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     model = HierarchicalModel.load(args.model, progress=not args.no_progress)
-    result = model.sample(args.n, seed=args.seed, steps=args.steps, warmup=args.warmup)
+    result = model.sample(
+        args.n, seed=args.seed, steps=args.steps, warmup=args.warmup, sampler=args.sampler
+    )
     _print_acceptance(result.diagnostics)
     io.save(result.to_dataset(), args.out, overwrite=args.overwrite)
     print(f"{args.n} fields written to {args.out}")
