@@ -555,7 +555,7 @@ class HierarchicalModel:
     ) -> xr.Dataset:
         """Per-scale mixing of the MCMC chains, measured from equilibrium starts.
 
-        For each scale sampled by MALA, chains start from the data's details given the data's
+        For each scale sampled by MCMC, chains start from the data's details given the data's
         coarse fields (an equilibrium start when the model fits), adapt their step for
         ``warmup`` steps, then run ``steps``; τ_int (Madras–Sokal) is measured on the energy
         and on the sum of the details (the slowest, long-wavelength mode) of each chain.
