@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import ClassVar, Self
 
 import numpy as np
 import torch
@@ -55,8 +56,26 @@ def _select(accept: torch.Tensor, proposal: ChainState, current: ChainState) -> 
     )
 
 
+class _StepAdapting:
+    """``adapt`` for kernels with a ``step_size``, towards the class's ``target_acceptance``."""
+
+    target_acceptance: ClassVar[float]
+
+    def adapt(
+        self,
+        state: ChainState,
+        generator: torch.Generator,
+        steps: int,
+        target: float | None = None,
+    ) -> tuple[Self, ChainState, np.ndarray]:
+        """Tune ``step_size`` towards acceptance ``target`` (default: the kernel's
+        ``target_acceptance``); see :func:`adapt_step_size`."""
+        target = self.target_acceptance if target is None else target
+        return adapt_step_size(self, state, generator, steps, target)
+
+
 @dataclass
-class HMC:
+class HMC(_StepAdapting):
     """Hamiltonian Monte Carlo for p(x) ∝ exp(−U(x)), chains along the leading dimension.
 
     One step draws momenta p ~ N(0, 1), integrates Hamilton's equations for H = U(x) + |p|²/2
@@ -74,6 +93,7 @@ class HMC:
     grad: Callable[[torch.Tensor], torch.Tensor]
     step_size: float
     n_leapfrog: int = 10
+    target_acceptance: ClassVar[float] = 0.8
 
     def __post_init__(self) -> None:
         if not self.step_size > 0:
@@ -106,19 +126,9 @@ class HMC:
         accept = (u < torch.exp(-delta)) & torch.isfinite(delta)
         return _select(accept, ChainState(x, energy, g), state), accept
 
-    def adapt(
-        self,
-        state: ChainState,
-        generator: torch.Generator,
-        steps: int,
-        target: float = 0.8,
-    ) -> tuple[HMC, ChainState, np.ndarray]:
-        """Tune ``step_size`` towards acceptance ``target``; see :func:`adapt_step_size`."""
-        return adapt_step_size(self, state, generator, steps, target)
-
 
 @dataclass
-class MALA:
+class MALA(_StepAdapting):
     """Metropolis-adjusted Langevin algorithm for p(x) ∝ exp(−U(x)), chains along dim 0.
 
     Proposal x' = x − h ∇U(x) + √(2h) ξ, ξ ~ N(0, 1), accepted chain by chain with probability
@@ -139,6 +149,7 @@ class MALA:
     energy_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     step_size: float
     adjusted: bool = True
+    target_acceptance: ClassVar[float] = 0.574
 
     def __post_init__(self) -> None:
         if not self.step_size > 0:
@@ -165,19 +176,9 @@ class MALA:
             accept &= torch.log(u) < log_ratio
         return _select(accept, ChainState(proposal, energy, grad), state), accept
 
-    def adapt(
-        self,
-        state: ChainState,
-        generator: torch.Generator,
-        steps: int,
-        target: float = 0.574,
-    ) -> tuple[MALA, ChainState, np.ndarray]:
-        """Tune ``step_size`` towards acceptance ``target``; see :func:`adapt_step_size`."""
-        return adapt_step_size(self, state, generator, steps, target)
-
 
 @dataclass
-class BlockMALA:
+class BlockMALA(_StepAdapting):
     """MALA with one Metropolis test per block: Metropolis-within-Gibbs over a coloured tiling.
 
     For p(y) ∝ exp(−U(y)), U = Σ_p u(p) a sum of energy densities over the cells p of an n × n
@@ -213,6 +214,7 @@ class BlockMALA:
     density_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     step_size: float
     block: int
+    target_acceptance: ClassVar[float] = 0.574
 
     def __post_init__(self) -> None:
         if not self.step_size > 0:
@@ -269,16 +271,6 @@ class BlockMALA:
             density,
         )
         return new, accept.flatten(1).double().mean(1)
-
-    def adapt(
-        self,
-        state: ChainState,
-        generator: torch.Generator,
-        steps: int,
-        target: float = 0.574,
-    ) -> tuple[BlockMALA, ChainState, np.ndarray]:
-        """Tune ``step_size`` towards acceptance ``target``; see :func:`adapt_step_size`."""
-        return adapt_step_size(self, state, generator, steps, target)
 
 
 def adapt_step_size(
