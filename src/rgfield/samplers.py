@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import ClassVar, Self
 
 import numpy as np
@@ -249,9 +250,7 @@ class BlockMALA(_StepAdapting):
         x, g, u, h, b = state.position, state.grad, state.density, self.step_size, self.block
         shift = (b // 2 - colour[0] * b, b // 2 - colour[1] * b)  # puts R_B on a 2b × 2b tile
         ny, nx = x.shape[-2:]
-        tile = torch.zeros(2 * b, 2 * b, dtype=torch.bool, device=x.device)
-        tile[b // 2 : b // 2 + b, b // 2 : b // 2 + b] = True
-        mask = torch.roll(tile.repeat(ny // (2 * b), nx // (2 * b)), (-shift[0], -shift[1]), (0, 1))
+        mask = _colour_mask(ny, nx, b, colour, x.device)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         proposal = torch.where(mask, x - h * g + np.sqrt(2 * h) * noise, x)
         u_new, g_new = self.density_and_grad(proposal)
@@ -271,6 +270,17 @@ class BlockMALA(_StepAdapting):
             density,
         )
         return new, accept.flatten(1).double().mean(1)
+
+
+@cache
+def _colour_mask(
+    ny: int, nx: int, block: int, colour: tuple[int, int], device: torch.device
+) -> torch.Tensor:
+    """True on the blocks of one colour of the ny × nx grid (see :class:`BlockMALA`)."""
+    b = block
+    tile = torch.zeros(2 * b, 2 * b, dtype=torch.bool, device=device)
+    tile[colour[0] * b : colour[0] * b + b, colour[1] * b : colour[1] * b + b] = True
+    return tile.repeat(ny // (2 * b), nx // (2 * b))
 
 
 def adapt_step_size(

@@ -187,14 +187,9 @@ class ScalarPotential(FeatureFamily):
 
     @property
     def reach(self) -> int:
-        """Reach of the density and gradient: that of the wavelet's synthesis atoms.
-
-        A detail coefficient at cell k moves the finer field on the atom's support (fine
-        pixels 2k + a .. 2k + b); the density of cell p (fine pixels 2p, 2p + 1) reaches the
-        coefficients whose atoms cover those pixels, the gradient at k those whose atoms
-        overlap k's: ⌊(b − a)/2⌋ cells, 3 for db4. Without a coarse field (the coarsest
-        model) the reach is 0, which this bound covers.
-        """
+        """Reach of the density and gradient set by the wavelet's synthesis atoms (see
+        :func:`_atom_radius`; 3 for db4). Without a coarse field (the coarsest model) the reach
+        is 0, which this bound covers."""
         return _atom_radius(self.wavelet)
 
     def bind_density(self, theta: torch.Tensor) -> DensityFn:
