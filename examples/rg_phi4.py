@@ -1,7 +1,8 @@
 """Fit wavelet RG models to φ⁴ ensembles, sample them, and check them against the MCMC data.
 
 For each ensemble file: fit a HierarchicalModel, draw as many fields as the data hold, write a
-validation report (figures and tables) and print the acceptance figures of docs/rg.md:
+validation report (figures and tables) and the model to OUT/<ensemble>/, and print the
+acceptance figures of docs/rg.md:
 the worst power-spectrum bin, the pixel KS statistic beside the reference's own split-half
 level, the φ⁴ observables' z-scores, the coarse-field growth per scale, and the couplings
 β, λ read off the model's reconstructed energy (its gradient at the first 200 training fields
@@ -29,18 +30,29 @@ from rgfield.hierarchy import HierarchicalModel
 from rgfield.report import summary, write_report
 
 
-def check(path: Path, out: Path, n: int | None, seed: int, refine: int, coarse: str) -> str:
+def iterations(size: int, fine: int, coarse: int) -> list[int]:
+    """Moment-matching iterations per model, finest conditional first, the 1×1 field last:
+    ``coarse`` where the details lie on at most 4×4 sites (seconds per iteration), else
+    ``fine``."""
+    levels = size.bit_length() - 1
+    return [fine if size >> j > 4 else coarse for j in range(1, levels + 1)] + [coarse]
+
+
+def check(path: Path, args: argparse.Namespace) -> str:
     data = io.load(path)
     start = time.perf_counter()
-    model = HierarchicalModel(refine=refine, refine_coarse=coarse).fit(data)
+    schedule = iterations(data.shape[-1], args.refine, args.coarse_refine)
+    model = HierarchicalModel(refine=schedule, refine_coarse=args.refine_coarse)
+    model.fit(data, seed=args.fit_seed)
     fit_seconds = time.perf_counter() - start
     fields = data.values[:200]
     couplings = fit_couplings(fields, model.energy_and_grad(fields)[1])
     beta, lam = float(data.attrs["beta"]), float(data.attrs["lam"])
     start = time.perf_counter()
-    result = model.sample(n or data.shape[0], seed=seed)
+    result = model.sample(args.n or data.shape[0], seed=args.seed)
     sample_seconds = time.perf_counter() - start
-    write_report(data, result.fields, out / path.stem, model=model, overwrite=True)
+    report = write_report(data, result.fields, args.out / path.stem, model=model, overwrite=True)
+    model.save(report / "model.nc", overwrite=True)
     tables = summary(data, result.fields, observables=True)
     ps, obs, px, sc = (tables[k] for k in ("power_spectrum", "observables", "pixels", "scales"))
     worst = int(np.argmax(np.abs(ps.ratio.values - 1)))
@@ -66,8 +78,15 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path, help="φ⁴ ensembles (netCDF)")
     parser.add_argument("--out", type=Path, default=Path("rg-phi4"), help="report directory")
     parser.add_argument("--n", type=int, help="fields to generate (default: as many as the data)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated fields")
+    parser.add_argument("--fit-seed", type=int, default=0, help="seed of the refinement chains")
     parser.add_argument("--refine", type=int, default=10, help="moment-matching iterations")
+    parser.add_argument(
+        "--coarse-refine",
+        type=int,
+        default=30,
+        help="moment-matching iterations of the models whose details lie on ≤ 4×4 sites",
+    )
     parser.add_argument(
         "--refine-coarse",
         choices=("data", "generated"),
@@ -84,7 +103,7 @@ def main() -> None:
     )
     rows = [header, "|" + "---|" * 13]
     for path in args.files:
-        rows.append(check(path, args.out, args.n, args.seed, args.refine, args.refine_coarse))
+        rows.append(check(path, args))
         print(rows[-1], flush=True)
     (args.out / "acceptance.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))

@@ -121,6 +121,12 @@ def test_user_errors_exit_1_with_one_line(tmp_path, capsys):
     assert main(["compare", "--reference", str(tmp_path / "none.nc"), "--samples", "x"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("rgfield compare: error:") and "no such file" in err
+    # --refine takes one count or one per model (J + 1 = 4 for 8×8 fields)
+    io.save(io.to_dataset(np.zeros((4, 8, 8)) + np.arange(8), "phi"), tmp_path / "d.nc")
+    fit = ["fit", "--data", str(tmp_path / "d.nc"), "--out", str(tmp_path / "m.nc")]
+    assert main([*fit, "--refine", "1", "2", "--no-progress"]) == 1
+    assert "refine must be a non-negative integer or 4 of them" in capsys.readouterr().err
+    assert not (tmp_path / "m.nc").exists()
 
 
 def test_console_entry_point_runs():

@@ -244,6 +244,24 @@ def test_refined_fit_is_reported_and_saved(tmp_path, coarse):
     torch.testing.assert_close(twin.conditionals_[0].theta, model.conditionals_[0].theta)
 
 
+def test_refinement_iterations_per_scale(tmp_path):
+    # one count per model, finest conditional first and the coarsest field last; a scale
+    # given 0 keeps its score-matching fit
+    fields = free_field(100, size=8)  # J = 3: conditionals on 4², 2², 1² details, 1×1 low
+    model = HierarchicalModel(refine=[0, 2, 1, 3], refine_steps=20, progress=False)
+    model.fit(fields, seed=3)
+    method = model.fit_report_["method"]
+    assert method.sel(scale="j=1").item() == "score matching"
+    assert method.sel(scale="j=2").item() == "score matching + moment matching"
+    assert method.sel(scale="low").item() == "maximum likelihood"
+    again = HierarchicalModel.load(model.save(tmp_path / "model.nc"), progress=False)
+    assert again.refine == [0, 2, 1, 3]
+    with pytest.raises(ValueError, match="refine must be a non-negative integer or 4 of them"):
+        HierarchicalModel(refine=[1, 2], progress=False).fit(fields)
+    with pytest.raises(ValueError, match="refine: refine_coarse='generated'"):
+        HierarchicalModel(refine=[0, 2, 1, 3], refine_coarse="generated")
+
+
 def test_save_load_sample_gives_identical_fields(tmp_path):
     model = HierarchicalModel(progress=False).fit(free_field(200, size=8))
     path = model.save(tmp_path / "model.nc")
@@ -336,6 +354,8 @@ def test_bad_input_gives_clear_errors(tmp_path):
         HierarchicalModel(wavelet="haar2")
     with pytest.raises(ValueError, match="refine must"):
         HierarchicalModel(refine=-1)
+    with pytest.raises(ValueError, match="refine must"):
+        HierarchicalModel(refine=[3, 1.5])
     with pytest.raises(ValueError, match="refine_steps"):
         HierarchicalModel(refine_steps=1)
     with pytest.raises(ValueError, match="refine_coarse"):

@@ -116,7 +116,12 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--radius", type=int, help="stencil radius of the quadratic couplings")
     parser.add_argument("--ridge", type=float, default=1e-6, help="score-matching ridge")
     parser.add_argument(
-        "--refine", type=int, default=0, help="moment-matching iterations per scale (0: off)"
+        "--refine",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="moment-matching iterations: one value for every scale, or J + 1 values (finest"
+        " conditional first, coarsest field last); 0: off",
     )
     parser.add_argument(
         "--refine-coarse",
@@ -142,7 +147,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         wavelet=args.wavelet,
         features={"potential": {"windows": args.windows}, "quadratic": {"radius": args.radius}},
         ridge=args.ridge,
-        refine=args.refine,
+        refine=args.refine[0] if len(args.refine) == 1 else args.refine,
         refine_coarse=args.refine_coarse,
         progress=not args.no_progress,
     ).fit(data, seed=args.seed)
