@@ -28,13 +28,14 @@ from rgfield import io
 from rgfield.fields.phi4 import fit_couplings
 from rgfield.hierarchy import HierarchicalModel
 from rgfield.report import summary, write_report
+from rgfield.wavelets import max_levels
 
 
 def iterations(size: int, fine: int, coarse: int) -> list[int]:
-    """Moment-matching iterations per model, finest conditional first, the 1×1 field last:
-    ``coarse`` where the details lie on at most 4×4 sites (seconds per iteration), else
+    """Moment-matching iterations per model, finest conditional first, the coarsest field
+    last: ``coarse`` where the details lie on at most 4×4 sites (seconds per iteration), else
     ``fine``."""
-    levels = size.bit_length() - 1
+    levels = max_levels((size, size))
     return [fine if size >> j > 4 else coarse for j in range(1, levels + 1)] + [coarse]
 
 
