@@ -1,0 +1,45 @@
+"""MCMC kernels with one contract, their warm-up, a chain runner and autocorrelation analysis.
+
+Every kernel samples p(x) ∝ exp(log p(x)) for a batch of chains (the leading dimension) and
+follows the BlackJAX habit (docs/architecture.md, "Sampler kernels"):
+
+* it is built from a log-density function ``logdensity_and_grad(x) -> (log p, ∇ log p)``
+  (:data:`LogDensityFn`) and its parameters (``step_size``, ...);
+* ``init(position) -> State`` caches the position, log-density and gradient of every chain;
+* ``step(state, generator) -> (State, Info)`` makes one transition of every chain; ``Info``
+  holds the acceptance probability, the accepted fraction and divergences, chain by chain;
+* the class attribute ``target_acceptance`` is what :func:`adapt_step_size` tunes towards.
+
+Kernels: :class:`MALA` (and unadjusted Langevin), :class:`BlockMALA` (one Metropolis test
+per block of a coloured tiling, for sums of local densities) and :class:`HMC`.
+:func:`run_chains` warms a kernel up and runs it, recording the log-density trace;
+:func:`integrated_autocorrelation_time` and :func:`effective_sample_size` measure mixing.
+"""
+
+from rgfield.mcmc.adaptation import adapt_step_size
+from rgfield.mcmc.base import Info, Kernel, LogDensityFn, State
+from rgfield.mcmc.block import BlockMALA
+from rgfield.mcmc.chains import ChainRun, run_chains
+from rgfield.mcmc.diagnostics import (
+    Autocorrelation,
+    effective_sample_size,
+    integrated_autocorrelation_time,
+)
+from rgfield.mcmc.hmc import HMC
+from rgfield.mcmc.mala import MALA
+
+__all__ = [
+    "HMC",
+    "MALA",
+    "Autocorrelation",
+    "BlockMALA",
+    "ChainRun",
+    "Info",
+    "Kernel",
+    "LogDensityFn",
+    "State",
+    "adapt_step_size",
+    "effective_sample_size",
+    "integrated_autocorrelation_time",
+    "run_chains",
+]

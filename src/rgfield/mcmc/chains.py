@@ -1,0 +1,125 @@
+"""The chain runner: warm-up, then frozen steps, with the log-density trace and its τ_int."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rgfield._validate import is_integer
+from rgfield.mcmc.adaptation import adapt_step_size
+from rgfield.mcmc.base import Info, Kernel, State
+from rgfield.mcmc.diagnostics import Autocorrelation, integrated_autocorrelation_time
+
+__all__ = ["ChainRun", "run_chains"]
+
+Callback = Callable[[State, Info, bool], None]
+"""``callback(state, info, sampling)`` after every step; ``sampling`` is False in warm-up."""
+
+
+@dataclass(frozen=True)
+class ChainRun:
+    """The end of a batch of chains run by :func:`run_chains`, with its record.
+
+    Attributes
+    ----------
+    state : State
+        The chains' last state.
+    kernel : the kernel with its tuned (frozen) step size.
+    warmup_acceptance : np.ndarray (warmup,)
+        Mean accepted fraction over chains at each warm-up step.
+    acceptance : np.ndarray (steps,)
+        The same at each step after the warm-up.
+    logdensity : np.ndarray (chains, warmup + steps)
+        log p of every chain after every step, warm-up included (NaN where not finite).
+    warmup : int
+    seconds : float
+        Wall time of the steps after the warm-up.
+    """
+
+    state: State
+    kernel: Kernel
+    warmup_acceptance: np.ndarray
+    acceptance: np.ndarray
+    logdensity: np.ndarray
+    warmup: int
+    seconds: float
+
+    @property
+    def steps(self) -> int:
+        return len(self.acceptance)
+
+    def autocorrelation(self) -> Autocorrelation:
+        """τ_int (Madras–Sokal) of the log-density after the warm-up, chains pooled."""
+        return integrated_autocorrelation_time(self.logdensity[:, self.warmup :])
+
+    def effective_sample_size(self) -> float:
+        """chains × steps / (2 τ_int) of the log-density after the warm-up."""
+        return self.logdensity[:, self.warmup :].size / (2 * self.autocorrelation().tau)
+
+
+def run_chains(
+    kernel: Kernel,
+    position: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    warmup: int,
+    steps: int,
+    callback: Callback | None = None,
+) -> ChainRun:
+    """Warm a kernel up from ``position`` (tuning its step size), then run ``steps`` more.
+
+    Parameters
+    ----------
+    kernel : any kernel of :mod:`rgfield.mcmc`.
+    position : torch.Tensor (chains, ...)
+    generator : torch.Generator
+        On the device of ``position``; the same generator state gives the same chains.
+    warmup, steps : int
+        Steps of :func:`~rgfield.mcmc.adapt_step_size` towards the kernel's target
+        acceptance, then steps at the frozen step size.
+    callback : callable, optional
+        ``callback(state, info, sampling)`` after every step (progress bars, observables).
+
+    Returns
+    -------
+    ChainRun
+    """
+    if not (is_integer(steps) and steps >= 0):
+        raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
+    trace = []
+
+    def record(state: State, info: Info, sampling: bool) -> None:
+        trace.append(state.logdensity)
+        if callback is not None:
+            callback(state, info, sampling)
+
+    kernel, state, warm = adapt_step_size(
+        kernel,
+        kernel.init(position),
+        generator,
+        warmup,
+        callback=lambda state, info: record(state, info, False),
+    )
+    accepted = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, info = kernel.step(state, generator)
+        accepted.append(info.accepted.double().mean())
+        record(state, info, True)
+    seconds = time.perf_counter() - start
+    logdensity = (
+        torch.stack(trace, 1).double().cpu().numpy() if trace else np.empty((position.shape[0], 0))
+    )
+    return ChainRun(
+        state=state,
+        kernel=kernel,
+        warmup_acceptance=warm,
+        acceptance=torch.stack(accepted).cpu().numpy() if accepted else np.empty(0),
+        logdensity=np.where(np.isfinite(logdensity), logdensity, np.nan),
+        warmup=int(warmup),
+        seconds=seconds,
+    )

@@ -1,0 +1,70 @@
+"""The Metropolis-adjusted Langevin algorithm (and its unadjusted variant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from rgfield.mcmc.base import Info, LogDensityFn, State, metropolis_test, per_chain, select
+
+__all__ = ["MALA"]
+
+
+@dataclass(frozen=True)
+class MALA:
+    """Metropolis-adjusted Langevin algorithm for p(x), chains along the leading dimension.
+
+    Proposal x' = x + h ∇log p(x) + √(2h) ξ, ξ ~ N(0, 1), accepted chain by chain with
+    probability min(1, α),
+
+        log α = log p(x') − log p(x) − [‖x − x' − h∇log p(x')‖² − ‖x' − x − h∇log p(x)‖²] / 4h
+
+    (Roberts & Tweedie, Bernoulli 2, 341 (1996)). Its optimal acceptance in high dimension is
+    0.574 (Roberts & Rosenthal, JRSS B 60, 255 (1998)). With ``adjusted=False`` every finite
+    proposal is kept (the unadjusted Langevin algorithm, biased by O(h)). A proposal outside
+    the support (log p = −∞) or with a NaN log-density is always rejected.
+
+    Parameters
+    ----------
+    logdensity_and_grad : :data:`~rgfield.mcmc.LogDensityFn`
+    step_size : float
+        h.
+    adjusted : bool
+    """
+
+    logdensity_and_grad: LogDensityFn
+    step_size: float
+    adjusted: bool = True
+    target_acceptance: ClassVar[float] = 0.574
+
+    def __post_init__(self) -> None:
+        if not self.step_size > 0:
+            raise ValueError(f"step_size must be positive; got {self.step_size!r}")
+
+    def init(self, position: torch.Tensor) -> State:
+        logdensity, grad = self.logdensity_and_grad(position)
+        return State(position, per_chain(logdensity), grad)
+
+    def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]:
+        """One MALA transition of every chain."""
+        x, g, h = state.position, state.grad, self.step_size
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        proposal = x + h * g + np.sqrt(2 * h) * noise
+        logdensity, grad = self.logdensity_and_grad(proposal)
+        logdensity = per_chain(logdensity)
+        finite = torch.isfinite(logdensity)
+        if self.adjusted:
+            dims = tuple(range(1, x.dim()))
+            forward = (proposal - x - h * g).square().sum(dims)
+            backward = (x - proposal - h * grad).square().sum(dims)
+            log_ratio = logdensity - state.logdensity + (forward - backward) / (4 * h)
+            accept, rate, _ = metropolis_test(log_ratio, generator)
+            accept &= finite
+            rate = torch.where(finite, rate, 0.0)
+        else:
+            accept, rate = finite, finite.to(x.dtype)
+        info = Info(rate, accept.to(x.dtype), ~finite)
+        return select(accept, State(proposal, logdensity, grad), state), info
