@@ -1,0 +1,205 @@
+"""Models as self-describing netCDF files: one variable per learned array, the spec in attrs.
+
+Layout (``format_version`` 2; files of format 1, written before it had a number, load too):
+
+* attrs ``model`` (the class), ``format_version``, ``rgfield_version``, ``created`` and
+  ``specification``: JSON with the constructor ``parameters``, the fitted ``levels`` and
+  ``size``, and per factor (``low``, ``j1`` … ``jJ``, ``free1`` … ``freeJ``) the list of its feature
+  families: registered name, scalar state, and the names of its array states;
+* variables ``theta_<factor>`` (dim ``feature_<factor>``, labelled by feature), one
+  ``<factor>_<i>_<name>`` per array state of family i, ``gamma`` (dim ``level``) and
+  ``gamma_low``: the γ of :func:`rgfield.wavelets.estimate_scales`, and the fit reports
+  ``fit_<column>`` (dim ``scale``) and ``free_fit_<column>`` (dim ``free_scale``).
+
+A family registered with :func:`rgfield.energies.register_feature` is saved and loaded through
+its ``get_state`` / ``from_state`` with no change here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+import rgfield
+from rgfield.energies import FEATURES, ExponentialModel
+from rgfield.io import save
+from rgfield.wavelets import PyramidScales
+
+__all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
+
+FORMAT_VERSION = 2
+_CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
+_REPORTS = ("fit_", "free_fit_")
+
+
+def _factors(model) -> dict[str, ExponentialModel]:
+    factors = {"low": model.low_}
+    factors.update({f"j{j}": m for j, m in enumerate(model.conditionals_, start=1)})
+    factors.update({f"free{j}": m for j, m in enumerate(model.free_energies_, start=1)})
+    return factors
+
+
+def to_dataset(model) -> xr.Dataset:
+    """A fitted model as a Dataset (see the module docstring for the layout)."""
+    data, families = {}, {}
+    for key, factor in _factors(model).items():
+        labels = [label for f in factor.features for label in f.labels]
+        data[f"theta_{key}"] = xr.DataArray(
+            factor.theta.numpy(), dims=f"feature_{key}", coords={f"feature_{key}": labels}
+        )
+        families[key] = []
+        for i, family in enumerate(factor.features):
+            scalars, arrays = {}, []
+            for name, value in family.get_state().items():
+                if isinstance(value, np.ndarray):
+                    var = f"{key}_{i}_{name}"
+                    data[var] = (tuple(f"{var}_{d}" for d in range(value.ndim)), value)
+                    arrays.append(name)
+                else:
+                    scalars[name] = value
+            families[key].append({"name": family.name, "state": scalars, "arrays": arrays})
+    scales = model.scales_
+    data["gamma"] = ("level", torch.stack([g.reshape(()) for g in scales.details]).numpy())
+    data["gamma_low"] = ((), float(scales.low))
+    for name in model.fit_report_.data_vars:
+        data[f"fit_{name}"] = model.fit_report_[name]
+    free_report = model.free_energy_report_.rename(scale="free_scale")
+    for name in free_report.data_vars:
+        data[f"free_fit_{name}"] = free_report[name]
+    params = {k: v for k, v in model.get_params().items() if k != "progress"}
+    params["features"] = model.feature_spec()
+    spec = {
+        "parameters": params,
+        "levels": model.levels_,
+        "size": list(model.size_),
+        "families": families,
+    }
+    attrs = {
+        "model": _CLASS_NAMES[0],
+        "format_version": FORMAT_VERSION,
+        "rgfield_version": rgfield.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "specification": json.dumps(spec),
+    }
+    levels = np.arange(1, model.levels_ + 1)
+    return xr.Dataset(data, coords={"level": levels}, attrs=attrs)
+
+
+def save_model(model, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write a fitted model to netCDF (atomically; never overwrites unless asked)."""
+    return save(to_dataset(model), path, overwrite=overwrite)
+
+
+def _specification(ds: xr.Dataset, source: str) -> dict:
+    """The model specification of a file, or a ValueError saying what the file is instead."""
+    if "specification" not in ds.attrs or ds.attrs.get("model") not in _CLASS_NAMES:
+        if "sample" in ds.dims:
+            raise ValueError(
+                f"{source} is an ensemble of fields (dims {tuple(ds.dims)}), not a model;"
+                " fit one with `rgfield fit --data` first"
+            )
+        raise ValueError(f"{source} is not a model written by rgfield (no model specification)")
+    version = int(ds.attrs.get("format_version", 1))
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{source} has model format {version}; this rgfield ({rgfield.__version__}) reads"
+            f" up to {FORMAT_VERSION}: upgrade rgfield"
+        )
+    try:
+        spec = json.loads(ds.attrs["specification"])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{source}: the model specification is not valid JSON ({err})") from err
+    if "free1" not in spec.get("families", {}):
+        raise ValueError(
+            f"{source} holds a model without free energies (written by an rgfield before they"
+            " existed); fit it again"
+        )
+    return spec
+
+
+def _array_names(ds: xr.Dataset, prefix: str, entry: dict) -> list[str]:
+    """Array states of one family: listed in the spec (format 2) or found by prefix (format 1)."""
+    if "arrays" in entry:
+        return list(entry["arrays"])
+    return [v[len(prefix) :] for v in ds.data_vars if v.startswith(prefix)]
+
+
+def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = True):
+    """Rebuild a fitted model from :func:`to_dataset`'s layout; checks every variable.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a model, a newer format, an unregistered feature family, a
+        missing variable or a variable that is no part of the model.
+    """
+    spec = _specification(ds, source)
+    levels = int(spec["levels"])
+    expected = {"gamma", "gamma_low"}
+    factors = {}
+    for key, entries in spec["families"].items():
+        families = []
+        for i, entry in enumerate(entries):
+            if entry["name"] not in FEATURES:
+                raise ValueError(
+                    f"{source}: feature family {entry['name']!r} is not registered (known:"
+                    f" {sorted(FEATURES)}); import the module that registers it first"
+                )
+            prefix = f"{key}_{i}_"
+            names = _array_names(ds, prefix, entry)
+            expected.update(prefix + name for name in names)
+            _require(ds, [prefix + name for name in names], source)
+            state = dict(entry["state"])
+            state.update({name: ds[prefix + name].values for name in names})
+            families.append(FEATURES[entry["name"]].from_state(state))
+        expected.add(f"theta_{key}")
+        _require(ds, [f"theta_{key}"], source)
+        factors[key] = ExponentialModel(families, torch.as_tensor(ds[f"theta_{key}"].values))
+    _require(ds, ["gamma", "gamma_low"], source)
+    foreign = [v for v in ds.data_vars if v not in expected and not v.startswith(_REPORTS)]
+    if foreign:
+        raise ValueError(f"{source}: variables {foreign} are no part of an rgfield model")
+    keys = [f"j{j}" for j in range(1, levels + 1)] + [f"free{j}" for j in range(1, levels + 1)]
+    missing = [k for k in ["low", *keys] if k not in factors]
+    if missing or ds["gamma"].size != levels:
+        raise ValueError(f"{source}: the model of {levels} levels lacks factors {missing}")
+    params = spec.get("parameters", spec)  # format 1 kept them beside the fitted levels
+    names = cls().get_params()
+    model = cls(**{k: params[k] for k in names if k in params}).set_params(progress=progress)
+    gamma = torch.as_tensor(ds["gamma"].values)
+    model.levels_, model.size_ = levels, tuple(spec["size"])
+    model.scales_ = PyramidScales(
+        low=torch.as_tensor(float(ds["gamma_low"].values), dtype=torch.float64),
+        details=list(gamma),
+    )
+    model.low_ = factors["low"]
+    model.conditionals_ = [factors[f"j{j}"] for j in range(1, levels + 1)]
+    model.free_energies_ = [factors[f"free{j}"] for j in range(1, levels + 1)]
+    model.fit_report_ = xr.Dataset({v[4:]: ds[v] for v in ds.data_vars if v.startswith("fit_")})
+    free = {v[9:]: ds[v] for v in ds.data_vars if v.startswith("free_fit_")}
+    model.free_energy_report_ = xr.Dataset(free).rename(free_scale="scale")
+    return model
+
+
+def _require(ds: xr.Dataset, names: list[str], source: str) -> None:
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise ValueError(f"{source}: the model file lacks variables {missing}")
+
+
+def load(cls, path: str | os.PathLike, progress: bool = True):
+    """Read a model written by :func:`save_model`; it samples exactly as the saved model did."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path: {path} is not a file")
+    try:
+        ds = xr.load_dataset(path, engine="netcdf4")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"path: {path} is not a netCDF file ({err})") from err
+    return from_dataset(ds, cls, f"path: {path}", progress)

@@ -1,0 +1,203 @@
+"""MCMC of one factor, the coarse-to-fine draw of whole fields, and its diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+
+from rgfield.energies import ExponentialModel
+from rgfield.io import to_dataset
+from rgfield.mcmc import MALA, BlockMALA, ChainRun, Info, LogDensityFn, State, run_chains
+from rgfield.rg.scalar import sample_scalar
+from rgfield.rg.scales import Scale, coarse_to_fine
+
+__all__ = ["SAMPLERS", "SampleResult", "check_sampler", "generate", "kernel_for", "run_scale"]
+
+SAMPLERS = ("mala", "block")
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Fields drawn by :meth:`~rgfield.rg.HierarchicalModel.sample` with the sampler's diagnostics.
+
+    Attributes
+    ----------
+    fields : torch.Tensor, shape (n, L, L), float64
+    diagnostics : xarray.Dataset
+        Per scale (coarse to fine): ``acceptance`` (mean over chains after warm-up),
+        ``step_size`` (frozen after warm-up), ``steps``, ``exact`` (1 where drawn exactly), and
+        per step ``energy`` (mean energy per variable over chains, warm-up included,
+        NaN-padded) and ``warmup_acceptance``.
+    attrs : dict
+        Provenance for :meth:`to_dataset`.
+    """
+
+    fields: torch.Tensor
+    diagnostics: xr.Dataset
+    attrs: dict
+
+    def to_dataset(self, name: str = "field") -> xr.Dataset:
+        """The samples as an ensemble Dataset in rgfield's file convention (float32)."""
+        return to_dataset(self.fields.float(), name=name, attrs=self.attrs)
+
+
+def check_sampler(sampler: str, adjusted: bool = True) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
+    if sampler == "block" and not adjusted:
+        raise ValueError("sampler: 'block' makes Metropolis tests; it needs adjusted=True")
+
+
+def _block_size(reach: int | None, n: int) -> int | None:
+    """Smallest even block side b ≥ 2 × reach with n a multiple of 2b; None if there is none."""
+    if reach is None:
+        return None
+    return next((b for b in range(max(2, 2 * reach), n // 2 + 1, 2) if n % (2 * b) == 0), None)
+
+
+def _negated(function: Callable) -> LogDensityFn:
+    """log p = −U and ∇ log p = −∇U of an energy function of y."""
+
+    def logdensity_and_grad(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        energy, grad = function(y)
+        return -energy, -grad
+
+    return logdensity_and_grad
+
+
+def kernel_for(
+    model: ExponentialModel,
+    c: torch.Tensor | None,
+    n: int,
+    step_size: float,
+    sampler: str = "mala",
+    adjusted: bool = True,
+) -> MALA | BlockMALA:
+    """The kernel of one factor (grid n × n): BlockMALA when asked for and blocks fit, else MALA."""
+    block = _block_size(model.reach, n) if sampler == "block" else None
+    if block is not None:
+        density = _negated(lambda y: model.density_and_grad(y, c))
+        return BlockMALA(density, step_size, block)
+    return MALA(_negated(lambda y: model.energy_and_grad(y, c)), step_size, adjusted)
+
+
+def run_scale(
+    kernel: MALA | BlockMALA,
+    y: torch.Tensor,
+    generator: torch.Generator,
+    warmup: int,
+    steps: int,
+    callback: Callable[[State, Info, bool], None] | None = None,
+) -> tuple[ChainRun, dict]:
+    """Chains of one factor from ``y``: warm-up (tuning h), then ``steps`` frozen steps.
+
+    Returns the run and its diagnostics row (see :class:`SampleResult`).
+    """
+    run = run_chains(kernel, y, generator, warmup=warmup, steps=steps, callback=callback)
+    energy = -run.logdensity  # NaN where not finite
+    finite = np.isfinite(energy)
+    counts = finite.sum(0)
+    mean = np.where(finite, energy, 0.0).sum(0) / np.maximum(counts, 1)
+    return run, {
+        "acceptance": float(run.acceptance.mean()) if steps else np.nan,
+        "step_size": run.kernel.step_size,
+        "warmup": warmup,
+        "steps": steps,
+        "seconds": run.seconds,
+        "energy": np.where(counts > 0, mean, np.nan) / y[0].numel(),
+        "warmup_acceptance": run.warmup_acceptance,
+    }
+
+
+def draw_scale(
+    scale: Scale,
+    model: ExponentialModel,
+    coarse: torch.Tensor | None,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    warmup: int,
+    steps: int,
+    step_size: float,
+    sampler: str,
+    adjusted: bool,
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """Normalised draws y of one factor given the coarse field x_j (None for the coarsest).
+
+    A one-variable factor is drawn exactly; any other by chains started from zero.
+    ``on_step(k)`` reports k more steps done (progress).
+    """
+    if shape[1:] == (1, 1, 1):
+        if on_step is not None:
+            on_step(warmup + steps)
+        return sample_scalar(model, shape[0], generator), {"exact": 1}
+    kernel = kernel_for(model, scale.condition(coarse), shape[-1], step_size, sampler, adjusted)
+    callback = None if on_step is None else lambda state, info, sampling: on_step(1)
+    y0 = torch.zeros(shape, dtype=torch.float64)
+    run, row = run_scale(kernel, y0, generator, warmup, steps, callback)
+    return run.state.position, {**row, "exact": 0}
+
+
+def trace_dataset(rows: list[dict]) -> xr.Dataset:
+    """Per-scale diagnostics; per-step series padded with NaN to a common ``step`` length.
+
+    Scales sampled exactly have no MCMC diagnostics: NaN there.
+    """
+    keys = max((list(r) for r in rows), key=len)
+    rows = [{k: r.get(k, np.nan if k != "energy" else np.array([])) for k in keys} for r in rows]
+    rows = [{**r, "warmup_acceptance": np.atleast_1d(r["warmup_acceptance"])} for r in rows]
+    data = {}
+    for key in keys:
+        if key == "scale":
+            continue
+        values = [r[key] for r in rows]
+        if isinstance(values[0], np.ndarray):
+            table = np.full((len(rows), max(v.size for v in values)), np.nan)
+            for k, v in enumerate(values):
+                table[k, : v.size] = v
+            data[key] = (("scale", "warmup_step" if key.startswith("warmup") else "step"), table)
+        else:
+            data[key] = ("scale", np.array(values))
+    return xr.Dataset(data, coords={"scale": [r["scale"] for r in rows]})
+
+
+def generate(
+    model,
+    n: int,
+    generator: torch.Generator,
+    steps: list[int],
+    warmup: list[int],
+    step_size: float,
+    adjusted: bool,
+    sampler: str,
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, xr.Dataset]:
+    """Draw ``n`` fields of a fitted model coarse to fine: x_J, then x̄_j | x_j for j = J..1.
+
+    ``steps`` and ``warmup`` hold one count per factor in
+    :func:`~rgfield.rg.scales.coarse_to_fine` order. Returns the fields (n, L, L) and the
+    per-scale diagnostics (see :class:`SampleResult`).
+    """
+    x, rows = None, []
+    for scale, n_warm, n_run in zip(coarse_to_fine(model.scales_), warmup, steps, strict=True):
+        coarse_shape = model.low_shape if x is None else tuple(x.shape[-2:])
+        y, row = draw_scale(
+            scale,
+            model.factor(scale),
+            x,
+            scale.shape(n, coarse_shape),
+            generator,
+            n_warm,
+            n_run,
+            step_size,
+            sampler,
+            adjusted,
+            on_step,
+        )
+        x = scale.grow(x, y, model.wavelet)
+        rows.append({"scale": scale.name, **row})
+    return x, trace_dataset(rows)

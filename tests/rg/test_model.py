@@ -1,0 +1,242 @@
+"""HierarchicalModel: estimator rules, fitting and sampling against exact Gaussian results,
+the energy against the microscopic couplings, and errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from rgfield import stats
+from rgfield.fields.phi4 import Phi4, fit_couplings
+from rgfield.rg import HierarchicalModel, mixing
+from rgfield.rg.scales import coarse_to_fine
+from rgfield.wavelets import decompose, estimate_scales
+
+
+def spectrum_z(reference, samples) -> np.ndarray:
+    """z of the mean power spectrum per shell with the combined standard error."""
+    means, errors = [], []
+    for fields in (reference, samples):
+        p = stats.power_spectrum(fields)
+        means.append(p.mean("sample").values)
+        errors.append(p.std("sample").values / np.sqrt(p.sizes["sample"]))
+    return (means[1] - means[0]) / np.hypot(*errors)
+
+
+def test_constructor_stores_parameters_and_fit_learns_attributes_ending_in_underscore(
+    free_field,
+):
+    # scikit-learn's rules: no validation and no state in the constructor
+    model = HierarchicalModel(levels=0, wavelet="haar2", refine=-1)
+    assert model.get_params()["levels"] == 0 and model.get_params()["wavelet"] == "haar2"
+    assert not [name for name in vars(model) if name.endswith("_")]
+    model.set_params(levels=None, wavelet="db4", refine=0, progress=False)
+    fields = free_field(40, size=8)
+    assert model.fit(fields) is model
+    learned = {name for name in vars(model) if name.endswith("_")}
+    assert learned == {
+        "levels_",
+        "size_",
+        "scales_",
+        "low_",
+        "conditionals_",
+        "free_energies_",
+        "fit_report_",
+        "free_energy_report_",
+    }
+    assert model.levels is None and model.levels_ == 3 and model.size_ == (8, 8)
+    # the per-scale normalisation is the wavelets module's
+    expected = estimate_scales(decompose(fields, 3, "db4"))
+    torch.testing.assert_close(model.scales_.low, expected.low)
+    for got, want in zip(model.scales_.details, expected.details, strict=True):
+        torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="not a parameter"):
+        model.set_params(level=3)
+
+
+def test_gaussian_free_field_is_reproduced_scale_by_scale(free_field):
+    # with quadratic features over every shift of each grid the model class contains the
+    # exact conditionals of a stationary Gaussian field, so only statistical error remains
+    train = free_field(2000, seed=1)
+    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    result = model.sample(2000, seed=2, steps=150, warmup=100)
+    z = spectrum_z(train, result.fields)
+    assert np.abs(z).max() < 5, z
+    diagnostics = result.diagnostics
+    assert list(diagnostics["scale"].values) == ["low", "j=4", "j=3", "j=2", "j=1"]
+    # the 1×1 coarsest field is drawn exactly; MALA's warm-up tunes the others to 0.574
+    assert diagnostics["exact"].values.tolist() == [1, 0, 0, 0, 0]
+    acceptance = diagnostics["acceptance"].values[1:]
+    assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
+
+
+def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_field):
+    # L = 32: the finest grid (16²) takes 8×8 blocks (twice the 9×9 stencil's reach of 4),
+    # the coarser ones fall back to MALA
+    train = free_field(1000, size=32, seed=3)
+    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    result = model.sample(300, seed=4, steps=60, warmup=40, sampler="block")
+    z = spectrum_z(train, result.fields)
+    assert np.abs(z).max() < 5, z
+    assert result.attrs["sampler"] == "block"
+    acceptance = result.diagnostics["acceptance"].values[1:]
+    assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
+    study = mixing(model, train[:20], steps=50, warmup=20, sampler="block")
+    assert study["block"].values.tolist() == [0, 0, 0, 0, 8]
+    assert study["gradients_per_step"].values.tolist() == [1, 1, 1, 1, 4]
+    with pytest.raises(ValueError, match="sampler must be"):
+        model.sample(2, sampler="gibbs")
+    with pytest.raises(ValueError, match="adjusted=True"):
+        model.sample(2, sampler="block", adjusted=False)
+
+
+def test_energy_recovers_the_free_field_couplings(free_field):
+    # the factorised energy with fitted free energies must rebuild the microscopic energy
+    # E = (β/2) Σ (φ_x − φ_y)² + (m²/2) Σ φ²: couplings within 5 %
+    model = HierarchicalModel(progress=False).fit(free_field(1000, seed=1))
+    test = free_field(200, seed=2)
+    energy, grad = model.energy_and_grad(test)
+    couplings = fit_couplings(test, grad)
+    beta, m2 = free_field.beta, free_field.m2
+    assert couplings["beta"] == pytest.approx(beta, rel=0.05)
+    assert couplings["c2"] == pytest.approx(m2 / 2, rel=0.05)
+    assert abs(couplings["c4"]) < 0.05 * m2 / 2  # no quartic term in a Gaussian field
+    # energy differences between fields follow the exact ones (the constant is arbitrary)
+    exact = Phi4.gaussian(beta, m2).energy(test)
+    de, dx = energy - energy.mean(), exact - exact.mean()
+    assert float((de * dx).sum() / dx.square().sum()) == pytest.approx(1, rel=0.05)
+    # scikit-learn's score_samples: the log-likelihood up to one constant, so differences
+    # between fields are −(differences of the exact energy)
+    scores = model.score_samples(test)
+    ds = scores - scores.mean()
+    assert float(-(ds * dx).sum() / dx.square().sum()) == pytest.approx(1, rel=0.05)
+    assert model.score(test) == pytest.approx(float(scores.mean()))
+    # the free energies are fitted on every conditional and explain their gradients
+    report = model.free_energy_report_
+    assert list(report["scale"].values) == ["j=4", "j=3", "j=2", "j=1"]
+    assert (report["heldout_residual"].sel(scale=["j=3", "j=2", "j=1"]) < 0.1).all(), report
+
+
+def test_energy_is_the_sum_over_factors_of_the_coarse_to_fine_iterator(free_field):
+    # E(x) = U_low(x_J/γ_low) + Σ_j [Ū_j(x̄_j/γ_j | x_j/γ_j) + F_j(x_j/γ_j)], written out by
+    # hand from the pyramid, against the model's own loop
+    fields = free_field(40, size=8)
+    model = HierarchicalModel(progress=False).fit(fields)
+    x = fields[:5]
+    pyramid = decompose(x, 3, "db4")
+    low = float(model.scales_.low)
+    total = model.low_.energy(pyramid.low.unsqueeze(1) / low)
+    for j in range(1, 4):
+        g = float(model.scales_.details[j - 1])
+        c = pyramid.coarse(j) / g
+        total = total + model.conditionals_[j - 1].energy(pyramid.details[j - 1] / g, c)
+        total = total + model.free_energies_[j - 1].energy(c.unsqueeze(1))
+    torch.testing.assert_close(model.energy(x), total, rtol=1e-12, atol=1e-9)
+    assert [s.name for s in coarse_to_fine(model.scales_)] == ["low", "j=3", "j=2", "j=1"]
+
+
+def test_energy_gradient_matches_finite_differences_and_flags_the_support(free_field):
+    fields = free_field(60, size=8)
+    model = HierarchicalModel(progress=False).fit(fields)
+    x = fields[:3]
+    energy, grad = model.energy_and_grad(x)
+    v = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    eps = 1e-5
+    slope = (model.energy(x + eps * v) - model.energy(x - eps * v)) / (2 * eps)
+    torch.testing.assert_close(slope, (grad * v).sum((1, 2)), rtol=1e-6, atol=1e-6)
+    # float32 fields are evaluated in float64
+    assert model.energy(x.float()).dtype == torch.float64
+    # beyond a potential's support the energy is +∞ and its gradient undefined
+    outside = x.clone()
+    outside[0, 0, 0] = 100.0
+    energy, grad = model.energy_and_grad(outside)
+    assert torch.isinf(energy[0]) and torch.isnan(grad[0]).all()
+    assert torch.isfinite(energy[1:]).all() and torch.isfinite(grad[1:]).all()
+    with pytest.raises(ValueError, match="not fitted"):
+        HierarchicalModel().energy_and_grad(x)
+
+
+@pytest.mark.parametrize("weight, spread", [(0.7, 0.5), (0.5, 0.06)])
+def test_one_variable_coarsest_model_is_fitted_by_maximum_likelihood(weight, spread):
+    # a bimodal coarse field: score matching cannot weigh the modes, the maximum-likelihood
+    # refinement must reproduce their weights — also when the modes are narrow (spread 2 % of
+    # their separation from 0, as for the ordered phase's coarsest field), where Newton steps
+    # from the score-matching θ had stalled with one mode empty
+    gen = torch.Generator().manual_seed(0)
+    n = 4000
+    sign = torch.where(torch.rand(n, generator=gen) < weight, 1.0, -1.0).double()
+    level = sign * 3 + spread * torch.randn(n, generator=gen, dtype=torch.float64)
+    fields = level[:, None, None] + 0.1 * torch.randn(n, 4, 4, generator=gen, dtype=torch.float64)
+    model = HierarchicalModel(progress=False).fit(fields)
+    assert model.fit_report_["method"].sel(scale="low").item() == "maximum likelihood"
+    drawn = model.sample(n, seed=1, steps=10, warmup=10).fields.mean((1, 2))
+    positive = (drawn > 0).double().mean().item()
+    assert abs(positive - weight) < 5 * np.sqrt(weight * (1 - weight) / n) * np.sqrt(2)
+
+
+def test_sample_result_is_an_ensemble_dataset(free_field):
+    model = HierarchicalModel(progress=False).fit(free_field(100, size=8))
+    result = model.sample(3, seed=1, steps=5, warmup=5)
+    ds = result.to_dataset()
+    assert ds["field"].dims == ("sample", "y", "x") and ds.attrs["seed"] == 1
+    assert ds.attrs["generator"] == "rgfield.rg.HierarchicalModel.sample"
+
+
+def test_refitting_adapts_the_levels_to_the_new_data(free_field):
+    model = HierarchicalModel(progress=False).fit(free_field(30, size=8))
+    assert model.levels_ == 3
+    model.fit(free_field(30, size=16))
+    assert model.levels_ == 4 and model.low_shape == (1, 1)
+
+
+def test_potentials_use_the_models_wavelet(free_field):
+    # the potential lives on merge(coarse, details): it must merge with the model's wavelet
+    model = HierarchicalModel(wavelet="db2", progress=False).fit(free_field(30, size=8))
+    families = [f for m in model.conditionals_ for f in m.features if f.name == "potential"]
+    assert families and all(f.wavelet == "db2" for f in families)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"features": ["nope"]}, "unknown feature family 'nope'"),
+        ({"levels": 0}, "levels"),
+        ({"levels": 4}, "at most 3 RG steps"),
+        ({"wavelet": "haar2"}, "wavelet"),
+        ({"refine": -1}, "refine must"),
+        ({"refine": [3, 1.5]}, "refine must"),
+        ({"refine_steps": 1}, "refine_steps"),
+        ({"refine_coarse": "model"}, "refine_coarse"),
+        ({"ridge": -1.0}, "ridge"),
+        ({"heldout": 1.0}, "heldout"),
+        ({"refine": [0, 2, 1, 3], "refine_coarse": "generated"}, "refine: refine_coarse="),
+    ],
+)
+def test_parameters_are_checked_when_the_fit_starts(free_field, params, message):
+    model = HierarchicalModel(progress=False, **params)  # stores, never raises
+    with pytest.raises(ValueError, match=message):
+        model.fit(free_field(20, size=8))
+
+
+def test_bad_input_gives_clear_errors(free_field):
+    fields = free_field(20, size=8)
+    with pytest.raises(ValueError, match="seed"):
+        HierarchicalModel(progress=False).fit(fields, seed=0.5)
+    with pytest.raises(ValueError, match="shape"):
+        HierarchicalModel().fit(fields[0])
+    bad = fields.clone()
+    bad[3, 2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        HierarchicalModel().fit(bad)
+    with pytest.raises(ValueError, match="odd"):
+        HierarchicalModel(progress=False).fit(torch.randn(4, 7, 7))
+    with pytest.raises(ValueError, match="no fluctuations"):
+        HierarchicalModel(progress=False).fit(torch.ones(4, 8, 8))
+    with pytest.raises(ValueError, match="not fitted"):
+        HierarchicalModel().sample(2)
+    model = HierarchicalModel(progress=False).fit(fields)
+    with pytest.raises(ValueError, match="steps"):
+        model.sample(2, steps=[1, 2])
+    with pytest.raises(ValueError, match="n must"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="x: fields must be"):
+        model.energy(free_field(2, size=16))

@@ -1,0 +1,140 @@
+"""Model files: round trips, the previous format, clear errors, and a feature family added
+from outside the package (registered, fitted, sampled, saved and loaded with no edit of the
+model class)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rgfield.energies import FEATURES, FeatureFamily, register_feature
+from rgfield.io import save, to_dataset
+from rgfield.rg import HierarchicalModel
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_save_load_sample_gives_identical_fields(tmp_path, free_field):
+    model = HierarchicalModel(progress=False).fit(free_field(200, size=8))
+    path = model.save(tmp_path / "model.nc")
+    again = HierarchicalModel.load(path, progress=False)
+    assert again.get_params() == {**model.get_params(), "features": model.feature_spec()}
+    a = model.sample(5, seed=7, steps=20, warmup=10).fields
+    b = again.sample(5, seed=7, steps=20, warmup=10).fields
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(again.energy(a), model.energy(a), rtol=0, atol=0)
+    assert again.free_energy_report_.equals(model.free_energy_report_)
+    assert not torch.equal(a, model.sample(5, seed=8, steps=20, warmup=10).fields)
+    with pytest.raises(FileExistsError):
+        model.save(path)
+    assert set(again.fit_report_["features"].values) == set(model.fit_report_["features"].values)
+    ds = model.to_dataset()
+    assert ds.attrs["format_version"] == 2 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
+
+
+def test_a_model_file_of_the_previous_format_loads_and_samples_as_it_did():
+    # written by rgfield e48e537 (tests/rg/data/make_model_v1.py) with the samples it drew
+    model = HierarchicalModel.load(DATA / "model_v1.nc", progress=False)
+    assert (model.levels_, model.size_, model.refine) == (3, (8, 8), 1)
+    drawn = model.sample(4, seed=7, steps=20, warmup=10).fields.numpy()
+    np.testing.assert_array_equal(drawn, np.load(DATA / "model_v1_samples_seed7.npy"))
+
+
+@pytest.fixture
+def model_dataset(free_field):
+    return HierarchicalModel(progress=False).fit(free_field(40, size=8)).to_dataset()
+
+
+def test_a_missing_variable_is_named(tmp_path, model_dataset):
+    path = save(model_dataset.drop_vars("theta_j2"), tmp_path / "model.nc")
+    with pytest.raises(ValueError, match=r"lacks variables \['theta_j2'\]"):
+        HierarchicalModel.load(path)
+    path = save(model_dataset.drop_vars("gamma"), tmp_path / "model2.nc")
+    with pytest.raises(ValueError, match=r"lacks variables \['gamma'\]"):
+        HierarchicalModel.load(path)
+
+
+def test_a_foreign_variable_is_named(tmp_path, model_dataset):
+    ds = model_dataset.assign(phi=("sample", np.zeros(3)))
+    with pytest.raises(ValueError, match=r"variables \['phi'\] are no part of an rgfield model"):
+        HierarchicalModel.load(save(ds, tmp_path / "model.nc"))
+
+
+def test_files_that_are_not_models_get_clear_errors(tmp_path, model_dataset, free_field):
+    spec = json.loads(model_dataset.attrs["specification"])
+    spec["families"] = {k: v for k, v in spec["families"].items() if not k.startswith("free")}
+    old = model_dataset.assign_attrs(specification=json.dumps(spec))
+    with pytest.raises(ValueError, match="without free energies"):
+        HierarchicalModel.load(save(old, tmp_path / "old-model.nc"))
+    ensemble = save(to_dataset(free_field(3, size=8)), tmp_path / "fields.nc")
+    with pytest.raises(ValueError, match="is an ensemble of fields.*not a model"):
+        HierarchicalModel.load(ensemble)
+    newer = model_dataset.assign_attrs(format_version=99)
+    with pytest.raises(ValueError, match="model format 99"):
+        HierarchicalModel.load(save(newer, tmp_path / "newer.nc"))
+    (tmp_path / "text.nc").write_text("not netCDF")
+    with pytest.raises(ValueError, match="not a netCDF file"):
+        HierarchicalModel.load(tmp_path / "text.nc")
+    with pytest.raises(ValueError, match="is not a file"):
+        HierarchicalModel.load(tmp_path / "missing.nc")
+
+
+class OnSiteQuartic(FeatureFamily):
+    """Φ = Σ_i y_i⁴ over every sampled variable: ∇Φ = 4y³, ΔΦ = 12 Σ y², one feature."""
+
+    name = "test_on_site_quartic"
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def fit(self, y, c, wavelet="db4"):
+        self.scale = float(y.square().mean())
+        return self
+
+    @property
+    def labels(self):
+        return ["y^4"]
+
+    def values(self, y, c):
+        return (y**4).flatten(1).sum(1, keepdim=True) / self.scale
+
+    def gradients(self, y, c):
+        return (4 * y**3 / self.scale).unsqueeze(1)
+
+    def laplacians(self, y, c):
+        return 12 * y.square().flatten(1).sum(1, keepdim=True) / self.scale
+
+    def get_state(self):
+        return {"scale": self.scale, "unused": np.arange(3.0)}
+
+    @classmethod
+    def from_state(cls, state):
+        assert np.array_equal(state["unused"], np.arange(3.0))  # arrays come back as arrays
+        return cls(state["scale"])
+
+
+@pytest.fixture
+def quartic_family():
+    register_feature(OnSiteQuartic)
+    yield OnSiteQuartic.name
+    del FEATURES[OnSiteQuartic.name]
+
+
+def test_a_registered_family_needs_no_edit_of_the_model(tmp_path, free_field, quartic_family):
+    fields = free_field(200, size=8)
+    features = {"quadratic": {}, quartic_family: {}}
+    model = HierarchicalModel(features=features, progress=False).fit(fields)
+    names = [f.name for f in model.conditionals_[0].features]
+    assert names == ["quadratic", quartic_family]
+    # a Gaussian field: the fitted quartic coupling is small against the quadratic ones
+    theta = model.conditionals_[0].theta
+    assert abs(float(theta[-1])) < 0.1 * float(theta[:-1].abs().max())
+    again = HierarchicalModel.load(model.save(tmp_path / "model.nc"), progress=False)
+    a = model.sample(3, seed=1, steps=10, warmup=10).fields
+    torch.testing.assert_close(again.sample(3, seed=1, steps=10, warmup=10).fields, a)
+    del FEATURES[quartic_family]
+    with pytest.raises(ValueError, match="is not registered"):
+        HierarchicalModel.load(tmp_path / "model.nc")
+    register_feature(OnSiteQuartic)
