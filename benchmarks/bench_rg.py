@@ -4,7 +4,7 @@ For each lattice size L, in one process:
 
 1. Wolff ensembles at β_c (``rgfield.fields.phi4.simulate``) train a ``HierarchicalModel``;
    the fit time per scale is recorded.
-2. ``HierarchicalModel.mixing`` runs the chains of every scale from equilibrium starts (MALA,
+2. ``rgfield.rg.mixing`` runs the chains of every scale from equilibrium starts (MALA,
    or with ``--sampler block`` BlockMALA wherever blocks fit) and measures τ_int (the larger of
    the energy's and the summed details') and the time per step. The RG cost per effectively
    independent sample is Σ_j 2 τ_j × (time per step of scale j) / chains, and its gradient
@@ -31,7 +31,7 @@ from _report import write_section
 from bench_phi4 import cost_per_sample, critical_beta, pilot, seconds_per_step
 
 from rgfield.fields.phi4 import Phi4, simulate
-from rgfield.hierarchy import HierarchicalModel
+from rgfield.rg import HierarchicalModel, mixing
 
 
 def rg_row(
@@ -41,13 +41,13 @@ def rg_row(
     start = time.perf_counter()
     model = HierarchicalModel(progress=False).fit(data)
     fit_seconds = time.perf_counter() - start
-    mixing = model.mixing(data[:chains], steps=steps, seed=size, sampler=sampler)
-    tau = np.maximum(mixing["tau_energy"].values, mixing["tau_sum"].values)
-    per_sample = float((2 * tau * mixing["seconds_per_step"].values).sum() / chains)
-    gradients = float((2 * tau * mixing["gradients_per_step"].values).sum())
+    study = mixing(model, data[:chains], steps=steps, seed=size, sampler=sampler)
+    tau = np.maximum(study["tau_energy"].values, study["tau_sum"].values)
+    per_sample = float((2 * tau * study["seconds_per_step"].values).sum() / chains)
+    gradients = float((2 * tau * study["gradients_per_step"].values).sum())
     taus = " ".join(f"{t:.1f}" for t in tau)
     fit = " ".join(f"{s:.1f}" for s in model.fit_report_["seconds"].values)
-    blocks = mixing["block"].values
+    blocks = study["block"].values
     label = "MALA" if not blocks.any() else f"BlockMALA ({blocks.max()}² blocks) on n ≥ 16"
     row = (
         f"| RG ({label}) | {size} | {taus} | {gradients:.0f} | {per_sample * 1e3:.2f}"

@@ -26,7 +26,7 @@ import numpy as np
 
 from rgfield import io
 from rgfield.fields.phi4 import fit_couplings
-from rgfield.hierarchy import HierarchicalModel
+from rgfield.rg import HierarchicalModel
 from rgfield.report import summary, write_report
 from rgfield.wavelets import max_levels
 
