@@ -122,7 +122,8 @@ def compression() -> list[str]:
     x = torch.tensor(np.stack([lognormal_target(128, seed=200 + s) for s in range(64)]))
     op = scattering.ScatteringCovariance((128, 128), J=6, L=4, dtype=torch.float64)
     values = op(x)
-    values = scattering.normalized(values, op.labels, scattering._s2(values, op.labels).mean(0))
+    reference = scattering.band_powers(values, op.labels).mean(0)
+    values = scattering.normalized(values, op.labels, reference)
     reduced, labels = scattering.reduce(values, op.labels, "isotropic")
     compressed, _ = scattering.scale_cosine(scattering.angular_harmonics(reduced, labels), labels)
     counts = [int(scattering.significant(compressed, t).sum()) for t in THRESHOLDS]

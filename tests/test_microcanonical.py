@@ -10,7 +10,7 @@ from rgfield import io, stats
 from rgfield.cli import main
 from rgfield.fields.gaussian import gaussian_field
 from rgfield.microcanonical import synthesize
-from rgfield.scattering import ScatteringCovariance, _s2, normalized
+from rgfield.scattering import ScatteringCovariance, band_powers, normalized
 
 
 def _lognormal(size: int = 32, seed: int = 0) -> np.ndarray:
@@ -28,7 +28,7 @@ def test_synthesis_matches_each_sample_and_moves_towards_the_target_skewness():
     assert result.final_loss < 0.02 * result.loss[0]
     # each sample on its own is close to the target statistics, not only their average
     op = ScatteringCovariance((32, 32), 3, 4)
-    reference = _s2(op(torch.tensor(target)[None]), op.labels)[0]
+    reference = band_powers(op(torch.tensor(target)[None]), op.labels)[0]
     goal = normalized(op(torch.tensor(target)[None]), op.labels, reference)[0]
     start = normalized(op(_start(target)[None]), op.labels, reference)[0]
     for sample in result.fields:

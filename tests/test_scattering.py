@@ -293,7 +293,7 @@ def test_gaussian_fields_have_no_phase_modulus_correlation_and_gaussian_envelope
     stats = sc.ScatteringCovariance(shape, J=3, L=4, dtype=torch.float64)
     first = gaussian_field(spectrum, shape, n, seed=10)
     second = gaussian_field(spectrum, shape, n, seed=11)
-    reference = sc._s2(stats(first), stats.labels).mean(dim=0)
+    reference = sc.band_powers(stats(first), stats.labels).mean(dim=0)
     a = sc.normalized(stats(first), stats.labels, reference)
     b = sc.normalized(stats(second), stats.labels, reference)
     kind = stats.labels["type"]

@@ -27,7 +27,7 @@ import xarray as xr
 
 from rgfield._validate import fresh_seed, is_integer
 from rgfield.io import to_dataset
-from rgfield.scattering import ScatteringCovariance, _s2, normalized, reduce
+from rgfield.scattering import ScatteringCovariance, band_powers, normalized, reduce
 from rgfield.stats import pixel_moments
 
 __all__ = ["Synthesis", "synthesize"]
@@ -100,7 +100,7 @@ def _initial_fields(
 def _scattering_family(target: torch.Tensor, J: int, L: int, kind: str, reduction: str | None):  # noqa: N803
     """x ↦ scattering covariance normalised by the target's mean band powers (and reduced)."""
     operator = ScatteringCovariance(tuple(target.shape[-2:]), J, L, kind, target.device)
-    reference = _s2(operator(target), operator.labels).mean(dim=0)
+    reference = band_powers(operator(target), operator.labels).mean(dim=0)
 
     def phi(x: torch.Tensor) -> torch.Tensor:
         values = normalized(operator(x), operator.labels, reference)

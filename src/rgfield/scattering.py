@@ -34,6 +34,7 @@ __all__ = [
     "ScatteringCovariance",
     "filter_bank",
     "angular_harmonics",
+    "band_powers",
     "normalized",
     "reduce",
     "scale_cosine",
@@ -521,7 +522,7 @@ def scattering_covariance(
     if isinstance(normalize, str) and normalize != "self":
         raise ValueError(f"normalize must be None, 'self' or a tensor of S2; got {normalize!r}")
     if normalize is not None:
-        reference = _s2(values, stats.labels) if isinstance(normalize, str) else normalize
+        reference = band_powers(values, stats.labels) if isinstance(normalize, str) else normalize
         values = normalized(values, stats.labels, reference)
     labels = stats.labels
     if reduction is not None:
@@ -529,8 +530,12 @@ def scattering_covariance(
     return _as_xarray(values, labels, "scattering_covariance", {"J": J, "L": L, "kind": kind})
 
 
-def _s2(values: torch.Tensor, labels: dict) -> torch.Tensor:
-    """S2 (..., J, L) from coefficient vectors."""
+def band_powers(values: torch.Tensor, labels: dict) -> torch.Tensor:
+    """The band powers S2 = ⟨|x ⋆ ψ_{j,ℓ}|²⟩, shape (..., J, L), of coefficient vectors.
+
+    They are the reference of :func:`normalized` (and of ``normalize`` in
+    :func:`scattering_covariance`).
+    """
     mask = labels["type"] == "S2"
     J, L = labels["j1"][mask].max() + 1, labels["l1"][mask].max() + 1  # noqa: N806
     return values[..., np.flatnonzero(mask)].real.reshape(*values.shape[:-1], J, L)
