@@ -253,15 +253,16 @@ def test_lognormal_field_is_positive_with_mean_zero_and_the_target_spectrum(dims
 
 
 def test_simulate_is_reproducible_and_a_sample_does_not_depend_on_the_ensemble_size():
-    kwargs = dict(box=128.0, seed=7, progress=False)
-    two = cosmic.simulate(16, 2, **kwargs)
-    three = cosmic.simulate(16, 3, **kwargs)
+    config = cosmic.CosmicConfig(size=16, box=128.0)
+    two = cosmic.simulate(config, 2, seed=7, progress=False)
+    three = cosmic.simulate(config, 3, seed=7, progress=False)
     np.testing.assert_array_equal(two.log_density.values, three.log_density.values[:2])
     assert two.log_density.shape == (2, 16, 16)
     a = two.attrs
     assert a["model"] == "2lpt" and a["seed"] == 7 and a["thickness"] == 2
     assert a["spectrum_sigma8"] == 0.81 and a["growth_d1"] == 1.0
-    density = cosmic.simulate(16, 1, product="density", model="zeldovich", **kwargs)
+    config = cosmic.CosmicConfig(size=16, box=128.0, product="density", model="zeldovich")
+    density = cosmic.simulate(config, 1, seed=7, progress=False)
     assert density.delta.shape == (1, 16, 16, 16)
     assert abs(float(density.delta.mean())) < 1e-6
 
@@ -275,12 +276,20 @@ def test_simulate_is_reproducible_and_a_sample_does_not_depend_on_the_ensemble_s
         ({"product": "halos"}, "product"),
         ({"thickness": 99}, "thickness"),
         ({"dims": 2}, "dims"),
-        ({"samples": 0}, "samples"),
+        ({"redshift": -2.0}, "redshift"),
+        ({"spectrum": 1.0}, "spectrum"),
     ],
 )
-def test_simulate_rejects_bad_arguments(kwargs, match):
+def test_config_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        cosmic.simulate(**{"size": 8, "samples": 1, "progress": False, **kwargs})
+        cosmic.CosmicConfig(**{"size": 8, **kwargs})
+
+
+def test_simulate_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="samples"):
+        cosmic.simulate(cosmic.CosmicConfig(size=8), 0)
+    with pytest.raises(ValueError, match="config must be a CosmicConfig"):
+        cosmic.simulate(8, 1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -10,6 +10,7 @@ from rgfield import io, stats
 from rgfield.cli import main
 from rgfield.fields.phi4 import (
     Phi4,
+    Phi4Config,
     fit_couplings,
     metropolis_sweeps,
     new_rng_states,
@@ -112,16 +113,23 @@ def test_model_validation():
     with pytest.raises(ValueError, match="even potential"):
         wolff_updates(odd, np.zeros((1, 4, 4)), new_rng_states(1, 0))
     with pytest.raises(ValueError, match="sampler"):
-        simulate(Phi4(0.5), 8, 4, sampler="gibbs")
+        Phi4Config(Phi4(0.5), 8, sampler="gibbs")
     with pytest.raises(ValueError, match="model"):
-        simulate(None, 8, 4)
+        Phi4Config(None, 8)
+    with pytest.raises(ValueError, match="config must be a Phi4Config"):
+        simulate(Phi4(0.5), 4)
     with pytest.raises(ValueError, match="device"):
-        simulate(Phi4(0.5), 8, 4, device="nowhere")
+        simulate(Phi4Config(Phi4(0.5), 8), 4, device="nowhere")
     with pytest.raises(ValueError, match="size"):
-        simulate(Phi4(0.5), True, 4)
+        Phi4Config(Phi4(0.5), True)
     with pytest.raises(ValueError, match="size must be even"):
-        simulate(Phi4(0.5), 7, 4, sampler="metropolis")
-    assert simulate(Phi4(0.5), 7, 2, sampler="hmc", seed=0, progress=False).sizes["x"] == 7
+        Phi4Config(Phi4(0.5), 7, sampler="metropolis")
+    with pytest.raises(ValueError, match="chains must be at most samples"):
+        simulate(Phi4Config(Phi4(0.5), 8, chains=4), 2)
+    with pytest.raises(ValueError, match="samples"):
+        simulate(Phi4Config(Phi4(0.5), 8), 0)
+    config = Phi4Config(Phi4(0.5), 7, sampler="hmc")
+    assert simulate(config, 2, seed=0, progress=False).sizes["x"] == 7
 
 
 def test_kernels_refuse_arrays_they_would_overrun():
@@ -156,7 +164,8 @@ def gff_spectrum_check(samples: np.ndarray, chain: np.ndarray, beta: float, m2: 
 def test_gaussian_free_field_spectrum_and_equipartition(sampler):
     beta, m2, size = 1.0, 0.5, 8
     model = Phi4.gaussian(beta, m2)
-    ds = simulate(model, size, 3200, sampler=sampler, chains=16, seed=11, progress=False)
+    config = Phi4Config(model, size, sampler=sampler, chains=16)
+    ds = simulate(config, 3200, seed=11, progress=False)
     samples = ds.phi.values.astype(np.float64)
     z = gff_spectrum_check(samples, ds.chain.values, beta, m2)
     # errors from 16 chains: z follows Student's t with 15 degrees of freedom; over ~34
@@ -173,7 +182,9 @@ def test_gaussian_free_field_spectrum_and_equipartition(sampler):
 
 def run_observables(sampler: str, beta: float, samples: int, seed: int):
     model = Phi4(beta)
-    ds = simulate(model, 16, samples, sampler=sampler, chains=8, seed=seed, progress=False)
+    ds = simulate(
+        Phi4Config(model, 16, sampler=sampler, chains=8), samples, seed=seed, progress=False
+    )
     return stats.phi4_observables(ds.phi, model, blocks=16)
 
 
@@ -192,7 +203,7 @@ def test_binder_cumulant_limits():
     # r = var|M| / ⟨|M|⟩², measured on the same samples (this checks U₄ against the moments
     # of |M| in the ordered limit); 10 r² bounds the neglected terms, whose coefficient is
     # 8/3 for Gaussian δ
-    ds = simulate(Phi4(3.0), 16, 800, sampler="wolff", chains=8, seed=30, progress=False)
+    ds = simulate(Phi4Config(Phi4(3.0), 16, chains=8), 800, seed=30, progress=False)
     m = np.abs(ds.phi.values.astype(np.float64).mean((1, 2)))
     r = m.var() / m.mean() ** 2
     ordered = stats.phi4_observables(ds.phi, blocks=16).sel(observable="binder_cumulant")
@@ -248,7 +259,8 @@ def test_chains_resumed_from_a_pickle_continue_as_if_unbroken(sampler):
 
 
 def test_simulation_records_its_provenance():
-    ds = simulate(Phi4(0.5), 8, 10, sampler="metropolis", chains=2, seed=1, progress=False)
+    config = Phi4Config(Phi4(0.5), 8, sampler="metropolis", chains=2)
+    ds = simulate(config, 10, seed=1, progress=False)
     assert ds.phi.dims == ("sample", "y", "x") and ds.phi.dtype == np.float32
     keys = (
         "beta",
@@ -262,6 +274,8 @@ def test_simulation_records_its_provenance():
         "tau_int_energy",
         "acceptance",
         "tau_int_m_saved",
+        "min_pilot_steps",
+        "max_pilot_steps",
         "rgfield_version",
         "created",
     )
@@ -274,7 +288,8 @@ def test_simulation_records_its_provenance():
 
 def test_pilot_length_bounds():
     def run(**kw):
-        return simulate(Phi4(0.5), 8, 2, sampler="metropolis", seed=1, progress=False, **kw)
+        config = Phi4Config(Phi4(0.5), 8, sampler="metropolis", **kw)
+        return simulate(config, 2, seed=1, progress=False)
 
     assert run(min_pilot_steps=3000, max_pilot_steps=3000).attrs["pilot_steps"] == 3000
     assert run(min_pilot_steps=3000).attrs["pilot_steps"] >= 3000
@@ -284,7 +299,7 @@ def test_pilot_length_bounds():
 
 def test_given_thermalization_and_spacing_are_honoured_and_reproducible():
     def run(**kw):
-        return simulate(Phi4(0.5), 8, 4, chains=2, seed=1, progress=False, **kw)
+        return simulate(Phi4Config(Phi4(0.5), 8, chains=2, **kw), 4, seed=1, progress=False)
 
     fixed = run(sampler="wolff", thermalization=300, spacing=3)
     assert fixed.attrs["spacing"] == 3 and fixed.attrs["thermalization"] == 300
@@ -339,7 +354,7 @@ def test_susceptibility_scales_with_the_ising_exponent_at_beta_c():
     sizes = [16, 32, 64]
     chi, err = [], []
     for size in sizes:
-        ds = simulate(Phi4(beta_c), size, 4000, sampler="wolff", seed=size, progress=False)
+        ds = simulate(Phi4Config(Phi4(beta_c), size), 4000, seed=size, progress=False)
         obs = stats.phi4_observables(ds.phi).sel(observable="susceptibility")
         chi.append(float(obs.value))
         err.append(float(obs.error))

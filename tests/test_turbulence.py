@@ -5,6 +5,7 @@ import torch
 from rgfield.fields.turbulence import (
     BudgetSeries,
     Turbulence2D,
+    TurbulenceConfig,
     energy_spectrum,
     fluxes,
     integrate,
@@ -124,7 +125,7 @@ def test_simulate_reaches_stationarity_with_balanced_budget():
     flow = Turbulence2D(
         size=N, viscosity=5e-3, drag=0.2, forcing="ring", forcing_wavenumber=4, strength=0.2
     )
-    ds = simulate(flow, 80, flows=8, seed=0, progress=False)
+    ds = simulate(TurbulenceConfig(flow, flows=8), 80, seed=0, progress=False)
     assert ds["vorticity"].dims == ("sample", "y", "x") and ds.sizes["sample"] == 80
     assert ds.attrs["stationary"] == 1 and ds.attrs["spacing"] > 0
     stationary = ds.time > ds.attrs["spin_up_time"]
@@ -155,7 +156,20 @@ def test_bad_parameters_give_clear_errors():
     with pytest.raises(ValueError, match="omega must have shape"):
         energy_spectrum(Turbulence2D(size=16, forcing_wavenumber=2), torch.zeros(4, 8, 8))
     with pytest.raises(ValueError, match="block_time"):
-        simulate(Turbulence2D(size=16, forcing_wavenumber=2, drag=0), 2)
+        TurbulenceConfig(Turbulence2D(size=16, forcing_wavenumber=2, drag=0))
+    flow = Turbulence2D(size=16, forcing_wavenumber=2)
+    for bad, match in [
+        ({"flows": 0}, "flows"),
+        ({"spacing": -1.0}, "spacing"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"cfl": 0}, "cfl"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            TurbulenceConfig(flow, **bad)
+    with pytest.raises(ValueError, match="config must be a TurbulenceConfig"):
+        simulate(flow, 2)
+    with pytest.raises(ValueError, match="samples"):
+        simulate(TurbulenceConfig(flow), 0)
 
 
 def test_cli_simulate_turbulence_writes_a_loadable_ensemble(tmp_path, capsys):

@@ -23,7 +23,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numba
@@ -32,11 +32,14 @@ import torch
 import xarray as xr
 from scipy import integrate
 
+from rgfield import _progress
 from rgfield._validate import fresh_seed, is_integer
+from rgfield.fields import resolve_device, spectrum_attrs
 from rgfield.fields.gaussian import gaussian_field, rfft_wavevectors
 from rgfield.io import to_dataset
 
 __all__ = [
+    "CosmicConfig",
     "EisensteinHu",
     "PowerLaw",
     "cic_deposit",
@@ -480,28 +483,14 @@ def slab_log_density(
     return torch.log(slab.clamp_min(floor))
 
 
-def simulate(
-    size: int = 128,
-    samples: int = 16,
-    *,
-    box: float = 256.0,
-    redshift: float = 0.0,
-    model: str = "2lpt",
-    spectrum: Spectrum | None = None,
-    product: str = "slab",
-    thickness: int | None = None,
-    dims: int = 3,
-    seed: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-) -> xr.Dataset:
-    """An ensemble of cosmic-web fields, one independent box per sample.
+@dataclass(frozen=True)
+class CosmicConfig:
+    """A cosmic-web ensemble for :func:`simulate`: the box, the dynamics and the 2D product.
 
     Parameters
     ----------
     size : int
         Grid points (and, for LPT, particles) per side.
-    samples : int
     box : float
         Box side in Mpc/h.
     redshift : float
@@ -509,82 +498,136 @@ def simulate(
     model : {"2lpt", "zeldovich", "lognormal"}
         Particles displaced by 2LPT or the Zel'dovich approximation and deposited by CIC, or a
         log-normal field with the linear spectrum times D₁².
-    spectrum : callable, optional
+    spectrum : callable
         Linear P(k) today (k in h/Mpc); default :class:`EisensteinHu` ().
     product : {"slab", "density"}
-        ``"slab"``: log(1 + δ) of a slab ``thickness`` cells thick across axis 0 (default
-        size // 8; 1 is a thin slice, ``size`` the projection of the whole box), variable
+        ``"slab"``: log(1 + δ) of a slab ``thickness`` cells thick across axis 0, variable
         ``log_density`` (sample, y, x). ``"density"``: δ itself, variable ``delta``, (sample, y,
         x) or (sample, z, y, x).
+    thickness : int, optional
+        Of the slab, in cells (default size // 8; 1 is a thin slice, ``size`` the projection of
+        the whole box).
     dims : 2 or 3
         3 for the LPT models and slabs; a log-normal ``"density"`` may be 2D.
+    """
+
+    size: int = 128
+    box: float = 256.0
+    redshift: float = 0.0
+    model: str = "2lpt"
+    spectrum: Spectrum = field(default_factory=EisensteinHu)
+    product: str = "slab"
+    thickness: int | None = None
+    dims: int = 3
+
+    def __post_init__(self) -> None:
+        _check_grid(self.size, self.box, self.dims)
+        if not self.redshift > -1:
+            raise ValueError(f"redshift must be > -1; got {self.redshift!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}; got {self.model!r}")
+        if not callable(self.spectrum):
+            raise ValueError(f"spectrum must be callable; got {type(self.spectrum).__name__}")
+        if self.product not in PRODUCTS:
+            raise ValueError(f"product must be one of {PRODUCTS}; got {self.product!r}")
+        if self.dims == 2 and (self.model != "lognormal" or self.product != "density"):
+            raise ValueError("dims=2 is only for model='lognormal' with product='density'")
+        if self.thickness is not None and not (
+            is_integer(self.thickness) and 1 <= self.thickness <= self.size
+        ):
+            raise ValueError(
+                f"thickness must be an integer in [1, {self.size}]; got {self.thickness!r}"
+            )
+
+    @property
+    def slab_thickness(self) -> int:
+        """The slab's thickness in cells: ``thickness``, or size // 8 (at least 1)."""
+        return max(self.size // 8, 1) if self.thickness is None else int(self.thickness)
+
+
+def simulate(
+    config: CosmicConfig,
+    samples: int,
+    *,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> xr.Dataset:
+    """An ensemble of cosmic-web fields, one independent box per sample.
+
+    Parameters
+    ----------
+    config : CosmicConfig
+    samples : int
     seed : int, optional
         Sample i uses the i-th seed spawned from it, so a sample does not depend on ``samples``.
+        Default: fresh entropy; recorded in attrs.
     device : str
+        torch device of the computation (the noise is drawn on the CPU: same fields anywhere).
     progress : bool
+        Show a bar over the boxes.
 
     Returns
     -------
     xarray.Dataset with attrs: every parameter, the spectrum's parameters (``spectrum_*``), the
     growth factors, the seed and the fraction of slab cells raised to the floor.
     """
-    from tqdm.auto import tqdm
-
-    spectrum = EisensteinHu() if spectrum is None else spectrum
-    _check_grid(size, box, dims)
+    if not isinstance(config, CosmicConfig):
+        raise ValueError(f"config must be a CosmicConfig; got {type(config).__name__}")
     if not is_integer(samples) or samples < 1:
         raise ValueError(f"samples must be a positive integer; got {samples!r}")
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}; got {model!r}")
-    if product not in PRODUCTS:
-        raise ValueError(f"product must be one of {PRODUCTS}; got {product!r}")
-    if dims == 2 and (model != "lognormal" or product != "density"):
-        raise ValueError("dims=2 is only for model='lognormal' with product='density'")
-    thickness = max(size // 8, 1) if thickness is None else thickness
-    omega_m = getattr(spectrum, "omega_m", 0.31)
-    d1 = growth_factor(redshift, omega_m)
+    device = resolve_device(device)
+    c = config
+    omega_m = getattr(c.spectrum, "omega_m", 0.31)
+    d1 = growth_factor(c.redshift, omega_m)
     seed = fresh_seed() if seed is None else int(seed)
     seeds = np.random.SeedSequence(seed).generate_state(samples, dtype=np.uint64)
     outputs, floored = [], 0
-    for s in tqdm(seeds, desc=f"{model} boxes", disable=not progress):
-        if model == "lognormal":
-            grown = _scaled(spectrum, d1**2)
-            delta = lognormal_density(grown, size, box, dims=dims, seed=int(s), device=device)
-        else:
-            linear = linear_density(spectrum, size, box, dims=dims, seed=int(s), device=device)
-            delta = evolve(linear, redshift, omega_m, order=1 if model == "zeldovich" else 2)
-        if product == "slab":
-            delta = slab_log_density(delta, thickness, floor=_FLOOR)
-            floored += int((delta <= math.log(_FLOOR)).sum())
-        outputs.append(delta[0].to(torch.float32).cpu())
+    with _progress.progress(f"{c.model} boxes", samples, enabled=progress) as on_step:
+        for s in seeds:
+            box, empty = _box(c, int(s), d1, omega_m, device)
+            outputs.append(box)
+            floored += empty
+            on_step()
     attrs = {
         "generator": "rgfield.fields.cosmic.simulate",
-        "model": model,
-        "product": product,
-        "size": size,
-        "box_mpc_h": box,
-        "redshift": redshift,
+        "model": c.model,
+        "product": c.product,
+        "size": c.size,
+        "box_mpc_h": c.box,
+        "redshift": c.redshift,
         "omega_m_growth": omega_m,
         "growth_d1": d1,
-        "growth_d2": second_order_growth(redshift, omega_m),
-        "dims": dims,
+        "growth_d2": second_order_growth(c.redshift, omega_m),
+        "dims": c.dims,
         "seed": seed,
-        "spectrum": type(spectrum).__name__,
-        **{f"spectrum_{k}": v for k, v in _parameters(spectrum).items()},
+        **spectrum_attrs(c.spectrum),
     }
-    if product == "slab":
-        fraction = floored / (samples * size**2)
-        attrs.update(thickness=thickness, floor=_FLOOR, floored_fraction=fraction)
-    name = "log_density" if product == "slab" else "delta"
+    if c.product == "slab":
+        fraction = floored / (samples * c.size**2)
+        attrs.update(thickness=c.slab_thickness, floor=_FLOOR, floored_fraction=fraction)
+    name = "log_density" if c.product == "slab" else "delta"
     return to_dataset(torch.stack(outputs), name, attrs)
+
+
+def _box(
+    config: CosmicConfig, seed: int, d1: float, omega_m: float, device
+) -> tuple[torch.Tensor, int]:
+    """One sample of ``config``'s product (float32, on the CPU) from the noise of ``seed``, and
+    the number of its slab pixels raised to the floor."""
+    c = config
+    if c.model == "lognormal":
+        grown = _scaled(c.spectrum, d1**2)
+        delta = lognormal_density(grown, c.size, c.box, dims=c.dims, seed=seed, device=device)
+    else:
+        linear = linear_density(c.spectrum, c.size, c.box, dims=c.dims, seed=seed, device=device)
+        delta = evolve(linear, c.redshift, omega_m, order=1 if c.model == "zeldovich" else 2)
+    empty = 0
+    if c.product == "slab":
+        delta = slab_log_density(delta, c.slab_thickness, floor=_FLOOR)
+        empty = int((delta <= math.log(_FLOOR)).sum())
+    return delta[0].to(torch.float32).cpu(), empty
 
 
 def _scaled(spectrum: Spectrum, factor: float) -> Spectrum:
     return lambda k: factor * spectrum(k)
-
-
-def _parameters(spectrum) -> dict:
-    try:
-        return asdict(spectrum)
-    except TypeError:  # a plain callable: nothing more to record
-        return {}

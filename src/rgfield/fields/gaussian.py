@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import torch
+import xarray as xr
 
+from rgfield import _progress
 from rgfield._validate import fresh_seed, is_integer
+from rgfield.fields import resolve_device, spectrum_attrs
+from rgfield.io import to_dataset
 
-__all__ = ["gaussian_field", "lattice_free_field_spectrum", "rfft_wavevectors"]
+__all__ = [
+    "GaussianConfig",
+    "gaussian_field",
+    "lattice_free_field_spectrum",
+    "rfft_wavevectors",
+    "simulate",
+]
 
 
 def rfft_wavevectors(shape: tuple[int, ...], device=None) -> list[torch.Tensor]:
@@ -71,8 +83,69 @@ def lattice_free_field_spectrum(beta: float, m2: float) -> Callable[..., torch.T
     E = (β/2) Σ_⟨xy⟩ (φ_x − φ_y)² + (m²/2) Σ φ_x² on a periodic lattice."""
     if not (beta > 0 and m2 > 0):
         raise ValueError(f"beta and m2 must be positive; got beta={beta!r}, m2={m2!r}")
+    # a partial, not a closure, so that simulate can record beta and m2 (spectrum_attrs)
+    return partial(lattice_free_field_power, beta=beta, m2=m2)
 
-    def spectrum(*k: torch.Tensor) -> torch.Tensor:
-        return 1.0 / (beta * sum(4 * torch.sin(kk / 2) ** 2 for kk in k) + m2)
 
-    return spectrum
+def lattice_free_field_power(*k: torch.Tensor, beta: float, m2: float) -> torch.Tensor:
+    """P(k) = 1 / (β Σ_μ 4 sin²(k_μ/2) + m²) of the wavevector components k_μ."""
+    return 1.0 / (beta * sum(4 * torch.sin(kk / 2) ** 2 for kk in k) + m2)
+
+
+@dataclass(frozen=True)
+class GaussianConfig:
+    """An ensemble of :func:`gaussian_field` fields, for :func:`simulate`.
+
+    Parameters
+    ----------
+    spectrum : callable
+        P(k_1, ..., k_d) in radians per pixel, as in :func:`gaussian_field` (e.g.
+        :func:`lattice_free_field_spectrum`).
+    shape : tuple of int
+        Spatial shape of a field: (y, x) or (z, y, x).
+    """
+
+    spectrum: Callable[..., torch.Tensor]
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not callable(self.spectrum):
+            raise ValueError(f"spectrum must be callable; got {type(self.spectrum).__name__}")
+        shape = tuple(self.shape) if isinstance(self.shape, tuple | list) else None
+        if not (shape and len(shape) in (2, 3) and all(is_integer(s) and s >= 1 for s in shape)):
+            raise ValueError(f"shape must be 2 or 3 positive integers; got {self.shape!r}")
+        object.__setattr__(self, "shape", tuple(int(s) for s in shape))
+
+
+def simulate(
+    config: GaussianConfig,
+    samples: int,
+    *,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> xr.Dataset:
+    """``samples`` independent Gaussian fields (float32) with the spectrum of ``config``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variable ``field`` (sample, y, x) or (sample, z, y, x); attrs with the shape, the
+        spectrum (name and, for a dataclass, its fields) and the seed.
+    """
+    if not isinstance(config, GaussianConfig):
+        raise ValueError(f"config must be a GaussianConfig; got {type(config).__name__}")
+    if not is_integer(samples) or samples < 1:
+        raise ValueError(f"samples must be a positive integer; got {samples!r}")
+    device = resolve_device(device)
+    seed = fresh_seed() if seed is None else int(seed)
+    with _progress.progress("gaussian fields", samples, enabled=progress) as on_step:
+        fields = gaussian_field(config.spectrum, config.shape, samples, seed, device=device)
+        on_step(samples)
+    attrs = {
+        "generator": "rgfield.fields.gaussian.simulate",
+        "shape": list(config.shape),
+        **spectrum_attrs(config.spectrum),
+        "seed": seed,
+    }
+    return to_dataset(fields, "field", attrs)

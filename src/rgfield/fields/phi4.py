@@ -30,12 +30,16 @@ import numba
 import numpy as np
 import torch
 
-from rgfield._validate import is_integer
+from rgfield import _progress
+from rgfield._progress import StepCallback
+from rgfield._validate import fresh_seed, is_integer
+from rgfield.fields import resolve_device
 from rgfield.io import as_tensor
 
 __all__ = [
     "SAMPLERS",
     "Phi4",
+    "Phi4Config",
     "fit_couplings",
     "metropolis_sweeps",
     "new_rng_states",
@@ -557,13 +561,16 @@ class _Chains:
                 mean_cluster = max(1.0, float(self.flipped.mean()) / self.clusters)
                 self.clusters = max(1, min(sites, round(sites / mean_cluster)))
 
-    def record(self, series: np.ndarray, start: int, stop: int, bar=None) -> None:
-        """Advance one step at a time, storing ``observables()`` in rows start … stop − 1."""
+    def record(
+        self, series: np.ndarray, start: int, stop: int, on_step: StepCallback | None = None
+    ) -> None:
+        """Advance one step at a time, storing ``observables()`` in rows start … stop − 1;
+        ``on_step()`` after each step."""
         for i in range(start, stop):
             self.advance(1)
             series[i] = self.observables()
-            if bar is not None:
-                bar.update()
+            if on_step is not None:
+                on_step()
 
     def __getstate__(self) -> dict:
         """Picklable state (a long run can be checkpointed): the torch generator as its state."""
@@ -606,20 +613,80 @@ class _Chains:
         return np.stack([m, np.abs(m), energy])
 
 
+@dataclass(frozen=True)
+class Phi4Config:
+    """How :func:`simulate` draws φ⁴ configurations: the energy, the lattice and the chains.
+
+    Parameters
+    ----------
+    model : Phi4
+        The energy E(φ).
+    size : int
+        Lattice size L (≥ 4; even for the Metropolis and Wolff samplers).
+    sampler : {"wolff", "metropolis", "hmc"}
+        See :class:`_Chains` for what one step is.
+    chains : int, optional
+        Independent chains run as a batch (default: 4 × numba threads, at most ``samples``).
+    thermalization, spacing : int, optional
+        Steps before the first saved sample (at least the burn-in it includes) and between saved
+        samples; measured when omitted.
+    min_pilot_steps : int
+        Length of the pilot's first stage. The pilot can only see modes slower than its own
+        length by chance (a chain must tunnel once), so near a critical point a short first
+        stage may stop on a low τ_int; set this to ≳ 50 × the slowest τ_int expected. With
+        ``min_pilot_steps = max_pilot_steps`` the pilot has a fixed length.
+    max_pilot_steps : int
+        Bound on the pilot run; if it ends before spanning 50 τ_int a warning says so, the
+        attrs record ``pilot_converged = 0`` and the τ_int found are lower estimates.
+    """
+
+    model: Phi4
+    size: int
+    sampler: str = "wolff"
+    chains: int | None = None
+    thermalization: int | None = None
+    spacing: int | None = None
+    min_pilot_steps: int = 500
+    max_pilot_steps: int = 2**20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, Phi4):
+            raise ValueError(f"model must be a Phi4; got {type(self.model).__name__}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}; got {self.sampler!r}")
+        if not is_integer(self.size) or self.size < 4:
+            raise ValueError(f"size must be an integer >= 4; got {self.size!r}")
+        if self.sampler != "hmc" and self.size % 2:
+            raise ValueError(
+                f"size must be even for the checkerboard sweeps of {self.sampler!r};"
+                f" got {self.size}"
+            )
+        if self.sampler == "wolff" and not self.model.is_even:
+            raise ValueError("sampler='wolff' needs an even potential V(φ) = V(−φ)")
+        if self.chains is not None and not (is_integer(self.chains) and self.chains >= 1):
+            raise ValueError(f"chains must be a positive integer; got {self.chains!r}")
+        steps = self.thermalization
+        if steps is not None and (not is_integer(steps) or steps < 0):
+            raise ValueError(f"thermalization must be a non-negative integer; got {steps!r}")
+        if self.spacing is not None and (not is_integer(self.spacing) or self.spacing < 1):
+            raise ValueError(f"spacing must be a positive integer; got {self.spacing!r}")
+        cap = self.max_pilot_steps
+        if not is_integer(cap) or cap < 4:
+            raise ValueError(f"max_pilot_steps must be an integer >= 4; got {cap!r}")
+        if not is_integer(self.min_pilot_steps) or not 4 <= self.min_pilot_steps <= cap:
+            raise ValueError(
+                "min_pilot_steps must be an integer in 4..max_pilot_steps;"
+                f" got {self.min_pilot_steps!r}"
+            )
+
+
 def simulate(
-    model: Phi4,
-    size: int,
+    config: Phi4Config,
     samples: int,
     *,
-    sampler: str = "wolff",
-    chains: int | None = None,
     seed: int | None = None,
-    thermalization: int | None = None,
-    spacing: int | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = True,
-    max_pilot_steps: int = 2**20,
-    min_pilot_steps: int = 500,
 ):
     """Draw decorrelated φ⁴ configurations with one of rgfield's MCMC samplers.
 
@@ -635,33 +702,17 @@ def simulate(
 
     Parameters
     ----------
-    model : Phi4
-    size : int
-        Lattice size L (≥ 4; even for the Metropolis and Wolff samplers).
+    config : Phi4Config
+        The energy, the lattice size, the sampler and its chains.
     samples : int
         Number of configurations to return, drawn evenly from the chains.
-    sampler : {"wolff", "metropolis", "hmc"}
-        See :class:`_Chains` for what one step is.
-    chains : int, optional
-        Independent chains run as a batch (default: 4 × numba threads, at most ``samples``).
     seed : int, optional
         Default: a fresh random seed; the seed used is recorded in attrs, so any run can be
         repeated exactly.
-    thermalization, spacing : int, optional
-        Steps before the first saved sample (at least the burn-in it includes) and between saved
-        samples; measured when omitted.
     device : str
         torch device of the HMC chains (the numba samplers run on CPU).
     progress : bool
-        Show progress bars.
-    max_pilot_steps : int
-        Bound on the pilot run; if it ends before spanning 50 τ_int a warning says so, the
-        attrs record ``pilot_converged = 0`` and the τ_int found are lower estimates.
-    min_pilot_steps : int
-        Length of the pilot's first stage. The pilot can only see modes slower than its own
-        length by chance (a chain must tunnel once), so near a critical point a short first
-        stage may stop on a low τ_int; set this to ≳ 50 × the slowest τ_int expected. With
-        ``min_pilot_steps = max_pilot_steps`` the pilot has a fixed length.
+        Show progress bars of the pilot and of the sampling.
 
     Returns
     -------
@@ -672,52 +723,30 @@ def simulate(
         time of one step of all chains (``seconds_per_step``), and τ_int of M and |M| over the
         saved samples (≈ 0.5 when they are independent).
     """
-    from tqdm.auto import tqdm
-
     from rgfield.io import to_dataset
     from rgfield.samplers import integrated_autocorrelation_time
 
-    if not isinstance(model, Phi4):
-        raise ValueError(f"model must be a Phi4; got {type(model).__name__}")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
-    if not is_integer(size) or size < 4:
-        raise ValueError(f"size must be an integer >= 4; got {size!r}")
-    if sampler != "hmc" and size % 2:
-        raise ValueError(
-            f"size must be even for the checkerboard sweeps of {sampler!r}; got {size}"
-        )
+    if not isinstance(config, Phi4Config):
+        raise ValueError(f"config must be a Phi4Config; got {type(config).__name__}")
     if not is_integer(samples) or samples < 1:
         raise ValueError(f"samples must be a positive integer; got {samples!r}")
-    if sampler == "wolff" and not model.is_even:
-        raise ValueError("sampler='wolff' needs an even potential V(φ) = V(−φ)")
-    chains = min(samples, 4 * numba.get_num_threads()) if chains is None else chains
-    if not is_integer(chains) or not 1 <= chains <= samples:
-        raise ValueError(f"chains must be an integer in 1..samples; got {chains!r}")
-    if thermalization is not None and (not is_integer(thermalization) or thermalization < 0):
-        raise ValueError(f"thermalization must be a non-negative integer; got {thermalization!r}")
-    if spacing is not None and (not is_integer(spacing) or spacing < 1):
-        raise ValueError(f"spacing must be a positive integer; got {spacing!r}")
-    try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device: {err}") from err
-    if seed is None:
-        seed = int(np.random.default_rng().integers(2**31))
+    model, size, sampler = config.model, int(config.size), config.sampler
+    thermalization, spacing = config.thermalization, config.spacing
+    chains = min(samples, 4 * numba.get_num_threads()) if config.chains is None else config.chains
+    if chains > samples:
+        raise ValueError(f"chains must be at most samples = {samples}; got {chains}")
+    device = resolve_device(device)
+    seed = fresh_seed() if seed is None else int(seed)
 
     state = _Chains(model, sampler, int(size), int(chains), seed, device)
     state.adapt(_BURN_IN if thermalization is None else min(_BURN_IN, thermalization))
     attrs: dict = {}
     if spacing is None or thermalization is None:
-        if not is_integer(max_pilot_steps) or max_pilot_steps < 4:
-            raise ValueError(f"max_pilot_steps must be an integer >= 4; got {max_pilot_steps!r}")
-        if not is_integer(min_pilot_steps) or not 4 <= min_pilot_steps <= max_pilot_steps:
-            raise ValueError(
-                f"min_pilot_steps must be an integer in 4..max_pilot_steps; got {min_pilot_steps!r}"
-            )
-        tau, pilot = _pilot(
-            state, integrated_autocorrelation_time, progress, min_pilot_steps, max_pilot_steps
-        )
+        start, cap = config.min_pilot_steps, config.max_pilot_steps
+        with _progress.progress(
+            "pilot (measuring tau_int)", min(start, cap), enabled=progress
+        ) as on_step:
+            tau, pilot = _pilot(state, integrated_autocorrelation_time, start, cap, on_step)
         attrs.update(
             tau_int_m=tau[0],
             tau_int_abs_m=tau[1],
@@ -734,9 +763,11 @@ def simulate(
     per_chain = -(-samples // chains)
     saved = np.empty((per_chain, chains, size, size), dtype=np.float32)
     state.reset_acceptance()
-    for i in tqdm(range(per_chain), desc=f"phi4 {sampler} L={size}", disable=not progress):
-        state.advance(spacing)
-        saved[i] = state.fields
+    with _progress.progress(f"phi4 {sampler} L={size}", per_chain, enabled=progress) as on_step:
+        for i in range(per_chain):
+            state.advance(spacing)
+            saved[i] = state.fields
+            on_step()
     fields = saved.transpose(1, 0, 2, 3).reshape(-1, size, size)[:samples]
     chain_of = np.repeat(np.arange(chains), per_chain)[:samples]
     m = saved.astype(np.float64).mean((2, 3)).T  # (chains, per chain)
@@ -749,6 +780,8 @@ def simulate(
         sampler=sampler,
         seed=seed,
         chains=chains,
+        min_pilot_steps=config.min_pilot_steps,
+        max_pilot_steps=config.max_pilot_steps,
         thermalization=thermalized,
         spacing=spacing,
         acceptance=state.mean_acceptance(),
@@ -776,33 +809,31 @@ def _saved_tau(tau_of, series: np.ndarray) -> float:
 
 
 def _pilot(
-    state: _Chains, tau_of, progress: bool, start: int, cap: int
+    state: _Chains, tau_of, start: int, cap: int, on_step: StepCallback
 ) -> tuple[tuple[float, ...], int]:
-    """Run until the M, |M| and E/V series span ≥ 50 τ_int; return their τ_int and the steps."""
-    from tqdm.auto import tqdm
+    """Run until the M, |M| and E/V series span ≥ 50 τ_int; return their τ_int and the steps.
 
+    ``on_step()`` after each step, and ``on_step(0, total)`` when the run is extended."""
     target = min(start, cap)
     # one preallocated record, grown by doubling: a small long-lived array per step would sit
     # above each step's large temporaries and fragment the heap (0.5 MB per step at L = 128)
     recorded = np.empty((target, 3, state.phi.shape[0]))
     steps = 0
-    with tqdm(total=target, desc="pilot (measuring tau_int)", disable=not progress) as bar:
-        while True:
-            state.record(recorded, steps, target, bar)
-            steps = target
-            taus = tuple(tau_of(recorded[:steps, k].T).tau for k in range(3))
-            if steps >= 50 * max(taus):
-                return taus, steps
-            if steps >= cap:
-                warnings.warn(
-                    f"pilot stopped at {cap} steps before spanning 50 tau_int"
-                    f" (tau_int ≈ {max(taus):.0f}); the spacing may be too short",
-                    stacklevel=3,
-                )
-                return taus, steps
-            target = min(cap, max(2 * target, math.ceil(60 * max(taus))))
-            grown = np.empty((target, *recorded.shape[1:]))
-            grown[:steps] = recorded[:steps]
-            recorded = grown
-            bar.total = target
-            bar.refresh()
+    while True:
+        state.record(recorded, steps, target, on_step)
+        steps = target
+        taus = tuple(tau_of(recorded[:steps, k].T).tau for k in range(3))
+        if steps >= 50 * max(taus):
+            return taus, steps
+        if steps >= cap:
+            warnings.warn(
+                f"pilot stopped at {cap} steps before spanning 50 tau_int"
+                f" (tau_int ≈ {max(taus):.0f}); the spacing may be too short",
+                stacklevel=3,
+            )
+            return taus, steps
+        target = min(cap, max(2 * target, math.ceil(60 * max(taus))))
+        grown = np.empty((target, *recorded.shape[1:]))
+        grown[:steps] = recorded[:steps]
+        recorded = grown
+        on_step(0, target)

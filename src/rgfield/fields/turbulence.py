@@ -23,13 +23,17 @@ import numpy as np
 import torch
 import xarray as xr
 
+from rgfield import _progress
+from rgfield._progress import StepCallback
 from rgfield._validate import fresh_seed, is_integer
+from rgfield.fields import resolve_device
 from rgfield.io import to_dataset
 from rgfield.samplers import integrated_autocorrelation_time
 
 __all__ = [
     "BudgetSeries",
     "Turbulence2D",
+    "TurbulenceConfig",
     "energy_spectrum",
     "fluxes",
     "initial_vorticity",
@@ -357,13 +361,13 @@ def integrate(
     interval: float | None = None,
     series: BudgetSeries | None = None,
     start: float = 0.0,
-    bar=None,
+    on_step: StepCallback | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Advance ω̂ by ``duration`` with steps dt = min(dt_max, cfl Δx / max|u|) (Δx = 2π/N).
 
     The last step is shortened to end exactly at ``duration``. Every ``interval`` the budget
-    (energy, enstrophy, injection, dissipation) is appended to ``series``. Returns ω̂ and the
-    number of steps.
+    (energy, enstrophy, injection, dissipation) is appended to ``series``. After each step,
+    ``on_step(dt)`` reports the time advanced. Returns ω̂ and the number of steps.
     """
     dx, t, steps = 2 * np.pi / flow.size, 0.0, 0
     next_record = interval if interval else np.inf
@@ -380,8 +384,8 @@ def integrate(
         while t >= next_record * (1 - 1e-12):
             series.record(flow, start + t, w_hat)
             next_record += interval
-        if bar is not None:
-            bar.update(dt)
+        if on_step is not None:
+            on_step(dt)
     return w_hat, steps
 
 
@@ -401,54 +405,110 @@ def initial_vorticity(
     return w_hat * (energy / flow.energy(w_hat)).sqrt().reshape(-1, 1, 1)
 
 
-def simulate(
-    flow: Turbulence2D,
-    samples: int,
-    *,
-    flows: int | None = None,
-    seed: int | None = None,
-    block_time: float | None = None,
-    tolerance: float = 0.05,
-    max_blocks: int = 40,
-    spacing: float | None = None,
-    cfl: float = 0.5,
-    dt_max: float = 0.05,
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float64,
-    velocity: bool = False,
-    progress: bool = True,
-) -> xr.Dataset:
-    """Statistically stationary vorticity snapshots of a forced flow.
+@dataclass(frozen=True)
+class TurbulenceConfig:
+    """How :func:`simulate` draws stationary snapshots of a flow.
 
-    Spin-up runs in blocks of ``block_time`` (default 1/(μ + α), the friction time at k = 1)
-    from weak random flows until the block means of the energy and of the enstrophy (over the
-    flows) both change by less than ``tolerance`` from one block to the next. The decorrelation
-    time is then measured on eight more blocks: τ_int of the energy and of the enstrophy
-    (Madras–Sokal, flows as chains, series sampled every block_time / 100), and unless given the
-    spacing between snapshots is 2 max(τ_E, τ_Z), so snapshots are effectively independent. (On
-    two blocks τ_E came out 3× too short, on eight within about 25 % of a long run's.)
+    The physics and its grid are ``flow``; the other fields are numerical choices of the
+    ensemble (how many flows, how spin-up is detected, how snapshots are spaced, the time step),
+    which is why they are not part of :class:`Turbulence2D`, the object :func:`integrate`,
+    :func:`energy_spectrum` and :func:`fluxes` work with.
 
     Parameters
     ----------
     flow : Turbulence2D
-    samples : int
-        Snapshots to return, taken evenly from the flows (flow-major).
     flows : int, optional
         Independent flows integrated as one batch (default min(samples, 4)).
-    seed : int, optional
-        Default: fresh entropy; recorded in attrs.
-    block_time, tolerance, max_blocks :
-        Spin-up blocks, the stationarity tolerance, and the most blocks before giving up
-        (a warning then says so, and attrs record ``stationary = 0``).
     spacing : float, optional
-        Time between snapshots (default: measured).
-    cfl, dt_max :
-        Time step dt = min(dt_max, cfl Δx / max|u|).
-    device, dtype :
-        Where and in what precision to integrate (the snapshots are stored as float32).
+        Time between snapshots (default: 2 max(τ_E, τ_Z), measured).
     velocity : bool
         Also store the velocity components ``u`` (along x) and ``v`` (along y) of each snapshot.
+    block_time : float, optional
+        Length of a spin-up block (default 1/(μ + α), the friction time at k = 1).
+    tolerance : float
+        Spin-up ends when the block means of energy and enstrophy change by less than this.
+    max_blocks : int
+        The most spin-up blocks before giving up (a warning then says so, and attrs record
+        ``stationary = 0``).
+    cfl, dt_max : float
+        Time step dt = min(dt_max, cfl Δx / max|u|).
+    dtype : {"float64", "float32"}
+        Precision of the integration (the snapshots are stored as float32).
+    """
+
+    flow: Turbulence2D
+    flows: int | None = None
+    spacing: float | None = None
+    velocity: bool = False
+    block_time: float | None = None
+    tolerance: float = 0.05
+    max_blocks: int = 40
+    cfl: float = 0.5
+    dt_max: float = 0.05
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.flow, Turbulence2D):
+            raise ValueError(f"flow must be a Turbulence2D; got {type(self.flow).__name__}")
+        if self.flows is not None and not (is_integer(self.flows) and self.flows >= 1):
+            raise ValueError(f"flows must be a positive integer; got {self.flows!r}")
+        if self.spacing is not None and not self.spacing > 0:
+            raise ValueError(f"spacing must be positive; got {self.spacing!r}")
+        if not isinstance(self.velocity, bool):
+            raise ValueError(f"velocity must be True or False; got {self.velocity!r}")
+        if self.block_time is None and self.flow.drag + self.flow.hypodrag <= 0:
+            raise ValueError("block_time: without drag there is no default spin-up block; pass one")
+        if self.block_time is not None and not self.block_time > 0:
+            raise ValueError(f"block_time must be positive; got {self.block_time!r}")
+        for name in ("tolerance", "cfl", "dt_max"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+        if not (is_integer(self.max_blocks) and self.max_blocks >= 1):
+            raise ValueError(f"max_blocks must be a positive integer; got {self.max_blocks!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}; got {self.dtype!r}")
+
+    @property
+    def spin_up_block(self) -> float:
+        """``block_time``, or 1/(μ + α) when it is None."""
+        if self.block_time is None:
+            return 1 / (self.flow.drag + self.flow.hypodrag)
+        return self.block_time
+
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def simulate(
+    config: TurbulenceConfig,
+    samples: int,
+    *,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> xr.Dataset:
+    """Statistically stationary vorticity snapshots of a forced flow.
+
+    Spin-up runs in blocks of ``block_time`` from weak random flows until the block means of
+    the energy and of the enstrophy (over the flows) both change by less than ``tolerance`` from
+    one block to the next. The decorrelation time is then measured on eight more blocks: τ_int
+    of the energy and of the enstrophy (Madras–Sokal, flows as chains, series sampled every
+    block_time / 100), and unless given the spacing between snapshots is 2 max(τ_E, τ_Z), so
+    snapshots are effectively independent. (On two blocks τ_E came out 3× too short, on eight
+    within about 25 % of a long run's.)
+
+    Parameters
+    ----------
+    config : TurbulenceConfig
+        The flow and the numerical options.
+    samples : int
+        Snapshots to return, taken evenly from the flows (flow-major).
+    seed : int, optional
+        Default: fresh entropy; recorded in attrs.
+    device : str
+        Where to integrate.
     progress : bool
+        Show bars for the spin-up (in time units) and the snapshots.
 
     Returns
     -------
@@ -459,42 +519,35 @@ def simulate(
         attrs with every parameter, the seed, the spin-up time (the snapshots start 8 blocks
         later), the τ_int found, the spacing, the number of steps and the mean time step.
     """
-    from tqdm.auto import tqdm
-
+    if not isinstance(config, TurbulenceConfig):
+        raise ValueError(f"config must be a TurbulenceConfig; got {type(config).__name__}")
     if not is_integer(samples) or samples < 1:
         raise ValueError(f"samples must be a positive integer; got {samples!r}")
-    flows = min(samples, 4) if flows is None else flows
-    if not is_integer(flows) or flows < 1:
-        raise ValueError(f"flows must be a positive integer; got {flows!r}")
-    if block_time is None:
-        if flow.drag + flow.hypodrag <= 0:
-            raise ValueError("block_time: without drag there is no default spin-up block; pass one")
-        block_time = 1 / (flow.drag + flow.hypodrag)
-    if not block_time > 0:
-        raise ValueError(f"block_time must be positive; got {block_time!r}")
-    if spacing is not None and not spacing > 0:
-        raise ValueError(f"spacing must be positive; got {spacing!r}")
+    device = resolve_device(device)
+    flow, cfl, dt_max = config.flow, config.cfl, config.dt_max
+    flows = min(samples, 4) if config.flows is None else config.flows
+    block_time = config.spin_up_block
     seed = fresh_seed() if seed is None else int(seed)
     generator = torch.Generator().manual_seed(seed)
-    w_hat = initial_vorticity(flow, flows, generator, dtype=dtype).to(device)
+    w_hat = initial_vorticity(flow, flows, generator, dtype=_DTYPES[config.dtype]).to(device)
     interval = block_time / 100
     series, t, steps, blocks, means = BudgetSeries(), 0.0, 0, 0, []
-    with tqdm(desc="spin-up (time)", disable=not progress, unit="") as bar:
+    with _progress.progress("spin-up (time)", enabled=progress, unit="") as on_step:
         while True:
             w_hat, n = integrate(
-                flow, w_hat, block_time, generator, cfl, dt_max, interval, series, t, bar
+                flow, w_hat, block_time, generator, cfl, dt_max, interval, series, t, on_step
             )
             t, steps, blocks = t + block_time, steps + n, blocks + 1
             recent = slice(-100, None)
             means.append([series.array(q)[:, recent].mean() for q in ("energy", "enstrophy")])
             change = np.abs(np.diff(means[-2:], axis=0)) / np.abs(means[-1]) if blocks > 1 else [1]
-            stationary = blocks > 1 and bool(np.all(change < tolerance))
-            if stationary or blocks >= max_blocks:
+            stationary = blocks > 1 and bool(np.all(change < config.tolerance))
+            if stationary or blocks >= config.max_blocks:
                 break
     if not stationary:
         warnings.warn(
-            f"spin-up: energy and enstrophy still drift by more than {tolerance:.0%} per block"
-            f" after {blocks} blocks of {block_time:g}; snapshots may not be stationary",
+            f"spin-up: energy and enstrophy still drift by more than {config.tolerance:.0%} per"
+            f" block after {blocks} blocks of {block_time:g}; snapshots may not be stationary",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -508,19 +561,19 @@ def simulate(
         q: integrated_autocorrelation_time(series.array(q)[:, window]).tau * interval
         for q in ("energy", "enstrophy")
     }
-    spacing = spacing or max(2 * max(tau.values()), interval)
+    spacing = config.spacing or max(2 * max(tau.values()), interval)
     per_flow = -(-samples // flows)
     saved: dict[str, list] = {"vorticity": [], "u": [], "v": []}
-    with tqdm(total=per_flow, desc="snapshots", disable=not progress) as bar:
+    with _progress.progress("snapshots", per_flow, enabled=progress) as on_step:
         for _ in range(per_flow):
             w_hat, n = integrate(flow, w_hat, spacing, generator, cfl, dt_max, interval, series, t)
             t, steps = t + spacing, steps + n
             saved["vorticity"].append(torch.fft.irfft2(w_hat, s=(flow.size, flow.size)))
-            if velocity:
+            if config.velocity:
                 u, v = flow.velocity(w_hat)
                 saved["u"].append(u)
                 saved["v"].append(v)
-            bar.update()
+            on_step()
 
     def ensemble(snapshots: list) -> torch.Tensor:
         stacked = torch.stack(snapshots, 1).float().cpu()
@@ -532,10 +585,13 @@ def simulate(
         **{f.name: getattr(flow, f.name) for f in dataclass_fields(flow) if f.init},
         "seed": seed,
         "flows": flows,
+        "velocity": config.velocity,
         "cfl": cfl,
         "dt_max": dt_max,
+        "dtype": config.dtype,
         "block_time": block_time,
-        "tolerance": tolerance,
+        "tolerance": config.tolerance,
+        "max_blocks": config.max_blocks,
         "stationary": int(stationary),
         "spin_up_time": spin_up,
         "tau_energy": tau["energy"],
@@ -545,7 +601,7 @@ def simulate(
         "mean_dt": t / steps,
     }
     ds = to_dataset(fields, "vorticity", attrs)
-    if velocity:
+    if config.velocity:
         ds = ds.assign(u=(ds.vorticity.dims, ensemble(saved["u"]).numpy()))
         ds = ds.assign(v=(ds.vorticity.dims, ensemble(saved["v"]).numpy()))
     ds = ds.assign_coords(flow=("sample", np.repeat(np.arange(flows), per_flow)[:samples]))
