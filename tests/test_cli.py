@@ -1,13 +1,19 @@
+import os
+import select
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 import rgfield
 from rgfield import io
-from rgfield.cli import main
+from rgfield.cli import Terminated, main
 
 
 def test_version_and_help(capsys):
@@ -24,8 +30,29 @@ def test_info_reports_versions_and_devices(capsys):
     out = capsys.readouterr().out
     for name in ("rgfield", "torch", "numba", "kymatio", "cuda"):
         assert any(line.startswith(name) for line in out.splitlines()), name
-    kymatio = next(line for line in out.splitlines() if line.startswith("kymatio"))
-    assert "unavailable" not in kymatio  # the pinned dependency set imports kymatio
+    torch_line = next(line for line in out.splitlines() if line.startswith("torch"))
+    assert torch_line.split()[-1] == torch.__version__
+
+
+def test_info_shows_an_absent_optional_package_as_not_installed(monkeypatch, capsys):
+    from importlib import metadata
+
+    from rgfield.cli import info
+
+    installed = metadata.version
+
+    def version(name):
+        if name == "kymatio":  # a test-only dependency: absent from a user's installation
+            raise metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(info.metadata, "version", version)
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if line.startswith("kymatio")).split()[1:] == [
+        "not",
+        "installed",
+    ]
 
 
 def test_compare_prints_a_table_and_writes_a_report(tmp_path, capsys):
@@ -59,7 +86,14 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
         main(["fit", "--data", str(tmp_path / "train.nc"), "--out", str(model), "--no-progress"])
         == 0
     )
-    assert "model written" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "model written" in printed
+    # without --levels the model goes down to 1×1: 3 conditionals for 8×8 fields, and the
+    # summary gives the number learned (it printed "fitted None conditionals")
+    from rgfield.rg import HierarchicalModel
+
+    assert HierarchicalModel.load(model, progress=False).levels_ == 3
+    assert "fitted 3 conditionals and the coarsest field on 200 fields of 8×8" in printed
     samples = tmp_path / "samples.nc"
     command = [
         "sample",
@@ -134,3 +168,203 @@ def test_console_entry_point_runs():
         [sys.executable, "-m", "rgfield", "--version"], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == f"rgfield {rgfield.__version__}"
+
+
+# --- start-up: lazy imports ------------------------------------------------------------------
+
+HEAVY = {"torch", "numba", "xarray", "matplotlib"}
+
+
+def imported(*args: str) -> set[str]:
+    """Top-level packages imported by ``python -X importtime ARGS`` (which must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], capture_output=True, text=True, check=True
+    )
+    rows = [line.rsplit("|", 1)[-1] for line in done.stderr.splitlines()]
+    return {row.strip().split(".")[0] for row in rows if row.strip()}
+
+
+def test_importing_the_cli_imports_no_heavy_package():
+    modules = imported("-c", "import rgfield.cli")
+    assert "rgfield" in modules  # the import-time report was read
+    assert not modules & HEAVY, modules & HEAVY
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["--version"], ["simulate", "phi4", "--help"], ["fit", "--help"]]
+)
+def test_help_and_version_import_no_heavy_package(argv):
+    modules = imported("-m", "rgfield", *argv)
+    assert "argparse" in modules
+    assert not modules & HEAVY, modules & HEAVY
+
+
+def test_the_cli_lists_the_phi4_samplers():
+    from rgfield.cli.simulate import PHI4_SAMPLERS
+    from rgfield.fields.phi4 import SAMPLERS
+
+    assert tuple(SAMPLERS) == PHI4_SAMPLERS
+
+
+# --- output paths and devices: checked before any work ---------------------------------------
+
+# each command with an --out option, with an input that does not exist: the output check must
+# come first, or the error would be about the input (or, for demo, come after a long fit)
+OUTPUT_COMMANDS = {
+    "fit": (["fit", "--data", "none.nc"], "file"),
+    "sample": (["sample", "--model", "none.nc", "--n", "2"], "file"),
+    "synthesize": (["synthesize", "--data", "none.nc", "--n", "1"], "file"),
+    "simulate": (["simulate", "cosmic", "--size", "8", "--samples", "1"], "file"),
+    "demo": (["demo"], "directory"),
+    "compare": (["compare", "--reference", "none.nc", "--samples", "none.nc"], "directory"),
+}
+
+
+def test_every_command_that_writes_is_covered():
+    from rgfield.cli import COMMANDS
+
+    assert set(OUTPUT_COMMANDS) == set(COMMANDS) - {"info"}
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_unusable_outputs_are_refused_before_any_work(command, tmp_path, capsys):
+    argv, kind = OUTPUT_COMMANDS[command]
+    prefix = f"rgfield {command}: error: "
+
+    def refused(out, *extra) -> str:
+        start = time.perf_counter()
+        assert main([*argv, "--out", str(out), *extra]) == 1
+        assert time.perf_counter() - start < 5  # no fit, no simulation
+        err = capsys.readouterr().err
+        assert err.startswith(prefix) and err.count("\n") == 1, err
+        return err[len(prefix) :]
+
+    missing = tmp_path / "nodir" / "out"
+    assert refused(missing) == f"--out: directory {missing.parent} does not exist\n"
+    existing = tmp_path / "existing"
+    if kind == "file":
+        existing.write_text("")
+        assert "is a directory; give a file name" in refused(tmp_path, "--overwrite")
+    else:
+        existing.mkdir()
+        (tmp_path / "a_file").write_text("")
+        assert "is a file; give a directory" in refused(tmp_path / "a_file", "--overwrite")
+    assert refused(existing) == f"{existing} exists; pass --overwrite to replace it\n"
+    assert not missing.parent.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_an_unwritable_output_directory_is_refused_before_any_work(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    argv = ["simulate", "cosmic", "--size", "8", "--samples", "1", "--out", str(locked / "w.nc")]
+    assert main(argv) == 1
+    assert f"--out: directory {locked} is not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["simulate", "synthesize"])
+def test_unknown_or_absent_devices_get_one_line_naming_the_option(command, tmp_path, capsys):
+    argv = {
+        "simulate": ["simulate", "cosmic", "--size", "8", "--samples", "1"],
+        "synthesize": ["synthesize", "--data", "none.nc", "--n", "1"],
+    }[command]
+    argv += ["--out", str(tmp_path / "x.nc")]
+    assert main([*argv, "--device", "gpu0"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"rgfield {command}: error: --device: unknown device 'gpu0'; expected cpu, cuda,"
+        " cuda:N or mps\n"
+    )
+    if not torch.cuda.is_available():
+        assert main([*argv, "--device", "cuda"]) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"rgfield {command}: error: --device: 'cuda' needs CUDA, which is not available here\n"
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- interruptions ----------------------------------------------------------------------------
+
+SIMULATE_COSMIC = ["simulate", "cosmic", "--size", "8", "--samples", "1", "--box", "64"]
+
+
+@pytest.mark.parametrize(
+    ("stop", "status"), [(KeyboardInterrupt, 130), (lambda: Terminated(15), 143)]
+)
+def test_an_interrupted_save_leaves_no_file(stop, status, tmp_path, monkeypatch, capsys):
+    written = []
+    original = xr.Dataset.to_netcdf
+
+    def write_then_stop(self, path, *args, **kwargs):
+        original(self, path, *args, **kwargs)
+        written.append(Path(path))
+        raise stop()
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", write_then_stop)
+    argv = [*SIMULATE_COSMIC, "--seed", "0", "--out", str(tmp_path / "web.nc"), "--no-progress"]
+    assert main(argv) == status
+    assert written and written[0].parent == tmp_path  # a temporary file had been written...
+    assert list(tmp_path.iterdir()) == []  # ...and was removed
+    err = capsys.readouterr().err
+    assert err == "rgfield simulate: interrupted; nothing written\n"
+
+
+def test_an_interruption_names_the_files_already_written(tmp_path, monkeypatch, capsys):
+    from rgfield.cli import demo
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "old.txt").write_text("kept as it was")
+
+    def run(args):
+        (Path(args.out) / "model.nc").write_text("written before Ctrl-C")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "run", run)
+    assert main(["demo", "--out", str(out), "--overwrite"]) == 130
+    assert capsys.readouterr().err == f"rgfield demo: interrupted; kept {out / 'model.nc'}\n"
+
+
+def start_and_signal(argv: list[str], signum: int, marker: str) -> tuple[int, str]:
+    """Run ``python -m rgfield ARGV``, send ``signum`` once ``marker`` appears on its stderr,
+    and return its exit status and stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rgfield", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # as from a terminal: SIGINT at its default, which Python turns into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    seen, deadline = b"", time.monotonic() + 300
+    try:
+        while marker.encode() not in seen:
+            ready, _, _ = select.select([process.stderr], [], [], 5)
+            if ready:
+                chunk = os.read(process.stderr.fileno(), 4096)
+                assert chunk, f"the command ended before {marker!r}: {seen.decode()}"
+                seen += chunk
+            assert time.monotonic() < deadline, f"no {marker!r} after 300 s"
+        time.sleep(0.5)  # well inside the work
+        process.send_signal(signum)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, (seen + rest).decode()
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_simulation_ends_with_one_line(signum, status, tmp_path):
+    # 64² turbulence with weak drag: the spin-up alone takes far longer than the wait above
+    out = tmp_path / "vorticity.nc"
+    argv = ["simulate", "turbulence", "--size", "64", "--samples", "4", "--drag", "0.02"]
+    returncode, err = start_and_signal([*argv, "--seed", "1", "--out", str(out)], signum, "spin-up")
+    assert returncode == status, err
+    assert "Traceback" not in err
+    messages = [line for line in err.splitlines() if line.startswith("rgfield")]
+    assert messages == ["rgfield simulate: interrupted; nothing written"]
+    assert err.rstrip().endswith(messages[0])
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a hidden temporary file
