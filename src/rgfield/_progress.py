@@ -70,10 +70,10 @@ def progress(
         yield _ignore
         return
     from tqdm.auto import tqdm
-    from tqdm.std import tqdm as plain_tqdm
 
     stream = sys.stderr if file is None else file
-    live = tqdm is not plain_tqdm or _is_terminal(stream)
+    notebook = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)  # a widget
+    live = notebook or _is_terminal(stream)
     interval = _TERMINAL_INTERVAL if live else _LOG_INTERVAL
     # maxinterval bounds how long tqdm's monitor thread lets a bar go unrefreshed: keep it at
     # the interval, or it would refresh a log every 10 s
