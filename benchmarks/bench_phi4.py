@@ -31,6 +31,7 @@ from _report import machine, median_time, write_section
 from rgfield.fields.phi4 import (
     _BURN_IN,
     Phi4,
+    Phi4Config,
     _Chains,
     metropolis_sweeps,
     new_rng_states,
@@ -264,15 +265,10 @@ def autocorrelation(sizes: dict[str, list[int]], fresh: bool) -> list[str]:
     for sampler, sampler_sizes in sizes.items():
         # warm-up: first calls in a process (numba dispatch, thread pool) must not be timed
         simulate(
-            Phi4(beta),
-            8,
+            Phi4Config(Phi4(beta), 8, sampler, chains=CHAINS, thermalization=20, spacing=1),
             CHAINS,
-            sampler=sampler,
-            chains=CHAINS,
             seed=0,
             progress=False,
-            thermalization=20,
-            spacing=1,
         )
         taus = []
         for size in sampler_sizes:

@@ -26,6 +26,7 @@ from _report import median_time, write_section  # noqa: E402
 
 from rgfield.fields.turbulence import (  # noqa: E402
     Turbulence2D,
+    TurbulenceConfig,
     energy_spectrum,
     fluxes,
     initial_vorticity,
@@ -65,7 +66,7 @@ def step_times() -> list[str]:
 
 def acceptance() -> list[str]:
     start = time.perf_counter()
-    ds = simulate(FLOW, 8, flows=2, seed=0, block_time=5.0, progress=False)
+    ds = simulate(TurbulenceConfig(FLOW, flows=2, block_time=5.0), 8, seed=0, progress=False)
     wall = time.perf_counter() - start
     a = ds.attrs
     stationary = ds.time > a["spin_up_time"]

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from rgfield import io, stats
-from rgfield.fields.phi4 import Phi4, simulate
+from rgfield.fields.phi4 import Phi4, Phi4Config, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,10 +32,8 @@ def measure(sizes, betas, samples, seed) -> xr.Dataset:
     error = np.empty_like(value)
     for i, size in enumerate(sizes):
         for k, beta in enumerate(betas):
-            model = Phi4(beta)
-            ds = simulate(
-                model, size, samples, sampler="wolff", seed=seed + 1000 * i + k, progress=False
-            )
+            config = Phi4Config(Phi4(beta), size, sampler="wolff")
+            ds = simulate(config, samples, seed=seed + 1000 * i + k, progress=False)
             u4 = stats.phi4_observables(ds.phi).sel(observable="binder_cumulant")
             value[i, k], error[i, k] = float(u4.value), float(u4.error)
             print(
