@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-import xarray as xr
 
 from rgfield import stats as S
 
@@ -151,32 +150,25 @@ def test_correlation_function_matches_brute_force():
     np.testing.assert_allclose(cf.sel(r=0).values, xc.reshape(2, -1).var(1))
 
 
-def test_compare_same_and_different_ensembles():
-    ref = white((32, 32, 32), seed=8)
-    same = white((32, 32, 32), seed=9)
-    table = S.compare(ref, same)
-    assert set(table.max_abs_z.statistic.values) == {
-        "power_spectrum",
-        "moments",
-        "pdf",
-        "structure_functions",
-        "correlation_function",
-    }
-    # under the null z ~ N(0, 2/32) per entry (sd 0.25); 2 is 8 sd
-    assert float(table.max_abs_z.max()) < 2.0
-    louder = S.compare(ref, 1.5 * same)
-    # P(k) rises by 1.25σ², its per-field scatter at k ≈ π is √(2/count)σ² ≈ 0.14σ²
-    assert float(louder.max_abs_z.sel(statistic="power_spectrum")) > 5
-    assert float(louder.moments.sel(moment="variance")) > 5
-    da = xr.DataArray(ref.numpy(), dims=("sample", "y", "x"))
-    assert float(S.compare(da, same).max_abs_z.max()) == pytest.approx(float(table.max_abs_z.max()))
+def test_coarse_field_variance_of_white_noise_and_of_a_constant():
+    # the transform is orthonormal: white noise keeps its variance at every level
+    v = S.coarse_field_variance(white((64, 32, 32), sigma=1.5, seed=3), levels=5)
+    assert v.dims == ("sample", "level") and list(v.level.values) == list(range(6))
+    mean, se = v.mean("sample"), v.std("sample", ddof=1) / 8
+    assert (abs(mean - 1.5**2) < Z * se).all()
+    # a constant c: the coarse field after j steps is 2^j c (2D), so v_j = 4^j c² about 0
+    # and 0 about c; in 3D the factor per step is 2^(3/2)
+    c = torch.full((2, 8, 8), 0.7, dtype=torch.float64)
+    np.testing.assert_allclose(S.coarse_field_variance(c, 3).values[0], 0.49 * 4.0 ** np.arange(4))
+    np.testing.assert_allclose(S.coarse_field_variance(c, 3, mean=0.7).values, 0, atol=1e-24)
+    cube = torch.full((2, 8, 8, 8), 0.7, dtype=torch.float64)
+    v3 = S.coarse_field_variance(cube, 2, ndim=3).values[0]
+    np.testing.assert_allclose(v3, 0.49 * 8.0 ** np.arange(3))
+    with pytest.raises(ValueError, match="levels must be in 1..3"):
+        S.coarse_field_variance(c, 4)
 
 
 def test_bad_input_errors():
-    with pytest.raises(ValueError, match="same field shape"):
-        S.compare(white((4, 8, 8)), white((4, 8, 16)))
-    with pytest.raises(ValueError, match="at least 2 samples"):
-        S.compare(white((1, 8, 8)), white((4, 8, 8)))
     with pytest.raises(ValueError, match="spatial dimensions"):
         S.power_spectrum(white((2, 3, 8, 8)))
     with pytest.raises(ValueError, match="ndim"):

@@ -24,8 +24,7 @@ from rgfield.io import as_tensor
 
 __all__ = [
     "bispectrum",
-    "coarse_field_std",
-    "compare",
+    "coarse_field_variance",
     "ks_statistic",
     "correlation_function",
     "jackknife",
@@ -352,79 +351,55 @@ def bispectrum(
     )
 
 
-def compare(reference, other, ndim: int = 2) -> xr.Dataset:
-    """Deviation of an ensemble's statistics from a reference's, in units of its sample scatter.
+def coarse_field_variance(
+    fields, levels: int, wavelet: str = "db4", mean: float = 0.0, ndim: int = 2
+) -> xr.DataArray:
+    """Mean square of each field's orthonormal coarse field about a given mean, per level.
 
-    For every statistic s of :mod:`rgfield.stats` (power spectrum, moments, PDF on the
-    reference's bins, structure functions, correlation function) and each of its coordinates::
+    v_j = ⟨(x_j(u) − c_j)²⟩_u for j = 0..J, with x_j the coarse field after j steps of the
+    orthonormal periodic wavelet transform (:func:`rgfield.wavelets.split`) and c_j the coarse
+    field of the constant ``mean`` m (c_j = 2^{j·ndim/2} m, since the transform of x − m is
+    computed). Averaged over an ensemble whose mean pixel value is m, v̄_j is the variance of x_j
+    over samples and positions. In 2D x_j is 2^j times a local average over 2^j × 2^j blocks (up
+    to the filter's shape), so the growth √(v̄_j / v̄_{j−1}) is 2^{1−η/2} for a critical field
+    with anomalous dimension η (≈ 1.834 for the 2D Ising class, η = 1/4), 2 for a field with
+    long-range order and 1 for white noise.
 
-        z = (mean_other(s) − mean_ref(s)) / std_ref(s),
-
-    std_ref the standard deviation of s over the reference's samples (not the standard error:
-    |z| ≲ 1 means "within the spread of individual reference fields"). NaN where the reference
-    has no scatter.
+    Parameters
+    ----------
+    fields : array_like, shape (sample, *spatial), or one field of shape ``spatial``
+    levels : int
+        J ≥ 1; every side must be divisible by 2^J.
+    wavelet : str
+        A wavelet of :data:`rgfield.wavelets.WAVELETS`.
+    mean : float
+        The constant m subtracted before the transform (e.g. a reference ensemble's mean).
+    ndim : int
+        Number of spatial dimensions.
 
     Returns
     -------
-    xarray.Dataset
-        One variable per statistic with its own coordinates, and ``max_abs_z`` (dim
-        ``statistic``): the largest |z| of each, the one-line summary.
+    xarray.DataArray, dims (sample, level), level = 0..J (0: the fields themselves)
     """
-    ref = _ensemble(reference, ndim, "reference")
-    oth = _ensemble(other, ndim, "other")
-    if ref.shape[1:] != oth.shape[1:]:
+    from rgfield.wavelets import max_levels, split
+
+    x = _ensemble(fields, ndim).double() - float(mean)
+    most = max_levels(x.shape[1:], "fields")
+    if not isinstance(levels, int | np.integer) or not 1 <= levels <= most:
         raise ValueError(
-            f"reference and other must have the same field shape; got {tuple(ref.shape[1:])}"
-            f" and {tuple(oth.shape[1:])}"
+            f"levels must be in 1..{most} for fields of shape {tuple(x.shape[1:])}; got {levels!r}"
         )
-    if ref.shape[0] < 2:
-        raise ValueError("reference needs at least 2 samples to estimate its scatter")
-    ref_pdf = pdf(ref, ndim=ndim)
-    statistics = {
-        "power_spectrum": lambda f: power_spectrum(f, ndim),
-        "moments": lambda f: moments(f, ndim),
-        "pdf": lambda f: pdf(f, bins=ref_pdf.attrs["edges"], ndim=ndim),
-        "structure_functions": lambda f: structure_functions(f, ndim=ndim),
-        "correlation_function": lambda f: correlation_function(f, ndim),
-    }
-    table = xr.Dataset(attrs={"n_reference": ref.shape[0], "n_other": oth.shape[0]})
-    for name, statistic in statistics.items():
-        s_ref, s_oth = statistic(ref), statistic(oth)
-        scatter = s_ref.std("sample", ddof=1)
-        z = (s_oth.mean("sample") - s_ref.mean("sample")) / scatter.where(scatter > 0)
-        table[name] = z.reset_coords(drop=True)  # e.g. "count" differs between statistics
-    table["max_abs_z"] = xr.DataArray(
-        [float(np.nanmax(np.abs(table[n].values))) for n in statistics],
-        dims="statistic",
-        coords={"statistic": list(statistics)},
-    )
-    return table
-
-
-def coarse_field_std(fields, levels: int, wavelet: str = "db4") -> xr.DataArray:
-    """Standard deviation of the orthonormal coarse field x_j at each level j = 0..J.
-
-    With orthonormal wavelets x_j is 2^j times the local average over 2^j × 2^j blocks (up to
-    the filter's shape), so its standard deviation grows by 2^{1−η/2} per level for a critical
-    field with anomalous dimension η (≈ 1.834 for the 2D Ising class, η = 1/4), by 2 for a
-    field with long-range order and by 1 for white noise.
-
-    Returns
-    -------
-    xarray.DataArray, dim ``level`` (0 = the fields themselves); attrs ``growth``: the ratios
-    std(x_j)/std(x_{j−1}).
-    """
-    from rgfield.wavelets import decompose
-
-    x = _ensemble(fields, 2).double()
-    pyramid = decompose(x, levels, wavelet)
-    values = [pyramid.coarse(j).std().item() for j in range(levels + 1)]
+    space = tuple(range(1, ndim + 1))
+    values = [x.square().mean(space)]
+    for _ in range(levels):
+        x, _details = split(x, wavelet, ndim)
+        values.append(x.square().mean(space))
     return xr.DataArray(
-        np.array(values),
-        dims="level",
+        torch.stack(values, 1).cpu().numpy(),
+        dims=("sample", "level"),
         coords={"level": np.arange(levels + 1)},
-        name="coarse_field_std",
-        attrs={"growth": np.array(values[1:]) / np.array(values[:-1]), "wavelet": wavelet},
+        name="coarse_field_variance",
+        attrs={"wavelet": wavelet, "mean": float(mean)},
     )
 
 
