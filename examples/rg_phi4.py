@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from rgfield import io
+from rgfield.compare import save_report, summary
 from rgfield.fields.phi4 import fit_couplings
 from rgfield.rg import HierarchicalModel
-from rgfield.report import summary, write_report
 from rgfield.wavelets import max_levels
 
 
@@ -52,22 +52,23 @@ def check(path: Path, args: argparse.Namespace) -> str:
     start = time.perf_counter()
     result = model.sample(args.n or data.shape[0], seed=args.seed)
     sample_seconds = time.perf_counter() - start
-    report = write_report(data, result.fields, args.out / path.stem, model=model, overwrite=True)
+    tables = summary(data, result.fields, observables=("phi4", "phi4_scaling"))
+    report = save_report(tables, args.out / path.stem, model=model, overwrite=True)
     model.save(report / "model.nc", overwrite=True)
-    tables = summary(data, result.fields, observables=True)
-    ps, obs, px, sc = (tables[k] for k in ("power_spectrum", "observables", "pixels", "scales"))
+    nodes = ("statistics/power_spectrum", "observables/phi4", "pixels", "observables/phi4_scaling")
+    ps, obs, px, growth = (tables[k].to_dataset().sel(ensemble="samples") for k in nodes)
     worst = int(np.argmax(np.abs(ps.ratio.values - 1)))
     z = {str(k): float(v) for k, v in zip(obs.observable.values, obs.z.values, strict=True)}
     return (
         f"| {path.stem} | {data.shape[0]} | {result.fields.shape[0]}"
         f" | {np.abs(ps.ratio.values - 1).max():.3f} (k={ps.k.values[worst]:.2f},"
         f" z={ps.z.values[worst]:+.1f}) | {np.abs(ps.z.values).max():.1f}"
-        f" | {float(px.ks_samples_vs_reference):.1f} / {float(px.ks_reference_halves):.1f}"
+        f" | {float(px.ks_vs_reference):.1f} / {float(px.ks_reference_halves):.1f}"
         f" ({100 * float(px.ks_halves_at_or_above):.0f} %)"
         f" | {z['abs_magnetization']:+.1f} | {z['susceptibility']:+.1f}"
         f" | {z['binder_cumulant']:+.1f}"
-        f" | {' '.join(f'{g:.2f}' for g in sc.reference_growth.values)}"
-        f" | {' '.join(f'{g:.2f}' for g in sc.samples_growth.values)}"
+        f" | {' '.join(f'{g:.2f}' for g in growth.reference.values)}"
+        f" | {' '.join(f'{g:.2f}' for g in growth.estimate.values)}"
         f" | {couplings['beta'] / beta:.3f} / {couplings['c4'] / lam:.3f}"
         f" / {couplings['c2'] / (-2 * lam):.3f}"
         f" | {fit_seconds:.0f} / {sample_seconds:.0f} |"
