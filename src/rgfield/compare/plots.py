@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 REFERENCE_COLOUR = "black"
+_GRID = {"left": 0.1, "right": 0.98, "bottom": 0.08, "top": 0.9, "hspace": 0.4, "wspace": 0.35}
+"""Margins of the figures with a grid of panels."""
 
 
 def _colours(summary: xr.DataTree) -> dict[str, str]:
@@ -61,12 +63,13 @@ def _band(ax: Axes, x, mean, error, colour: str, label: str | None = None, **lin
     ax.fill_between(x, mean - 2 * error, mean + 2 * error, color=colour, alpha=0.2, lw=0)
 
 
-def _log_ticks(ax: Axes) -> None:
-    """Labelled ticks at 1, 2, 5 × 10^n only, so that ticks over less than a decade do not
-    overlap (matplotlib labels every minor tick of such a log axis)."""
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+def _log_ticks(axis) -> None:
+    """Labelled ticks at 1, 2, 5 × 10^n only, written as plain numbers, on a log ``axis``
+    (``ax.xaxis`` or ``ax.yaxis``): matplotlib labels every minor tick of a log axis that spans
+    less than a decade, and the labels overlap."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def power_spectrum(summary: xr.DataTree) -> Figure:
@@ -89,7 +92,7 @@ def power_spectrum(summary: xr.DataTree) -> Figure:
     top.set(xscale="log", yscale="log", ylabel="P(k)", title="power spectrum (±2 s.e.)")
     top.legend(fontsize=8)
     bottom.set(xscale="log", xlabel="k (radians per pixel)", ylabel="ratio to reference")
-    _log_ticks(bottom)
+    _log_ticks(bottom.xaxis)
     return fig
 
 
@@ -122,8 +125,9 @@ def wavelet_histograms(summary: xr.DataTree) -> Figure:
     units of the reference's rms at that level and channel."""
     node = summary["statistics/wavelet_histograms"].to_dataset()
     levels, channels = node["level"].values, node["channel"].values
-    fig = Figure(figsize=(3 * len(channels), 2.2 * len(levels)), layout="constrained")
-    axes = fig.subplots(len(levels), len(channels), squeeze=False)
+    fig = Figure(figsize=(3 * len(channels), 2.2 * len(levels) + 0.8))
+    axes = fig.subplots(len(levels), len(channels), squeeze=False, sharex=True, sharey="row")
+    fig.subplots_adjust(**_GRID)  # constrained layout would double the drawing time
     colours, legend = _colours(summary), _legend(summary)
     for i, j in enumerate(levels):
         for c, channel in enumerate(channels):
@@ -143,16 +147,21 @@ def structure_functions(summary: xr.DataTree) -> Figure:
     orders = node["order"].values
     columns = min(3, len(orders))
     rows = -(-len(orders) // columns)
-    fig = Figure(figsize=(3.2 * columns, 2.8 * rows), layout="constrained")
-    axes = fig.subplots(rows, columns, squeeze=False).reshape(-1)
+    fig = Figure(figsize=(3.2 * columns, 2.8 * rows + 0.6))
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True).reshape(-1)
+    fig.subplots_adjust(**_GRID)
     colours, legend = _colours(summary), _legend(summary)
     lag = node["lag"].values
     for ax, p in zip(axes, orders, strict=False):
         for label, (mean, error) in _curves(node.sel(order=p)).items():
             _band(ax, lag, mean, error, colours[label], legend[label])
-        ax.set(xscale="log", yscale="log", title=f"p = {p}", xlabel="lag r (pixels)")
+        ax.set(xscale="log", yscale="log", title=f"p = {p}")
+        _log_ticks(ax.xaxis)
+        _log_ticks(ax.yaxis)
     for ax in axes[len(orders) :]:
         ax.set_visible(False)
+    for ax in axes[len(orders) - columns : len(orders)]:
+        ax.set_xlabel("lag r (pixels)")
     axes[0].set_ylabel("S_p(r)")
     axes[0].legend(fontsize=7)
     fig.suptitle("structure functions ⟨|x(u + r) − x(u)|^p⟩ (mean of the axes)")
