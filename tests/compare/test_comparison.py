@@ -8,7 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
-from rgfield.compare import summary, z_score
+from rgfield.compare import held, markdown, summary, z_score
 
 
 def constant_fields(values, size=4):
@@ -104,3 +104,12 @@ def test_bad_inputs_are_refused_naming_the_argument(free_field):
     with pytest.raises(ValueError, match="'coarse_field_variance' does not apply"):
         summary(odd, odd, statistics="coarse_field_variance")
     assert "statistics/coarse_field_variance" not in summary(odd, odd)["quantity"].values
+
+
+def test_a_summary_of_chosen_statistics_only(free_field):
+    ref = free_field(4, size=8)
+    s = summary(ref, ref + 1, statistics=(), observables="cosmic")
+    assert held(s, "statistics") == [] and held(s, "observables") == ["cosmic"]
+    assert list(s["quantity"].values) == ["observables/cosmic"]
+    text = markdown(s)
+    assert "## Observables: cosmic web" in text and "## Power spectrum" not in text

@@ -34,7 +34,7 @@ is the largest |z| over a statistic's entries: for m independent entries of one 
 typically √(2 ln m) (about 3 for a few hundred).
 """
 
-from rgfield.compare.comparison import Z_DEFINITION, as_ensembles, summary, z_score
+from rgfield.compare.comparison import Z_DEFINITION, as_ensembles, held, summary, z_score
 from rgfield.compare.observables import OBSERVABLES, ObservableSet, register_observables
 from rgfield.compare.report import markdown, save_report, write_report
 from rgfield.compare.statistics import STATISTICS, Statistic, register_statistic
@@ -46,6 +46,7 @@ __all__ = [
     "ObservableSet",
     "Statistic",
     "as_ensembles",
+    "held",
     "markdown",
     "register_observables",
     "register_statistic",

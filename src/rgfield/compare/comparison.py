@@ -35,7 +35,7 @@ from rgfield.compare.observables import OBSERVABLES, ObservableSet, observables_
 from rgfield.compare.statistics import STATISTICS, Statistic
 from rgfield.io import as_tensor
 
-__all__ = ["KS_SPLITS", "Z_DEFINITION", "as_ensembles", "summary", "z_score"]
+__all__ = ["KS_SPLITS", "Z_DEFINITION", "as_ensembles", "held", "summary", "z_score"]
 
 KS_SPLITS = 20
 """Random halvings of the reference giving the KS statistic's null level."""
@@ -173,6 +173,9 @@ def summary(
     else:
         sets = [OBSERVABLES[n] for n in _names(observables, OBSERVABLES, "observables")]
     for s in sets:
+        missing = [n for n in s.requires if n not in STATISTICS]
+        if missing:
+            raise ValueError(f"observables: {s.name!r} requires unregistered statistics {missing}")
         wanted += [STATISTICS[n] for n in s.requires if STATISTICS[n] not in wanted]
     for s in wanted:
         if not s.applies(ref):
@@ -194,6 +197,14 @@ def summary(
         nodes[f"observables/{s.name}"] = _observable_node(s, estimates)
     nodes["pixels"] = _pixel_ks(ref, named)
     return xr.DataTree.from_dict({"/": _root(reference, ref, named, nodes), **nodes})
+
+
+def held(summary: xr.DataTree, group: str) -> list[str]:
+    """Names of the statistics (``group="statistics"``) or observable sets
+    (``"observables"``) a summary holds, in its order; none if it has no such group."""
+    if group not in ("statistics", "observables"):
+        raise ValueError(f"group must be 'statistics' or 'observables'; got {group!r}")
+    return list(summary[group].children) if group in summary.children else []
 
 
 def _compared(estimates: Mapping[str, xr.Dataset], attrs: Mapping) -> xr.Dataset:

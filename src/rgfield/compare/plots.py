@@ -18,6 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
+from rgfield.compare.comparison import held
+
 __all__ = [
     "FIGURES",
     "coarse_field",
@@ -287,13 +289,12 @@ def figures(summary: xr.DataTree, model=None) -> dict[str, Figure]:
     holds, one per observable set (``observables_<name>.png``) and, with a fitted ``model``,
     its learned potentials (``potentials.png``)."""
     out = {}
-    for name in summary["statistics"].children:
+    for name in held(summary, "statistics"):
         if name in FIGURES:
             file, draw = FIGURES[name]
             out[file] = draw(summary)
-    if "observables" in summary.children:
-        for name in summary["observables"].children:
-            out[f"observables_{name}.png"] = observables(summary, name)
+    for name in held(summary, "observables"):
+        out[f"observables_{name}.png"] = observables(summary, name)
     if model is not None:
         out["potentials.png"] = potentials(model)
     return out

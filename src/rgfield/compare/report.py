@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from rgfield.compare import plots
+from rgfield.compare.comparison import held
 from rgfield.compare.comparison import summary as summarise
 
 __all__ = ["REPORT_FILES", "markdown", "save_report", "write_report"]
@@ -116,15 +117,16 @@ def markdown(summary: xr.DataTree, figures: Sequence[str] = ()) -> str:
                 ]
             )
         )
-    for name, node in summary["statistics"].children.items():
+    for name in held(summary, "statistics"):
+        node = summary[f"statistics/{name}"]
         if node.attrs.get("table"):
             lines += ["", f"## {node.attrs.get('title', name)}", "", *_table(node.to_dataset())]
-    if "observables" in summary.children:
-        for name, node in summary["observables"].children.items():
-            title = f"## Observables: {node.attrs.get('title', name)} ({node.attrs['errors']})"
-            lines += ["", title, "", *_table(node.to_dataset())]
-            if "expected" in node.attrs:
-                lines += ["", f"({node.attrs['expected_label']}.)"]
+    for name in held(summary, "observables"):
+        node = summary[f"observables/{name}"]
+        title = f"## Observables: {node.attrs.get('title', name)} ({node.attrs['errors']})"
+        lines += ["", title, "", *_table(node.to_dataset())]
+        if "expected" in node.attrs:
+            lines += ["", f"({node.attrs['expected_label']}.)"]
     lines += ["", "## Figures", ""]
     lines += [f"![{f}](figures/{f})" for f in figures]
     return "\n".join(lines) + "\n"
