@@ -8,18 +8,22 @@ follows the BlackJAX habit (docs/architecture.md, "Sampler kernels"):
 * ``init(position) -> State`` caches the position, log-density and gradient of every chain;
 * ``step(state, generator) -> (State, Info)`` makes one transition of every chain; ``Info``
   holds the acceptance probability, the accepted fraction and divergences, chain by chain;
-* the class attribute ``target_acceptance`` is what :func:`adapt_step_size` tunes towards.
+* the class attribute ``target_acceptance`` is what :func:`adapt_step_size` tunes towards;
+  the step size is one number or one per chain; a :class:`Tunable` kernel tunes further
+  parameters of its own in the same warm-up.
 
 Kernels: :class:`MALA` (and unadjusted Langevin), :class:`BlockMALA` (one Metropolis test
-per block of a coloured tiling, for sums of local densities) and :class:`HMC`.
+per block of a coloured tiling, for sums of local densities) and :class:`HMC`; the φ⁴
+Metropolis and Wolff kernels, on compiled lattice updates, are in :mod:`rgfield.fields.phi4`.
 :func:`run_chains` warms a kernel up and runs it, recording the log-density trace;
+:func:`advance` runs steps without recording (in one call for a :class:`MultiStep` kernel);
 :func:`integrated_autocorrelation_time` and :func:`effective_sample_size` measure mixing.
 """
 
 from rgfield.mcmc.adaptation import adapt_step_size
-from rgfield.mcmc.base import Info, Kernel, LogDensityFn, State
+from rgfield.mcmc.base import Info, Kernel, LogDensityFn, MultiStep, State, StepSize, Tunable
 from rgfield.mcmc.block import BlockMALA
-from rgfield.mcmc.chains import ChainRun, run_chains
+from rgfield.mcmc.chains import ChainRun, advance, run_chains
 from rgfield.mcmc.diagnostics import (
     Autocorrelation,
     effective_sample_size,
@@ -37,8 +41,12 @@ __all__ = [
     "Info",
     "Kernel",
     "LogDensityFn",
+    "MultiStep",
     "State",
+    "StepSize",
+    "Tunable",
     "adapt_step_size",
+    "advance",
     "effective_sample_size",
     "integrated_autocorrelation_time",
     "run_chains",

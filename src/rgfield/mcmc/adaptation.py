@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.mcmc.base import Info, Kernel, State
+from rgfield.mcmc.base import Info, Kernel, State, Tunable
 
 __all__ = ["adapt_step_size"]
 
@@ -30,7 +30,9 @@ def adapt_step_size(
     Stochastic approximation on the log step, log ε ← log ε + (a_t − target) / √(t + 1),
     with a_t the fraction of Metropolis tests accepted at step t (Robbins–Monro; Andrieu &
     Thoms, Stat. Comput. 18, 343 (2008)). A scalar step size follows the mean over chains; a
-    step size with one entry per chain (a 1-D array or tensor) is tuned chain by chain.
+    step size with one entry per chain (a 1-D array or tensor) is tuned chain by chain. A
+    :class:`~rgfield.mcmc.Tunable` kernel also tunes its own warm-up parameters:
+    ``kernel.tune(state, info)`` after every step.
 
     Parameters
     ----------
@@ -48,7 +50,7 @@ def adapt_step_size(
     Returns
     -------
     kernel
-        A copy with the tuned step size, to be used frozen afterwards.
+        A copy with the tuned step size (and parameters), to be used frozen afterwards.
     state
         The last state.
     acceptance : np.ndarray (steps,)
@@ -71,4 +73,6 @@ def adapt_step_size(
         rate = accepted.cpu().numpy() if per_chain else acceptance[t]
         log_eps = log_eps + (rate - target) / np.sqrt(t + 1.0)
         kernel = replace(kernel, step_size=np.exp(log_eps) if per_chain else float(np.exp(log_eps)))
+        if isinstance(kernel, Tunable):
+            kernel = kernel.tune(state, info)
     return kernel, state, acceptance

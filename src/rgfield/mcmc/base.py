@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, Self, runtime_checkable
 
+import numpy as np
 import torch
 
-__all__ = ["Info", "Kernel", "LogDensityFn", "State", "per_chain", "select"]
+__all__ = [
+    "Info",
+    "Kernel",
+    "LogDensityFn",
+    "MultiStep",
+    "State",
+    "StepSize",
+    "Tunable",
+    "check_step_size",
+    "mean_info",
+    "per_chain",
+    "select",
+    "step_sizes",
+]
 
 LogDensityFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """x (chains, ...) ↦ (log p(x), ∇_x log p(x)), log p up to an additive constant.
@@ -60,15 +75,79 @@ class Info:
     divergent: torch.Tensor
 
 
+StepSize = float | np.ndarray | torch.Tensor
+"""A step size: one number for every chain, or one per chain (a 1-D array or tensor)."""
+
+
 class Kernel(Protocol):
     """What every kernel provides (see the package docstring)."""
 
-    step_size: float
+    step_size: StepSize
     target_acceptance: ClassVar[float]
 
     def init(self, position: torch.Tensor) -> State: ...
 
     def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]: ...
+
+
+@runtime_checkable
+class Tunable(Protocol):
+    """A kernel with warm-up parameters besides its step size (such as the number of Wolff
+    clusters per step): :func:`~rgfield.mcmc.adapt_step_size` replaces it by
+    ``kernel.tune(state, info)`` after every warm-up step."""
+
+    def tune(self, state: State, info: Info) -> Self: ...
+
+
+@runtime_checkable
+class MultiStep(Protocol):
+    """A kernel that makes several transitions in one call (a compiled loop), with the same
+    chains as as many ``step`` calls: :func:`~rgfield.mcmc.advance` uses it."""
+
+    def multistep(
+        self, state: State, generator: torch.Generator, steps: int
+    ) -> tuple[State, Info]: ...
+
+
+def mean_info(infos: Sequence[Info]) -> Info:
+    """The Info of several transitions: acceptance averaged, divergent where any one was."""
+    return Info(
+        torch.stack([i.acceptance_rate for i in infos]).mean(0),
+        torch.stack([i.accepted for i in infos]).mean(0),
+        torch.stack([i.divergent for i in infos]).any(0),
+    )
+
+
+def check_step_size(step_size: StepSize) -> None:
+    """Raise a ValueError unless ``step_size`` is a positive number or a 1-D array of them."""
+    h = torch.as_tensor(step_size, dtype=torch.float64)
+    if h.dim() > 1 or h.numel() == 0 or not bool(((h > 0) & torch.isfinite(h)).all()):
+        raise ValueError(
+            f"step_size must be a positive number or one per chain (1-D); got {step_size!r}"
+        )
+
+
+def step_sizes(
+    step_size: StepSize, position: torch.Tensor
+) -> tuple[float | torch.Tensor, float | torch.Tensor, float | torch.Tensor]:
+    """The step size h for arithmetic with a batch of chains: (h, √(2h), h per chain).
+
+    A number stays a float (so a scalar step gives the same bits as plain float arithmetic);
+    one step per chain becomes tensors on the device of ``position``, shaped (chains, 1, …, 1)
+    for the first two, to broadcast against positions, and (chains,) for the third, to
+    broadcast against per-chain sums.
+    """
+    h = torch.as_tensor(step_size, dtype=position.dtype, device=position.device)
+    if h.dim() == 0:
+        h = float(step_size)
+        return h, math.sqrt(2 * h), h
+    if h.shape != position.shape[:1]:
+        raise ValueError(
+            f"step_size: expected a number or one per chain, shape ({position.shape[0]},);"
+            f" got shape {tuple(h.shape)}"
+        )
+    expanded = h.reshape((-1,) + (1,) * (position.dim() - 1))
+    return expanded, (2 * expanded).sqrt(), h
 
 
 def select(accept: torch.Tensor, proposal: State, current: State) -> State:

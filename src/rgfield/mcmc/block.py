@@ -9,7 +9,15 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from rgfield.mcmc.base import Info, LogDensityFn, State
+from rgfield.mcmc.base import (
+    Info,
+    LogDensityFn,
+    State,
+    StepSize,
+    check_step_size,
+    mean_info,
+    step_sizes,
+)
 
 __all__ = ["BlockMALA"]
 
@@ -48,20 +56,19 @@ class BlockMALA:
     ----------
     logdensity_and_grad : :data:`~rgfield.mcmc.LogDensityFn`
         Returning per-cell log-densities (chains, n, n) and ∇ log p (chains, C, n, n).
-    step_size : float
-        h.
+    step_size : float or array_like (chains,)
+        h, for every chain or one per chain.
     block : int
         Block side b, even, at least twice the log-density's reach; n must be a multiple of 2b.
     """
 
     logdensity_and_grad: LogDensityFn
-    step_size: float
+    step_size: StepSize
     block: int
     target_acceptance: ClassVar[float] = 0.574
 
     def __post_init__(self) -> None:
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be positive; got {self.step_size!r}")
+        check_step_size(self.step_size)
         block = self.block
         if not (isinstance(block, int | np.integer) and block >= 2 and block % 2 == 0):
             raise ValueError(f"block must be an even integer >= 2; got {self.block!r}")
@@ -86,21 +93,18 @@ class BlockMALA:
         for colour in _COLOURS:
             state, info = self._colour_step(state, colour, generator)
             infos.append(info)
-        return state, Info(
-            torch.stack([i.acceptance_rate for i in infos]).mean(0),
-            torch.stack([i.accepted for i in infos]).mean(0),
-            torch.stack([i.divergent for i in infos]).any(0),
-        )
+        return state, mean_info(infos)
 
     def _colour_step(
         self, state: State, colour: tuple[int, int], generator: torch.Generator
     ) -> tuple[State, Info]:
-        x, g, ell, h, b = state.position, state.grad, state.density, self.step_size, self.block
+        x, g, ell, b = state.position, state.grad, state.density, self.block
+        h, root, _ = step_sizes(self.step_size, x)
         shift = (b // 2 - colour[0] * b, b // 2 - colour[1] * b)  # puts R_B on a 2b × 2b tile
         ny, nx = x.shape[-2:]
         mask = _colour_mask(ny, nx, b, colour, x.device)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        proposal = torch.where(mask, x + h * g + np.sqrt(2 * h) * noise, x)
+        proposal = torch.where(mask, x + h * g + root * noise, x)
         ell_new, g_new = self.logdensity_and_grad(proposal)
         proposal_terms = (x - proposal - h * g_new).square() / (4 * h) - noise.square() / 2
         cost = (ell - ell_new) + torch.where(mask, proposal_terms, 0.0).sum(1)  # −log α per cell

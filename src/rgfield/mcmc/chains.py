@@ -11,10 +11,10 @@ import torch
 
 from rgfield._validate import is_integer
 from rgfield.mcmc.adaptation import adapt_step_size
-from rgfield.mcmc.base import Info, Kernel, State
+from rgfield.mcmc.base import Info, Kernel, MultiStep, State, mean_info
 from rgfield.mcmc.diagnostics import Autocorrelation, integrated_autocorrelation_time
 
-__all__ = ["ChainRun", "run_chains"]
+__all__ = ["ChainRun", "advance", "run_chains"]
 
 Callback = Callable[[State, Info, bool], None]
 """``callback(state, info, sampling)`` after every step; ``sampling`` is False in warm-up."""
@@ -59,6 +59,26 @@ class ChainRun:
     def effective_sample_size(self) -> float:
         """chains × steps / (2 τ_int) of the log-density after the warm-up."""
         return self.logdensity[:, self.warmup :].size / (2 * self.autocorrelation().tau)
+
+
+def advance(
+    kernel: Kernel, state: State, generator: torch.Generator, steps: int
+) -> tuple[State, Info]:
+    """``steps`` transitions of every chain at the kernel's frozen parameters.
+
+    A :class:`~rgfield.mcmc.MultiStep` kernel makes them in one call, the others one ``step``
+    at a time. Returns the last state and the Info of all the steps (acceptance averaged,
+    ``divergent`` where any step was).
+    """
+    if not (is_integer(steps) and steps >= 1):
+        raise ValueError(f"steps must be a positive integer; got {steps!r}")
+    if isinstance(kernel, MultiStep):
+        return kernel.multistep(state, generator, steps)
+    infos = []
+    for _ in range(steps):
+        state, info = kernel.step(state, generator)
+        infos.append(info)
+    return state, mean_info(infos)
 
 
 def run_chains(

@@ -7,7 +7,17 @@ from typing import ClassVar
 
 import torch
 
-from rgfield.mcmc.base import Info, LogDensityFn, State, metropolis_test, per_chain, select
+from rgfield.mcmc.base import (
+    Info,
+    LogDensityFn,
+    State,
+    StepSize,
+    check_step_size,
+    metropolis_test,
+    per_chain,
+    select,
+    step_sizes,
+)
 
 __all__ = ["HMC"]
 
@@ -26,18 +36,18 @@ class HMC:
     ----------
     logdensity_and_grad : :data:`~rgfield.mcmc.LogDensityFn`
         Called once per leapfrog step.
-    step_size : float
+    step_size : float or array_like (chains,)
+        For every chain or one per chain.
     n_leapfrog : int
     """
 
     logdensity_and_grad: LogDensityFn
-    step_size: float
+    step_size: StepSize
     n_leapfrog: int = 10
     target_acceptance: ClassVar[float] = 0.8
 
     def __post_init__(self) -> None:
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be positive; got {self.step_size!r}")
+        check_step_size(self.step_size)
         if not isinstance(self.n_leapfrog, int) or self.n_leapfrog < 1:
             raise ValueError(f"n_leapfrog must be at least 1; got {self.n_leapfrog!r}")
 
@@ -47,7 +57,8 @@ class HMC:
 
     def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]:
         """One HMC trajectory of every chain."""
-        x, g, eps = state.position, state.grad, self.step_size
+        x, g = state.position, state.grad
+        eps = step_sizes(self.step_size, x)[0]
         q = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         dims = tuple(range(1, x.dim()))
         kinetic = 0.5 * q.square().sum(dims)

@@ -5,10 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 
-from rgfield.mcmc.base import Info, LogDensityFn, State, metropolis_test, per_chain, select
+from rgfield.mcmc.base import (
+    Info,
+    LogDensityFn,
+    State,
+    StepSize,
+    check_step_size,
+    metropolis_test,
+    per_chain,
+    select,
+    step_sizes,
+)
 
 __all__ = ["MALA"]
 
@@ -30,19 +39,18 @@ class MALA:
     Parameters
     ----------
     logdensity_and_grad : :data:`~rgfield.mcmc.LogDensityFn`
-    step_size : float
-        h.
+    step_size : float or array_like (chains,)
+        h, for every chain or one per chain.
     adjusted : bool
     """
 
     logdensity_and_grad: LogDensityFn
-    step_size: float
+    step_size: StepSize
     adjusted: bool = True
     target_acceptance: ClassVar[float] = 0.574
 
     def __post_init__(self) -> None:
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be positive; got {self.step_size!r}")
+        check_step_size(self.step_size)
 
     def init(self, position: torch.Tensor) -> State:
         logdensity, grad = self.logdensity_and_grad(position)
@@ -50,9 +58,10 @@ class MALA:
 
     def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]:
         """One MALA transition of every chain."""
-        x, g, h = state.position, state.grad, self.step_size
+        x, g = state.position, state.grad
+        h, root, h_chain = step_sizes(self.step_size, x)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        proposal = x + h * g + np.sqrt(2 * h) * noise
+        proposal = x + h * g + root * noise
         logdensity, grad = self.logdensity_and_grad(proposal)
         logdensity = per_chain(logdensity)
         finite = torch.isfinite(logdensity)
@@ -60,7 +69,7 @@ class MALA:
             dims = tuple(range(1, x.dim()))
             forward = (proposal - x - h * g).square().sum(dims)
             backward = (x - proposal - h * grad).square().sum(dims)
-            log_ratio = logdensity - state.logdensity + (forward - backward) / (4 * h)
+            log_ratio = logdensity - state.logdensity + (forward - backward) / (4 * h_chain)
             accept, rate, _ = metropolis_test(log_ratio, generator)
             accept &= finite
             rate = torch.where(finite, rate, 0.0)
