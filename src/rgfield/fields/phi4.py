@@ -21,10 +21,14 @@ massive Gaussian field) has no counterpart with this V unless 2dκ = 1.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -35,11 +39,25 @@ from rgfield._progress import StepCallback
 from rgfield._validate import fresh_seed, is_integer
 from rgfield.fields import resolve_device
 from rgfield.io import as_tensor
+from rgfield.mcmc import (
+    HMC,
+    Info,
+    Kernel,
+    StepSize,
+    adapt_step_size,
+    advance,
+    integrated_autocorrelation_time,
+)
+from rgfield.mcmc.base import check_step_size, step_sizes
 
 __all__ = [
     "SAMPLERS",
+    "LatticeState",
+    "Metropolis",
     "Phi4",
     "Phi4Config",
+    "Wolff",
+    "WolffInfo",
     "fit_couplings",
     "metropolis_sweeps",
     "new_rng_states",
@@ -116,24 +134,54 @@ class Phi4:
         return (0.5 * self.beta * bonds + self.on_site(phi)).sum((-1, -2))
 
     def grad(self, phi) -> torch.Tensor:
-        """∂E/∂φ_x = β (4 φ_x − Σ_nn φ_y) + V'(φ_x)."""
+        """∂E/∂φ_x = β (4 φ_x − Σ_nn φ_y) + V'(φ_x) (see :meth:`logdensity_and_grad`)."""
+        return -self.logdensity_and_grad(phi)[1]
+
+    def logdensity_and_grad(self, phi) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p = −E(φ) and ∇ log p = −∂E/∂φ in one pass (a :data:`rgfield.mcmc.LogDensityFn`).
+
+        With the lattice Laplacian (Δφ)_x = Σ_nn φ_y − 4 φ_x, summation by parts on the periodic
+        lattice turns the bond energy into (β/2) Σ_⟨xy⟩ (φ_x − φ_y)² = −½ ⟨φ, β Δφ⟩, so
+
+            ∇ log p = β Δφ − V'(φ),    log p = ½ ⟨φ, β Δφ⟩ − Σ_x V(φ_x),
+
+        V(φ) = Σ_k c_k φᵏ and V'(φ) = Σ_k k c_k φ^(k−1) from the same powers of φ, elementwise
+        and in place, with one reduction (the sum over sites): HMC calls this at every leapfrog
+        step, and it costs about what the gradient alone did.
+
+        Parameters
+        ----------
+        phi : array_like (..., L, L)
+
+        Returns
+        -------
+        logdensity : torch.Tensor (...)
+        grad : torch.Tensor (..., L, L)
+        """
         phi = _lattice(phi)
-        neighbours = sum(torch.roll(phi, s, d) for d in (-1, -2) for s in (1, -1))
-        return self.beta * (2 * DIMENSION * phi - neighbours) + self.on_site_derivative(phi)
+        grad = torch.roll(phi, 1, -1)
+        for shift, dim in ((-1, -1), (1, -2), (-1, -2)):
+            grad.add_(torch.roll(phi, shift, dim))
+        grad.add_(phi, alpha=-2 * DIMENSION).mul_(self.beta)  # β Δφ
+        c = [float(ck) for ck in self.coefficients]
+        site = torch.mul(phi, grad).mul_(0.5)  # log p per site, bond part ½ φ β Δφ
+        if c[1]:
+            site.add_(phi, alpha=-c[1])
+            grad.sub_(c[1])
+        lower = phi  # φ^(k−1)
+        for k in range(2, len(c)):
+            if c[k]:
+                site.addcmul_(lower, phi, value=-c[k])
+                grad.add_(lower, alpha=-k * c[k])
+            if k + 1 < len(c):
+                lower = lower * phi
+        return _site_sum(site) - c[0] * phi.shape[-1] * phi.shape[-2], grad
 
     def on_site(self, phi: torch.Tensor) -> torch.Tensor:
         """V(φ) elementwise (Horner)."""
         out = torch.zeros_like(phi)
         for c in self.coefficients[::-1]:
             out = out * phi + float(c)
-        return out
-
-    def on_site_derivative(self, phi: torch.Tensor) -> torch.Tensor:
-        """V'(φ) elementwise."""
-        c = self.coefficients
-        out = torch.zeros_like(phi)
-        for k in range(len(c) - 1, 0, -1):
-            out = out * phi + float(k * c[k])
         return out
 
     # ------------------------------------------------------------------- conventions
@@ -196,6 +244,12 @@ def fit_couplings(phi, grad) -> dict[str, float]:
     residual = (target - basis @ coef).square().sum() / target.square().sum()
     beta, c2, c4 = coef.tolist()
     return {"beta": beta, "c2": c2, "c4": c4, "explained": float(1 - residual)}
+
+
+def _site_sum(x: torch.Tensor) -> torch.Tensor:
+    """Σ over the last two dimensions as a matrix–vector product: torch's parallel sum of a
+    (8, 64, 64) batch took about 8 ms on a busy 2-core machine, this about 20 µs."""
+    return x.flatten(-2) @ x.new_ones(x.shape[-2] * x.shape[-1])
 
 
 def _lattice(phi) -> torch.Tensor:
@@ -486,80 +540,248 @@ def _magnetisation_and_energy(phi, beta, coeffs, out):  # pragma: no cover - com
 
 
 # --------------------------------------------------------------------------------------------
+# The numba updates as kernels of the sampler contract (rgfield.mcmc, docs/architecture.md)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LatticeState:
+    """Chains of the numba kernels :class:`Metropolis` and :class:`Wolff`.
+
+    It reads like a :class:`rgfield.mcmc.State` (``position``, ``logdensity``; ``grad`` and
+    ``density`` are None: these kernels use no gradient) and also carries each chain's
+    random-number state. ``logdensity`` costs a pass over the lattice, which the kernels never
+    need, so it is evaluated when first read (and kept).
+
+    Attributes
+    ----------
+    position : torch.Tensor (chains, L, L)
+        float64 on the CPU; never modified in place (a step writes a copy).
+    model : Phi4
+    rng : np.ndarray (chains,) uint64, or None
+        SplitMix64 states (see :func:`new_rng_states`), carried from step to step, so that a
+        chain's random numbers do not depend on how chains are scheduled on threads. None
+        after ``init``: the first step draws them from its generator.
+    """
+
+    position: torch.Tensor
+    model: Phi4
+    rng: np.ndarray | None = None
+    grad: ClassVar[None] = None
+    density: ClassVar[None] = None
+
+    @cached_property
+    def logdensity(self) -> torch.Tensor:
+        """log p = −E(φ) of every chain, shape (chains,)."""
+        out = np.empty((2, self.position.shape[0]))
+        model, phi = self.model, self.position.numpy()
+        _magnetisation_and_energy(phi, model.beta, model.coefficients, out)
+        return torch.from_numpy(-out[1] * phi[0].size)
+
+
+@dataclass(frozen=True, eq=False)
+class _Sweeping:
+    """What the kernels :class:`Metropolis` and :class:`Wolff` share: the model, the step size δ
+    of their Metropolis sweeps, tuned towards acceptance 0.5, and the chains' copies."""
+
+    model: Phi4
+    step_size: StepSize
+    target_acceptance: ClassVar[float] = 0.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, Phi4):
+            raise ValueError(f"model must be a Phi4; got {type(self.model).__name__}")
+        check_step_size(self.step_size)
+
+    def init(self, position) -> LatticeState:
+        """Chains at ``position`` (chains, L, L), L even ≥ 4, as float64 on the CPU (the steps
+        never write into it)."""
+        position = as_tensor(position).to("cpu", torch.float64).contiguous()
+        size = position.shape[-1]
+        if position.dim() != 3 or position.shape[-2] != size or size < 4 or size % 2:
+            raise ValueError(
+                "position: expected shape (chains, L, L) with L even >= 4 (checkerboard);"
+                f" got {tuple(position.shape)}"
+            )
+        return LatticeState(position, self.model)
+
+    @staticmethod
+    def _writable(state: LatticeState, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the chains' fields and random states, for the compiled updates to change;
+        the random states of fresh chains are drawn from ``generator``."""
+        phi = state.position.numpy().copy()
+        if state.rng is not None:
+            return phi, state.rng.copy()
+        draws = torch.randint(
+            -(2**63), 2**63 - 1, phi.shape[:1], generator=generator, device=generator.device
+        )
+        return phi, draws.cpu().numpy().view(np.uint64)
+
+    def _sweep(self, phi: np.ndarray, rng: np.ndarray, sweeps: int) -> Info:
+        """``sweeps`` sweeps of the chains ``phi``, in place, and the fraction accepted."""
+        step = np.full(phi.shape[0], step_sizes(self.step_size, torch.from_numpy(phi))[2])
+        accepted = torch.from_numpy(metropolis_sweeps(self.model, phi, sweeps, step, rng))
+        return Info(accepted, accepted, torch.zeros(phi.shape[0], dtype=torch.bool))
+
+
+@dataclass(frozen=True, eq=False)
+class Metropolis(_Sweeping):
+    """Checkerboard Metropolis sweeps of φ⁴ chains: one step is one sweep of every chain.
+
+    Site by site φ' = φ + δ u, u uniform in [−1, 1), accepted with probability
+    min(1, exp(−ΔE)) (Metropolis et al., J. Chem. Phys. 21, 1087 (1953)); see
+    :func:`metropolis_sweeps` for the order and the parallelism (numba, over chains, on the
+    CPU). ``Info.accepted`` is the fraction of a chain's site proposals accepted, which is also
+    its ``acceptance_rate`` (an unbiased estimate of the mean min(1, α), which the compiled
+    sweep does not return). :func:`~rgfield.mcmc.adapt_step_size` tunes δ towards acceptance
+    0.5, chain by chain when δ has one entry per chain. A
+    :class:`~rgfield.mcmc.MultiStep` kernel: :meth:`multistep` makes many sweeps in one call.
+
+    Parameters
+    ----------
+    model : Phi4
+    step_size : float or array_like (chains,)
+        δ, for every chain or one per chain.
+    """
+
+    def step(self, state: LatticeState, generator: torch.Generator) -> tuple[LatticeState, Info]:
+        """One sweep of every chain (on copies: ``state`` is left as it is)."""
+        return self.multistep(state, generator, 1)
+
+    def multistep(
+        self, state: LatticeState, generator: torch.Generator, steps: int
+    ) -> tuple[LatticeState, Info]:
+        """``steps`` sweeps in one call of the compiled loop: the same chains as ``steps`` calls
+        of :meth:`step` (each chain's random numbers are counter-based), without a parallel
+        region per sweep; ``Info`` holds the fraction accepted over all of them."""
+        phi, rng = self._writable(state, generator)
+        info = self._sweep(phi, rng, steps)
+        return LatticeState(torch.from_numpy(phi), self.model, rng), info
+
+
+@dataclass(frozen=True)
+class WolffInfo(Info):
+    """:class:`~rgfield.mcmc.Info` of a :class:`Wolff` step, with the sites its clusters flipped
+    on each chain (``flipped``, shape (chains,))."""
+
+    flipped: torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class Wolff(_Sweeping):
+    """A Metropolis sweep (as in :class:`Metropolis`), then ``clusters`` Wolff cluster flips of
+    every chain.
+
+    The clusters (see :func:`wolff_updates`; exact for an even potential) flip the sign of
+    whole domains, which local updates do only by crossing the double-well barrier; the sweep
+    changes |φ|, which the clusters never do, so together they are ergodic. In the warm-up
+    (:func:`~rgfield.mcmc.adapt_step_size`) the sweep's δ is tuned towards acceptance 0.5 and
+    the number of clusters by :meth:`tune`, so that a step flips about L² sites; both are
+    frozen afterwards, since a number of clusters that depended on the chains' state would bias
+    the stationary distribution.
+
+    Parameters
+    ----------
+    model : Phi4
+        With an even potential V(φ) = V(−φ).
+    step_size : float or array_like (chains,)
+    clusters : int
+    """
+
+    clusters: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.model.is_even:
+            raise ValueError("model: the Wolff update needs an even potential V(φ) = V(−φ)")
+        if not (is_integer(self.clusters) and self.clusters >= 1):
+            raise ValueError(f"clusters must be a positive integer; got {self.clusters!r}")
+
+    def step(
+        self, state: LatticeState, generator: torch.Generator
+    ) -> tuple[LatticeState, WolffInfo]:
+        """One sweep and the clusters, of every chain (on copies: ``state`` is left as it is)."""
+        phi, rng = self._writable(state, generator)
+        info = self._sweep(phi, rng, 1)
+        flipped = torch.from_numpy(wolff_updates(self.model, phi, rng, self.clusters))
+        info = WolffInfo(info.acceptance_rate, info.accepted, info.divergent, flipped)
+        return LatticeState(torch.from_numpy(phi), self.model, rng), info
+
+    def tune(self, state: LatticeState, info: WolffInfo) -> Wolff:
+        """Warm-up of the cluster count: with the mean cluster size s̄ = ⟨flipped⟩ / clusters of
+        the last step, clusters ← round(L² / s̄), within 1 … L²."""
+        sites = state.position[0].numel()
+        mean_cluster = max(1.0, float(info.flipped.double().mean()) / self.clusters)
+        return replace(self, clusters=max(1, min(sites, round(sites / mean_cluster))))
+
+
+# --------------------------------------------------------------------------------------------
 # Chains and the simulation driver
 # --------------------------------------------------------------------------------------------
 
-SAMPLERS = ("wolff", "metropolis", "hmc")
+_KERNELS: dict[str, Callable[[Phi4, int], Kernel]] = {
+    "wolff": lambda model, chains: Wolff(model, np.ones(chains)),
+    "metropolis": lambda model, chains: Metropolis(model, np.ones(chains)),
+    "hmc": lambda model, chains: HMC(model.logdensity_and_grad, step_size=0.1, n_leapfrog=10),
+}
+"""The kernel of each sampler, with its step sizes before the warm-up, for ``chains`` chains."""
+
+SAMPLERS = tuple(_KERNELS)
 
 
 class _Chains:
-    """A batch of chains of one sampler; ``advance`` runs steps, ``adapt`` tunes step sizes.
+    """A batch of chains of one kernel; ``advance`` runs steps, ``adapt`` is the warm-up.
 
-    One step is: a Metropolis sweep (metropolis); a Metropolis sweep and a fixed number of Wolff
-    clusters, set in burn-in to flip about L² sites on average (wolff); one HMC trajectory (hmc).
+    One step is: a Metropolis sweep with one step size per chain (metropolis); a Metropolis
+    sweep and a fixed number of Wolff clusters, set in the warm-up to flip about L² sites on
+    average (wolff); one HMC trajectory (hmc). Fields start as white noise; picklable, so a long
+    run can be checkpointed.
     """
 
     def __init__(self, model: Phi4, sampler: str, size: int, chains: int, seed, device) -> None:
-        self.model, self.sampler = model, sampler
         rng = np.random.default_rng(seed)
-        self.phi = rng.standard_normal((chains, size, size))
-        self.states = new_rng_states(chains, rng.integers(2**63))
-        self.step = np.full(chains, 1.0)
-        self.acceptance = np.full(chains, np.nan)
-        self.clusters = 1
-        self.flipped = np.zeros(chains)
-        self.steps_run = 0
-        self.seconds = 0.0  # wall time spent in advance()
-        self.accepted_sum = np.zeros(chains)  # acceptance × steps, summed (see mean_acceptance)
-        self.accepted_steps = 0
+        phi = rng.standard_normal((chains, size, size))
+        self.sampler = sampler
         self.device = torch.device(device)
-        if sampler == "hmc":
-            from rgfield.samplers import HMC
+        self.generator = torch.Generator(self.device).manual_seed(int(rng.integers(2**63)))
+        self.kernel = _KERNELS[sampler](model, chains)
+        self.state = self.kernel.init(torch.as_tensor(phi, device=self.device))
+        self.steps_run = 0
+        self.seconds = 0.0  # wall time spent in advance() and adapt()
+        self.accepted_sum = torch.zeros(chains, dtype=torch.float64, device=self.device)
+        self.accepted_steps = 0
 
-            self.generator = torch.Generator(self.device).manual_seed(int(rng.integers(2**63)))
-            self.kernel = HMC(model.energy, model.grad, step_size=0.1, n_leapfrog=10)
-            self.hmc_state = self.kernel.init(torch.as_tensor(self.phi, device=self.device))
+    @property
+    def chains(self) -> int:
+        return self.state.position.shape[0]
 
     def advance(self, steps: int) -> None:
         if steps <= 0:
             return
         start = time.perf_counter()
-        self._advance(steps)
+        self.state, info = advance(self.kernel, self.state, self.generator, steps)
         self.seconds += time.perf_counter() - start
-        self.steps_run += steps
-        self.accepted_sum += self.acceptance * steps
-        self.accepted_steps += steps
-
-    def _advance(self, steps: int) -> None:
-        if self.sampler == "hmc":
-            accepted = 0.0
-            for _ in range(steps):
-                self.hmc_state, accept = self.kernel.step(self.hmc_state, self.generator)
-                accepted = accepted + accept.double()
-            self.acceptance = (accepted / steps).cpu().numpy()
-            return
-        if self.sampler == "metropolis":  # one kernel call: same stream as step-by-step calls
-            self.acceptance = metropolis_sweeps(self.model, self.phi, steps, self.step, self.states)
-            return
-        for _ in range(steps):
-            self.acceptance = metropolis_sweeps(self.model, self.phi, 1, self.step, self.states)
-            self.flipped = wolff_updates(self.model, self.phi, self.states, self.clusters)
+        self._count(info, steps)
 
     def adapt(self, steps: int) -> None:
-        """Tune Metropolis steps to acceptance ≈ 0.5 (and the number of Wolff clusters to flip
-        about L² sites per step), or the HMC step to acceptance ≈ 0.8; then freeze them."""
-        if self.sampler == "hmc":
-            self.kernel, self.hmc_state, _ = self.kernel.adapt(
-                self.hmc_state, self.generator, steps
-            )
-            return
-        sites = self.phi.shape[1] * self.phi.shape[2]
-        for _ in range(steps):
-            self.advance(1)
-            self.step *= np.exp(self.acceptance - 0.5)
-            if self.sampler == "wolff":
-                mean_cluster = max(1.0, float(self.flipped.mean()) / self.clusters)
-                self.clusters = max(1, min(sites, round(sites / mean_cluster)))
+        """Tune the kernel over ``steps`` steps (:func:`rgfield.mcmc.adapt_step_size`: its step
+        sizes towards its target acceptance, 0.5 for Metropolis sweeps and 0.8 for HMC, and
+        the Wolff cluster count), then freeze it."""
+        start = time.perf_counter()
+        self.kernel, self.state, _ = adapt_step_size(
+            self.kernel,
+            self.state,
+            self.generator,
+            steps,
+            callback=lambda state, info: self._count(info, 1),
+        )
+        self.seconds += time.perf_counter() - start
+
+    def _count(self, info: Info, steps: int) -> None:
+        """Book ``steps`` steps whose mean accepted fraction is ``info.accepted``."""
+        self.steps_run += steps
+        self.accepted_sum += steps * info.accepted.to(self.accepted_sum)
+        self.accepted_steps += steps
 
     def record(
         self, series: np.ndarray, start: int, stop: int, on_step: StepCallback | None = None
@@ -574,42 +796,40 @@ class _Chains:
 
     def __getstate__(self) -> dict:
         """Picklable state (a long run can be checkpointed): the torch generator as its state."""
-        state = self.__dict__.copy()
-        if "generator" in state:
-            state["generator"] = self.generator.get_state()
-        return state
+        return self.__dict__ | {"generator": self.generator.get_state()}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if "generator" in state:
-            self.generator = torch.Generator(self.device)
-            self.generator.set_state(state["generator"])
+        self.generator = torch.Generator(self.device)
+        self.generator.set_state(state["generator"])
 
     def mean_acceptance(self) -> float:
-        """Mean acceptance rate since the last ``reset_acceptance``."""
-        return float(self.accepted_sum.mean() / max(self.accepted_steps, 1))
+        """Mean accepted fraction since the last ``reset_acceptance``."""
+        return float(self.accepted_sum.mean()) / max(self.accepted_steps, 1)
 
     def reset_acceptance(self) -> None:
-        self.accepted_sum[:] = 0.0
+        self.accepted_sum.zero_()
         self.accepted_steps = 0
+
+    def kernel_attrs(self) -> dict:
+        """The kernel's tuned parameters, named ``<sampler>_<parameter>`` (for the attrs)."""
+        values = {f.name: getattr(self.kernel, f.name) for f in dataclasses.fields(self.kernel)}
+        return {
+            f"{self.sampler}_{name}": value
+            for name, value in values.items()
+            if isinstance(value, int | float | np.ndarray)
+        }
 
     @property
     def fields(self) -> np.ndarray:
         """Current configurations (chains, L, L) as float64 numpy."""
-        if self.sampler == "hmc":
-            return self.hmc_state.position.double().cpu().numpy()
-        return self.phi
+        return self.state.position.double().cpu().numpy()
 
     def observables(self) -> np.ndarray:
-        """(M, |M|, E/V) of every chain now, shape (3, chains)."""
-        if self.sampler == "hmc":  # the trajectory's end point carries its energy
-            x = self.hmc_state.position
-            m = x.mean((-1, -2)).double().cpu().numpy()
-            energy = self.hmc_state.energy.double().cpu().numpy() / (x.shape[-1] * x.shape[-2])
-        else:
-            out = np.empty((2, self.phi.shape[0]))
-            _magnetisation_and_energy(self.phi, self.model.beta, self.model.coefficients, out)
-            m, energy = out
+        """(M, |M|, E/V) of every chain now, shape (3, chains); E = −log p of the state."""
+        x = self.state.position
+        m = (_site_sum(x) / (x.shape[-1] * x.shape[-2])).double().cpu().numpy()
+        energy = -self.state.logdensity.double().cpu().numpy() / (x.shape[-1] * x.shape[-2])
         return np.stack([m, np.abs(m), energy])
 
 
@@ -724,7 +944,6 @@ def simulate(
         saved samples (≈ 0.5 when they are independent).
     """
     from rgfield.io import to_dataset
-    from rgfield.samplers import integrated_autocorrelation_time
 
     if not isinstance(config, Phi4Config):
         raise ValueError(f"config must be a Phi4Config; got {type(config).__name__}")
@@ -788,12 +1007,7 @@ def simulate(
         tau_int_m_saved=_saved_tau(integrated_autocorrelation_time, m),
         tau_int_abs_m_saved=_saved_tau(integrated_autocorrelation_time, np.abs(m)),
     )
-    if sampler == "hmc":
-        attrs.update(hmc_step_size=state.kernel.step_size, hmc_leapfrog=state.kernel.n_leapfrog)
-    else:
-        attrs.update(metropolis_step=float(np.mean(state.step)))
-    if sampler == "wolff":
-        attrs.update(wolff_clusters_per_step=state.clusters)
+    attrs.update(state.kernel_attrs())
     ds = to_dataset(fields, "phi", attrs)
     return ds.assign_coords(chain=("sample", chain_of))
 
@@ -817,7 +1031,7 @@ def _pilot(
     target = min(start, cap)
     # one preallocated record, grown by doubling: a small long-lived array per step would sit
     # above each step's large temporaries and fragment the heap (0.5 MB per step at L = 128)
-    recorded = np.empty((target, 3, state.phi.shape[0]))
+    recorded = np.empty((target, 3, state.chains))
     steps = 0
     while True:
         state.record(recorded, steps, target, on_step)
