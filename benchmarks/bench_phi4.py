@@ -37,7 +37,7 @@ from rgfield.fields.phi4 import (
     new_rng_states,
     simulate,
 )
-from rgfield.samplers import HMC, integrated_autocorrelation_time
+from rgfield.mcmc import HMC, integrated_autocorrelation_time
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ def throughput() -> list[str]:
     ref_rate = ref_sweeps * phi.size / ref_seconds
 
     hmc_chains, trajectories = 8, 10
-    kernel = HMC(model.energy, model.grad, step_size=0.1, n_leapfrog=10)
+    kernel = HMC(model.logdensity_and_grad, step_size=0.1, n_leapfrog=10)
     generator = torch.Generator().manual_seed(0)
     state = kernel.init(torch.from_numpy(phi[:1].repeat(hmc_chains, 0)))
 

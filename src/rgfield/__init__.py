@@ -1,8 +1,9 @@
 """rgfield: multiscale statistical physics with wavelet renormalisation-group models.
 
 Submodules: :mod:`rgfield.wavelets` (orthogonal periodic wavelet pyramid), :mod:`rgfield.io`
-(xarray/netCDF ensembles), :mod:`rgfield.stats` (field statistics), :mod:`rgfield.samplers`
-(MCMC kernels, autocorrelation), :mod:`rgfield.fields` (simulators), :mod:`rgfield.cli`.
+(xarray/netCDF ensembles), :mod:`rgfield.stats` (field statistics), :mod:`rgfield.mcmc`
+(MCMC kernels, warm-up, chains, autocorrelation), :mod:`rgfield.fields` (simulators),
+:mod:`rgfield.cli`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -19,7 +19,7 @@ has a generic implementation; override it when U = θᵀΦ and ∇U have a cheap
 A family whose energy is a sum of local terms may also implement
 :meth:`~FeatureFamily.bind_density` (U as a sum of per-cell densities) and
 :attr:`~FeatureFamily.reach` (how far a cell's density and gradient reach): the block sampler
-(:class:`~rgfield.samplers.BlockMALA`) then applies to models made of such families only.
+(:class:`~rgfield.mcmc.BlockMALA`) then applies to models made of such families only.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from rgfield._progress import StepCallback
 from rgfield._validate import fresh_seed, is_integer
 from rgfield.fields import resolve_device
 from rgfield.io import to_dataset
-from rgfield.samplers import integrated_autocorrelation_time
+from rgfield.mcmc import integrated_autocorrelation_time
 
 __all__ = [
     "BudgetSeries",
