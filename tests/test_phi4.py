@@ -224,6 +224,71 @@ def test_metropolis_kernel_is_reproducible_and_tracks_acceptance():
     assert acc_a[0] > acc_a[1]  # small steps are accepted more often
 
 
+def test_metropolis_and_wolff_kernels_are_the_compiled_updates_on_copies():
+    from rgfield.fields.phi4 import LatticeState, Metropolis, Wolff
+
+    model, step = Phi4(0.68), np.array([0.5, 2.0])
+    start = random_lattice((2, 8, 8), seed=5)
+    rng = new_rng_states(2, 6)
+    state = LatticeState(start.clone(), model, rng.copy())
+    generator = torch.Generator()  # not drawn from: the chains carry their random states
+    after, info = Metropolis(model, step).step(state, generator)
+    expected = start.numpy().copy()
+    acceptance = metropolis_sweeps(model, expected, 1, step, rng)
+    np.testing.assert_array_equal(after.position.numpy(), expected)
+    np.testing.assert_array_equal(after.rng, rng)
+    np.testing.assert_array_equal(info.accepted.numpy(), acceptance)
+    torch.testing.assert_close(state.position, start)  # the step wrote copies
+    after, info = Wolff(model, step, clusters=3).step(after, generator)
+    acceptance = metropolis_sweeps(model, expected, 1, step, rng)
+    flipped = wolff_updates(model, expected, rng, 3)
+    np.testing.assert_array_equal(after.position.numpy(), expected)
+    np.testing.assert_array_equal(info.flipped.numpy(), flipped)
+    np.testing.assert_array_equal(info.accepted.numpy(), acceptance)
+    # the first step of fresh chains draws their random states from its generator
+    fresh = Metropolis(model, step).init(start)
+    assert fresh.rng is None and fresh.grad is None
+    one = Metropolis(model, step).step(fresh, torch.Generator().manual_seed(7))[0]
+    two = Metropolis(model, step).step(fresh, torch.Generator().manual_seed(7))[0]
+    np.testing.assert_array_equal(one.position.numpy(), two.position.numpy())
+    assert one.rng[0] != one.rng[1]
+
+
+def test_lattice_kernels_check_their_arguments():
+    from rgfield.fields.phi4 import Metropolis, Wolff
+
+    model = Phi4(0.68)
+    with pytest.raises(ValueError, match="model"):
+        Metropolis("phi4", 1.0)
+    with pytest.raises(ValueError, match="step_size"):
+        Metropolis(model, -1.0)
+    with pytest.raises(ValueError, match="step_size"):
+        chains = Metropolis(model, 1.0).init(torch.zeros(2, 4, 4))
+        Metropolis(model, np.ones(3)).step(chains, torch.Generator())
+    with pytest.raises(ValueError, match="position"):
+        Metropolis(model, 1.0).init(torch.zeros(2, 5, 5))
+    with pytest.raises(ValueError, match="even potential"):
+        Wolff(Phi4(0.5, potential=(0, 1.0, 0, -0.3, 0.2)), 1.0)
+    with pytest.raises(ValueError, match="clusters"):
+        Wolff(model, 1.0, clusters=0)
+
+
+def test_the_warmup_of_wolff_clusters_flips_about_every_site_per_step():
+    from rgfield.fields.phi4 import Wolff
+    from rgfield.mcmc import adapt_step_size
+
+    kernel = Wolff(Phi4(0.68), np.ones(8))
+    generator = torch.Generator().manual_seed(7)
+    state = kernel.init(random_lattice((8, 16, 16), seed=6))
+    kernel, state, _ = adapt_step_size(kernel, state, generator, 100)
+    flipped = []
+    for _ in range(50):
+        state, info = kernel.step(state, generator)
+        flipped.append(info.flipped.double().mean())
+    assert kernel.clusters > 1
+    assert 0.5 < float(torch.stack(flipped).mean()) / 16**2 < 2
+
+
 @pytest.mark.parametrize("sampler", ["metropolis", "hmc"])
 def test_pilot_observables_match_the_torch_energy(sampler):
     from rgfield.fields.phi4 import _Chains
