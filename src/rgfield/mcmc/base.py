@@ -137,6 +137,8 @@ def step_sizes(
     for the first two, to broadcast against positions, and (chains,) for the third, to
     broadcast against per-chain sums.
     """
+    if isinstance(step_size, int | float):
+        return step_size, math.sqrt(2 * step_size), step_size
     h = torch.as_tensor(step_size, dtype=position.dtype, device=position.device)
     if h.dim() == 0:
         h = float(step_size)
@@ -162,15 +164,14 @@ def select(accept: torch.Tensor, proposal: State, current: State) -> State:
 
 def metropolis_test(
     log_ratio: torch.Tensor, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Accept with probability min(1, exp(log α)); NaN and −∞ ratios are rejected.
 
-    Returns the decisions, min(1, α) (0 where log α is NaN) and the divergence flags (log α
-    not finite: a proposal of infinite or undefined energy).
+    Returns the decisions and min(1, α) (0 where log α is NaN).
     """
     u = torch.rand(
         log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=log_ratio.device
     )
     accept = torch.log(u) < log_ratio  # False for NaN
     rate = torch.nan_to_num(log_ratio.clamp(max=0.0).exp(), nan=0.0)
-    return accept, rate, ~torch.isfinite(log_ratio)
+    return accept, rate

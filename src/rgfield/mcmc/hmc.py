@@ -71,6 +71,6 @@ class HMC:
         q = q + 0.5 * eps * g
         logdensity = per_chain(logdensity)
         delta = state.logdensity - logdensity + 0.5 * q.square().sum(dims) - kinetic  # ΔH
-        accept, rate, divergent = metropolis_test(-delta, generator)
-        info = Info(rate, accept.to(x.dtype), divergent)
+        accept, rate = metropolis_test(-delta, generator)
+        info = Info(rate, accept.to(x.dtype), ~torch.isfinite(delta))
         return select(accept, State(x, logdensity, g), state), info

@@ -70,7 +70,7 @@ class MALA:
             forward = (proposal - x - h * g).square().sum(dims)
             backward = (x - proposal - h * grad).square().sum(dims)
             log_ratio = logdensity - state.logdensity + (forward - backward) / (4 * h_chain)
-            accept, rate, _ = metropolis_test(log_ratio, generator)
+            accept, rate = metropolis_test(log_ratio, generator)
             accept &= finite
             rate = torch.where(finite, rate, 0.0)
         else:
