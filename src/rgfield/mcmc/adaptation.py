@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.mcmc.base import Info, Kernel, State, Tunable
+from rgfield.mcmc.base import Info, Kernel, State, Tunable, provides
 
 __all__ = ["adapt_step_size"]
 
@@ -73,6 +73,6 @@ def adapt_step_size(
         rate = accepted.cpu().numpy() if per_chain else acceptance[t]
         log_eps = log_eps + (rate - target) / np.sqrt(t + 1.0)
         kernel = replace(kernel, step_size=np.exp(log_eps) if per_chain else float(np.exp(log_eps)))
-        if isinstance(kernel, Tunable):
+        if provides(type(kernel), Tunable):
             kernel = kernel.tune(state, info)
     return kernel, state, acceptance

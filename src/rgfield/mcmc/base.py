@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "check_step_size",
     "mean_info",
     "per_chain",
+    "provides",
     "select",
     "step_sizes",
 ]
@@ -107,6 +109,13 @@ class MultiStep(Protocol):
     def multistep(
         self, state: State, generator: torch.Generator, steps: int
     ) -> tuple[State, Info]: ...
+
+
+@cache
+def provides(kernel_type: type, protocol: type) -> bool:
+    """Whether a kernel class implements an optional protocol (:class:`MultiStep`,
+    :class:`Tunable`): cached, since isinstance on a runtime protocol takes 10–20 µs."""
+    return issubclass(kernel_type, protocol)
 
 
 def mean_info(infos: Sequence[Info]) -> Info:

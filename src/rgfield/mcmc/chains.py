@@ -11,7 +11,7 @@ import torch
 
 from rgfield._validate import is_integer
 from rgfield.mcmc.adaptation import adapt_step_size
-from rgfield.mcmc.base import Info, Kernel, MultiStep, State, mean_info
+from rgfield.mcmc.base import Info, Kernel, MultiStep, State, mean_info, provides
 from rgfield.mcmc.diagnostics import Autocorrelation, integrated_autocorrelation_time
 
 __all__ = ["ChainRun", "advance", "run_chains"]
@@ -72,7 +72,7 @@ def advance(
     """
     if not (is_integer(steps) and steps >= 1):
         raise ValueError(f"steps must be a positive integer; got {steps!r}")
-    if isinstance(kernel, MultiStep):
+    if provides(type(kernel), MultiStep):
         return kernel.multistep(state, generator, steps)
     infos = []
     for _ in range(steps):
