@@ -30,14 +30,15 @@ import numpy as np
 from _report import write_section
 from bench_phi4 import cost_per_sample, critical_beta, pilot, seconds_per_step
 
-from rgfield.fields.phi4 import Phi4, simulate
+from rgfield.fields.phi4 import Phi4, Phi4Config, simulate
 from rgfield.rg import HierarchicalModel, mixing
 
 
 def rg_row(
     size: int, beta: float, train: int, chains: int, steps: int, sampler: str
 ) -> tuple[str, float, np.ndarray]:
-    data = simulate(Phi4(beta), size, train, sampler="wolff", seed=size, progress=False)["phi"]
+    config = Phi4Config(Phi4(beta), size, sampler="wolff")
+    data = simulate(config, train, seed=size, progress=False)["phi"]
     start = time.perf_counter()
     model = HierarchicalModel(progress=False).fit(data)
     fit_seconds = time.perf_counter() - start
@@ -109,9 +110,9 @@ def main() -> None:
     beta = critical_beta()
     chains = 2 * numba.get_num_threads()
     # warm-up: numba compilation and thread pools must not be timed
-    simulate(
-        Phi4(beta), 8, chains, chains=chains, seed=0, progress=False, thermalization=20, spacing=1
-    )  # (MCMC pilots come from bench_phi4's cache, or run once and join it)
+    warm = Phi4Config(Phi4(beta), 8, chains=chains, thermalization=20, spacing=1)
+    simulate(warm, chains, seed=0, progress=False)
+    # (MCMC pilots come from bench_phi4's cache, or run once and join it)
     rows, ratios, costs, taus = [], [], {}, {}
     for size in args.sizes:
         rg, rg_cost, taus[size] = rg_row(

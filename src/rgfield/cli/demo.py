@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--refine must be non-negative; got {args.refine}")
     from rgfield import io
     from rgfield.cli.sample import print_acceptance
-    from rgfield.report import write_report
+    from rgfield.compare import write_report
     from rgfield.rg import HierarchicalModel
 
     out = Path(args.out)
