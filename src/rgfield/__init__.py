@@ -3,7 +3,9 @@
 Submodules: :mod:`rgfield.wavelets` (orthogonal periodic wavelet pyramid), :mod:`rgfield.io`
 (xarray/netCDF ensembles), :mod:`rgfield.stats` (field statistics), :mod:`rgfield.mcmc`
 (MCMC kernels, warm-up, chains, autocorrelation), :mod:`rgfield.fields` (simulators),
-:mod:`rgfield.cli`.
+:mod:`rgfield.energies` (feature families), :mod:`rgfield.rg` (the hierarchical wavelet RG
+model), :mod:`rgfield.compare` (N ensembles against a reference), :mod:`rgfield.cli`. The
+layout and its contracts: docs/architecture.md.
 """
 
 from importlib.metadata import PackageNotFoundError, version

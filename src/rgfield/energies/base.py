@@ -4,7 +4,8 @@ A conditional model of one RG scale is p̄(y | c) ∝ exp(−θᵀΦ(y, c)), wit
 that are sampled (the normalised details x̄_j, shape (B, 3, n, n) in 2D; at the coarsest scale
 the coarse field itself, shape (B, 1, n, n)) and ``c`` the conditioning coarse field x_j
 (shape (B, n, n); ``None`` at the coarsest scale). Gradients and Laplacians are taken with
-respect to ``y`` only: the conditioning field is held fixed (DESIGN.md §1).
+respect to ``y`` only: the conditioning field is held fixed (docs/architecture.md,
+"Feature families").
 
 Extension point
 ---------------
