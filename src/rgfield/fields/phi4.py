@@ -1,6 +1,6 @@
 """Lattice φ⁴ field theory in 2D: energy, Metropolis and Wolff kernels, and ``simulate``.
 
-Convention (DESIGN.md §4): on an L×L periodic lattice,
+Convention (docs/phi4.md): on an L×L periodic lattice,
 
     E(φ) = (β/2) Σ_⟨xy⟩ (φ_x − φ_y)² + Σ_x V(φ_x),    V(φ) = λ (φ² − 1)²  (default λ = 1),
 
@@ -217,7 +217,7 @@ def fit_couplings(phi, grad) -> dict[str, float]:
     Finds (β, c₂, c₄) minimising Σ ‖g − β ∇A − c₂ ∇Σφ² − c₄ ∇Σφ⁴‖², with
     A = ½ Σ_⟨xy⟩ (φ_x − φ_y)², so that ∇A = 4φ − Σ_nn φ, ∇Σφ² = 2φ and ∇Σφ⁴ = 4φ³. The energy
     E = (β/2) Σ (φ_x − φ_y)² + λ Σ (φ² − 1)² has β, c₂ = −2λ, c₄ = λ; the Gaussian free field
-    has c₂ = m²/2, c₄ = 0. Used to read the couplings off a learned energy (DESIGN.md §1,
+    has c₂ = m²/2, c₄ = 0. Used to read the couplings off a learned energy (docs/rg.md,
     energy recovery): gradients are free of the unknown additive constant.
 
     Parameters

@@ -66,11 +66,11 @@ def adapt_step_size(
     acceptance = np.empty(steps)
     for t in range(steps):
         state, info = kernel.step(state, generator)
-        accepted = info.accepted.double()
-        acceptance[t] = accepted.mean().item()
+        accepted = info.accepted.double().cpu().numpy()  # numpy: a few chains, every step
+        acceptance[t] = accepted.mean()
         if callback is not None:
             callback(state, info)
-        rate = accepted.cpu().numpy() if per_chain else acceptance[t]
+        rate = accepted if per_chain else acceptance[t]
         log_eps = log_eps + (rate - target) / np.sqrt(t + 1.0)
         kernel = replace(kernel, step_size=np.exp(log_eps) if per_chain else float(np.exp(log_eps)))
         if provides(type(kernel), Tunable):

@@ -128,9 +128,15 @@ def mean_info(infos: Sequence[Info]) -> Info:
 
 
 def check_step_size(step_size: StepSize) -> None:
-    """Raise a ValueError unless ``step_size`` is a positive number or a 1-D array of them."""
-    h = torch.as_tensor(step_size, dtype=torch.float64)
-    if h.dim() > 1 or h.numel() == 0 or not bool(((h > 0) & torch.isfinite(h)).all()):
+    """Raise a ValueError unless ``step_size`` is a positive number or a 1-D array of them.
+
+    Cheap enough to run at every step of a warm-up (each tuned kernel is a new one): numbers
+    and numpy arrays are checked without torch."""
+    if isinstance(step_size, torch.Tensor):
+        h = step_size.detach().double().cpu().numpy()
+    else:
+        h = np.asarray(step_size, dtype=np.float64)
+    if h.ndim > 1 or h.size == 0 or not (np.isfinite(h) & (h > 0)).all():
         raise ValueError(
             f"step_size must be a positive number or one per chain (1-D); got {step_size!r}"
         )
