@@ -8,9 +8,9 @@ tests/rg/test_persistence.py checks that this rgfield loads the file and draws t
 
 import numpy as np
 import torch
+from rgfield.hierarchy import HierarchicalModel
 
 from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
-from rgfield.hierarchy import HierarchicalModel
 
 spectrum = lattice_free_field_spectrum(beta=1.0, m2=0.5)
 fields = gaussian_field(spectrum, (8, 8), 200, seed=0, dtype=torch.float64)
