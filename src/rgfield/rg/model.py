@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import xarray as xr
 
+from rgfield._progress import progress
 from rgfield._validate import fresh_seed, is_integer
 from rgfield.energies import ExponentialModel
 from rgfield.io import as_tensor
@@ -295,8 +296,6 @@ class HierarchicalModel:
         -------
         SampleResult
         """
-        from tqdm.auto import tqdm
-
         self.check_fitted()
         if not is_integer(n) or n < 1:
             raise ValueError(f"n must be a positive integer; got {n!r}")
@@ -308,9 +307,9 @@ class HierarchicalModel:
         seed = fresh_seed() if seed is None else int(seed)
         generator = torch.Generator().manual_seed(seed)
         total = sum(warmup) + sum(steps)
-        with tqdm(total=total, desc="sample", disable=not self.progress) as bar:
+        with progress("sample", total, enabled=self.progress, unit="step") as on_step:
             fields, diagnostics = generate(
-                self, int(n), generator, steps, warmup, step_size, adjusted, sampler, bar.update
+                self, int(n), generator, steps, warmup, step_size, adjusted, sampler, on_step
             )
         attrs = {
             "generator": "rgfield.rg.HierarchicalModel.sample",
