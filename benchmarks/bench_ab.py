@@ -91,7 +91,7 @@ def alternate(workloads: dict[str, callable], repeats: int) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def wavelet_workloads(base) -> dict[str, callable]:
+def wavelet_workloads() -> dict[str, callable]:
     x = torch.randn(16, 256, 256, generator=torch.Generator().manual_seed(0))
 
     def run(module):
@@ -132,7 +132,7 @@ def steps_of(kernel, position: torch.Tensor, steps: int = 20):
     return run
 
 
-def kernel_workloads(base) -> dict[str, dict[str, callable]]:
+def kernel_workloads() -> dict[str, dict[str, callable]]:
     from rgfield import mcmc
     from rgfield.fields.phi4 import Phi4
 
@@ -157,7 +157,7 @@ def kernel_workloads(base) -> dict[str, dict[str, callable]]:
     }
 
 
-def simulate_workloads(base, sampler: str) -> dict[str, callable]:
+def simulate_workloads(sampler: str) -> dict[str, callable]:
     from rgfield.fields.phi4 import Phi4, Phi4Config, simulate
 
     old = importlib.import_module("rgfield_base.fields.phi4")
@@ -171,7 +171,7 @@ def simulate_workloads(base, sampler: str) -> dict[str, callable]:
     }
 
 
-def fitted_models(base):
+def fitted_models():
     """The same score-matching fit by both versions, checked to give identical θ."""
     from rgfield.rg import HierarchicalModel
 
@@ -203,19 +203,17 @@ def main() -> None:
     parser.add_argument("--label", default="base", help="name of the base in the table")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (5)")
     args = parser.parse_args()
-    base = load_base(args.base)
+    load_base(args.base)
     rows = [
         f"| workload | {args.label} | this rgfield ({rgfield.__version__}) | new / base |",
         "|---|---:|---:|---:|",
     ]
-    old, new = fitted_models(base)
+    old, new = fitted_models()
     cases = {
-        "wavelet decompose + reconstruct, 16×256², 6 levels": wavelet_workloads(base),
-        **kernel_workloads(base),
+        "wavelet decompose + reconstruct, 16×256², 6 levels": wavelet_workloads(),
+        **kernel_workloads(),
         **{
-            f"φ⁴ simulate, {sampler}, L = 32, 8 chains × 240 steps": simulate_workloads(
-                base, sampler
-            )
+            f"φ⁴ simulate, {sampler}, L = 32, 8 chains × 240 steps": simulate_workloads(sampler)
             for sampler in ("metropolis", "wolff", "hmc")
         },
         "RG sample 200 × 32², MALA, 150 steps per scale": rg_workloads(old, new, "mala"),

@@ -43,6 +43,7 @@ def progress(
     *,
     enabled: bool = True,
     unit: str = "it",
+    leave: bool = True,
     file: IO[str] | None = None,
 ) -> Iterator[StepCallback]:
     """A progress bar for the duration of a ``with`` block, driven by the callback it yields.
@@ -57,6 +58,8 @@ def progress(
         False: no bar; the callback does nothing.
     unit : str
         Name of one unit of work.
+    leave : bool
+        Keep the finished bar on screen (False for an inner bar of a longer run).
     file : text stream, optional
         Where the bar is written (default ``sys.stderr``). Unless it is a terminal (or the bar
         is a notebook widget), the bar refreshes at most once every 60 s.
@@ -81,6 +84,7 @@ def progress(
         total=total,
         desc=desc,
         unit=unit,
+        leave=leave,
         file=stream,
         mininterval=interval,
         maxinterval=max(interval, 10.0),

@@ -133,7 +133,11 @@ def _fit_factor(
         mala_steps = MOMENT_WARMUP + iterations * steps + (iterations - 1) * (steps // 4)
         n = y.shape[-1]
         with _progress.progress(
-            f"moment matching {n}×{n}", mala_steps, enabled=progress, unit="step"
+            f"moment matching {n}×{n}",
+            mala_steps,
+            enabled=progress,
+            unit="step",
+            leave=False,
         ) as on_step:
             theta, refinement, chains = match_moments(
                 ExponentialModel(families, theta),
