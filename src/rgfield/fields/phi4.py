@@ -48,7 +48,7 @@ from rgfield.mcmc import (
     advance,
     integrated_autocorrelation_time,
 )
-from rgfield.mcmc.base import check_step_size
+from rgfield.mcmc.base import as_numpy, check_step_size
 
 __all__ = [
     "SAMPLERS",
@@ -113,14 +113,17 @@ class Phi4:
             raise ValueError(f"m2 must be positive for a normalisable Gaussian field; got {m2!r}")
         return cls(beta=beta, potential=(0.0, 0.0, m2 / 2))
 
-    @property
+    @cached_property
     def coefficients(self) -> np.ndarray:
-        """(c_0, ..., c_n) of the on-site potential V(φ) = Σ c_k φᵏ."""
+        """(c_0, ..., c_n) of the on-site potential V(φ) = Σ c_k φᵏ (read-only)."""
         if self.potential is None:
-            return np.array([self.lam, 0.0, -2 * self.lam, 0.0, self.lam])
-        return np.array(self.potential)
+            coefficients = np.array([self.lam, 0.0, -2 * self.lam, 0.0, self.lam])
+        else:
+            coefficients = np.array(self.potential)
+        coefficients.flags.writeable = False
+        return coefficients
 
-    @property
+    @cached_property
     def is_even(self) -> bool:
         """Whether V(−φ) = V(φ), the symmetry the Wolff cluster update needs."""
         return bool(np.all(self.coefficients[1::2] == 0))
@@ -374,9 +377,10 @@ def _metropolis_colour(a, b, colour, beta, coeffs, step, counter, scratch):  # p
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _metropolis(phi, beta, coeffs, step, sweeps, states, accepted):  # pragma: no cover
-    """Checkerboard sweeps of each chain on a packed copy: packed[c, i, jj] = φ[i, 2jj + p],
-    p = (i + c) mod 2, so the sites of one colour are contiguous along rows."""
+def _metropolis(phi, out, beta, coeffs, step, sweeps, states, accepted):  # pragma: no cover
+    """Checkerboard sweeps of each chain of ``phi``, written to ``out`` (may be ``phi``), on a
+    packed copy: packed[c, i, jj] = φ[i, 2jj + p], p = (i + c) mod 2, so the sites of one
+    colour are contiguous along rows."""
     chains, size, _ = phi.shape
     half = size // 2
     for ch in numba.prange(chains):
@@ -400,15 +404,20 @@ def _metropolis(phi, beta, coeffs, step, sweeps, states, accepted):  # pragma: n
                 count += n
         for c in range(2):
             for i in range(size):
-                phi[ch, i, (i + c) % 2 :: 2] = packed[c, i]
+                out[ch, i, (i + c) % 2 :: 2] = packed[c, i]
         states[ch] = counter
         accepted[ch] = count
 
 
 def metropolis_sweeps(
-    model: Phi4, phi: np.ndarray, sweeps: int, step: np.ndarray, states: np.ndarray
+    model: Phi4,
+    phi: np.ndarray,
+    sweeps: int,
+    step: np.ndarray,
+    states: np.ndarray,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Run ``sweeps`` checkerboard Metropolis sweeps on each chain, in place.
+    """Run ``sweeps`` checkerboard Metropolis sweeps on each chain, in place or into ``out``.
 
     Each site proposes φ' = φ + δ_c u, u uniform in [−1, 1), accepted with probability
     min(1, exp(−ΔE)); δ_c is chain c's step. A sweep updates all sites of one checkerboard
@@ -417,15 +426,24 @@ def metropolis_sweeps(
 
     Parameters
     ----------
-    phi : float64 array (chains, L, L), L even, updated in place.
+    phi : float64 array (chains, L, L), L even, updated in place unless ``out`` is given.
     step : float64 array (chains,)
     states : uint64 array (chains,) of :func:`new_rng_states`, advanced in place.
+    out : float64 array like ``phi``, optional
+        Where the swept fields go (``phi`` is then left as it is): no copy of the chains
+        for a caller that keeps the old ones.
 
     Returns
     -------
     Acceptance rate of each chain over these sweeps.
     """
-    _check_chains(phi, states)
+    _check_chains(phi if out is None else out, states)
+    if out is not None and not (
+        isinstance(phi, np.ndarray) and phi.dtype == np.float64 and phi.shape == out.shape
+    ):
+        raise ValueError(
+            f"phi and out must be float64 arrays of one shape; got {np.shape(phi)}, {out.shape}"
+        )
     if not (
         isinstance(step, np.ndarray) and step.dtype == np.float64 and step.shape == phi.shape[:1]
     ):
@@ -437,7 +455,8 @@ def metropolis_sweeps(
             f"phi must have an even size L for the checkerboard; got L = {phi.shape[-1]}"
         )
     accepted = np.zeros(phi.shape[0], dtype=np.int64)
-    _metropolis(phi, model.beta, model.coefficients, step, sweeps, states, accepted)
+    out = phi if out is None else out
+    _metropolis(phi, out, model.beta, model.coefficients, step, sweeps, states, accepted)
     return accepted / (sweeps * phi.shape[1] * phi.shape[2])
 
 
@@ -548,15 +567,15 @@ def _magnetisation_and_energy(phi, beta, coeffs, out):  # pragma: no cover - com
 class LatticeState:
     """Chains of the numba kernels :class:`Metropolis` and :class:`Wolff`.
 
-    It reads like a :class:`rgfield.mcmc.State` (``position``, ``logdensity``; ``grad`` and
+    These kernels work on numpy arrays; the state reads like a :class:`rgfield.mcmc.State`
+    (``position`` and ``logdensity`` as torch tensors, made when first read; ``grad`` and
     ``density`` are None: these kernels use no gradient) and also carries each chain's
-    random-number state. ``logdensity`` costs a pass over the lattice, which the kernels never
-    need, so it is evaluated when first read (and kept).
+    random-number state.
 
     Attributes
     ----------
-    position : torch.Tensor (chains, L, L)
-        float64 on the CPU; never modified in place (a step writes a copy).
+    fields : np.ndarray (chains, L, L)
+        float64, C-contiguous; never modified in place (a step writes a copy).
     model : Phi4
     rng : np.ndarray (chains,) uint64, or None
         SplitMix64 states (see :func:`new_rng_states`), carried from step to step, so that a
@@ -564,25 +583,31 @@ class LatticeState:
         after ``init``: the first step draws them from its generator.
     """
 
-    position: torch.Tensor
+    fields: np.ndarray
     model: Phi4
     rng: np.ndarray | None = None
     grad: ClassVar[None] = None
     density: ClassVar[None] = None
 
     @cached_property
+    def position(self) -> torch.Tensor:
+        """``fields`` as a torch tensor (a view, not a copy)."""
+        return torch.from_numpy(self.fields)
+
+    @cached_property
     def logdensity(self) -> torch.Tensor:
-        """log p = −E(φ) of every chain, shape (chains,)."""
-        out = np.empty((2, self.position.shape[0]))
-        model, phi = self.model, self.position.numpy()
-        _magnetisation_and_energy(phi, model.beta, model.coefficients, out)
-        return torch.from_numpy(-out[1] * phi[0].size)
+        """log p = −E(φ) of every chain, shape (chains,) (a pass over the lattice, made when
+        first read: the kernels never need it)."""
+        out = np.empty((2, self.fields.shape[0]))
+        _magnetisation_and_energy(self.fields, self.model.beta, self.model.coefficients, out)
+        return torch.from_numpy(-out[1] * self.fields[0].size)
 
 
 @dataclass(frozen=True, eq=False)
 class _Sweeping:
     """What the kernels :class:`Metropolis` and :class:`Wolff` share: the model, the step size δ
-    of their Metropolis sweeps, tuned towards acceptance 0.5, and the chains' copies."""
+    of their Metropolis sweeps, tuned towards acceptance 0.5, and the steps on copies of the
+    chains. Both are :class:`~rgfield.mcmc.MultiStep` kernels; their Info holds numpy arrays."""
 
     model: Phi4
     step_size: StepSize
@@ -603,31 +628,54 @@ class _Sweeping:
                 "position: expected shape (chains, L, L) with L even >= 4 (checkerboard);"
                 f" got {tuple(position.shape)}"
             )
-        return LatticeState(position, self.model)
+        return LatticeState(position.numpy(), self.model)
+
+    def step(self, state: LatticeState, generator: torch.Generator) -> tuple[LatticeState, Info]:
+        """One step of every chain (on copies: ``state`` is left as it is)."""
+        return self.multistep(state, generator, 1)
+
+    def multistep(
+        self, state: LatticeState, generator: torch.Generator, steps: int
+    ) -> tuple[LatticeState, Info]:
+        """``steps`` steps in one call: the same chains as ``steps`` calls of :meth:`step`
+        (each chain's random numbers are counter-based); ``Info`` holds the mean over them."""
+        fields = np.empty_like(state.fields)
+        rng = self._rng(state, generator)
+        info = self._update(state.fields, fields, rng, steps)
+        return LatticeState(fields, self.model, rng), info
 
     @staticmethod
-    def _writable(state: LatticeState, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of the chains' fields and random states, for the compiled updates to change;
-        the random states of fresh chains are drawn from ``generator``."""
-        phi = state.position.clone().numpy()
+    def _rng(state: LatticeState, generator: torch.Generator) -> np.ndarray:
+        """A copy of the chains' random states; those of fresh chains drawn from ``generator``."""
         if state.rng is not None:
-            return phi, state.rng.copy()
+            return state.rng.copy()
         draws = torch.randint(
-            -(2**63), 2**63 - 1, phi.shape[:1], generator=generator, device=generator.device
+            -(2**63),
+            2**63 - 1,
+            state.fields.shape[:1],
+            generator=generator,
+            device=generator.device,
         )
-        return phi, draws.cpu().numpy().view(np.uint64)
+        return draws.cpu().numpy().view(np.uint64)
 
-    def _sweep(self, phi: np.ndarray, rng: np.ndarray, sweeps: int) -> Info:
-        """``sweeps`` sweeps of the chains ``phi``, in place, and the fraction accepted."""
+    def _update(self, start: np.ndarray, fields: np.ndarray, rng: np.ndarray, steps: int) -> Info:
+        """``steps`` steps of the chains from ``start``, written into ``fields``."""
+        raise NotImplementedError
+
+    def _sweep(
+        self, start: np.ndarray, fields: np.ndarray, rng: np.ndarray, sweeps: int
+    ) -> np.ndarray:
+        """``sweeps`` sweeps of the chains from ``start`` (``fields`` itself for in place),
+        written into ``fields``; the fraction of proposals accepted."""
         step = np.asarray(self.step_size, dtype=np.float64)
-        if step.ndim and step.shape != phi.shape[:1]:
+        if step.ndim == 0:
+            step = np.full(fields.shape[0], step)
+        elif step.shape != fields.shape[:1]:
             raise ValueError(
-                f"step_size: expected a number or one per chain, shape ({phi.shape[0]},);"
+                f"step_size: expected a number or one per chain, shape ({fields.shape[0]},);"
                 f" got shape {step.shape}"
             )
-        step = np.full(phi.shape[0], step)
-        accepted = torch.from_numpy(metropolis_sweeps(self.model, phi, sweeps, step, rng))
-        return Info(accepted, accepted, torch.zeros(phi.shape[0], dtype=torch.bool))
+        return metropolis_sweeps(self.model, start, sweeps, step, rng, out=fields)
 
 
 @dataclass(frozen=True, eq=False)
@@ -640,8 +688,8 @@ class Metropolis(_Sweeping):
     CPU). ``Info.accepted`` is the fraction of a chain's site proposals accepted, which is also
     its ``acceptance_rate`` (an unbiased estimate of the mean min(1, α), which the compiled
     sweep does not return). :func:`~rgfield.mcmc.adapt_step_size` tunes δ towards acceptance
-    0.5, chain by chain when δ has one entry per chain. A
-    :class:`~rgfield.mcmc.MultiStep` kernel: :meth:`multistep` makes many sweeps in one call.
+    0.5, chain by chain when δ has one entry per chain. ``multistep`` makes many sweeps in one
+    call of the compiled loop, without a parallel region per sweep.
 
     Parameters
     ----------
@@ -650,27 +698,17 @@ class Metropolis(_Sweeping):
         δ, for every chain or one per chain.
     """
 
-    def step(self, state: LatticeState, generator: torch.Generator) -> tuple[LatticeState, Info]:
-        """One sweep of every chain (on copies: ``state`` is left as it is)."""
-        return self.multistep(state, generator, 1)
-
-    def multistep(
-        self, state: LatticeState, generator: torch.Generator, steps: int
-    ) -> tuple[LatticeState, Info]:
-        """``steps`` sweeps in one call of the compiled loop: the same chains as ``steps`` calls
-        of :meth:`step` (each chain's random numbers are counter-based), without a parallel
-        region per sweep; ``Info`` holds the fraction accepted over all of them."""
-        phi, rng = self._writable(state, generator)
-        info = self._sweep(phi, rng, steps)
-        return LatticeState(torch.from_numpy(phi), self.model, rng), info
+    def _update(self, start: np.ndarray, fields: np.ndarray, rng: np.ndarray, steps: int) -> Info:
+        accepted = self._sweep(start, fields, rng, steps)
+        return Info(accepted, accepted, np.zeros(fields.shape[0], dtype=bool))
 
 
 @dataclass(frozen=True)
 class WolffInfo(Info):
     """:class:`~rgfield.mcmc.Info` of a :class:`Wolff` step, with the sites its clusters flipped
-    on each chain (``flipped``, shape (chains,))."""
+    on each chain (``flipped``, shape (chains,); the mean per step over several steps)."""
 
-    flipped: torch.Tensor
+    flipped: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -703,21 +741,23 @@ class Wolff(_Sweeping):
         if not (is_integer(self.clusters) and self.clusters >= 1):
             raise ValueError(f"clusters must be a positive integer; got {self.clusters!r}")
 
-    def step(
-        self, state: LatticeState, generator: torch.Generator
-    ) -> tuple[LatticeState, WolffInfo]:
-        """One sweep and the clusters, of every chain (on copies: ``state`` is left as it is)."""
-        phi, rng = self._writable(state, generator)
-        info = self._sweep(phi, rng, 1)
-        flipped = torch.from_numpy(wolff_updates(self.model, phi, rng, self.clusters))
-        info = WolffInfo(info.acceptance_rate, info.accepted, info.divergent, flipped)
-        return LatticeState(torch.from_numpy(phi), self.model, rng), info
+    def _update(
+        self, start: np.ndarray, fields: np.ndarray, rng: np.ndarray, steps: int
+    ) -> WolffInfo:
+        accepted = np.zeros(fields.shape[0])
+        flipped = np.zeros(fields.shape[0])
+        for _ in range(steps):
+            accepted += self._sweep(start, fields, rng, 1)
+            flipped += wolff_updates(self.model, fields, rng, self.clusters)
+            start = fields
+        accepted /= steps
+        return WolffInfo(accepted, accepted, np.zeros(fields.shape[0], bool), flipped / steps)
 
     def tune(self, state: LatticeState, info: WolffInfo) -> Wolff:
         """Warm-up of the cluster count: with the mean cluster size s̄ = ⟨flipped⟩ / clusters of
         the last step, clusters ← round(L² / s̄), within 1 … L²."""
-        sites = state.position[0].numel()
-        mean_cluster = max(1.0, float(info.flipped.double().mean()) / self.clusters)
+        sites = state.fields[0].size
+        mean_cluster = max(1.0, float(info.flipped.mean()) / self.clusters)
         return replace(self, clusters=max(1, min(sites, round(sites / mean_cluster))))
 
 
@@ -754,7 +794,7 @@ class _Chains:
         self.state = self.kernel.init(torch.as_tensor(phi, device=self.device))
         self.steps_run = 0
         self.seconds = 0.0  # wall time spent in advance() and adapt()
-        self.accepted_sum = torch.zeros(chains, dtype=torch.float64, device=self.device)
+        self.accepted = 0.0  # Σ over steps of the chains' mean accepted fraction
         self.accepted_steps = 0
 
     @property
@@ -767,26 +807,24 @@ class _Chains:
         start = time.perf_counter()
         self.state, info = advance(self.kernel, self.state, self.generator, steps)
         self.seconds += time.perf_counter() - start
-        self._count(info, steps)
+        accepted = as_numpy(info.accepted)
+        self._count(steps * accepted.sum() / accepted.size, steps)  # mean() has a Python layer
 
     def adapt(self, steps: int) -> None:
         """Tune the kernel over ``steps`` steps (:func:`rgfield.mcmc.adapt_step_size`: its step
         sizes towards its target acceptance, 0.5 for Metropolis sweeps and 0.8 for HMC, and
         the Wolff cluster count), then freeze it."""
         start = time.perf_counter()
-        self.kernel, self.state, _ = adapt_step_size(
-            self.kernel,
-            self.state,
-            self.generator,
-            steps,
-            callback=lambda state, info: self._count(info, 1),
+        self.kernel, self.state, acceptance = adapt_step_size(
+            self.kernel, self.state, self.generator, steps
         )
         self.seconds += time.perf_counter() - start
+        self._count(acceptance.sum(), steps)
 
-    def _count(self, info: Info, steps: int) -> None:
-        """Book ``steps`` steps whose mean accepted fraction is ``info.accepted``."""
+    def _count(self, accepted: float, steps: int) -> None:
+        """Book ``steps`` steps whose mean accepted fractions sum to ``accepted``."""
         self.steps_run += steps
-        self.accepted_sum.add_(info.accepted, alpha=steps)
+        self.accepted += accepted
         self.accepted_steps += steps
 
     def record(
@@ -811,10 +849,10 @@ class _Chains:
 
     def mean_acceptance(self) -> float:
         """Mean accepted fraction since the last ``reset_acceptance``."""
-        return float(self.accepted_sum.mean()) / max(self.accepted_steps, 1)
+        return float(self.accepted / max(self.accepted_steps, 1))
 
     def reset_acceptance(self) -> None:
-        self.accepted_sum.zero_()
+        self.accepted = 0.0
         self.accepted_steps = 0
 
     def kernel_attrs(self) -> dict:
@@ -835,7 +873,7 @@ class _Chains:
         """(M, |M|, E/V) of every chain now, shape (3, chains); E = −log p of the state."""
         fields = self.fields  # numpy's mean: no thread pool to wake between numba sweeps
         m = fields.mean((-1, -2))
-        energy = -self.state.logdensity.double().cpu().numpy() / fields[0].size
+        energy = -as_numpy(self.state.logdensity) / fields[0].size
         return np.stack([m, np.abs(m), energy])
 
 

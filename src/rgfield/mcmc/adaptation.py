@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.mcmc.base import Info, Kernel, State, Tunable, provides
+from rgfield.mcmc.base import Info, Kernel, State, Tunable, as_numpy, provides
 
 __all__ = ["adapt_step_size"]
 
@@ -63,16 +64,27 @@ def adapt_step_size(
         raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
     per_chain = np.ndim(kernel.step_size) > 0
     log_eps = np.log(np.asarray(kernel.step_size, dtype=np.float64))
-    acceptance = np.empty(steps)
+    if per_chain:
+        # The warm-up kernel holds ``eps``, tuned in place: a new kernel at every step would
+        # cost more than a sweep of a small lattice (docs/benchmarks.md, "ab").
+        eps = np.exp(log_eps)
+        kernel = replace(kernel, step_size=eps)
+    accepted = []
     for t in range(steps):
         state, info = kernel.step(state, generator)
-        accepted = info.accepted.double().cpu().numpy()  # numpy: a few chains, every step
-        acceptance[t] = accepted.mean()
+        accepted.append(as_numpy(info.accepted))  # numpy: a few chains, every step
         if callback is not None:
             callback(state, info)
-        rate = accepted if per_chain else acceptance[t]
-        log_eps = log_eps + (rate - target) / np.sqrt(t + 1.0)
-        kernel = replace(kernel, step_size=np.exp(log_eps) if per_chain else float(np.exp(log_eps)))
+        if per_chain:
+            log_eps += (accepted[-1] - target) / math.sqrt(t + 1.0)
+            np.exp(log_eps, out=eps)
+        else:
+            rate = accepted[-1].sum() / accepted[-1].size  # = mean(), without its Python layer
+            log_eps = log_eps + (rate - target) / math.sqrt(t + 1.0)
+            kernel = replace(kernel, step_size=float(np.exp(log_eps)))
         if provides(type(kernel), Tunable):
             kernel = kernel.tune(state, info)
+    if per_chain:
+        kernel = replace(kernel, step_size=eps.copy())
+    acceptance = np.stack(accepted).mean(1) if accepted else np.empty(0)
     return kernel, state, acceptance

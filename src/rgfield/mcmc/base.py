@@ -19,6 +19,8 @@ __all__ = [
     "State",
     "StepSize",
     "Tunable",
+    "acceptance_rate",
+    "as_numpy",
     "check_step_size",
     "mean_info",
     "per_chain",
@@ -63,7 +65,12 @@ class State:
 
 @dataclass(frozen=True)
 class Info:
-    """What one transition did, chain by chain (tensors of shape (chains,)).
+    """What one transition did, chain by chain (arrays of shape (chains,)).
+
+    The arrays are torch tensors, on the device of the chains, or numpy arrays from a kernel
+    that runs in numpy (the compiled lattice kernels of :mod:`rgfield.fields.phi4`, for which
+    a tensor per step would cost more than a small lattice's sweep); :func:`as_numpy` reads
+    either.
 
     Attributes
     ----------
@@ -72,9 +79,9 @@ class Info:
     divergent : True where a proposal had a non-finite log-density (it was rejected).
     """
 
-    acceptance_rate: torch.Tensor
-    accepted: torch.Tensor
-    divergent: torch.Tensor
+    acceptance_rate: torch.Tensor | np.ndarray
+    accepted: torch.Tensor | np.ndarray
+    divergent: torch.Tensor | np.ndarray
 
 
 StepSize = float | np.ndarray | torch.Tensor
@@ -96,7 +103,9 @@ class Kernel(Protocol):
 class Tunable(Protocol):
     """A kernel with warm-up parameters besides its step size (such as the number of Wolff
     clusters per step): :func:`~rgfield.mcmc.adapt_step_size` replaces it by
-    ``kernel.tune(state, info)`` after every warm-up step."""
+    ``kernel.tune(state, info)`` after every warm-up step. ``tune`` changes only the kernel's
+    own parameters (``dataclasses.replace(self, ...)``) and keeps its ``step_size`` object,
+    which the warm-up tunes in place."""
 
     def tune(self, state: State, info: Info) -> Self: ...
 
@@ -120,11 +129,19 @@ def provides(kernel_type: type, protocol: type) -> bool:
 
 def mean_info(infos: Sequence[Info]) -> Info:
     """The Info of several transitions: acceptance averaged, divergent where any one was."""
+    stack = np.stack if isinstance(infos[0].accepted, np.ndarray) else torch.stack
     return Info(
-        torch.stack([i.acceptance_rate for i in infos]).mean(0),
-        torch.stack([i.accepted for i in infos]).mean(0),
-        torch.stack([i.divergent for i in infos]).any(0),
+        stack([i.acceptance_rate for i in infos]).mean(0),
+        stack([i.accepted for i in infos]).mean(0),
+        stack([i.divergent for i in infos]).any(0),
     )
+
+
+def as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """An array of an :class:`Info` as float64 numpy on the CPU (numpy arrays as they are)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return values.astype(np.float64, copy=False)
 
 
 def check_step_size(step_size: StepSize) -> None:
@@ -188,5 +205,9 @@ def metropolis_test(
         log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=log_ratio.device
     )
     accept = torch.log(u) < log_ratio  # False for NaN
-    rate = torch.nan_to_num(log_ratio.clamp(max=0.0).exp(), nan=0.0)
-    return accept, rate
+    return accept, acceptance_rate(log_ratio)
+
+
+def acceptance_rate(log_ratio: torch.Tensor) -> torch.Tensor:
+    """min(1, α) = exp(min(log α, 0)), and 0 where log α is NaN."""
+    return torch.nan_to_num(log_ratio.clamp(max=0.0).exp(), nan=0.0)

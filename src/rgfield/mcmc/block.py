@@ -14,8 +14,8 @@ from rgfield.mcmc.base import (
     LogDensityFn,
     State,
     StepSize,
+    acceptance_rate,
     check_step_size,
-    mean_info,
     step_sizes,
 )
 
@@ -89,15 +89,23 @@ class BlockMALA:
 
     def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]:
         """One sweep over the four colours."""
-        infos = []
+        log_alphas, accepts = [], []
         for colour in _COLOURS:
-            state, info = self._colour_step(state, colour, generator)
-            infos.append(info)
-        return state, mean_info(infos)
+            state, log_alpha, accept = self._colour_step(state, colour, generator)
+            log_alphas.append(log_alpha.flatten(1))
+            accepts.append(accept.flatten(1))
+        log_alpha, accept = torch.cat(log_alphas, 1), torch.cat(accepts, 1)  # (chains, tests)
+        info = Info(
+            acceptance_rate(log_alpha).mean(1),
+            accept.to(log_alpha.dtype).mean(1),
+            (~torch.isfinite(log_alpha)).any(1),
+        )
+        return state, info
 
     def _colour_step(
         self, state: State, colour: tuple[int, int], generator: torch.Generator
-    ) -> tuple[State, Info]:
+    ) -> tuple[State, torch.Tensor, torch.Tensor]:
+        """The blocks of one colour: the new state, and log α and the decision of each block."""
         x, g, ell, b = state.position, state.grad, state.density, self.block
         h, root, _ = step_sizes(self.step_size, x)
         shift = (b // 2 - colour[0] * b, b // 2 - colour[1] * b)  # puts R_B on a 2b × 2b tile
@@ -121,13 +129,7 @@ class BlockMALA:
             torch.where(region[:, None], g_new, g),
             density,
         )
-        rate = torch.nan_to_num(log_alpha.clamp(max=0.0).exp(), nan=0.0)
-        info = Info(
-            rate.flatten(1).mean(1),
-            accept.flatten(1).to(x.dtype).mean(1),
-            (~torch.isfinite(log_alpha)).flatten(1).any(1),
-        )
-        return new, info
+        return new, log_alpha, accept
 
 
 @cache

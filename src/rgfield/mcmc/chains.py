@@ -11,7 +11,7 @@ import torch
 
 from rgfield._validate import is_integer
 from rgfield.mcmc.adaptation import adapt_step_size
-from rgfield.mcmc.base import Info, Kernel, MultiStep, State, mean_info, provides
+from rgfield.mcmc.base import Info, Kernel, MultiStep, State, as_numpy, mean_info, provides
 from rgfield.mcmc.diagnostics import Autocorrelation, integrated_autocorrelation_time
 
 __all__ = ["ChainRun", "advance", "run_chains"]
@@ -128,7 +128,7 @@ def run_chains(
     start = time.perf_counter()
     for _ in range(steps):
         state, info = kernel.step(state, generator)
-        accepted.append(info.accepted.double().mean())
+        accepted.append(info.accepted)  # read after the run: no device sync per step
         record(state, info, True)
     seconds = time.perf_counter() - start
     logdensity = (
@@ -138,7 +138,7 @@ def run_chains(
         state=state,
         kernel=kernel,
         warmup_acceptance=warm,
-        acceptance=torch.stack(accepted).cpu().numpy() if accepted else np.empty(0),
+        acceptance=np.array([as_numpy(a).mean() for a in accepted]),
         logdensity=np.where(np.isfinite(logdensity), logdensity, np.nan),
         warmup=int(warmup),
         seconds=seconds,

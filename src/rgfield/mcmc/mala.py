@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,9 +71,9 @@ class MALA:
             forward = (proposal - x - h * g).square().sum(dims)
             backward = (x - proposal - h * grad).square().sum(dims)
             log_ratio = logdensity - state.logdensity + (forward - backward) / (4 * h_chain)
+            # a non-finite proposal (also log p = +∞) is rejected, with acceptance rate 0
+            log_ratio = torch.where(finite, log_ratio, -math.inf)
             accept, rate = metropolis_test(log_ratio, generator)
-            accept &= finite
-            rate = torch.where(finite, rate, 0.0)
         else:
             accept, rate = finite, finite.to(x.dtype)
         info = Info(rate, accept.to(x.dtype), ~finite)
