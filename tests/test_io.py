@@ -118,7 +118,7 @@ def test_load_validation_errors(tmp_path):
     bad = ensemble()
     bad[1, 2, 3] = np.nan
     bad[0, 0, 0] = np.inf
-    io.save(io.to_dataset(bad), tmp_path / "nan.nc")
+    xr.Dataset({"phi": (("sample", "y", "x"), bad)}).to_netcdf(tmp_path / "nan.nc")
     with pytest.raises(ValueError, match="contains 2 NaN or Inf values"):
         io.load(tmp_path / "nan.nc")
     xr.Dataset({"series": (("t",), np.arange(5.0))}).to_netcdf(tmp_path / "series.nc")
@@ -214,3 +214,16 @@ def test_unstorable_attrs_and_data_are_refused(tmp_path):
     assert io.as_tensor(3.0).shape == ()
     big_endian = np.arange(4.0).astype(">f8")
     assert io.as_tensor(big_endian).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_save_refuses_what_load_would_refuse_with_the_same_message(bad, tmp_path):
+    fields = ensemble()
+    fields[1, 2, 3] = bad
+    path = tmp_path / "bad.nc"
+    with pytest.raises(ValueError, match=r"variable 'phi' contains 1 NaN or Inf values"):
+        io.save(io.to_dataset(fields, "phi"), path)
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
+    xr.Dataset({"phi": (("sample", "y", "x"), fields)}).to_netcdf(path)  # written by hand
+    with pytest.raises(ValueError, match=r"variable 'phi' contains 1 NaN or Inf values"):
+        io.load(path)

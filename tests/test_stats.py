@@ -247,3 +247,12 @@ def test_bispectrum_of_iid_pixels_is_their_third_cumulant():
     assert np.abs(z).max() < 4
     with pytest.raises(ValueError, match="triangles"):
         S.bispectrum(x, [(1, 2, 5)])
+
+
+@pytest.mark.parametrize("statistic", [S.power_spectrum, S.moments, S.pdf, S.structure_functions])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_statistics_refuse_nan_and_inf_naming_the_argument(statistic, bad):
+    fields = np.random.default_rng(0).standard_normal((3, 16, 16))
+    fields[2, 5, 5] = bad
+    with pytest.raises(ValueError, match=r"fields contains 1 NaN or Inf values"):
+        statistic(fields)

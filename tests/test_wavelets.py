@@ -262,3 +262,11 @@ def test_integer_arguments_must_be_integers():
         W.decompose(x, 2).coarse(1.5)
     with pytest.raises(ValueError, match="empty"):
         W.decompose(torch.zeros(0, 8, 8), 1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf])
+def test_decompose_refuses_nan_and_inf(bad):
+    x = np.random.default_rng(0).standard_normal((2, 16, 16))
+    x[0, 3, 4] = bad
+    with pytest.raises(ValueError, match=r"x contains 1 NaN or Inf values"):
+        W.decompose(x, 2)

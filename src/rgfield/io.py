@@ -21,7 +21,7 @@ import xarray as xr
 
 import rgfield
 
-__all__ = ["FIELD_DIMS", "as_tensor", "example_path", "load", "save", "to_dataset"]
+__all__ = ["FIELD_DIMS", "as_tensor", "check_finite", "example_path", "load", "save", "to_dataset"]
 
 FIELD_DIMS = {2: ("sample", "y", "x"), 3: ("sample", "z", "y", "x")}
 """Dimension names of an ensemble of 2D or 3D fields."""
@@ -53,6 +53,20 @@ def as_tensor(x, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
     if dtype is None and not (t.is_floating_point() or t.is_complex()):
         dtype = torch.get_default_dtype()
     return t.to(dtype=dtype, device=device)
+
+
+def check_finite(values, name: str) -> None:
+    """Raise a ValueError if ``values`` (an array, tensor or DataArray) holds NaN or ±Inf.
+
+    The message names ``name`` and counts the bad values; reading, writing, the wavelet
+    pyramid and the statistics all refuse such data with it, so a user learns at once where
+    they came in instead of meeting NaN spectra later."""
+    x = as_tensor(values)
+    if torch.isfinite(x.sum()):  # one fast reduction: NaN and ±Inf make the sum non-finite
+        return
+    bad = x.numel() - int(torch.isfinite(x).sum())  # (or a finite sum overflowed)
+    if bad:
+        raise ValueError(f"{name} contains {bad} NaN or Inf values")
 
 
 def _check_attrs(attrs: Mapping) -> dict:
@@ -152,6 +166,8 @@ def save(ds: xr.Dataset | xr.DataArray, path: str | os.PathLike, overwrite: bool
         ds[name].attrs = _check_attrs(ds[name].attrs)
         if ds[name].dtype.kind == "f" and ds[name].dtype.itemsize < 4:
             raise ValueError(f"ds[{name!r}]: {ds[name].dtype} is not storable; use float32")
+        if ds[name].dims in FIELD_DIMS.values():  # what load would refuse to read back
+            check_finite(ds[name], f"{path}: variable {name!r}")
     encoding = {
         v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype.kind in "iuf"
     }
@@ -211,6 +227,11 @@ def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
         except (OSError, ValueError) as err:
             raise ValueError(f"path: {path} is not a readable netCDF file ({err})") from err
         with ds:
+            if "specification" in ds.attrs and "model" in ds.attrs:  # see rgfield.rg.persistence
+                raise ValueError(
+                    f"path: {path} is a model file ({ds.attrs['model']}), not an ensemble of"
+                    " fields; sample from it with `rgfield sample --model` (rgfield.rg.load)"
+                )
             da = _pick_variable(ds, var, path).load()
             da.attrs = {**ds.attrs, **da.attrs}
     return _as_ensemble(da, path)
@@ -255,9 +276,7 @@ def _as_ensemble(da: xr.DataArray, path: Path) -> xr.DataArray:
             f"load: took variable {da.name!r} of {path.name} with dims {source} as {target}",
             stacklevel=3,
         )
-    bad = int(np.size(da.values) - np.count_nonzero(np.isfinite(da.values)))
-    if bad:
-        raise ValueError(f"{path}: variable {da.name!r} contains {bad} NaN or Inf values")
+    check_finite(da, f"{path}: variable {da.name!r}")
     return da
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from rgfield.io import as_tensor
+from rgfield.io import as_tensor, check_finite
 
 __all__ = [
     "bispectrum",
@@ -55,6 +55,7 @@ def _ensemble(fields, ndim: int, name: str = "fields") -> torch.Tensor:
         raise ValueError(f"{name}: needs at least one field of size >= 2; got {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
+    check_finite(x, name)
     return x
 
 

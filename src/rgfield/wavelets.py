@@ -47,7 +47,7 @@ import pywt
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.io import as_tensor
+from rgfield.io import as_tensor, check_finite
 
 __all__ = [
     "WAVELETS",
@@ -805,6 +805,7 @@ def decompose(
     _check_backend(backend)
     _polyphase_taps(wavelet)  # validates the name before any work
     low = _as_field(x, ndim, 2**levels)
+    check_finite(low, "x")
     details = []
     for _ in range(levels):
         low, d = split(low, wavelet, ndim, backend=backend)
