@@ -95,6 +95,21 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
 
     assert HierarchicalModel.load(model, progress=False).levels_ == 3
     assert "fitted 3 conditionals and the coarsest field on 200 fields of 8×8" in printed
+    # rgfield info FILE describes a model and an ensemble; a model given as data says so
+    assert main(["info", str(model)]) == 0
+    described = capsys.readouterr().out
+    assert "fitted on fields of 8 × 8: 3 conditionals" in described
+    fitted = HierarchicalModel.load(model, progress=False)
+    count = sum(
+        m.theta.numel() for m in [fitted.low_, *fitted.conditionals_, *fitted.free_energies_]
+    )
+    assert f"{count} parameters in all" in described
+    assert main(["info", str(tmp_path / "train.nc")]) == 0
+    assert "ensemble of 200 fields of 8 × 8 (float32)" in capsys.readouterr().out
+    refused = ["fit", "--data", str(model), "--out", str(tmp_path / "m2.nc"), "--no-progress"]
+    assert main(refused) == 1
+    assert "is a model file" in capsys.readouterr().err
+    assert not (tmp_path / "m2.nc").exists()
     samples = tmp_path / "samples.nc"
     command = [
         "sample",

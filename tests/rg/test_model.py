@@ -231,6 +231,10 @@ def test_bad_input_gives_clear_errors(free_field):
         HierarchicalModel(progress=False).fit(torch.randn(4, 7, 7))
     with pytest.raises(ValueError, match="no fluctuations"):
         HierarchicalModel(progress=False).fit(torch.ones(4, 8, 8))
+    # integer-valued data (the first-run report: a held-out loss of −4.7e30, then exit 0)
+    counts = np.random.default_rng(0).integers(-3, 3, (40, 16, 16)).astype(np.int16)
+    with pytest.raises(ValueError, match=r"every value is an integer \(6 distinct: -3, -2"):
+        HierarchicalModel(progress=False, levels=2).fit(counts)
     with pytest.raises(ValueError, match="not fitted"):
         HierarchicalModel().sample(2)
     model = HierarchicalModel(progress=False).fit(fields)

@@ -171,6 +171,7 @@ class HierarchicalModel:
         if not is_integer(seed):
             raise ValueError(f"seed must be an integer; got {seed!r}")
         settings = check_parameters(self.get_params(), max_levels(x.shape[-2:], "data"))
+        _refuse_discrete(x)
         generator = torch.Generator().manual_seed(int(seed))
         fitted = fit_hierarchy(x, settings, generator, self.progress)
         self.levels_, self.size_ = settings.levels, tuple(x.shape[-2:])
@@ -337,6 +338,20 @@ class HierarchicalModel:
     def load(cls, path: str | os.PathLike, progress: bool = True) -> HierarchicalModel:
         """Read a model written by :meth:`save`; it samples exactly as the saved model did."""
         return persistence.load(cls, path, progress)
+
+
+def _refuse_discrete(x: torch.Tensor) -> None:
+    """A ValueError for integer-valued data: a density on continuous fields has no meaning
+    for them (score matching returns an unbounded fit and the sampler collapses). Constant
+    data are left to the scale estimate, which says they have no fluctuations."""
+    if torch.equal(x, x.round()) and (values := torch.unique(x)).numel() > 1:
+        shown = ", ".join(f"{v:g}" for v in values[:8].tolist())
+        raise ValueError(
+            f"data: every value is an integer ({values.numel()} distinct: {shown}"
+            f"{', …' if values.numel() > 8 else ''}); rgfield models continuous fields."
+            " Dequantise first, e.g. x + numpy.random.default_rng(0).uniform(-0.5, 0.5, x.shape)"
+            " (or log(1 + x) + noise for counts)"
+        )
 
 
 def _fields(data, name: str) -> torch.Tensor:
