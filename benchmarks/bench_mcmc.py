@@ -6,7 +6,7 @@
 2. φ⁴ at β = 0.9, L = 64, 8 chains: HMC trajectories (10 leapfrog steps on
    ``Phi4.logdensity_and_grad``), Metropolis sweeps and Wolff steps (a sweep and 16 clusters)
    through ``kernel.step``, against the compiled sweep called directly for as many sweeps (the
-   cost of the contract: copies, the Info, one call per step).
+   cost of the contract: a new array per step, the Info, one call per step).
 
 Median of 7 timed runs of 20 steps after 2 warm-up runs, on the CPU. Run:
 ``python benchmarks/bench_mcmc.py [--no-write]``; writes docs/benchmarks.md (section mcmc).
