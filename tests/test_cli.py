@@ -95,6 +95,7 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
 
     assert HierarchicalModel.load(model, progress=False).levels_ == 3
     assert "fitted 3 conditionals and the coarsest field on 200 fields of 8×8" in printed
+    assert "moment_gap_end" not in printed  # no column of NaN without refinement
     # rgfield info FILE describes a model and an ensemble; a model given as data says so
     assert main(["info", str(model)]) == 0
     described = capsys.readouterr().out
@@ -384,3 +385,21 @@ def test_a_signal_during_a_simulation_ends_with_one_line(signum, status, tmp_pat
     assert messages == ["rgfield simulate: interrupted; nothing written"]
     assert err.rstrip().endswith(messages[0])
     assert list(tmp_path.iterdir()) == []  # neither the file nor a hidden temporary file
+
+
+def test_fit_help_gives_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default 20)", "(default 1e-6)", "(default db4)", "min(4, n // 2)"):
+        assert default in text
+
+
+def test_a_phi4_run_too_short_for_tau_int_says_why(tmp_path, capsys):
+    argv = ["simulate", "phi4", "--beta", "0.5", "--size", "8", "--samples", "4", "--chains", "2"]
+    fixed = ["--seed", "1", "--thermalization", "20", "--spacing", "2", "--no-progress"]
+    assert main([*argv, *fixed, "--out", str(tmp_path / "p.nc")]) == 0
+    printed = capsys.readouterr().out
+    assert "tau_int over the saved samples: not measured" in printed
+    assert "ask for at least 8 samples or fewer chains" in printed
+    assert "nan" not in printed

@@ -1,6 +1,8 @@
 """HierarchicalModel: estimator rules, fitting and sampling against exact Gaussian results,
 the energy against the microscopic couplings, and errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -244,3 +246,24 @@ def test_bad_input_gives_clear_errors(free_field):
         model.sample(0)
     with pytest.raises(ValueError, match="x: fields must be"):
         model.energy(free_field(2, size=16))
+
+
+def test_a_scale_whose_chains_do_not_move_is_reported(free_field):
+    model = HierarchicalModel(progress=False, levels=2).fit(free_field(40, size=16))
+    # no warm-up to shrink a step 2000 times too large: the chains reject nearly everything
+    with pytest.warns(UserWarning, match=r"scale j=1: acceptance 0\.0\d\d after the warm-up"):
+        model.sample(8, seed=0, steps=20, warmup=0, step_size=100.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.sample(8, seed=0, steps=20, warmup=50)  # the default step, tuned: no warning
+
+
+def test_a_scale_with_a_non_finite_loss_stops_the_fit():
+    from rgfield.rg.fitting import _check_losses
+
+    finite = {"train_loss": -1.5, "heldout_loss": -1.4}
+    _check_losses("j=1", finite, held_out=True)
+    _check_losses("j=1", {**finite, "heldout_loss": float("nan")}, held_out=False)
+    for bad in ({"train_loss": float("nan")}, {"heldout_loss": float("-inf")}):
+        with pytest.raises(ValueError, match=r"scale j=1: the score-matching loss is not finite"):
+            _check_losses("j=1", {**finite, **bad}, held_out=True)

@@ -24,16 +24,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_var(parser)
     parser.add_argument("--levels", type=int, help="RG steps J (default: down to 1×1)")
     parser.add_argument("--wavelet", default="db4", help="orthogonal wavelet (default db4)")
-    parser.add_argument("--windows", type=int, default=20, help="sigmoid windows per scale")
-    parser.add_argument("--radius", type=int, help="stencil radius of the quadratic couplings")
-    parser.add_argument("--ridge", type=float, default=1e-6, help="score-matching ridge")
+    parser.add_argument(
+        "--windows", type=int, default=20, help="sigmoid windows per scale (default 20)"
+    )
+    parser.add_argument(
+        "--radius",
+        type=int,
+        help="stencil radius of the quadratic couplings (default: min(4, n // 2) on an n×n grid)",
+    )
+    parser.add_argument(
+        "--ridge", type=float, default=1e-6, help="score-matching ridge (default 1e-6)"
+    )
     parser.add_argument(
         "--refine",
         type=int,
         nargs="+",
         default=[0],
         help="moment-matching iterations: one value for every scale, or J + 1 values (finest"
-        " conditional first, coarsest field last); 0: off",
+        " conditional first, coarsest field last); 0: off (default)",
     )
     parser.add_argument(
         "--refine-coarse",
@@ -64,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         f"fitted {model.levels_} conditionals and the coarsest field on {data.shape[0]} fields"
         f" of {data.shape[1]}×{data.shape[2]}; per scale:"
     )
-    table = model.fit_report_[list(REPORT_COLUMNS)].to_dataframe()
+    columns = [c for c in REPORT_COLUMNS if not model.fit_report_[c].isnull().all()]
+    table = model.fit_report_[columns].to_dataframe()  # (moment_gap_end: only when refined)
     print(table.to_string(float_format=lambda v: f"{v:.3g}"))
     model.save(args.out, overwrite=args.overwrite)
     print(f"model written to {args.out}")

@@ -8,6 +8,7 @@ config, :func:`rgfield.fields.simulate`, :func:`rgfield.io.save`.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,10 +65,16 @@ def _phi4_summary(a: dict) -> str:
             f"tau_int: M {a['tau_int_m']:.2f}, |M| {a['tau_int_abs_m']:.2f},"
             f" energy {a['tau_int_energy']:.2f} steps (pilot of {a['pilot_steps']} steps)"
         )
+    if math.isnan(a["tau_int_m_saved"]):  # see fields.phi4._saved_tau
+        saved = (
+            "not measured (it needs 4 saved samples per chain, and the fields vary;"
+            f" {a['chains']} chains: ask for at least {4 * a['chains']} samples or fewer chains)"
+        )
+    else:
+        saved = f"M {a['tau_int_m_saved']:.2f}, |M| {a['tau_int_abs_m_saved']:.2f}"
     lines.append(
         f"thermalization {a['thermalization']} steps, spacing {a['spacing']} steps,"
-        f" acceptance {a['acceptance']:.2f}; tau_int over the saved samples:"
-        f" M {a['tau_int_m_saved']:.2f}, |M| {a['tau_int_abs_m_saved']:.2f}"
+        f" acceptance {a['acceptance']:.2f}; tau_int over the saved samples: {saved}"
     )
     return "\n".join(lines)
 

@@ -64,6 +64,7 @@ def fit_hierarchy(
             model, report, drawn = _fit_factor(
                 scale, y, c, n_train, settings, generator, iterations, chain_coarse, progress
             )
+            _check_losses(scale.name, report, held_out=y.shape[0] > n_train)
             models[scale.name] = model
             grid = y.shape[-1]
             rows.append({"scale": scale.name, "grid": grid, **report})
@@ -84,6 +85,18 @@ def fit_hierarchy(
         fit_report=report_dataset(rows),
         free_energy_report=report_dataset(free_rows),
     )
+
+
+def _check_losses(name: str, report: dict, held_out: bool) -> None:
+    """A ValueError when a factor's score-matching loss is not finite (the held-out one is NaN
+    only without held-out fields): its θ is unusable (data degenerate at this scale, or
+    features that overflow)."""
+    train, held = report["train_loss"], report["heldout_loss"]
+    if not np.isfinite(train) or (held_out and not np.isfinite(held)):
+        raise ValueError(
+            f"scale {name}: the score-matching loss is not finite (train {train:.3g},"
+            f" held-out {held:.3g}); the fit of this scale is unusable"
+        )
 
 
 def _fit_factor(

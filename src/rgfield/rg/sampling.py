@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -200,4 +201,22 @@ def generate(
         )
         x = scale.grow(x, y, model.wavelet)
         rows.append({"scale": scale.name, **row})
+        _warn_if_stuck(scale.name, row)
     return x, trace_dataset(rows)
+
+
+STUCK_ACCEPTANCE = 0.05
+"""Below this mean acceptance after the warm-up a scale's chains are reported as stuck."""
+
+
+def _warn_if_stuck(name: str, row: dict) -> None:
+    """A warning naming the scale when its chains barely moved after the warm-up."""
+    acceptance = row.get("acceptance", np.nan)
+    if acceptance < STUCK_ACCEPTANCE:
+        step = float(np.median(row["step_size"]))
+        warnings.warn(
+            f"scale {name}: acceptance {acceptance:.3f} after the warm-up (step size {step:.2g});"
+            " its chains barely move, so these samples are not draws of the model (an"
+            " unnormalisable or badly conditioned fit, or too short a warm-up)",
+            stacklevel=4,
+        )
