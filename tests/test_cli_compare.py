@@ -25,8 +25,11 @@ def test_n_ensembles_with_labels_print_a_table_and_write_one_report(files, tmp_p
     assert "6 near, 5 loud against 8 reference fields" in printed
     header, *rows = printed.splitlines()[1:3]
     assert header.split() == ["near", "loud"] and rows[0].split()[0] == "statistics/power_spectrum"
-    near, loud = (float(v) for v in rows[0].split()[1:])
+    near, loud = rows[0].split()[1:]
+    assert loud.endswith("✗") and not near.endswith("✗")  # flagged: above its threshold
+    near, loud = float(near), float(loud.rstrip("✗"))
     assert near < 5 < loud  # the same law, and 9× the spectrum
+    assert "verdict: near pass, loud FAIL (" in printed
     assert "observables" not in printed  # no generator: no observables
     assert "report written to" in printed
     text = (out / "report.md").read_text()

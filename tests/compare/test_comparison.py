@@ -113,3 +113,29 @@ def test_a_summary_of_chosen_statistics_only(free_field):
     assert list(s["quantity"].values) == ["observables/cosmic"]
     text = markdown(s)
     assert "## Observables: cosmic web" in text and "## Power spectrum" not in text
+
+
+def test_z_threshold_is_sidaks_level_of_the_largest_of_m_normal_z():
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    from rgfield.compare import z_threshold
+
+    assert z_threshold(1) == pytest.approx(norm.isf(0.005))  # two-sided 1 %
+    for m in (4, 100):
+        t = z_threshold(m, level=0.05)
+        assert 1 - (1 - 2 * norm.sf(t)) ** m == pytest.approx(0.05)  # P(max |z| > t) = level
+        t = z_threshold(m, level=0.05, dof=5)
+        assert 1 - (1 - 2 * student_t.sf(t, 5)) ** m == pytest.approx(0.05)
+
+
+def test_the_summary_and_report_flag_what_fails_and_pass_what_agrees(free_field):
+    ref, same = free_field(64, seed=101), free_field(64, seed=1)
+    s = summary(ref, {"same": same, "scaled": 1.2 * same})
+    failed = s["failed"]
+    assert not failed.sel(ensemble="same").any()
+    assert bool(failed.sel(quantity="statistics/power_spectrum", ensemble="scaled"))
+    text = markdown(s)
+    assert "- same: pass" in text
+    assert "- scaled: **FAIL** on " in text and "statistics/power_spectrum" in text
+    assert "✗**" in text  # the failing rows of the tables are marked

@@ -112,9 +112,9 @@ def print_table(result) -> None:
     print("  " + " " * first + "".join(f"  {label:>{w}}" for label, w in columns))
     for q in quantities:
         row = result["max_abs_z"].sel(quantity=q).values
-        print(
-            f"  {q:<{first}}" + "".join(f"  {v:>{w}.2f}" for v, w in zip(row, widths, strict=True))
-        )
+        marks = ["✗" if f else " " for f in result["failed"].sel(quantity=q).values]
+        cells = zip(row, marks, widths, strict=True)
+        print(f"  {q:<{first}}" + "".join(f"  {v:>{w}.2f}{m}" for v, m, w in cells))
     ks = result["pixels"].to_dataset()
     values = ", ".join(
         f"{label} {v:.2f}" for label, v in zip(labels, ks.ks_vs_reference.values, strict=True)
@@ -122,4 +122,13 @@ def print_table(result) -> None:
     print(
         f"pixel KS against the reference: {values}; between halves of the reference"
         f" {float(ks.ks_reference_halves):.2f} (median of {ks.attrs['splits']} halvings)"
+    )
+    failing = (result["failed"].sum("quantity") + ks.ks_failed).values
+    verdicts = ", ".join(
+        f"{label} {'FAIL (' + str(int(n)) + ')' if n else 'pass'}"
+        for label, n in zip(labels, failing, strict=True)
+    )
+    print(
+        f"verdict: {verdicts} (✗: largest |z| above the level an ensemble of the reference's"
+        f" law exceeds with probability {result.attrs['failure_level']:g}; report.md lists them)"
     )

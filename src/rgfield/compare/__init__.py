@@ -34,12 +34,21 @@ is the largest |z| over a statistic's entries: for m independent entries of one 
 typically √(2 ln m) (about 3 for a few hundred).
 """
 
-from rgfield.compare.comparison import Z_DEFINITION, as_ensembles, held, summary, z_score
+from rgfield.compare.comparison import (
+    FAILURE_LEVEL,
+    Z_DEFINITION,
+    as_ensembles,
+    held,
+    summary,
+    z_score,
+    z_threshold,
+)
 from rgfield.compare.observables import OBSERVABLES, ObservableSet, register_observables
 from rgfield.compare.report import markdown, save_report, write_report
 from rgfield.compare.statistics import STATISTICS, Statistic, register_statistic
 
 __all__ = [
+    "FAILURE_LEVEL",
     "OBSERVABLES",
     "STATISTICS",
     "Z_DEFINITION",
@@ -54,4 +63,5 @@ __all__ = [
     "summary",
     "write_report",
     "z_score",
+    "z_threshold",
 ]

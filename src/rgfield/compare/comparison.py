@@ -4,8 +4,11 @@ Layout of the tree (and of summary.nc, one netCDF group per node):
 
 - ``/``: coordinates ``ensemble`` (the labels), ``quantity`` (the paths of the nodes below);
   ``samples`` (fields per ensemble); ``max_abs_z`` (quantity, ensemble), the largest |z| of each
-  statistic or observable set, and ``entries`` (quantity), how many z it has; attrs
-  ``reference_samples``, ``reference_generator``, ``z_definition``, ``rgfield_version``.
+  statistic or observable set, and ``entries`` (quantity), how many z it has; ``z_threshold``
+  (quantity, ensemble; :func:`z_threshold` of its entries with dof = min(n_ref, n) − 1) and
+  ``failed`` (quantity, ensemble), true where the largest |z| exceeds it; attrs
+  ``reference_samples``, ``reference_generator``, ``z_definition``, ``failure_level``,
+  ``rgfield_version``.
 - ``/statistics/<name>`` for every statistic of :data:`~rgfield.compare.statistics.STATISTICS`
   that applies (or those asked for): ``reference`` and ``reference_error`` (the reference's
   ensemble mean and its standard error), ``estimate`` and ``error`` (the same for each
@@ -16,7 +19,7 @@ Layout of the tree (and of summary.nc, one netCDF group per node):
   reference (``ks_vs_reference``), its median between two random halves of the reference over
   20 seeded halvings (``ks_reference_halves``, the level of two independent sets) and the
   fraction of those halvings at or above each ensemble's value (``ks_halves_at_or_above``, a
-  p-value).
+  p-value); ``ks_failed`` where no halving reaches it (p < 1/21).
 
 z is defined in :func:`z_score`, the only definition in rgfield.
 """
@@ -35,14 +38,42 @@ from rgfield.compare.observables import OBSERVABLES, ObservableSet, observables_
 from rgfield.compare.statistics import STATISTICS, Statistic
 from rgfield.io import as_tensor
 
-__all__ = ["KS_SPLITS", "Z_DEFINITION", "as_ensembles", "held", "summary", "z_score"]
+__all__ = [
+    "FAILURE_LEVEL",
+    "KS_SPLITS",
+    "Z_DEFINITION",
+    "as_ensembles",
+    "held",
+    "summary",
+    "z_score",
+    "z_threshold",
+]
 
 KS_SPLITS = 20
+FAILURE_LEVEL = 0.01
+"""Probability that a quantity of an ensemble drawn from the reference's law is flagged."""
 """Random halvings of the reference giving the KS statistic's null level."""
 Z_DEFINITION = (
     "z = (estimate - reference) / sqrt(reference_error^2 + error^2): the difference of the two"
     " ensemble estimates in units of their combined standard error"
 )
+
+
+def z_threshold(entries: int, level: float = FAILURE_LEVEL, dof: float | None = None) -> float:
+    """The |z| that the largest of ``entries`` independent z exceeds with probability ``level``
+    (Šidák's correction), for standard-normal z or, with ``dof``, Student-t z:
+
+        t_m = F⁻¹(1 − (1 − (1 − level)^{1/m}) / 2),   F = Φ or the t distribution with dof.
+
+    Standard errors estimated from n fields make z heavier-tailed than normal; with dof =
+    min(n_reference, n) − 1 (as :func:`summary` uses) the level holds for small ensembles too
+    (Welch's dof lies above it). For m = 1, level 0.01 and normal z it is 2.58; for m = 100,
+    3.88. Correlated entries (neighbouring shells) make the test conservative (Šidák, JASA
+    62, 626 (1967))."""
+    from scipy.special import ndtri, stdtrit
+
+    tail = -np.expm1(np.log1p(-level) / entries) / 2  # (1 − (1 − level)^{1/m}) / 2
+    return float(-ndtri(tail) if dof is None else stdtrit(dof, 1 - tail))
 
 
 def z_score(reference, reference_error, estimate, error):
@@ -281,6 +312,7 @@ def _pixel_ks(reference: torch.Tensor, ensembles: Mapping[str, torch.Tensor]) ->
             "ks_vs_reference": ("ensemble", observed),
             "ks_reference_halves": float(np.median(null)),
             "ks_halves_at_or_above": ("ensemble", (null[None, :] >= observed[:, None]).mean(1)),
+            "ks_failed": ("ensemble", (null[None, :] < observed[:, None]).all(1)),
         },
         coords={"ensemble": list(ensembles)},
         attrs={
@@ -299,10 +331,16 @@ def _root(
     for path in quantities:
         z = abs(nodes[path]["z"]).transpose("ensemble", ...).values.reshape(len(ensembles), -1)
         largest.append(np.fmax.reduce(z, axis=1))  # NaN entries (no error) are skipped
+    largest = np.array(largest).reshape(-1, len(ensembles))
+    entries = np.array([nodes[p]["reference"].size for p in quantities])
+    dof = [min(ref.shape[0], x.shape[0]) - 1 for x in ensembles.values()]
+    thresholds = np.array([[z_threshold(m, dof=d) for d in dof] for m in entries])
     return xr.Dataset(
         {
-            "max_abs_z": (("quantity", "ensemble"), np.array(largest).reshape(-1, len(ensembles))),
-            "entries": ("quantity", [nodes[p]["reference"].size for p in quantities]),
+            "max_abs_z": (("quantity", "ensemble"), largest),
+            "entries": ("quantity", entries),
+            "z_threshold": (("quantity", "ensemble"), thresholds),
+            "failed": (("quantity", "ensemble"), largest > thresholds),  # NaN: False
         },
         coords={
             "quantity": quantities,
@@ -313,6 +351,7 @@ def _root(
             "reference_samples": ref.shape[0],
             "reference_generator": str(getattr(reference, "attrs", {}).get("generator", "")),
             "z_definition": Z_DEFINITION,
+            "failure_level": FAILURE_LEVEL,
             "rgfield_version": rgfield.__version__,
         },
     )

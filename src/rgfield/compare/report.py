@@ -35,8 +35,10 @@ def _coordinate(v: np.ndarray) -> str:
     return format(v, ".4g") if isinstance(v, float) else str(v)
 
 
-def _table(node: xr.Dataset) -> list[str]:
-    """One row per entry: the reference, then each ensemble with its ratio and z."""
+def _table(node: xr.Dataset, thresholds: xr.DataArray) -> list[str]:
+    """One row per entry: the reference, then each ensemble with its ratio and z; a z beyond
+    its ``thresholds`` (per ensemble: the summary's ``z_threshold`` of this node) is bold and
+    marked ✗."""
     labels = [str(label) for label in node["ensemble"].values]
     dims = node["reference"].dims
     suffix = (lambda label: f" ({label})") if len(labels) > 1 else (lambda label: "")
@@ -53,10 +55,16 @@ def _table(node: xr.Dataset) -> list[str]:
             cells += [
                 _pm(e["estimate"], e["error"]),
                 _number(float(e["ratio"]), ".3f"),
-                _number(float(e["z"]), "+.2f"),
+                _flagged(float(e["z"]), float(thresholds.sel(ensemble=label)), "+.2f"),
             ]
         lines.append(_row(cells))
     return lines
+
+
+def _flagged(z: float, threshold: float, spec: str) -> str:
+    """A z (or |z|) as text, bold with ✗ beyond ``threshold``."""
+    text = _number(z, spec)
+    return f"**{text} ✗**" if abs(z) > threshold else text
 
 
 def _pm(value: xr.DataArray, error: xr.DataArray) -> str:
@@ -82,15 +90,22 @@ def markdown(summary: xr.DataTree, figures: Sequence[str] = ()) -> str:
         " error²), the difference in units of the combined standard error; for one law it is"
         " about standard normal, so the largest of m entries is typically √(2 ln m).",
         "",
+        *_verdict(summary, labels),
+        "",
         "## Largest |z|",
+        "",
+        "Each cell: the largest |z| / the level t_m above which it fails.",
         "",
         _row(["quantity", "entries", *labels]),
         _row(["---", *["---:"] * (len(labels) + 1)]),
     ]
     for quantity in summary["quantity"].values:
-        row = summary["max_abs_z"].sel(quantity=quantity)
+        row = summary.to_dataset()[["max_abs_z", "z_threshold"]].sel(quantity=quantity)
         entries = int(summary["entries"].sel(quantity=quantity))
-        cells = [_number(float(row.sel(ensemble=label)), ".2f") for label in labels]
+        cells = []
+        for label in labels:
+            z, t = (float(row[v].sel(ensemble=label)) for v in ("max_abs_z", "z_threshold"))
+            cells.append(f"{_flagged(z, t, '.2f')} / {t:.2f}")
         lines.append(_row([str(quantity), str(entries), *cells]))
     px = summary["pixels"].to_dataset()
     lines += [
@@ -117,19 +132,51 @@ def markdown(summary: xr.DataTree, figures: Sequence[str] = ()) -> str:
                 ]
             )
         )
+    thresholds = summary["z_threshold"]
     for name in held(summary, "statistics"):
-        node = summary[f"statistics/{name}"]
+        path = f"statistics/{name}"
+        node = summary[path]
         if node.attrs.get("table"):
-            lines += ["", f"## {node.attrs.get('title', name)}", "", *_table(node.to_dataset())]
+            table = _table(node.to_dataset(), thresholds.sel(quantity=path))
+            lines += ["", f"## {node.attrs.get('title', name)}", "", *table]
     for name in held(summary, "observables"):
-        node = summary[f"observables/{name}"]
+        path = f"observables/{name}"
+        node = summary[path]
         title = f"## Observables: {node.attrs.get('title', name)} ({node.attrs['errors']})"
-        lines += ["", title, "", *_table(node.to_dataset())]
+        lines += ["", title, "", *_table(node.to_dataset(), thresholds.sel(quantity=path))]
         if "expected" in node.attrs:
             lines += ["", f"({node.attrs['expected_label']}.)"]
     lines += ["", "## Figures", ""]
     lines += [f"![{f}](figures/{f})" for f in figures]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(summary: xr.DataTree, labels: Sequence[str]) -> list[str]:
+    """The pass/fail summary: per ensemble, the quantities whose largest |z| exceeds the level
+    that an ensemble of the reference's law exceeds with probability ``failure_level``, and
+    the pixel KS statistic when it is above every halving of the reference."""
+    level = summary.attrs["failure_level"]
+    lines = [
+        "## Summary",
+        "",
+        f"A quantity fails when its largest |z| over its m entries exceeds t_m, the level that m"
+        f" independent z exceed with probability {level:g} (Šidák, with Student-t z of"
+        " min(n_reference, n) − 1 degrees of freedom; correlated entries make it conservative);"
+        " the pixel distribution fails when its KS statistic is above every halving of the"
+        " reference.",
+        "",
+    ]
+    failed = summary["failed"]
+    ks_failed = summary["pixels"].to_dataset()["ks_failed"]
+    for label in labels:
+        names = [
+            str(q) for q in failed["quantity"].values if failed.sel(quantity=q, ensemble=label)
+        ]
+        if bool(ks_failed.sel(ensemble=label)):
+            names.append("pixels (KS)")
+        verdict = f"**FAIL** on {', '.join(names)}" if names else "pass"
+        lines.append(f"- {label}: {verdict}")
+    return lines
 
 
 def _check_out(out: str | os.PathLike, overwrite: bool) -> Path:
