@@ -730,9 +730,12 @@ class Wolff(_Sweeping):
         With an even potential V(φ) = V(−φ).
     step_size : float or array_like (chains,)
     clusters : int
+    cluster_size : float
+        The warm-up's running estimate of the mean cluster size (0: none yet).
     """
 
     clusters: int = 1
+    cluster_size: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -754,11 +757,18 @@ class Wolff(_Sweeping):
         return WolffInfo(accepted, accepted, np.zeros(fields.shape[0], bool), flipped / steps)
 
     def tune(self, state: LatticeState, info: WolffInfo) -> Wolff:
-        """Warm-up of the cluster count: with the mean cluster size s̄ = ⟨flipped⟩ / clusters of
-        the last step, clusters ← round(L² / s̄), within 1 … L²."""
+        """Warm-up of the cluster count: the mean cluster size s_t = ⟨flipped⟩ / clusters of the
+        last step enters a running mean s̄ ← s̄ + (s_t − s̄) / 10 (about the last 10 steps:
+        near β_c one step's s_t, over a few dozen heavy-tailed clusters, is too noisy, and
+        the first steps from white noise are not yet typical), and clusters ← round(L² / s̄),
+        within 1 … L²."""
         sites = state.fields[0].size
-        mean_cluster = max(1.0, float(info.flipped.mean()) / self.clusters)
-        return replace(self, clusters=max(1, min(sites, round(sites / mean_cluster))))
+        size = max(1.0, float(info.flipped.mean()) / self.clusters)
+        mean = (
+            size if self.cluster_size == 0 else self.cluster_size + (size - self.cluster_size) / 10
+        )
+        clusters = max(1, min(sites, round(sites / mean)))
+        return replace(self, clusters=clusters, cluster_size=mean)
 
 
 # --------------------------------------------------------------------------------------------
