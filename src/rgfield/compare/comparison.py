@@ -50,9 +50,9 @@ __all__ = [
 ]
 
 KS_SPLITS = 20
+"""Random halvings of the reference giving the KS statistic's null level."""
 FAILURE_LEVEL = 0.01
 """Probability that a quantity of an ensemble drawn from the reference's law is flagged."""
-"""Random halvings of the reference giving the KS statistic's null level."""
 Z_DEFINITION = (
     "z = (estimate - reference) / sqrt(reference_error^2 + error^2): the difference of the two"
     " ensemble estimates in units of their combined standard error"
@@ -307,12 +307,13 @@ def _pixel_ks(reference: torch.Tensor, ensembles: Mapping[str, torch.Tensor]) ->
         null.append(stats.ks_statistic(reference[p[:half]], reference[p[half:]]))
     null = np.array(null)
     observed = np.array([stats.ks_statistic(x, reference) for x in ensembles.values()])
+    at_or_above = (null[None, :] >= observed[:, None]).mean(1)
     return xr.Dataset(
         {
             "ks_vs_reference": ("ensemble", observed),
             "ks_reference_halves": float(np.median(null)),
-            "ks_halves_at_or_above": ("ensemble", (null[None, :] >= observed[:, None]).mean(1)),
-            "ks_failed": ("ensemble", (null[None, :] < observed[:, None]).all(1)),
+            "ks_halves_at_or_above": ("ensemble", at_or_above),
+            "ks_failed": ("ensemble", at_or_above == 0),
         },
         coords={"ensemble": list(ensembles)},
         attrs={

@@ -25,6 +25,7 @@ import dataclasses
 import math
 import time
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -575,7 +576,7 @@ class LatticeState:
     Attributes
     ----------
     fields : np.ndarray (chains, L, L)
-        float64, C-contiguous; never modified in place (a step writes a copy).
+        float64, C-contiguous; never modified in place (a step writes a new array).
     model : Phi4
     rng : np.ndarray (chains,) uint64, or None
         SplitMix64 states (see :func:`new_rng_states`), carried from step to step, so that a
@@ -604,10 +605,11 @@ class LatticeState:
 
 
 @dataclass(frozen=True, eq=False)
-class _Sweeping:
+class _Sweeping(ABC):
     """What the kernels :class:`Metropolis` and :class:`Wolff` share: the model, the step size δ
-    of their Metropolis sweeps, tuned towards acceptance 0.5, and the steps on copies of the
-    chains. Both are :class:`~rgfield.mcmc.MultiStep` kernels; their Info holds numpy arrays."""
+    of their Metropolis sweeps, tuned towards acceptance 0.5, and steps that write new arrays
+    (the old state stays as it is). Both are :class:`~rgfield.mcmc.MultiStep` kernels; their
+    Info holds numpy arrays."""
 
     model: Phi4
     step_size: StepSize
@@ -658,9 +660,9 @@ class _Sweeping:
         )
         return draws.cpu().numpy().view(np.uint64)
 
+    @abstractmethod
     def _update(self, start: np.ndarray, fields: np.ndarray, rng: np.ndarray, steps: int) -> Info:
         """``steps`` steps of the chains from ``start``, written into ``fields``."""
-        raise NotImplementedError
 
     def _sweep(
         self, start: np.ndarray, fields: np.ndarray, rng: np.ndarray, sweeps: int
