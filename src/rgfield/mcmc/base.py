@@ -199,13 +199,14 @@ def metropolis_test(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Accept with probability min(1, exp(log α)); NaN and −∞ ratios are rejected.
 
-    Returns the decisions and min(1, α) (0 where log α is NaN).
+    Returns the decisions, u < min(1, α) with u ~ U[0, 1), and min(1, α) (0 where log α is
+    NaN).
     """
     u = torch.rand(
         log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=log_ratio.device
     )
-    accept = torch.log(u) < log_ratio  # False for NaN
-    return accept, acceptance_rate(log_ratio)
+    rate = acceptance_rate(log_ratio)
+    return u < rate, rate
 
 
 def acceptance_rate(log_ratio: torch.Tensor) -> torch.Tensor:

@@ -68,9 +68,10 @@ class MALA:
         finite = torch.isfinite(logdensity)
         if self.adjusted:
             dims = tuple(range(1, x.dim()))
-            forward = (proposal - x - h * g).square().sum(dims)
-            backward = (x - proposal - h * grad).square().sum(dims)
-            log_ratio = logdensity - state.logdensity + (forward - backward) / (4 * h_chain)
+            # the forward term ‖x' − x − h∇log p(x)‖² / 4h is ‖√(2h) ξ‖² / 4h = ‖ξ‖² / 2
+            forward = noise.square().sum(dims) / 2
+            backward = (x - proposal - h * grad).square().sum(dims) / (4 * h_chain)
+            log_ratio = logdensity - state.logdensity + forward - backward
             # a non-finite proposal (also log p = +∞) is rejected, with acceptance rate 0
             log_ratio = torch.where(finite, log_ratio, -math.inf)
             accept, rate = metropolis_test(log_ratio, generator)
