@@ -82,3 +82,8 @@ def test_bad_arguments_are_refused_before_reading_any_file(argv, message, capsys
 def test_a_missing_file_is_named(files, tmp_path, capsys):
     assert main(["compare", files[0], str(tmp_path / "none.nc")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_train_adds_the_memorisation_row(files, tmp_path, capsys):
+    assert main(["compare", *files[:2], "--train", files[2], "--labels", "a"]) == 0
+    assert "statistics/memorisation" in capsys.readouterr().out

@@ -1,3 +1,5 @@
+import warnings
+
 import netCDF4
 import numpy as np
 import pytest
@@ -144,6 +146,40 @@ def test_load_npy(tmp_path):
     np.save(tmp_path / "line.npy", np.arange(4.0))
     with pytest.raises(ValueError, match="expected"):
         io.load(tmp_path / "line.npy")
+
+
+@pytest.mark.filterwarnings("error")
+def test_load_npz_picks_the_only_field_array_or_the_named_one(tmp_path):
+    values = ensemble()
+    np.savez(tmp_path / "one.npz", fields=values, seeds=np.arange(3))
+    da = io.load(tmp_path / "one.npz")
+    assert da.name == "fields" and da.dims == ("sample", "y", "x")
+    np.testing.assert_array_equal(da.values, values)
+    np.savez(tmp_path / "two.npz", a=values, b=2 * values)
+    with pytest.raises(ValueError, match=r"var: .* several arrays .*\['a', 'b'\]"):
+        io.load(tmp_path / "two.npz")
+    np.testing.assert_array_equal(io.load(tmp_path / "two.npz", var="b").values, 2 * values)
+    with pytest.raises(ValueError, match="has no array 'c'"):
+        io.load(tmp_path / "two.npz", var="c")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        io.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("consolidated", [True, False])
+def test_load_zarr_written_by_xarray(tmp_path, consolidated):
+    values = ensemble()
+    ds = xr.Dataset({"vorticity": (("sample", "y", "x"), values)}, attrs={"generator": "x"})
+    with warnings.catch_warnings():  # zarr warns that consolidation is not in its v3 spec
+        warnings.simplefilter("ignore")
+        ds.to_zarr(tmp_path / "flows.zarr", consolidated=consolidated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read quietly either way
+        da = io.load(tmp_path / "flows.zarr")
+    assert da.name == "vorticity" and da.attrs["generator"] == "x"
+    np.testing.assert_array_equal(da.values, values)
+    with pytest.raises(FileNotFoundError, match="path: no such file"):
+        io.load(tmp_path / "missing.zarr")
 
 
 def test_as_tensor_conversions():

@@ -256,3 +256,29 @@ def test_statistics_refuse_nan_and_inf_naming_the_argument(statistic, bad):
     fields[2, 5, 5] = bad
     with pytest.raises(ValueError, match=r"fields contains 1 NaN or Inf values"):
         statistic(fields)
+
+
+def test_nearest_distance_against_brute_force_over_shifts():
+    """The FFT cross-correlation against every np.roll of every training field; a shifted copy
+    is at distance 0, an unrelated field about √2 training rms away."""
+    rng = np.random.default_rng(4)
+    train = rng.standard_normal((5, 6, 8))
+    fields = np.concatenate([rng.standard_normal((3, 6, 8)), np.roll(train[2:3], (2, -3), (1, 2))])
+    scale = train.std() * math.sqrt(48)
+    brute = [
+        min(
+            np.linalg.norm(x - np.roll(t, (a, b), (0, 1)))
+            for t in train
+            for a in range(6)
+            for b in range(8)
+        )
+        / scale
+        for x in fields
+    ]
+    d = S.nearest_distance(fields, train)
+    np.testing.assert_allclose(d.values, brute, atol=1e-12)
+    assert d.values[-1] < 1e-6 and (d.values[:3] > 1).all()
+    unshifted = [min(np.linalg.norm(x - t) for t in train) / scale for x in fields]
+    np.testing.assert_allclose(S.nearest_distance(fields, train, shifts=False), unshifted)
+    with pytest.raises(ValueError, match="train: fields of shape"):
+        S.nearest_distance(fields, train[:, :4])

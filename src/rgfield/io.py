@@ -187,15 +187,16 @@ def save(ds: xr.Dataset | xr.DataArray, path: str | os.PathLike, overwrite: bool
 
 
 def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
-    """Read an ensemble of fields from netCDF (any producer) or a ``.npy`` array.
+    """Read an ensemble of fields from netCDF or zarr (any producer, e.g. xarray) or a numpy
+    ``.npy``/``.npz`` file.
 
     Parameters
     ----------
-    path : path to a netCDF file, or a ``.npy`` file holding a (sample, y, x), (sample, z, y, x)
-        or single (y, x) array.
+    path : path to a netCDF file, a zarr store (a ``.zarr`` directory), or a ``.npy`` / ``.npz``
+        file holding (sample, y, x), (sample, z, y, x) or single (y, x) arrays.
     var : str, optional
-        The netCDF variable to read. By default the only variable with 2 to 4 dimensions (one
-        already in rgfield's dims is preferred).
+        The variable (netCDF, zarr) or array name (.npz) to read. By default the only one with
+        2 to 4 dimensions (for netCDF and zarr, one already in rgfield's dims is preferred).
 
     Returns
     -------
@@ -209,32 +210,69 @@ def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        Not a netCDF/.npy file, a missing or ambiguous variable, unusable dimensions, or NaN/Inf.
+        Not a readable file of these formats, a missing or ambiguous variable, unusable
+        dimensions, or NaN/Inf.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.suffix == ".zarr" and path.is_dir():
+        da = _read_dataset(path, var, engine="zarr")
+    elif not path.is_file():
         raise FileNotFoundError(f"path: no such file {path}")
-    if path.suffix == ".npy":
-        try:
-            values = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise ValueError(f"path: {path} is not a readable .npy array ({err})") from err
-        dims = {2: FIELD_DIMS[2][1:], 3: FIELD_DIMS[2], 4: FIELD_DIMS[3]}.get(values.ndim)
-        da = xr.DataArray(values, dims=dims, name=var or "field")
+    elif path.suffix in (".npy", ".npz"):
+        da = _read_numpy(path, var)
     else:
-        try:
-            ds = xr.open_dataset(path, engine="netcdf4")
-        except (OSError, ValueError) as err:
-            raise ValueError(f"path: {path} is not a readable netCDF file ({err})") from err
-        with ds:
-            if "specification" in ds.attrs and "model" in ds.attrs:  # see rgfield.rg.persistence
-                raise ValueError(
-                    f"path: {path} is a model file ({ds.attrs['model']}), not an ensemble of"
-                    " fields; sample from it with `rgfield sample --model` (rgfield.rg.load)"
-                )
-            da = _pick_variable(ds, var, path).load()
-            da.attrs = {**ds.attrs, **da.attrs}
+        da = _read_dataset(path, var, engine="netcdf4")
     return _as_ensemble(da, path)
+
+
+def _read_numpy(path: Path, var: str | None) -> xr.DataArray:
+    """The array of a .npy file, or the named (or only) array of 2 to 4 dims of a .npz file."""
+    try:
+        content = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"path: {path} is not a readable {path.suffix} file ({err})") from err
+    if isinstance(content, np.ndarray):
+        values, name = content, var or "field"
+    else:
+        with content:
+            arrays = {n: content[n] for n in content.files}
+        fields = [n for n, a in arrays.items() if 2 <= a.ndim <= 4]
+        if var is not None and var not in arrays:
+            raise ValueError(f"var: {path} has no array {var!r}; it has {sorted(arrays)}")
+        if var is None and len(fields) != 1:
+            raise ValueError(
+                f"var: {path} holds {'no' if not fields else 'several'} arrays with 2 to 4"
+                f" dimensions ({sorted(fields)} among {sorted(arrays)}); pass var="
+            )
+        name = var or fields[0]
+        values = arrays[name]
+    dims = {2: FIELD_DIMS[2][1:], 3: FIELD_DIMS[2], 4: FIELD_DIMS[3]}.get(values.ndim)
+    if dims is None:
+        raise ValueError(
+            f"{path}: array {name!r} has shape {values.shape}; expected (sample, y, x),"
+            " (sample, z, y, x) or a single (y, x) field"
+        )
+    return xr.DataArray(values, dims=dims, name=name)
+
+
+def _read_dataset(path: Path, var: str | None, engine: str) -> xr.DataArray:
+    """The chosen variable of a netCDF file or zarr store, in memory, with the global attrs."""
+    kind = "zarr store" if engine == "zarr" else "netCDF file"
+    # metadata read array by array: stores with and without consolidated metadata alike
+    options = {"consolidated": False} if engine == "zarr" else {}
+    try:
+        ds = xr.open_dataset(path, engine=engine, **options)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"path: {path} is not a readable {kind} ({err})") from err
+    with ds:
+        if "specification" in ds.attrs and "model" in ds.attrs:  # see rgfield.rg.persistence
+            raise ValueError(
+                f"path: {path} is a model file ({ds.attrs['model']}), not an ensemble of"
+                " fields; sample from it with `rgfield sample --model` (rgfield.rg.load)"
+            )
+        da = _pick_variable(ds, var, path).load()
+        da.attrs = {**ds.attrs, **da.attrs}
+    return da
 
 
 def _pick_variable(ds: xr.Dataset, var: str | None, path: Path) -> xr.DataArray:

@@ -29,6 +29,7 @@ __all__ = [
     "correlation_function",
     "jackknife",
     "moments",
+    "nearest_distance",
     "pdf",
     "phi4_observables",
     "pixel_moments",
@@ -249,7 +250,11 @@ def pdf(
 
 
 def structure_functions(
-    fields, orders: Sequence[int] = (1, 2, 3, 4, 5, 6), max_lag: int | None = None, ndim: int = 2
+    fields,
+    orders: Sequence[int] = (1, 2, 3, 4, 5, 6),
+    max_lag: int | None = None,
+    ndim: int = 2,
+    lags: Sequence[int] | None = None,
 ) -> xr.DataArray:
     """Structure functions along the axes: S_p(r) = ⟨|x(u + r e_a) − x(u)|^p⟩_u.
 
@@ -259,6 +264,9 @@ def structure_functions(
         Orders p ≥ 1.
     max_lag : int, optional
         Largest lag r in pixels; default n_min/2 (periodic lags beyond repeat themselves).
+        Every lag 1..max_lag is computed, unless ``lags`` names them.
+    lags : sequence of int, optional
+        The lags r, increasing, in 1..n_min − 1 (instead of ``max_lag``), e.g. log-spaced.
 
     Returns
     -------
@@ -269,24 +277,31 @@ def structure_functions(
     if not orders or not all(isinstance(p, int | np.integer) and p >= 1 for p in orders):
         raise ValueError(f"orders must be positive integers; got {orders}")
     nmin = min(x.shape[1:])
-    max_lag = nmin // 2 if max_lag is None else max_lag
-    if not isinstance(max_lag, int | np.integer) or not 1 <= max_lag < nmin:
-        raise ValueError(f"max_lag must be in 1..{nmin - 1}; got {max_lag}")
-    out = x.new_empty(x.shape[0], len(orders), ndim, max_lag)
+    if lags is None:
+        max_lag = nmin // 2 if max_lag is None else max_lag
+        if not isinstance(max_lag, int | np.integer) or not 1 <= max_lag < nmin:
+            raise ValueError(f"max_lag must be in 1..{nmin - 1}; got {max_lag}")
+        lags = range(1, max_lag + 1)
+    elif max_lag is not None:
+        raise ValueError("give max_lag or lags, not both")
+    lags = [int(r) for r in lags]
+    if not lags or not all(1 <= r < nmin for r in lags) or sorted(set(lags)) != lags:
+        raise ValueError(f"lags must be increasing integers in 1..{nmin - 1}; got {lags}")
+    out = x.new_empty(x.shape[0], len(orders), ndim, len(lags))
     space = tuple(range(1, ndim + 1))
     lowest_first = sorted(range(len(orders)), key=lambda i: orders[i])
     for a in range(ndim):
-        for r in range(1, max_lag + 1):
+        for k, r in enumerate(lags):
             increment = (torch.roll(x, -r, dims=a + 1) - x).abs()
             power, degree = torch.ones_like(increment), 0
             for i in lowest_first:  # |δ|^p by successive products: ~4× faster than pow
                 while degree < orders[i]:
                     power, degree = power * increment, degree + 1
-                out[:, i, a, r - 1] = power.mean(space)
+                out[:, i, a, k] = power.mean(space)
     return xr.DataArray(
         out.cpu().numpy(),
         dims=("sample", "order", "axis", "lag"),
-        coords={"order": orders, "axis": list(_AXIS_NAMES[ndim]), "lag": np.arange(1, max_lag + 1)},
+        coords={"order": orders, "axis": list(_AXIS_NAMES[ndim]), "lag": np.array(lags)},
         name="structure_functions",
     )
 
@@ -405,6 +420,56 @@ def coarse_field_variance(
         coords={"level": np.arange(levels + 1)},
         name="coarse_field_variance",
         attrs={"wavelet": wavelet, "mean": float(mean)},
+    )
+
+
+def nearest_distance(fields, train, shifts: bool = True, ndim: int = 2) -> xr.DataArray:
+    """Distance of each field to its nearest training field, in units of the training rms.
+
+        d(x) = min_{t, s} ‖x − T_s t‖ / (√N σ_train),
+
+    over the training fields t and, with ``shifts``, all periodic translations T_s (a shifted
+    copy is a copy), N the pixels per field and σ_train the training set's standard deviation
+    about its mean. Two independent fields of one law are about √2 apart; a memorised field
+    is near 0. Held-out fields give the yardstick: a generator that does not copy matches
+    their distribution (the memorisation test of Kadkhodaie et al., arXiv:2310.02557).
+    Computed from ‖x‖² + ‖t‖² − 2 max_s ⟨x, T_s t⟩, the cross-correlation by FFT.
+
+    Returns
+    -------
+    xarray.DataArray, dims (sample,)
+    """
+    x = _ensemble(fields, ndim).double()
+    t = _ensemble(train, ndim, name="train").double().to(x.device)
+    if t.shape[1:] != x.shape[1:]:
+        raise ValueError(
+            f"train: fields of shape {tuple(t.shape[1:])}; the fields' are {tuple(x.shape[1:])}"
+        )
+    space = tuple(range(1, ndim + 1))
+    pixels = math.prod(x.shape[1:])
+    scale = t.std(correction=0).item() ** 2 * pixels
+    if not scale > 0:
+        raise ValueError("train: the training fields are constant; no scale for a distance")
+    x_norm, t_norm = x.square().sum(space), t.square().sum(space)
+    x_flat, t_flat = x.reshape(len(x), -1), t.reshape(len(t), -1)
+    x_hat, t_hat = torch.fft.rfftn(x, dim=space), torch.fft.rfftn(t, dim=space).conj()
+    chunk = max(1, 2**24 // (len(t) * pixels))  # about 128 MiB of correlations at a time
+    best = []
+    for start in range(0, len(x), chunk):
+        if shifts:
+            product = x_hat[start : start + chunk, None] * t_hat[None]
+            correlation = torch.fft.irfftn(product, s=x.shape[1:], dim=[d + 1 for d in space])
+            overlap = correlation.flatten(2).amax(-1)
+        else:
+            overlap = x_flat[start : start + chunk] @ t_flat.T
+        squared = x_norm[start : start + chunk, None] + t_norm[None] - 2 * overlap
+        best.append(squared.amin(1).clamp(min=0.0))
+    distance = (torch.cat(best) / scale).sqrt()
+    return xr.DataArray(
+        distance.cpu().numpy(),
+        dims=("sample",),
+        name="nearest_distance",
+        attrs={"shifts": int(shifts), "units": "training rms per pixel"},
     )
 
 

@@ -139,3 +139,23 @@ def test_the_summary_and_report_flag_what_fails_and_pass_what_agrees(free_field)
     assert "- same: pass" in text
     assert "- scaled: **FAIL** on " in text and "statistics/power_spectrum" in text
     assert "✗**" in text  # the failing rows of the tables are marked
+
+
+def test_training_fields_add_the_memorisation_statistic(free_field):
+    """Copies of training fields (shifted) fail the memorisation test; fresh fields of the same
+    law pass it against held-out fields."""
+    train, held_out = free_field(24, size=16, seed=0), free_field(24, size=16, seed=1)
+    copies = torch.roll(train[:20], (3, 5), (1, 2))
+    s = summary(
+        held_out,
+        {"fresh": free_field(20, size=16, seed=2), "copies": copies},
+        statistics=["moments"],
+        train=train,
+    )
+    node = s["statistics/memorisation"].to_dataset()
+    assert float(node["estimate"].sel(ensemble="copies")) < 1e-6
+    assert float(node["reference"]) > 1
+    failed = s["failed"].sel(quantity="statistics/memorisation")
+    assert bool(failed.sel(ensemble="copies")) and not bool(failed.sel(ensemble="fresh"))
+    with pytest.raises(ValueError, match="train: fields of shape"):
+        summary(held_out, copies, train=train[:, :8])

@@ -1,8 +1,10 @@
 """``rgfield compare``: ensembles' statistics against a reference ensemble.
 
-``rgfield compare REF.nc A.nc B.nc --labels a b [--out DIR]`` prints the largest |z| of every
-statistic and observable set per ensemble (:func:`rgfield.compare.summary`) and, with
-``--out``, writes the report (:func:`rgfield.compare.save_report`) from the same numbers.
+``rgfield compare REF.nc A.nc B.nc --labels a b [--train TRAIN.nc] [--out DIR]`` prints the
+largest |z| of every statistic and observable set per ensemble (:func:`rgfield.compare.summary`)
+and, with ``--out``, writes the report (:func:`rgfield.compare.save_report`) from the same
+numbers. With ``--train``, the fields the generators were fitted to, each field's distance to
+its nearest training field is compared too (memorisation).
 ``--reference REF.nc --samples A.nc`` is the older spelling of ``REF.nc A.nc``.
 """
 
@@ -22,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "files",
         nargs="*",
         metavar="FILE",
-        help="the reference ensemble, then the ensembles to judge (.nc or .npy)",
+        help="the reference ensemble (ideally held-out fields), then the ensembles to judge"
+        " (netCDF, .zarr, .npy or .npz)",
     )
     parser.add_argument("--reference", help="reference ensemble (instead of the first FILE)")
     parser.add_argument(
@@ -32,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels",
         nargs="+",
         help="one label per ensemble (default: the file names, or 'samples' with --samples)",
+    )
+    parser.add_argument(
+        "--train",
+        help="the training ensemble of the generators: adds the distance to the nearest"
+        " training field (memorisation)",
     )
     _options.add_var(parser, "variable to read from every file")
     parser.add_argument("--model", help="fitted model (.nc): adds its learned potentials")
@@ -87,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         model = HierarchicalModel.load(args.model, progress=False)
     reference = io.load(reference_path, args.var)
     ensembles = {label: io.load(path, args.var) for label, path in paths.items()}
-    result = summary(reference, ensembles)
+    train = io.load(args.train, args.var) if args.train else None
+    result = summary(reference, ensembles, train=train)
     print_table(result)
     if args.out:
         path = save_report(result, args.out, model=model, overwrite=args.overwrite)

@@ -12,7 +12,9 @@ figures and a report.
 
 - :mod:`~rgfield.compare.statistics`: the per-field statistics compared, a registry
   (:func:`register_statistic`): power spectrum, one-point moments, PDF, structure functions,
-  correlation function, coarse-field variance per level, wavelet-coefficient histograms;
+  correlation function, coarse-field variance per level, wavelet-coefficient histograms, and
+  for 2D fields the Minkowski functionals of the excursion sets and the peak counts by height
+  (:mod:`rgfield.morphology`);
 - :mod:`~rgfield.compare.observables`: observables chosen by the reference's ``generator``
   attr, a registry (:func:`register_observables`): φ⁴ (⟨|M|⟩, χ, U₄, ξ₂ and the coarse-field
   growth with its Ising value), turbulence, cosmic web;

@@ -165,6 +165,7 @@ def summary(
     *,
     statistics: str | Sequence[str] | None = None,
     observables: str | Sequence[str] | None = None,
+    train=None,
 ) -> xr.DataTree:
     """Compare ensembles with a reference: every statistic and observable, computed once.
 
@@ -182,6 +183,11 @@ def summary(
         Names in :data:`~rgfield.compare.observables.OBSERVABLES`; by default those matching
         the reference's generator (:func:`~rgfield.compare.observables.observables_for`);
         ``()`` for none.
+    train : array_like, shape (sample, *spatial), optional
+        The fields the generators were fitted to: adds the statistic ``memorisation``, each
+        field's distance to its nearest training field (:func:`rgfield.stats.nearest_distance`,
+        translations included), which for a reference of held-out fields is the yardstick of a
+        generator that does not copy.
 
     Returns
     -------
@@ -213,6 +219,8 @@ def summary(
             raise ValueError(
                 f"statistics: {s.name!r} does not apply to fields of shape {tuple(ref.shape[1:])}"
             )
+    if train is not None:
+        wanted.append(_memorisation(ref, train))
     everything = {"reference": ref, **named}
     per_field = {label: {} for label in everything}
     nodes = {}
@@ -228,6 +236,23 @@ def summary(
         nodes[f"observables/{s.name}"] = _observable_node(s, estimates)
     nodes["pixels"] = _pixel_ks(ref, named)
     return xr.DataTree.from_dict({"/": _root(reference, ref, named, nodes), **nodes})
+
+
+def _memorisation(reference: torch.Tensor, train) -> Statistic:
+    """The statistic ``memorisation``: distance to the nearest of the ``train`` fields."""
+    fields = _fields(train, "train")
+    if fields.shape[1:] != reference.shape[1:]:
+        raise ValueError(
+            f"train: fields of shape {tuple(fields.shape[1:])}; the reference's are"
+            f" {tuple(reference.shape[1:])}"
+        )
+    ndim = reference.dim() - 1
+    return Statistic(
+        "memorisation",
+        lambda x: stats.nearest_distance(x, fields, ndim=ndim),
+        title="Distance to the nearest training field (memorisation)",
+        table=True,
+    )
 
 
 def held(summary: xr.DataTree, group: str) -> list[str]:

@@ -25,7 +25,9 @@ __all__ = [
     "coarse_field",
     "correlation_function",
     "figures",
+    "minkowski",
     "observables",
+    "peaks",
     "pixel_histogram",
     "potentials",
     "power_spectrum",
@@ -201,6 +203,40 @@ def coarse_field(summary: xr.DataTree) -> Figure:
     return fig
 
 
+def minkowski(summary: xr.DataTree) -> Figure:
+    """Minkowski functionals V₀, V₁, V₂ of the excursion sets against the threshold, with
+    ±2 s.e. bands."""
+    node = summary["statistics/minkowski"].to_dataset()
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    axes = fig.subplots(1, 3, sharex=True)
+    colours, legend = _colours(summary), _legend(summary)
+    nu = node["threshold"].values
+    names = {"V0": "V₀ area fraction", "V1": "V₁ boundary length / 4", "V2": "V₂ Euler char."}
+    for ax, functional in zip(axes, node["functional"].values, strict=True):
+        curves = _curves(node.sel(functional=functional))
+        for label, (mean, error) in curves.items():
+            _band(ax, nu, mean, error, colours[label], legend[label])
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="threshold ν (reference σ)", title=f"{names[str(functional)]} per pixel")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Minkowski functionals of {x > mean + ν σ} (±2 s.e.)")
+    return fig
+
+
+def peaks(summary: xr.DataTree) -> Figure:
+    """Number densities of local maxima and minima against their height (log scale)."""
+    node = summary["statistics/peaks"].to_dataset().rename({"height": "value"})
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    colours, legend = _colours(summary), _legend(summary)
+    for ax, extremum in zip(axes, node["extremum"].values, strict=True):
+        _density_axes(ax, node.sel(extremum=extremum), colours, legend)
+        ax.set(xlabel="height ν (reference σ)", title=f"{extremum} per pixel and unit ν")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("peak counts (±2 s.e.)")
+    return fig
+
+
 def observables(summary: xr.DataTree, name: str) -> Figure:
     """Observable set ``name`` with ±2 s.e. error bars: one panel per observable along dim
     ``observable``, else one panel against its coordinate; a dashed line at the set's
@@ -279,6 +315,8 @@ FIGURES: dict[str, tuple[str, Callable[[xr.DataTree], Figure]]] = {
     "structure_functions": ("structure_functions.png", structure_functions),
     "correlation_function": ("correlation_function.png", correlation_function),
     "coarse_field_variance": ("coarse_field.png", coarse_field),
+    "minkowski": ("minkowski.png", minkowski),
+    "peaks": ("peaks.png", peaks),
 }
 """Statistic name → (file name, figure function of the summary). A statistic without an entry
 appears in the report's tables only."""

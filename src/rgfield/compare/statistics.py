@@ -18,6 +18,7 @@ The implementations live in :mod:`rgfield.stats`; this module only chooses their
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from rgfield import stats
+from rgfield import morphology, stats
 
 __all__ = ["STATISTICS", "Statistic", "register_statistic"]
 
@@ -39,10 +40,24 @@ WAVELET_LEVELS = 4
 """Finest scales whose coefficient histograms are compared."""
 WAVELET_EDGES = np.linspace(-8.0, 8.0, 65)
 """Bin edges of the coefficient histograms, in units of the reference's rms per scale/channel."""
+MINKOWSKI_THRESHOLDS = np.linspace(-3.0, 3.0, 25)
+"""Thresholds ν of the excursion sets, in units of the reference's standard deviation."""
+SCATTERING_J, SCATTERING_L, SCATTERING_DTYPE = 5, 4, torch.float32
+"""Largest number of scales, the orientations and the precision of the scattering spectra
+(ratios of order one: single precision is far below their statistical errors, and twice as
+fast)."""
+STRUCTURE_LAGS = 16
+"""Log-spaced lags of the structure functions and flatness (at most)."""
+PEAK_EDGES = np.linspace(-4.0, 5.0, 37)
+"""Bin edges of the peak heights, in units of the reference's standard deviation."""
 
 
 def _spatial_1_to_3(reference: torch.Tensor) -> bool:
     return 1 <= reference.dim() - 1 <= 3
+
+
+def _two_dimensional(reference: torch.Tensor) -> bool:
+    return reference.dim() == 3
 
 
 def _even_sides(reference: torch.Tensor) -> bool:
@@ -163,11 +178,18 @@ def pdf(fields: torch.Tensor, bins: np.ndarray) -> xr.DataArray:
     return stats.pdf(fields, bins=bins, ndim=_ndim(fields))
 
 
-@register_statistic("structure_functions", title="Structure functions")
-def structure_functions(fields: torch.Tensor) -> xr.DataArray:
-    """:func:`rgfield.stats.structure_functions`, orders 1–6, lags 1..n/2; dims (sample,
-    order, axis, lag)."""
-    return stats.structure_functions(fields, ndim=_ndim(fields))
+def _lags(reference: torch.Tensor) -> dict[str, list[int]]:
+    """Up to :data:`STRUCTURE_LAGS` lags from 1 to n_min/2, about evenly spaced in log r."""
+    half = max(1, min(reference.shape[1:]) // 2)
+    spaced = np.geomspace(1, half, STRUCTURE_LAGS)
+    return {"lags": sorted({int(r) for r in np.rint(spaced)})}
+
+
+@register_statistic("structure_functions", title="Structure functions", setup=_lags)
+def structure_functions(fields: torch.Tensor, lags: list[int]) -> xr.DataArray:
+    """:func:`rgfield.stats.structure_functions`, orders 1–6, log-spaced lags from 1 to n/2;
+    dims (sample, order, axis, lag)."""
+    return stats.structure_functions(fields, ndim=_ndim(fields), lags=lags)
 
 
 @register_statistic("correlation_function", title="Two-point correlation function")
@@ -257,3 +279,107 @@ def wavelet_histograms(fields: torch.Tensor, levels: int, scale: np.ndarray) -> 
         name="wavelet_histograms",
         attrs={"wavelet": WAVELET, "edges": WAVELET_EDGES, "value_units": "reference rms"},
     )
+
+
+@register_statistic("flatness", title="Flatness of increments", setup=_lags)
+def flatness(fields: torch.Tensor, lags: list[int]) -> xr.DataArray:
+    """Each field's flatness of increments F(r) = S₄(r)/S₂(r)² (:func:`rgfield.stats.
+    structure_functions`, the mean of the axes' S_p), 3 for Gaussian increments; growing as r
+    shrinks in intermittent turbulence. Dims (sample, lag)."""
+    s = stats.structure_functions(fields, orders=(2, 4), ndim=_ndim(fields), lags=lags)
+    s = s.mean("axis")
+    return (s.sel(order=4) / s.sel(order=2) ** 2).reset_coords(drop=True).rename("flatness")
+
+
+@register_statistic(
+    "wavelet_kurtosis",
+    title="Wavelet-coefficient kurtosis per scale",
+    setup=lambda reference: {"levels": _wavelet_levels(reference)},
+    table=True,
+    applies=lambda reference: _even_sides(reference) and _wavelet_levels(reference) >= 1,
+)
+def wavelet_kurtosis(fields: torch.Tensor, levels: int) -> xr.DataArray:
+    """Each field's excess kurtosis ⟨x̄_j⁴⟩/⟨x̄_j²⟩² − 3 of its wavelet coefficients per level j
+    and channel (0 for a Gaussian field: the coefficients are then Gaussian of mean zero).
+    Dims (sample, level, channel)."""
+    from rgfield.wavelets import decompose, detail_labels
+
+    ndim = _ndim(fields)
+    pyramid = decompose(fields.double(), levels, WAVELET, ndim)
+    space = tuple(range(2, ndim + 2))
+    values = [d.pow(4).mean(space) / d.square().mean(space).square() - 3 for d in pyramid.details]
+    return xr.DataArray(
+        torch.stack(values, 1).cpu().numpy(),
+        dims=("sample", "level", "channel"),
+        coords={"level": np.arange(1, levels + 1), "channel": list(detail_labels(ndim))},
+        name="wavelet_kurtosis",
+    )
+
+
+def _scattering_scales(reference: torch.Tensor) -> int:
+    """J of the scattering spectra: up to 2^J = a quarter of the smaller side, at most
+    :data:`SCATTERING_J`."""
+    return min(SCATTERING_J, int(math.log2(min(reference.shape[1:]))) - 2)
+
+
+def _scattering_setup(reference: torch.Tensor) -> dict[str, Any]:
+    """J and the reference's mean band powers S2_λ = Σ_k ⟨|x̂(k)|²⟩ ψ̂_λ(k)² / N² (Parseval)."""
+    from rgfield.scattering import filter_bank
+
+    J = _scattering_scales(reference)  # noqa: N806
+    x = reference.to(SCATTERING_DTYPE)
+    power = torch.fft.fft2(x).abs().square().mean(0) / x[0].numel() ** 2
+    bank = filter_bank(tuple(x.shape[1:]), J, SCATTERING_L, device=x.device, dtype=x.dtype)
+    return {"J": J, "band_power": (power * bank.psi.square()).sum((-2, -1))}
+
+
+@register_statistic(
+    "scattering_spectra",
+    title="Scattering spectra (isotropic, normalised by the reference's band powers)",
+    setup=_scattering_setup,
+    applies=lambda reference: _two_dimensional(reference) and _scattering_scales(reference) >= 2,
+)
+def scattering_spectra(fields: torch.Tensor, J: int, band_power: torch.Tensor) -> xr.DataArray:  # noqa: N803
+    """:func:`rgfield.scattering.scattering_covariance` of each field with J scales and
+    :data:`SCATTERING_L` orientations, normalised by the reference's mean band powers S2 and
+    averaged over rotations: S1 (sparsity), S2 (band power), C01 (phase alignment across
+    scales, the skewness the spectrum misses) and C11 (envelope correlations,
+    intermittency) (Morel et al., arXiv:2204.10177), in :data:`SCATTERING_DTYPE`. Dims
+    (sample, part, coeff), part "real"
+    and "imag", with the coefficient labels as coordinates along ``coeff``."""
+    from rgfield.scattering import scattering_covariance
+
+    values = scattering_covariance(
+        fields.to(SCATTERING_DTYPE), J, SCATTERING_L, normalize=band_power, reduction="isotropic"
+    )
+    parts = xr.concat([values.real, values.imag], dim="part").transpose("sample", "part", "coeff")
+    return parts.assign_coords(part=["real", "imag"]).rename("scattering_spectra")
+
+
+def _standard_units(reference: torch.Tensor) -> dict[str, float]:
+    """The reference's mean and standard deviation (1 for a constant reference), the units of
+    the morphology statistics' thresholds for every ensemble."""
+    std = float(reference.double().std())
+    return {"mean": float(reference.double().mean()), "std": std if std > 0 else 1.0}
+
+
+@register_statistic(
+    "minkowski",
+    title="Minkowski functionals of the excursion sets",
+    setup=_standard_units,
+    applies=_two_dimensional,
+)
+def minkowski(fields: torch.Tensor, mean: float, std: float) -> xr.DataArray:
+    """:func:`rgfield.morphology.minkowski_functionals` V₀, V₁, V₂ at
+    :data:`MINKOWSKI_THRESHOLDS` about the reference's mean, in units of its standard
+    deviation; dims (sample, functional, threshold)."""
+    return morphology.minkowski_functionals(fields, MINKOWSKI_THRESHOLDS, mean=mean, std=std)
+
+
+@register_statistic(
+    "peaks", title="Peak counts by height", setup=_standard_units, applies=_two_dimensional
+)
+def peaks(fields: torch.Tensor, mean: float, std: float) -> xr.DataArray:
+    """:func:`rgfield.morphology.peak_counts`, maxima and minima per pixel and unit height on
+    :data:`PEAK_EDGES` in the reference's units; dims (sample, extremum, height)."""
+    return morphology.peak_counts(fields, PEAK_EDGES, mean=mean, std=std)
