@@ -233,6 +233,7 @@ OUTPUT_COMMANDS = {
     "synthesize": (["synthesize", "--data", "none.nc", "--n", "1"], "file"),
     "simulate": (["simulate", "cosmic", "--size", "8", "--samples", "1"], "file"),
     "demo": (["demo"], "directory"),
+    "pathways": (["pathways", "--kind", "phi4"], "directory"),
     "compare": (["compare", "--reference", "none.nc", "--samples", "none.nc"], "directory"),
 }
 

@@ -25,11 +25,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import rgfield
-from rgfield.cli import _options, compare, demo, fit, info, sample, simulate, synthesize
+from rgfield.cli import (
+    _options,
+    compare,
+    demo,
+    fit,
+    info,
+    pathways,
+    sample,
+    simulate,
+    synthesize,
+)
 
 __all__ = ["COMMANDS", "Terminated", "build_parser", "main"]
 
-COMMANDS = {c.NAME: c for c in (demo, fit, sample, info, compare, synthesize, simulate)}
+COMMANDS = {c.NAME: c for c in (demo, pathways, fit, sample, info, compare, synthesize, simulate)}
 """The command modules by name, in the order ``rgfield --help`` lists them."""
 
 EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143  # 128 + SIGINT, 128 + SIGTERM

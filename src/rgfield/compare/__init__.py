@@ -46,7 +46,7 @@ from rgfield.compare.comparison import (
     z_threshold,
 )
 from rgfield.compare.observables import OBSERVABLES, ObservableSet, register_observables
-from rgfield.compare.report import markdown, save_report, write_report
+from rgfield.compare.report import check_report_path, markdown, save_report, write_report
 from rgfield.compare.statistics import STATISTICS, Statistic, register_statistic
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "ObservableSet",
     "Statistic",
     "as_ensembles",
+    "check_report_path",
     "held",
     "markdown",
     "register_observables",

@@ -179,7 +179,10 @@ def _verdict(summary: xr.DataTree, labels: Sequence[str]) -> list[str]:
     return lines
 
 
-def _check_out(out: str | os.PathLike, overwrite: bool) -> Path:
+def check_report_path(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse, before any work, a report directory :func:`save_report` could not write: a
+    file name, an existing path without ``overwrite`` or that is not an rgfield report, a
+    missing parent directory (``ValueError`` or ``FileExistsError`` naming ``out``)."""
     out = Path(out)
     if out.suffix in (".nc", ".npy", ".md", ".png"):
         raise ValueError(f"out: {out} names a file; a report is a directory (e.g. report/)")
@@ -219,7 +222,7 @@ def save_report(
     FileExistsError
         ``out`` exists and ``overwrite`` is false.
     """
-    out = _check_out(out, overwrite)
+    out = check_report_path(out, overwrite)
     figures = plots.figures(summary, model)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -272,6 +275,6 @@ def write_report(
     pathlib.Path
         ``out``.
     """
-    _check_out(out, overwrite)
+    check_report_path(out, overwrite)
     result = summarise(reference, ensembles, statistics=statistics, observables=observables)
     return save_report(result, out, model=model, overwrite=overwrite)

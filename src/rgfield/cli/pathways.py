@@ -1,0 +1,54 @@
+"""``rgfield pathways``: simulate a kind of field, fit every generative pathway, judge each
+against held-out simulations (:func:`rgfield.pathways.run`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rgfield.cli import _options
+
+NAME = "pathways"
+HELP = "fit every generative pathway to simulated fields and compare them on held-out ones"
+
+KIND_CHOICES = ("phi4", "turbulence", "cosmic")  # rgfield.pathways.KINDS, without importing it
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kind", choices=KIND_CHOICES, default="turbulence", help="(turbulence)")
+    parser.add_argument("--size", type=int, default=64, help="fields of SIZE² pixels (64)")
+    parser.add_argument("--train", type=int, default=200, help="training fields (200)")
+    parser.add_argument("--held-out", type=int, default=200, help="held-out fields (200)")
+    parser.add_argument("--samples", type=int, default=200, help="fields per pathway (200)")
+    parser.add_argument(
+        "--pathways", nargs="+", help="pathways to run (default: every one that exists)"
+    )
+    _options.add_seed(parser, default=0)
+    _options.add_output(
+        parser,
+        "output directory: report/ and pathways.md (default rgfield-pathways)",
+        kind="directory",
+        required=False,
+        default="rgfield-pathways",
+    )
+    _options.add_progress(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rgfield.pathways import run as run_pathways
+
+    result = run_pathways(
+        args.kind,
+        args.size,
+        args.train,
+        args.held_out,
+        args.samples,
+        pathways=args.pathways,
+        seed=args.seed,
+        out=args.out,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    from rgfield.pathways import cost_table
+
+    print(cost_table(result.costs, result.summary))
+    return 0

@@ -1,0 +1,303 @@
+"""Every generative pathway of rgfield, fitted to one simulated training ensemble and judged
+against held-out simulations: the run behind ``rgfield pathways``.
+
+::
+
+    from rgfield.pathways import run
+
+    result = run("turbulence", size=64, train=200, held_out=200, samples=200, out="pathways/")
+    print(result.costs)                      # one row per pathway: parameters, times, evaluations
+    result.summary.max_abs_z.to_pandas()     # the comparison (rgfield.compare.summary)
+
+A *kind* (:data:`KINDS`) says how to simulate a data set of a given size; a *pathway*
+(:data:`PATHWAYS`) fits itself to the training fields and generates new ones, reporting what it
+cost. The training and held-out ensembles are independent simulations (separate chains, flows or
+boxes, seeds ``seed`` and ``seed + 1``); the comparison uses the held-out fields as the reference
+and the training fields for the memorisation test. Pathways that do not exist yet are listed in
+:data:`MISSING` and skipped with a line saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import xarray as xr
+
+__all__ = ["KINDS", "MISSING", "PATHWAYS", "Generated", "Kind", "Pathway", "PathwaysResult", "run"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A data kind: ``config(size)`` is the simulator config, ``variable`` the field to model."""
+
+    name: str
+    description: str
+    config: Callable[[int], object]
+    variable: str
+
+
+def _phi4(size: int):
+    from rgfield.fields.phi4 import Phi4, Phi4Config
+
+    return Phi4Config(Phi4(PHI4_BETA), size=size)
+
+
+def _turbulence(size: int):
+    from rgfield.fields.turbulence import Turbulence2D, TurbulenceConfig
+
+    flow = Turbulence2D(size=size, viscosity=1e-3, drag=0.1, forcing="ring", forcing_wavenumber=4.0)
+    return TurbulenceConfig(flow, flows=TURBULENCE_FLOWS)
+
+
+def _cosmic(size: int):
+    from rgfield.fields.cosmic import CosmicConfig
+
+    return CosmicConfig(size=size, box=2.0 * size, product="slab")
+
+
+PHI4_BETA = 0.9244
+"""β of the φ⁴ kind: the critical coupling of λ = 1 (the shipped ensemble's)."""
+TURBULENCE_FLOWS = 32
+"""Independent flows integrated as one batch (more flows: fewer snapshots each, less time)."""
+
+KINDS: dict[str, Kind] = {
+    "phi4": Kind("phi4", f"lattice φ⁴ at β = {PHI4_BETA} (critical), Wolff chains", _phi4, "phi"),
+    "turbulence": Kind(
+        "turbulence",
+        "forced 2D Navier–Stokes vorticity (ring forcing at k = 4, ν = 1e-3, drag 0.1)",
+        _turbulence,
+        "vorticity",
+    ),
+    "cosmic": Kind(
+        "cosmic",
+        "log(1 + δ) of 2LPT slabs (z = 0, 2 Mpc/h cells, Eisenstein–Hu spectrum)",
+        _cosmic,
+        "log_density",
+    ),
+}
+
+
+@dataclass
+class Generated:
+    """A pathway's fields and its costs: ``parameters`` fitted, ``fit_seconds``,
+    ``seconds_per_sample`` and ``evaluations_per_sample`` (gradient evaluations of its energy
+    or loss per generated field)."""
+
+    fields: torch.Tensor
+    parameters: int
+    fit_seconds: float
+    seconds_per_sample: float
+    evaluations_per_sample: float
+
+
+class Pathway(Protocol):
+    """A way to generate fields: it fits itself to the training fields and generates."""
+
+    name: str
+    description: str
+
+    def generate(
+        self, train: xr.DataArray, samples: int, seed: int, progress: bool
+    ) -> Generated: ...
+
+
+class RGPathway:
+    """The hierarchical wavelet RG model with its default features, MALA per scale."""
+
+    name = "rg"
+    description = "hierarchical wavelet RG model, potential + quadratic features (score matching)"
+
+    def generate(self, train, samples, seed, progress):
+        from rgfield.rg import HierarchicalModel
+
+        start = time.perf_counter()
+        model = HierarchicalModel(progress=progress).fit(train, seed=seed)
+        fitted = time.perf_counter()
+        result = model.sample(samples, seed=seed + 1)
+        sampled = time.perf_counter()
+        d = result.diagnostics.where(result.diagnostics["exact"] == 0)  # MCMC scales only
+        steps = d["steps"].sum() + d["warmup_acceptance"].count()  # one gradient per step
+        factors = [model.low_, *model.conditionals_]
+        return Generated(
+            result.fields,
+            parameters=sum(int(m.theta.numel()) for m in factors),
+            fit_seconds=fitted - start,
+            seconds_per_sample=(sampled - fitted) / samples,
+            evaluations_per_sample=float(steps),
+        )
+
+
+class MicrocanonicalPathway:
+    """Microcanonical synthesis matching the training set's mean scattering covariance, power
+    spectrum and pixel moments (:func:`rgfield.microcanonical.synthesize`)."""
+
+    name = "microcanonical"
+    description = "microcanonical scattering-covariance synthesis (L-BFGS from Gaussian surrogates)"
+
+    def generate(self, train, samples, seed, progress):
+        from rgfield.microcanonical import synthesize
+
+        start = time.perf_counter()
+        result = synthesize(train.values, n=samples, seed=seed, progress=progress)
+        elapsed = time.perf_counter() - start
+        return Generated(
+            result.fields.double(),
+            parameters=0,
+            fit_seconds=0.0,
+            seconds_per_sample=elapsed / samples,
+            evaluations_per_sample=float(result.evaluations),
+        )
+
+
+PATHWAYS: dict[str, Pathway] = {p.name: p for p in (RGPathway(), MicrocanonicalPathway())}
+"""The pathways that exist, in the order they run."""
+
+MISSING: dict[str, str] = {
+    "rg-scattering": "the RG model with scattering-covariance features (issue 26) is not built yet",
+    "diffusion": "the score-diffusion pathway (issue 27) is not built yet",
+}
+"""Pathways the comparison will include once they exist, with the reason they are skipped."""
+
+
+@dataclass
+class PathwaysResult:
+    """What :func:`run` made: the ensembles, the comparison and one cost row per pathway."""
+
+    train: xr.DataArray
+    held_out: xr.DataArray
+    generated: dict[str, torch.Tensor]
+    summary: xr.DataTree
+    costs: list[dict]
+
+
+def simulate_kind(kind: str, size: int, samples: int, seed: int, progress: bool) -> xr.DataArray:
+    """``samples`` fields of a kind at a size, from its simulator (see :data:`KINDS`)."""
+    from rgfield.fields import simulate
+
+    spec = KINDS[kind]
+    dataset = simulate(spec.config(size), samples, seed=seed, progress=progress)
+    field = dataset[spec.variable]
+    field.attrs = {**dataset.attrs, **field.attrs}
+    return field
+
+
+def run(
+    kind: str,
+    size: int = 64,
+    train: int = 200,
+    held_out: int = 200,
+    samples: int = 200,
+    *,
+    pathways: list[str] | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> PathwaysResult:
+    """Simulate, fit every pathway, generate and compare (see the module docstring).
+
+    Parameters
+    ----------
+    kind : a key of :data:`KINDS`.
+    size : int
+        Fields of size × size.
+    train, held_out, samples : int
+        Training fields, held-out fields (the reference) and fields generated per pathway.
+    pathways : list of str, optional
+        Keys of :data:`PATHWAYS` to run (default all).
+    seed : int
+    out : path, optional
+        Directory for the report (``report/``: :func:`rgfield.compare.save_report`) and
+        ``pathways.md`` (the cost table); refused before any work if it exists unless
+        ``overwrite``.
+    progress : bool
+    log : callable
+        Receives one line per stage.
+
+    Returns
+    -------
+    PathwaysResult
+    """
+    from rgfield.compare import save_report, summary
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}; got {kind!r}")
+    chosen = list(PATHWAYS) if pathways is None else list(pathways)
+    unknown = [p for p in chosen if p not in PATHWAYS]
+    if unknown:
+        raise ValueError(f"pathways: unknown {unknown}; available {list(PATHWAYS)}")
+    smallest = {"size": 8, "train": 2, "held_out": 2, "samples": 2}
+    for (name, least), number in zip(
+        smallest.items(), (size, train, held_out, samples), strict=True
+    ):
+        if not isinstance(number, int) or number < least:
+            raise ValueError(f"{name} must be an integer >= {least}; got {number!r}")
+    target = None if out is None else _check_out(Path(out), overwrite)
+
+    log(
+        f"simulating {train} training and {held_out} held-out fields of {size}²:"
+        f" {KINDS[kind].description}"
+    )
+    training = simulate_kind(kind, size, train, seed, progress)
+    reference = simulate_kind(kind, size, held_out, seed + 1, progress)
+    generated, costs = {}, []
+    for name in chosen:
+        pathway = PATHWAYS[name]
+        log(f"{name}: {pathway.description}")
+        result = pathway.generate(training, samples, seed, progress)
+        generated[name] = result.fields
+        costs.append({"pathway": name, **{k: v for k, v in vars(result).items() if k != "fields"}})
+    for name, reason in MISSING.items():
+        log(f"{name}: skipped, {reason}")
+    log("comparing with the held-out fields")
+    result = summary(reference, generated, train=training)
+    if target is not None:
+        target.mkdir(exist_ok=True)
+        save_report(result, target / "report", overwrite=overwrite)
+        table = target / "pathways.md"
+        partial = table.with_suffix(".md.partial")
+        partial.write_text(cost_table(costs, result))
+        os.replace(partial, table)  # whole or absent, also on Ctrl-C
+        log(f"report written to {target}/report/report.md, costs in {table}")
+    return PathwaysResult(training, reference, generated, result, costs)
+
+
+def _check_out(out: Path, overwrite: bool) -> Path:
+    """Refuse, before any work, an output :func:`run` could not write at the end."""
+    from rgfield.compare import check_report_path
+
+    if out.is_dir():
+        check_report_path(out / "report", overwrite)
+    elif out.exists():
+        raise ValueError(f"out: {out} is a file; give a directory")
+    elif not out.parent.is_dir():
+        raise ValueError(f"out: directory {out.parent} does not exist")
+    return out
+
+
+def cost_table(costs: list[dict], result: xr.DataTree) -> str:
+    """Markdown: per pathway its costs, the quantities failed (of all compared) and the rank."""
+    failed = result["failed"].sum("quantity").values
+    total = result.sizes["quantity"]
+    order = sorted(range(len(costs)), key=lambda i: failed[i])
+    lines = [
+        "| rank | pathway | failed quantities | parameters | fit (s) | s per sample"
+        " | evaluations per sample |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for rank, i in enumerate(order, start=1):
+        c = costs[i]
+        lines.append(
+            f"| {rank} | {c['pathway']} | {int(failed[i])} of {total} | {c['parameters']} |"
+            f" {c['fit_seconds']:.0f} | {c['seconds_per_sample']:.3g} |"
+            f" {c['evaluations_per_sample']:.0f} |"
+        )
+    lines += ["", *(f"- {name}: skipped, {reason}" for name, reason in MISSING.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,59 @@
+"""``rgfield pathways``: simulate, fit every pathway, compare on held-out fields, cost table."""
+
+import pytest
+
+from rgfield import pathways
+from rgfield.cli.pathways import KIND_CHOICES
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pathways") / "run"
+    result = pathways.run(
+        "phi4", size=8, train=16, held_out=16, samples=8, out=out, progress=False, log=print
+    )
+    return out, result
+
+
+def test_every_existing_pathway_is_fitted_generated_and_compared(small_run):
+    out, result = small_run
+    assert list(result.generated) == list(pathways.PATHWAYS)
+    assert all(tuple(f.shape) == (8, 8, 8) for f in result.generated.values())
+    assert list(result.summary["ensemble"].values) == list(pathways.PATHWAYS)
+    assert result.held_out.shape == result.train.shape == (16, 8, 8)
+    assert result.held_out.attrs["seed"] != result.train.attrs["seed"]  # independent chains
+    held = list(result.summary["quantity"].values)
+    assert "statistics/memorisation" in held and "observables/phi4" in held
+    rg = next(c for c in result.costs if c["pathway"] == "rg")
+    assert rg["parameters"] > 0 and rg["fit_seconds"] > 0 and rg["evaluations_per_sample"] > 0
+    table = (out / "pathways.md").read_text()
+    for name in pathways.PATHWAYS:
+        assert f"| {name} |" in table
+    for name in pathways.MISSING:  # skipped with a line saying so, not faked
+        assert f"- {name}: skipped" in table
+    assert (out / "report" / "report.md").is_file()
+
+
+def test_an_existing_report_is_refused_before_any_work(small_run):
+    out, _ = small_run
+    with pytest.raises(FileExistsError, match="report exists"):
+        pathways.run("phi4", size=8, train=16, held_out=16, samples=8, out=out, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"kind": "ocean"}, "kind must be one of"),
+        ({"size": 4}, "size must be an integer >= 8"),
+        ({"train": 1}, "train must be an integer >= 2"),
+        ({"pathways": ["gan"]}, "pathways: unknown"),
+    ],
+)
+def test_bad_arguments_are_named(arguments, message):
+    settings = {"kind": "phi4", "size": 8, "train": 4, "held_out": 4, "samples": 4}
+    with pytest.raises(ValueError, match=message):
+        pathways.run(**{**settings, **arguments}, progress=False)
+
+
+def test_the_command_offers_every_kind():
+    assert set(KIND_CHOICES) == set(pathways.KINDS)
