@@ -164,6 +164,9 @@ def test_load_npz_picks_the_only_field_array_or_the_named_one(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable .npz"):
         io.load(tmp_path / "bad.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "two.npz").read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        io.load(tmp_path / "cut.npz")
 
 
 @pytest.mark.parametrize("consolidated", [True, False])
@@ -180,6 +183,9 @@ def test_load_zarr_written_by_xarray(tmp_path, consolidated):
     np.testing.assert_array_equal(da.values, values)
     with pytest.raises(FileNotFoundError, match="path: no such file"):
         io.load(tmp_path / "missing.zarr")
+    (tmp_path / "flows.zarr").rename(tmp_path / "flows")
+    with pytest.raises(ValueError, match="is a directory; a zarr store's name ends in .zarr"):
+        io.load(tmp_path / "flows")
 
 
 def test_as_tensor_conversions():

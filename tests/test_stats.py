@@ -282,3 +282,15 @@ def test_nearest_distance_against_brute_force_over_shifts():
     np.testing.assert_allclose(S.nearest_distance(fields, train, shifts=False), unshifted)
     with pytest.raises(ValueError, match="train: fields of shape"):
         S.nearest_distance(fields, train[:, :4])
+
+
+def test_structure_functions_at_chosen_lags_equal_those_of_every_lag():
+    x = np.random.default_rng(5).standard_normal((3, 16, 16))
+    every = S.structure_functions(x, orders=(2, 4), max_lag=8)
+    chosen = S.structure_functions(x, orders=(2, 4), lags=[1, 3, 8])
+    np.testing.assert_array_equal(chosen.values, every.sel(lag=[1, 3, 8]).values)
+    for lags in ([3, 1], [0, 2], [1, 16], [1, 1]):
+        with pytest.raises(ValueError, match="lags must be increasing integers"):
+            S.structure_functions(x, lags=lags)
+    with pytest.raises(ValueError, match="max_lag or lags, not both"):
+        S.structure_functions(x, max_lag=4, lags=[1, 2])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
+import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,6 +217,8 @@ def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
     path = Path(path)
     if path.suffix == ".zarr" and path.is_dir():
         da = _read_dataset(path, var, engine="zarr")
+    elif path.is_dir():
+        raise ValueError(f"path: {path} is a directory; a zarr store's name ends in .zarr")
     elif not path.is_file():
         raise FileNotFoundError(f"path: no such file {path}")
     elif path.suffix in (".npy", ".npz"):
@@ -228,24 +231,28 @@ def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
 def _read_numpy(path: Path, var: str | None) -> xr.DataArray:
     """The array of a .npy file, or the named (or only) array of 2 to 4 dims of a .npz file."""
     try:
-        content = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+        with open(path, "rb") as handle:  # closed also when numpy fails half-way
+            content = np.load(handle, allow_pickle=False)
+            if isinstance(content, np.ndarray):
+                arrays = {var or "field": content}
+            else:
+                with content:
+                    arrays = {n: content[n] for n in content.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"path: {path} is not a readable {path.suffix} file ({err})") from err
-    if isinstance(content, np.ndarray):
-        values, name = content, var or "field"
-    else:
-        with content:
-            arrays = {n: content[n] for n in content.files}
-        fields = [n for n, a in arrays.items() if 2 <= a.ndim <= 4]
-        if var is not None and var not in arrays:
-            raise ValueError(f"var: {path} has no array {var!r}; it has {sorted(arrays)}")
-        if var is None and len(fields) != 1:
-            raise ValueError(
-                f"var: {path} holds {'no' if not fields else 'several'} arrays with 2 to 4"
-                f" dimensions ({sorted(fields)} among {sorted(arrays)}); pass var="
-            )
-        name = var or fields[0]
-        values = arrays[name]
+    if var is not None and var not in arrays:
+        raise ValueError(f"var: {path} has no array {var!r}; it has {sorted(arrays)}")
+    # one array is the field, whatever its shape (checked below); of several, the one field
+    fields = (
+        list(arrays) if len(arrays) == 1 else [n for n, a in arrays.items() if 2 <= a.ndim <= 4]
+    )
+    if var is None and len(fields) != 1:
+        raise ValueError(
+            f"var: {path} holds {'no' if not fields else 'several'} arrays with 2 to 4"
+            f" dimensions ({sorted(fields)} among {sorted(arrays)}); pass var="
+        )
+    name = var or fields[0]
+    values = arrays[name]
     dims = {2: FIELD_DIMS[2][1:], 3: FIELD_DIMS[2], 4: FIELD_DIMS[3]}.get(values.ndim)
     if dims is None:
         raise ValueError(

@@ -60,8 +60,14 @@ __all__ = [
 ]
 
 FUNCTIONALS = ("V0", "V1", "V2")
-CONNECTIVITIES = (None, 1, 2)
-"""Euler characteristic: None the mean of 4- (1) and 8-connectivity (2), scikit-image's names."""
+THRESHOLDS = np.linspace(-3.0, 3.0, 25)
+"""Default thresholds ν of the excursion sets (read-only)."""
+PEAK_EDGES = np.linspace(-4.0, 5.0, 37)
+"""Default bin edges of the peak heights ν (read-only)."""
+THRESHOLDS.flags.writeable = PEAK_EDGES.flags.writeable = False
+DIAGONAL_WEIGHT = {None: 0.5, 1: 0.0, 2: 1.0}
+"""Euler characteristic χ₄ − w D by connectivity: 1 (4-connected sets, scikit-image's name),
+2 (8-connected) or None (their mean)."""
 
 # The eight local values whose exceedance counts make the functionals, per pixel (i, j) with
 # its 2 × 2 cell a = u[i, j], b = u[i, j+1], c = u[i+1, j], d = u[i+1, j+1]:
@@ -98,6 +104,11 @@ def _exceedance_histograms(fields: np.ndarray, thresholds: np.ndarray) -> np.nda
     return out
 
 
+def _check_connectivity(connectivity) -> None:
+    if connectivity not in DIAGONAL_WEIGHT:
+        raise ValueError(f"connectivity must be None, 1 or 2; got {connectivity!r}")
+
+
 def _standardise(x: np.ndarray, mean: float | None, std: float | None) -> tuple[float, float]:
     """The μ and σ of the thresholds: given, or those of all the ensemble's pixels."""
     mu = float(x.mean()) if mean is None else float(mean)
@@ -126,7 +137,7 @@ def _fields_2d(fields) -> np.ndarray:
 
 def minkowski_functionals(
     fields,
-    thresholds: Sequence[float] | np.ndarray = np.linspace(-3.0, 3.0, 25),  # noqa: B008 - read-only
+    thresholds: Sequence[float] | np.ndarray = THRESHOLDS,
     mean: float | None = None,
     std: float | None = None,
     connectivity: int | None = None,
@@ -162,8 +173,7 @@ def minkowski_functionals(
     xarray.DataArray, dims (sample, functional, threshold)
         ``functional`` is "V0", "V1", "V2"; lengths in pixels. attrs: ``mean``, ``std``.
     """
-    if connectivity not in CONNECTIVITIES:
-        raise ValueError(f"connectivity must be None, 1 or 2; got {connectivity!r}")
+    _check_connectivity(connectivity)
     x = _fields_2d(fields)
     nu = _thresholds(thresholds)
     mu, sigma = _standardise(x, mean, std)
@@ -172,7 +182,7 @@ def minkowski_functionals(
     area = x.shape[1] * x.shape[2]
     v, ex, ey, ed, ea, face, dd, da = (above[:, q] / area for q in range(8))
     diagonal_only = (ed - dd) + (ea - da)
-    euler = v - ex - ey + face - {None: 0.5, 1: 0.0, 2: 1.0}[connectivity] * diagonal_only
+    euler = v - ex - ey + face - DIAGONAL_WEIGHT[connectivity] * diagonal_only
     boundary = math.pi / 4 * ((v - ex) + (v - ey) + ((v - ed) + (v - ea)) / math.sqrt(2))
     return xr.DataArray(
         np.stack([v, boundary / 4, euler], axis=1),
@@ -218,7 +228,7 @@ def _extremum_histograms(fields: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def peak_counts(
     fields,
-    edges: Sequence[float] | np.ndarray = np.linspace(-4.0, 5.0, 37),  # noqa: B008 - read-only
+    edges: Sequence[float] | np.ndarray = PEAK_EDGES,
     mean: float | None = None,
     std: float | None = None,
 ) -> xr.DataArray:
@@ -264,7 +274,8 @@ def peak_counts(
 
 def spectral_moments(fields) -> xr.DataArray:
     """σ₀, σ₁, σ₂ of each field: σ_n² = ⟨|∇ⁿ u|²⟩ in Fourier space, Σ_k |k|^{2n} |û(k)|²/N²
-    over the periodic box's modes k ≠ 0 (radians per pixel), û the unnormalised DFT.
+    over the periodic box's modes k ≠ 0 (radians per pixel), û the unnormalised DFT and N the
+    number of pixels.
 
     Returns
     -------
@@ -341,7 +352,8 @@ def _cell_probability(nu: float, rho1: float, rho2: float, diagonal_low: bool) -
         both = special.erf((s - 2 * nu) / (d_sd * math.sqrt(2)))  # P(|a − d| < s − 2ν)
         return math.exp(-0.5 * (s / s_sd) ** 2) / (s_sd * math.sqrt(2 * math.pi)) * both * pair
 
-    value, _ = integrate.quad(integrand, 2 * nu, 2 * nu + 12 * s_sd, epsabs=1e-13, epsrel=1e-10)
+    low = max(2 * nu, -12 * s_sd)  # s ~ N(0, s_sd²), restricted to s > 2ν
+    value, _ = integrate.quad(integrand, low, max(low, 0) + 12 * s_sd, epsabs=1e-13, epsrel=1e-10)
     return value
 
 
@@ -365,18 +377,19 @@ def gaussian_minkowski_lattice(
     -------
     xarray.DataArray, dims (functional, threshold)
     """
-    if connectivity not in CONNECTIVITIES:
-        raise ValueError(f"connectivity must be None, 1 or 2; got {connectivity!r}")
-    if not (-1 < rho_side < 1 and -1 < rho_diagonal < 1):
+    _check_connectivity(connectivity)
+    # the 2 × 2 cell's correlation matrix is circulant: eigenvalues 1 ± 2ρ₁ + ρ₂ and 1 − ρ₂
+    if not (abs(2 * rho_side) < 1 + rho_diagonal and rho_diagonal < 1):
         raise ValueError(
-            f"rho_side and rho_diagonal must lie in (-1, 1); got {rho_side!r}, {rho_diagonal!r}"
+            "rho_side and rho_diagonal must make a positive-definite 2 × 2 cell,"
+            f" 2|rho_side| < 1 + rho_diagonal < 2; got {rho_side!r}, {rho_diagonal!r}"
         )
     nu = _thresholds(thresholds)
     v = special.erfc(nu / math.sqrt(2)) / 2
     side, diagonal = _upper_orthant(nu, rho_side), _upper_orthant(nu, rho_diagonal)
     face = np.array([_cell_probability(t, rho_side, rho_diagonal, False) for t in nu])
     diagonal_only = 2 * np.array([_cell_probability(t, rho_side, rho_diagonal, True) for t in nu])
-    euler = v - 2 * side + face - {None: 0.5, 1: 0.0, 2: 1.0}[connectivity] * diagonal_only
+    euler = v - 2 * side + face - DIAGONAL_WEIGHT[connectivity] * diagonal_only
     boundary = math.pi / 4 * (2 * (v - side) + 2 * (v - diagonal) / math.sqrt(2))
     return xr.DataArray(
         np.stack([v, boundary / 4, euler]),

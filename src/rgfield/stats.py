@@ -451,19 +451,24 @@ def nearest_distance(fields, train, shifts: bool = True, ndim: int = 2) -> xr.Da
     if not scale > 0:
         raise ValueError("train: the training fields are constant; no scale for a distance")
     x_norm, t_norm = x.square().sum(space), t.square().sum(space)
-    x_flat, t_flat = x.reshape(len(x), -1), t.reshape(len(t), -1)
-    x_hat, t_hat = torch.fft.rfftn(x, dim=space), torch.fft.rfftn(t, dim=space).conj()
-    chunk = max(1, 2**24 // (len(t) * pixels))  # about 128 MiB of correlations at a time
+    if shifts:
+        x_hat, t_hat = torch.fft.rfftn(x, dim=space), torch.fft.rfftn(t, dim=space).conj()
+    pairs = max(1, 2**24 // pixels)  # (field, training field) maps in about 128 MiB
+    t_chunk = min(len(t), pairs)
+    x_chunk = max(1, pairs // t_chunk)
     best = []
-    for start in range(0, len(x), chunk):
-        if shifts:
-            product = x_hat[start : start + chunk, None] * t_hat[None]
-            correlation = torch.fft.irfftn(product, s=x.shape[1:], dim=[d + 1 for d in space])
-            overlap = correlation.flatten(2).amax(-1)
-        else:
-            overlap = x_flat[start : start + chunk] @ t_flat.T
-        squared = x_norm[start : start + chunk, None] + t_norm[None] - 2 * overlap
-        best.append(squared.amin(1).clamp(min=0.0))
+    for i in range(0, len(x), x_chunk):
+        nearest = torch.full_like(x_norm[i : i + x_chunk], math.inf)
+        for k in range(0, len(t), t_chunk):
+            if shifts:
+                product = x_hat[i : i + x_chunk, None] * t_hat[None, k : k + t_chunk]
+                maps = torch.fft.irfftn(product, s=x.shape[1:], dim=[d + 1 for d in space])
+                overlap = maps.flatten(2).amax(-1)
+            else:
+                overlap = x[i : i + x_chunk].flatten(1) @ t[k : k + t_chunk].flatten(1).T
+            squared = x_norm[i : i + x_chunk, None] + t_norm[None, k : k + t_chunk] - 2 * overlap
+            nearest = torch.minimum(nearest, squared.amin(1))
+        best.append(nearest.clamp(min=0.0))
     distance = (torch.cat(best) / scale).sqrt()
     return xr.DataArray(
         distance.cpu().numpy(),

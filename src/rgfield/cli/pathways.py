@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rgfield.pathways import cost_table
     from rgfield.pathways import run as run_pathways
 
     result = run_pathways(
@@ -48,7 +49,5 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )
-    from rgfield.pathways import cost_table
-
     print(cost_table(result.costs, result.summary))
     return 0

@@ -40,7 +40,7 @@ WAVELET_LEVELS = 4
 """Finest scales whose coefficient histograms are compared."""
 WAVELET_EDGES = np.linspace(-8.0, 8.0, 65)
 """Bin edges of the coefficient histograms, in units of the reference's rms per scale/channel."""
-MINKOWSKI_THRESHOLDS = np.linspace(-3.0, 3.0, 25)
+MINKOWSKI_THRESHOLDS = morphology.THRESHOLDS
 """Thresholds ν of the excursion sets, in units of the reference's standard deviation."""
 SCATTERING_J, SCATTERING_L, SCATTERING_DTYPE = 5, 4, torch.float32
 """Largest number of scales, the orientations and the precision of the scattering spectra
@@ -48,7 +48,7 @@ SCATTERING_J, SCATTERING_L, SCATTERING_DTYPE = 5, 4, torch.float32
 fast)."""
 STRUCTURE_LAGS = 16
 """Log-spaced lags of the structure functions and flatness (at most)."""
-PEAK_EDGES = np.linspace(-4.0, 5.0, 37)
+PEAK_EDGES = morphology.PEAK_EDGES
 """Bin edges of the peak heights, in units of the reference's standard deviation."""
 
 
@@ -323,7 +323,8 @@ def _scattering_scales(reference: torch.Tensor) -> int:
 
 
 def _scattering_setup(reference: torch.Tensor) -> dict[str, Any]:
-    """J and the reference's mean band powers S2_λ = Σ_k ⟨|x̂(k)|²⟩ ψ̂_λ(k)² / N² (Parseval)."""
+    """J and the reference's mean band powers S2_λ = Σ_k ⟨|x̂(k)|²⟩ ψ̂_λ(k)² / N² (Parseval; N
+    pixels)."""
     from rgfield.scattering import filter_bank
 
     J = _scattering_scales(reference)  # noqa: N806
@@ -359,7 +360,7 @@ def scattering_spectra(fields: torch.Tensor, J: int, band_power: torch.Tensor) -
 def _standard_units(reference: torch.Tensor) -> dict[str, float]:
     """The reference's mean and standard deviation (1 for a constant reference), the units of
     the morphology statistics' thresholds for every ensemble."""
-    std = float(reference.double().std())
+    std = float(reference.double().std(correction=0))  # as rgfield.morphology's default
     return {"mean": float(reference.double().mean()), "std": std if std > 0 else 1.0}
 
 
