@@ -262,7 +262,8 @@ def run(
     result = summary(reference, generated, train=training)
     if target is not None:
         target.mkdir(exist_ok=True)
-        save_report(result, target / "report", overwrite=overwrite)
+        examples = {"held-out": reference.values, **generated}
+        save_report(result, target / "report", overwrite=overwrite, examples=examples)
         table = target / "pathways.md"
         partial = table.with_suffix(".md.partial")
         partial.write_text(cost_table(costs, result))

@@ -45,6 +45,8 @@ def test_report_of_three_labelled_ensembles(tmp_path, free_field):
     assert "Ising" not in text and "Observables" not in text  # no generator: no observables
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"power_spectrum.png", "pixel_histogram.png", "wavelet_histograms.png"} <= figures
+    assert {"fields.png", "minkowski.png", "peaks.png"} <= figures
+    assert "![fields.png](figures/fields.png)" in text
     assert not any(name.startswith("observables") for name in figures)
     with xr.open_datatree(out / "summary.nc") as tree:
         assert list(tree["ensemble"].values) == ["rg", "diffusion", "white"]

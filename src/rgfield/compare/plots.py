@@ -24,6 +24,7 @@ __all__ = [
     "FIGURES",
     "coarse_field",
     "correlation_function",
+    "example_fields",
     "figures",
     "minkowski",
     "observables",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 REFERENCE_COLOUR = "black"
+EXAMPLES = 4
+"""Fields shown per ensemble in fields.png."""
 _GRID = {"left": 0.1, "right": 0.98, "bottom": 0.08, "top": 0.9, "hspace": 0.4, "wspace": 0.35}
 """Margins of the figures with a grid of panels."""
 
@@ -231,7 +234,8 @@ def peaks(summary: xr.DataTree) -> Figure:
     colours, legend = _colours(summary), _legend(summary)
     for ax, extremum in zip(axes, node["extremum"].values, strict=True):
         _density_axes(ax, node.sel(extremum=extremum), colours, legend)
-        ax.set(xlabel="height ν (reference σ)", title=f"{extremum} per pixel and unit ν")
+        plural = {"maximum": "maxima", "minimum": "minima"}[str(extremum)]
+        ax.set(xlabel="height ν (reference σ)", title=f"{plural} per pixel and unit ν")
     axes[0].legend(fontsize=7)
     fig.suptitle("peak counts (±2 s.e.)")
     return fig
@@ -270,6 +274,35 @@ def observables(summary: xr.DataTree, name: str) -> Figure:
             ax.set_xlim(-0.6, len(curves) - 0.4)
             ax.set_title(str(panel).replace("_", " "), fontsize=9)
     fig.suptitle(f"{node.attrs.get('title', name)} (±2 s.e.)")
+    return fig
+
+
+def example_fields(examples, count: int = EXAMPLES) -> Figure:
+    """The first ``count`` fields of each ensemble (a mapping label → fields (sample, y, x),
+    the reference first), one row per ensemble, on one colour scale: the reference's 1st to
+    99th percentile."""
+    from rgfield.io import as_tensor
+
+    rows = {
+        label: as_tensor(fields)[:count].double().cpu().numpy()
+        for label, fields in examples.items()
+    }
+    reference = next(iter(rows.values()))
+    low, high = np.percentile(reference, [1, 99])
+    columns = max(len(f) for f in rows.values())
+    fig = Figure(figsize=(1.8 * columns + 0.8, 1.8 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), columns, squeeze=False)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.02, top=0.92, hspace=0.1, wspace=0.05)
+    for row, (label, fields) in zip(axes, rows.items(), strict=True):
+        for ax, field in zip(row, list(fields) + [None] * columns, strict=False):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if field is None:
+                ax.set_visible(False)
+            else:
+                ax.imshow(field, cmap="RdBu_r", vmin=low, vmax=high, interpolation="nearest")
+        row[0].set_ylabel(label, fontsize=9)
+    fig.suptitle("example fields (one colour scale: the reference's 1st–99th percentile)")
     return fig
 
 

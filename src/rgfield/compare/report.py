@@ -6,17 +6,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from rgfield.compare import plots
-from rgfield.compare.comparison import held
+from rgfield.compare.comparison import as_ensembles, held
 from rgfield.compare.comparison import summary as summarise
 
-__all__ = ["REPORT_FILES", "markdown", "save_report", "write_report"]
+__all__ = ["REPORT_FILES", "check_report_path", "markdown", "save_report", "write_report"]
 
 REPORT_FILES = frozenset({"report.md", "summary.nc", "figures"})
 """What a report directory holds; only such a directory is ever replaced."""
@@ -196,7 +196,12 @@ def check_report_path(out: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def save_report(
-    summary: xr.DataTree, out: str | os.PathLike, *, model=None, overwrite: bool = False
+    summary: xr.DataTree,
+    out: str | os.PathLike,
+    *,
+    model=None,
+    overwrite: bool = False,
+    examples: Mapping[str, object] | None = None,
 ) -> Path:
     """Write a summary as a report directory: ``report.md`` (:func:`markdown`),
     ``summary.nc`` (the tree, one netCDF group per node; read it back with
@@ -211,6 +216,9 @@ def save_report(
         Adds the learned potentials per scale.
     overwrite : bool
         Replace ``out`` if it holds an earlier report (any other existing path is refused).
+    examples : mapping label → fields, optional
+        The reference's and the ensembles' fields (2D): adds ``fields.png``, a few fields of
+        each in one row (:func:`rgfield.compare.plots.example_fields`).
 
     The report is assembled in a temporary directory beside ``out`` and moved into place when
     complete, so an interrupted run leaves no partial report.
@@ -224,6 +232,8 @@ def save_report(
     """
     out = check_report_path(out, overwrite)
     figures = plots.figures(summary, model)
+    if examples is not None and all(np.ndim(f) == 3 for f in examples.values()):
+        figures = {"fields.png": plots.example_fields(examples), **figures}
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (work / "figures").mkdir()
@@ -277,4 +287,6 @@ def write_report(
     """
     check_report_path(out, overwrite)
     result = summarise(reference, ensembles, statistics=statistics, observables=observables)
-    return save_report(result, out, model=model, overwrite=overwrite)
+    ref, named = as_ensembles(reference, ensembles)
+    examples = {"reference": ref, **named}
+    return save_report(result, out, model=model, overwrite=overwrite, examples=examples)
