@@ -32,6 +32,8 @@ def test_every_existing_pathway_is_fitted_generated_and_compared(small_run):
     for name in pathways.MISSING:  # skipped with a line saying so, not faked
         assert f"- {name}: skipped" in table
     assert (out / "report" / "report.md").is_file()
+    saved = sorted(p.name for p in (out / "ensembles").iterdir())
+    assert saved == sorted(["train.nc", "held_out.nc", *(f"{n}.nc" for n in pathways.PATHWAYS)])
 
 
 def test_an_existing_report_is_refused_before_any_work(small_run):

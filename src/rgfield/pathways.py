@@ -216,9 +216,10 @@ def run(
         Keys of :data:`PATHWAYS` to run (default all).
     seed : int
     out : path, optional
-        Directory for the report (``report/``: :func:`rgfield.compare.save_report`) and
-        ``pathways.md`` (the cost table); refused before any work if it exists unless
-        ``overwrite``.
+        Directory for the report (``report/``: :func:`rgfield.compare.save_report`),
+        ``pathways.md`` (the cost table) and ``ensembles/`` (train.nc, held_out.nc and one file
+        per pathway, to compare again with ``rgfield compare``); a report there is replaced
+        only with ``overwrite``, checked before any work.
     progress : bool
     log : callable
         Receives one line per stage.
@@ -264,12 +265,26 @@ def run(
         target.mkdir(exist_ok=True)
         examples = {"held-out": reference.values, **generated}
         save_report(result, target / "report", overwrite=overwrite, examples=examples)
+        _save_ensembles(target / "ensembles", training, reference, generated)
         table = target / "pathways.md"
         partial = table.with_suffix(".md.partial")
         partial.write_text(cost_table(costs, result))
         os.replace(partial, table)  # whole or absent, also on Ctrl-C
         log(f"report written to {target}/report/report.md, costs in {table}")
     return PathwaysResult(training, reference, generated, result, costs)
+
+
+def _save_ensembles(folder: Path, train, held_out, generated: dict[str, torch.Tensor]) -> None:
+    """train.nc, held_out.nc and one <pathway>.nc per pathway (rgfield.io.save: atomic)."""
+    from rgfield import io
+
+    folder.mkdir(exist_ok=True)
+    io.save(train, folder / "train.nc", overwrite=True)
+    io.save(held_out, folder / "held_out.nc", overwrite=True)
+    for name, fields in generated.items():
+        io.save(
+            io.to_dataset(fields.float(), name=train.name), folder / f"{name}.nc", overwrite=True
+        )
 
 
 def _check_out(out: Path, overwrite: bool) -> Path:

@@ -424,16 +424,18 @@ def coarse_field_variance(
 
 
 def nearest_distance(fields, train, shifts: bool = True, ndim: int = 2) -> xr.DataArray:
-    """Distance of each field to its nearest training field, in units of the training rms.
+    """Distance of each field to its nearest training field, relative to that of an unrelated
+    field:
 
-        d(x) = min_{t, s} ‖x − T_s t‖ / (√N σ_train),
+        d(x) = min_{t, s} ‖x − T_s t‖ / √(‖x − μ‖² + ⟨‖t − μ‖²⟩_t),
 
     over the training fields t and, with ``shifts``, all periodic translations T_s (a shifted
-    copy is a copy), N the pixels per field and σ_train the training set's standard deviation
-    about its mean. Two independent fields of one law are about √2 apart; a memorised field
-    is near 0. Held-out fields give the yardstick: a generator that does not copy matches
-    their distribution (the memorisation test of Kadkhodaie et al., arXiv:2310.02557).
-    Computed from ‖x‖² + ‖t‖² − 2 max_s ⟨x, T_s t⟩, the cross-correlation by FFT.
+    copy is a copy), μ the training set's mean value. The denominator is E‖x − t‖² for a t
+    drawn independently of x, so d is near 1 for a field unrelated to the training set whatever
+    its own variance, and near 0 for a memorised one; held-out fields give the yardstick (a
+    little below 1: the nearest of many). A generator that does not copy matches their
+    distribution (the memorisation test of Kadkhodaie et al., arXiv:2310.02557). Computed
+    from ‖x‖² + ‖t‖² − 2 max_s ⟨x, T_s t⟩ (centred), the cross-correlation by FFT.
 
     Returns
     -------
@@ -447,10 +449,12 @@ def nearest_distance(fields, train, shifts: bool = True, ndim: int = 2) -> xr.Da
         )
     space = tuple(range(1, ndim + 1))
     pixels = math.prod(x.shape[1:])
-    scale = t.std(correction=0).item() ** 2 * pixels
-    if not scale > 0:
-        raise ValueError("train: the training fields are constant; no scale for a distance")
+    mean = t.mean()
+    x, t = x - mean, t - mean
     x_norm, t_norm = x.square().sum(space), t.square().sum(space)
+    if not t_norm.mean() > 0:
+        raise ValueError("train: the training fields are constant; no scale for a distance")
+    unrelated = x_norm + t_norm.mean()
     if shifts:
         x_hat, t_hat = torch.fft.rfftn(x, dim=space), torch.fft.rfftn(t, dim=space).conj()
     pairs = max(1, 2**24 // pixels)  # (field, training field) maps in about 128 MiB
@@ -469,12 +473,12 @@ def nearest_distance(fields, train, shifts: bool = True, ndim: int = 2) -> xr.Da
             squared = x_norm[i : i + x_chunk, None] + t_norm[None, k : k + t_chunk] - 2 * overlap
             nearest = torch.minimum(nearest, squared.amin(1))
         best.append(nearest.clamp(min=0.0))
-    distance = (torch.cat(best) / scale).sqrt()
+    distance = (torch.cat(best) / unrelated).sqrt()
     return xr.DataArray(
         distance.cpu().numpy(),
         dims=("sample",),
         name="nearest_distance",
-        attrs={"shifts": int(shifts), "units": "training rms per pixel"},
+        attrs={"shifts": int(shifts), "units": "distance of an unrelated field"},
     )
 
 
