@@ -48,6 +48,8 @@ def test_an_existing_report_is_refused_before_any_work(small_run):
         ({"kind": "ocean"}, "kind must be one of"),
         ({"size": 4}, "size must be an integer >= 8"),
         ({"train": 1}, "train must be an integer >= 2"),
+        ({"samples": True}, "samples must be an integer >= 2"),
+        ({"held_out": 2.5}, "held_out must be an integer >= 2"),
         ({"pathways": ["gan"]}, "pathways: unknown"),
     ],
 )

@@ -29,6 +29,8 @@ from typing import Protocol
 import torch
 import xarray as xr
 
+from rgfield._validate import is_integer
+
 __all__ = ["KINDS", "MISSING", "PATHWAYS", "Generated", "Kind", "Pathway", "PathwaysResult", "run"]
 
 
@@ -115,7 +117,7 @@ class RGPathway:
     name = "rg"
     description = "hierarchical wavelet RG model, potential + quadratic features (score matching)"
 
-    def generate(self, train, samples, seed, progress):
+    def generate(self, train: xr.DataArray, samples: int, seed: int, progress: bool) -> Generated:
         from rgfield.rg import HierarchicalModel
 
         start = time.perf_counter()
@@ -142,7 +144,7 @@ class MicrocanonicalPathway:
     name = "microcanonical"
     description = "microcanonical scattering-covariance synthesis (L-BFGS from Gaussian surrogates)"
 
-    def generate(self, train, samples, seed, progress):
+    def generate(self, train: xr.DataArray, samples: int, seed: int, progress: bool) -> Generated:
         from rgfield.microcanonical import synthesize
 
         start = time.perf_counter()
@@ -240,7 +242,7 @@ def run(
     for (name, least), number in zip(
         smallest.items(), (size, train, held_out, samples), strict=True
     ):
-        if not isinstance(number, int) or number < least:
+        if not is_integer(number) or number < least:
             raise ValueError(f"{name} must be an integer >= {least}; got {number!r}")
     target = None if out is None else _check_out(Path(out), overwrite)
 
