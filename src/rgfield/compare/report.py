@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from rgfield.compare import plots
-from rgfield.compare.comparison import as_ensembles, held
+from rgfield.compare.comparison import held
 from rgfield.compare.comparison import summary as summarise
 
 __all__ = ["REPORT_FILES", "check_report_path", "markdown", "save_report", "write_report"]
@@ -232,7 +232,7 @@ def save_report(
     """
     out = check_report_path(out, overwrite)
     figures = plots.figures(summary, model)
-    if examples is not None and all(np.ndim(f) == 3 for f in examples.values()):
+    if examples is not None and all(len(np.shape(f)) == 3 for f in examples.values()):
         figures = {"fields.png": plots.example_fields(examples), **figures}
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -287,6 +287,6 @@ def write_report(
     """
     check_report_path(out, overwrite)
     result = summarise(reference, ensembles, statistics=statistics, observables=observables)
-    ref, named = as_ensembles(reference, ensembles)
-    examples = {"reference": ref, **named}
+    named = ensembles if isinstance(ensembles, Mapping) else {"samples": ensembles}
+    examples = {"reference": reference, **named}  # summary has checked them
     return save_report(result, out, model=model, overwrite=overwrite, examples=examples)
