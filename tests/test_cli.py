@@ -280,11 +280,12 @@ def test_an_unwritable_output_directory_is_refused_before_any_work(tmp_path, cap
     assert f"--out: directory {locked} is not writable" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["simulate", "synthesize"])
+@pytest.mark.parametrize("command", ["simulate", "synthesize", "sample"])
 def test_unknown_or_absent_devices_get_one_line_naming_the_option(command, tmp_path, capsys):
     argv = {
         "simulate": ["simulate", "cosmic", "--size", "8", "--samples", "1"],
         "synthesize": ["synthesize", "--data", "none.nc", "--n", "1"],
+        "sample": ["sample", "--model", "none.nc", "--n", "1"],
     }[command]
     argv += ["--out", str(tmp_path / "x.nc")]
     assert main([*argv, "--device", "gpu0"]) == 1

@@ -514,6 +514,13 @@ def _taps(wavelet: str, dtype: torch.dtype, analysis: bool) -> tuple[np.ndarray,
     return taps.astype(np.float32 if dtype == torch.float32 else np.float64), q0, phase
 
 
+@cache
+def _device_taps(wavelet: str, dtype: torch.dtype, analysis: bool, device: torch.device):
+    """The taps of :func:`_taps` as a tensor on ``device``, copied there once: a transform on
+    an accelerator then makes no host-to-device copy per call."""
+    return torch.as_tensor(_taps(wavelet, dtype, analysis)[0], device=device)
+
+
 def _use_numba(x: torch.Tensor, backend: str) -> bool:
     if backend == "numba" and x.device.type != "cpu":
         raise ValueError(f"backend='numba' runs on CPU tensors; got a tensor on {x.device}")
@@ -526,7 +533,8 @@ def _analysis(x: torch.Tensor, wavelet: str, ndim: int, backend: str):
     x = x.detach().contiguous()
     if _use_numba(x, backend):
         return _numba_analysis(x, taps, q0, phase, ndim)
-    return _torch_analysis(x, torch.as_tensor(taps, device=x.device), q0, phase, ndim)
+    taps = _device_taps(wavelet, x.dtype, True, x.device)
+    return _torch_analysis(x, taps, q0, phase, ndim)
 
 
 def _synthesis(coarse: torch.Tensor, details: torch.Tensor, wavelet: str, ndim: int, backend: str):
@@ -535,7 +543,7 @@ def _synthesis(coarse: torch.Tensor, details: torch.Tensor, wavelet: str, ndim: 
     coarse, details = coarse.detach(), details.detach()
     if _use_numba(coarse, backend):
         return _numba_synthesis(coarse, details, taps, q0, phase, ndim)
-    taps = torch.as_tensor(taps, device=coarse.device)
+    taps = _device_taps(wavelet, coarse.dtype, False, coarse.device)
     return _torch_synthesis(coarse, details, taps, q0, phase, ndim)
 
 

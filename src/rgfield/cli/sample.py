@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="mala",
         help="MALA per scale, or block MALA (one test per block; flat mixing in L) where it fits",
     )
+    _options.add_device(parser)
     _options.add_output(parser, "netCDF file to write")
     _options.add_progress(parser)
 
@@ -32,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     model = HierarchicalModel.load(args.model, progress=not args.no_progress)
     result = model.sample(
-        args.n, seed=args.seed, steps=args.steps, warmup=args.warmup, sampler=args.sampler
+        args.n,
+        seed=args.seed,
+        steps=args.steps,
+        warmup=args.warmup,
+        sampler=args.sampler,
+        device=args.device,
     )
     print_acceptance(result.diagnostics)
     io.save(result.to_dataset(), args.out, overwrite=args.overwrite)

@@ -201,6 +201,15 @@ class ExponentialModel:
         object.__setattr__(self, "_bound", bound)
         object.__setattr__(self, "_densities", densities)
 
+    def to(self, device: str | torch.device) -> ExponentialModel:
+        """The same model with θ on ``device``: its bound energy then runs there.
+
+        The fitted families are shared; each binds θ on θ's device (tables, kernels), so a
+        sampler on that device makes no host round trip per evaluation.
+        """
+        theta = self.theta.to(device)
+        return self if theta is self.theta else ExponentialModel(self.features, theta)
+
     @property
     def reach(self) -> int | None:
         """Reach of the energy density and gradient (cells), None unless every family is local."""

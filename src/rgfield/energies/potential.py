@@ -201,7 +201,7 @@ class ScalarPotential(FeatureFamily):
         costs the same whatever the number of windows (several times less than summing 20
         sigmoids).
         """
-        table = self._cubic_table(theta)
+        table = self._cubic_table(theta).to(theta.device)
         tables = {}  # the table per (device, dtype), copied once
         lo, hi = self.support.tolist()
         h = (hi - lo) / _TABLE_CELLS

@@ -125,11 +125,13 @@ def run_chains(
         callback=lambda state, info: record(state, info, False),
     )
     accepted = []
+    _synchronize(position.device)
     start = time.perf_counter()
     for _ in range(steps):
         state, info = kernel.step(state, generator)
         accepted.append(info.accepted)  # read after the run: no device sync per step
         record(state, info, True)
+    _synchronize(position.device)
     seconds = time.perf_counter() - start
     logdensity = (
         torch.stack(trace, 1).double().cpu().numpy() if trace else np.empty((position.shape[0], 0))
@@ -143,3 +145,9 @@ def run_chains(
         warmup=int(warmup),
         seconds=seconds,
     )
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that wall times count it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

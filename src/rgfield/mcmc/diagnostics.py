@@ -42,11 +42,13 @@ def integrated_autocorrelation_time(series, c: float = 6.0) -> Autocorrelation:
 
     Parameters
     ----------
-    series : array_like, shape (time,) or (chains, time)
+    series : array_like or torch.Tensor (on any device), shape (time,) or (chains, time)
         Chains are assumed independent and equally long; ρ is averaged over them.
     c : float
         Window factor (5–10; 6 by default).
     """
+    if hasattr(series, "detach"):  # a torch tensor, perhaps on an accelerator
+        series = series.detach().cpu()
     x = np.asarray(series, dtype=np.float64)
     if x.ndim == 1:
         x = x[None]

@@ -6,6 +6,7 @@ import torch
 import xarray as xr
 
 from rgfield._validate import is_integer
+from rgfield.fields import resolve_device
 from rgfield.mcmc import BlockMALA, Info, State, integrated_autocorrelation_time
 from rgfield.rg.fitting import report_dataset
 from rgfield.rg.sampling import check_sampler, kernel_for, run_scale
@@ -23,6 +24,7 @@ def mixing(
     seed: int = 0,
     step_size: float = 0.05,
     sampler: str = "mala",
+    device: str | torch.device = "cpu",
 ) -> xr.Dataset:
     """Per-scale mixing of a fitted model's MCMC chains, measured from equilibrium starts.
 
@@ -40,6 +42,8 @@ def mixing(
         Chain length after and during the warm-up, the generator's seed, the initial step.
     sampler : {"mala", "block"}
         As in :meth:`~rgfield.rg.HierarchicalModel.sample`.
+    device : str or torch.device
+        Where the chains run, as in :meth:`~rgfield.rg.HierarchicalModel.sample`.
 
     Returns
     -------
@@ -57,13 +61,15 @@ def mixing(
         )
     if not is_integer(seed):
         raise ValueError(f"seed must be an integer; got {seed!r}")
-    x = model.check_fields(data, "data")
+    device = resolve_device(device)
+    x = model.check_fields(data, "data").to(device)
     pyramid = decompose(x, model.levels_, model.wavelet)
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator(device).manual_seed(int(seed))
     rows = []
     for scale in coarse_to_fine(model.scales_)[1:]:
         y, c = scale.variables(pyramid)
-        kernel = kernel_for(model.factor(scale), c, y.shape[-1], step_size, sampler)
+        factor = model.factor(scale).to(device)
+        kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler)
         totals = []
 
         def observe(state: State, info: Info, sampling: bool, totals=totals) -> None:

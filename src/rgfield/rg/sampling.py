@@ -27,7 +27,7 @@ class SampleResult:
 
     Attributes
     ----------
-    fields : torch.Tensor, shape (n, L, L), float64
+    fields : torch.Tensor, shape (n, L, L), float64, on the device the chains ran on
     diagnostics : xarray.Dataset
         Per scale (coarse to fine): ``acceptance`` (mean over chains after warm-up),
         ``step_size`` (frozen after warm-up), ``steps``, ``exact`` (1 where drawn exactly), and
@@ -129,16 +129,17 @@ def draw_scale(
 ) -> tuple[torch.Tensor, dict]:
     """Normalised draws y of one factor given the coarse field x_j (None for the coarsest).
 
-    A one-variable factor is drawn exactly; any other by chains started from zero.
-    ``on_step(k)`` reports k more steps done (progress).
+    A one-variable factor is drawn exactly; any other by chains started from zero, on the
+    generator's device. ``on_step(k)`` reports k more steps done (progress).
     """
+    model = model.to(generator.device)
     if shape[1:] == (1, 1, 1):
         if on_step is not None:
             on_step(warmup + steps)
         return sample_scalar(model, shape[0], generator), {"exact": 1}
     kernel = kernel_for(model, scale.condition(coarse), shape[-1], step_size, sampler, adjusted)
     callback = None if on_step is None else lambda state, info, sampling: on_step(1)
-    y0 = torch.zeros(shape, dtype=torch.float64)
+    y0 = torch.zeros(shape, dtype=torch.float64, device=generator.device)
     run, row = run_scale(kernel, y0, generator, warmup, steps, callback)
     return run.state.position, {**row, "exact": 0}
 
@@ -180,8 +181,9 @@ def generate(
     """Draw ``n`` fields of a fitted model coarse to fine: x_J, then x̄_j | x_j for j = J..1.
 
     ``steps`` and ``warmup`` hold one count per factor in
-    :func:`~rgfield.rg.scales.coarse_to_fine` order. Returns the fields (n, L, L) and the
-    per-scale diagnostics (see :class:`SampleResult`).
+    :func:`~rgfield.rg.scales.coarse_to_fine` order. The chains run on the generator's
+    device. Returns the fields (n, L, L) there and the per-scale diagnostics (see
+    :class:`SampleResult`).
     """
     x, rows = None, []
     for scale, n_warm, n_run in zip(coarse_to_fine(model.scales_), warmup, steps, strict=True):

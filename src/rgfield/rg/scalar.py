@@ -87,13 +87,14 @@ def sample_scalar(model: ExponentialModel, n: int, generator: torch.Generator) -
     """Exact draws of a one-variable model p(t) ∝ exp(−U(t)) by inverting its CDF on a grid.
 
     The density is integrated on :func:`_scalar_grid` by the trapezoidal rule and the CDF
-    inverted by linear interpolation. Returns shape (n, 1, 1, 1).
+    inverted by linear interpolation. Returns shape (n, 1, 1, 1), on the generator's device.
     """
-    t = _scalar_grid(model.features)
+    t = _scalar_grid(model.features).to(model.theta.device)
     density = _grid_weights(model.energy(t.reshape(-1, 1, 1, 1)))
     density[0], density[-1] = density[0] * 2, density[-1] * 2  # back to point values
     cdf = torch.cat([density.new_zeros(1), torch.cumsum((density[1:] + density[:-1]) / 2, 0)])
-    u = torch.rand(n, generator=generator, dtype=torch.float64) * cdf[-1]
+    t, cdf = t.to(generator.device), cdf.to(generator.device)
+    u = torch.rand(n, generator=generator, dtype=torch.float64, device=generator.device) * cdf[-1]
     i = torch.searchsorted(cdf, u).clamp(1, len(t) - 1)
     weight = (u - cdf[i - 1]) / (cdf[i] - cdf[i - 1]).clamp_min(torch.finfo(cdf.dtype).tiny)
     return (t[i - 1] + weight * (t[i] - t[i - 1])).reshape(n, 1, 1, 1)
