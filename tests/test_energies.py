@@ -194,6 +194,51 @@ def test_hessian_extremes_of_a_quadratic_model_match_eigvalsh(diagonal):
     assert float(lo) == pytest.approx(float(eig[0]), abs=1e-3 * spread)
 
 
+@pytest.mark.parametrize(("n", "radius"), [(4, 1), (6, 2), (1, 0)])
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_quadratic_curvature_is_the_smallest_eigenvalue_of_the_dense_hessian(
+    n, radius, conditioned
+):
+    y, c = small_inputs(conditioned, n=n, batch=1)
+    family = QuadraticInteractions(radius=radius).fit(y, c)
+    gen = torch.Generator().manual_seed(n)
+    theta = torch.randn(family.n_features, generator=gen, dtype=torch.float64)
+    hessian = torch.autograd.functional.hessian(
+        lambda flat: ExponentialModel([family], theta).energy(flat.reshape(y.shape), c).sum(),
+        y.reshape(-1),
+    )
+    smallest = float(torch.linalg.eigvalsh(hessian)[0])
+    assert family.curvature(theta) == pytest.approx(smallest, abs=1e-10 * (1 + abs(smallest)))
+    # θ on the features ½ Σ_u y_a(u)² adds to the Hessian a multiple of the identity: the
+    # curvature moves to ±0.5, and with it the verdict (a Gaussian, or no density)
+    pairs = [label.split("(")[0].split("·") for label in family.labels]
+    same = [i for i, (a, b) in enumerate(pairs) if a == b and family.labels[i].endswith("(0,0)")]
+    for target, verdict in ((0.5, True), (-0.5, False)):
+        shifted = theta.clone()
+        shifted[same] += target - smallest
+        model = ExponentialModel([family], shifted)
+        assert model.curvature() == pytest.approx(target, abs=1e-9)
+        assert model.normalisable() is verdict
+
+
+def test_normalisability_with_a_bounding_family_or_an_undecided_mixture():
+    y, c = small_inputs(True, n=4, batch=2)
+    quadratic = QuadraticInteractions(radius=1).fit(y, c)
+    potential = ScalarPotential(windows=4).fit(y, c)
+    unstable = -torch.ones(quadratic.n_features, dtype=torch.float64)
+    assert ExponentialModel([quadratic], unstable).normalisable() is False
+    # the potential's support bounds y: normalisable whatever the quadratic part
+    theta = torch.cat([torch.zeros(potential.n_features, dtype=torch.float64), unstable])
+    both = ExponentialModel([potential, quadratic], theta)
+    assert potential.bounded and both.normalisable() is True and both.curvature() is None
+
+    class Curved(QuadraticInteractions):  # a second quadratic family: only a bound is known
+        name = "curved-test"
+
+    twice = ExponentialModel([quadratic, Curved(radius=1).fit(y, c)], torch.cat([unstable] * 2))
+    assert twice.normalisable() is None
+
+
 def test_unknown_feature_and_extension_point():
     with pytest.raises(ValueError, match="unknown feature family 'scatcov'"):
         make_feature("scatcov")

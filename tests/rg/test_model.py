@@ -261,9 +261,74 @@ def test_a_scale_whose_chains_do_not_move_is_reported(free_field):
 def test_a_scale_with_a_non_finite_loss_stops_the_fit():
     from rgfield.rg.fitting import _check_losses
 
-    finite = {"train_loss": -1.5, "heldout_loss": -1.4}
+    finite = {"method": "score matching", "train_loss": -1.5, "heldout_loss": -1.4}
     _check_losses("j=1", finite, held_out=True)
     _check_losses("j=1", {**finite, "heldout_loss": float("nan")}, held_out=False)
     for bad in ({"train_loss": float("nan")}, {"heldout_loss": float("-inf")}):
         with pytest.raises(ValueError, match=r"scale j=1: the score-matching loss is not finite"):
             _check_losses("j=1", {**finite, **bad}, held_out=True)
+
+
+def test_losses_beyond_any_smooth_density_stop_the_fit_and_overfitting_is_reported():
+    from rgfield.rg.fitting import FISHER_LIMIT, _check_losses
+
+    # −J ≤ I/2: a loss below −FISHER_LIMIT means structure finer than 1/√(2 · 1000) of the rms
+    deep = {"method": "score matching", "train_loss": -2e3, "heldout_loss": -1.9e3}
+    with pytest.raises(ValueError, match=r"scale j=2: .* less than 1\.6 % of their rms"):
+        _check_losses("j=2", deep, held_out=True)
+    with pytest.raises(ValueError, match="quantised or degenerate"):
+        _check_losses("j=2", {**deep, "train_loss": -1.0}, held_out=True)  # held-out alone
+    _check_losses("j=2", {**deep, "train_loss": -0.9 * FISHER_LIMIT, "heldout_loss": -1.0}, True)
+    # a one-variable factor fitted by maximum likelihood is drawn exactly: not judged
+    _check_losses("low", {**deep, "method": "maximum likelihood"}, held_out=True)
+    overfit = {"method": "score matching", "train_loss": -1.1, "heldout_loss": 0.4}
+    with pytest.warns(UserWarning, match=r"scale j=3: the held-out score-matching loss is \+0\.4"):
+        _check_losses("j=3", {**overfit, "heldout_loss_se": 0.1}, held_out=True)  # z = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_losses("j=3", {**overfit, "heldout_loss_se": 0.2}, held_out=True)  # z = 2: noise
+    # the end to end case: integer values blurred by noise of 1e-4 escape the integer check
+    rng = np.random.default_rng(0)
+    near_integers = rng.integers(-3, 3, (40, 16, 16)) + 1e-4 * rng.standard_normal((40, 16, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # coarser scales may overfit first
+        with pytest.raises(ValueError, match=r"scale j=1: the score-matching loss is -\d"):
+            HierarchicalModel(progress=False, levels=2).fit(near_integers)
+
+
+def test_an_unnormalisable_fit_stops_with_the_scale_and_its_curvature(free_field, monkeypatch):
+    import dataclasses
+
+    from rgfield.rg import fitting
+
+    fields = free_field(100, size=8)
+    model = HierarchicalModel(features=["quadratic"], progress=False, refine=0).fit(fields)
+    assert all(model.factor(s).normalisable() for s in coarse_to_fine(model.scales_))
+
+    def inverted(*args, **kwargs):  # a fit whose quadratic form opens downwards
+        fit = fitting_closed_form(*args, **kwargs)
+        return dataclasses.replace(fit, theta=-fit.theta)
+
+    fitting_closed_form = fitting.fit_closed_form
+    monkeypatch.setattr(fitting, "fit_closed_form", inverted)
+    for refine in (0, 1):  # refused before any moment-matching chain runs
+        with pytest.raises(ValueError, match=r"scale j=3: .*not normalisable.* curvature -\d"):
+            HierarchicalModel(features=["quadratic"], progress=False, refine=refine).fit(fields)
+    # with the potential the support is bounded: any θ gives a density
+    HierarchicalModel(progress=False, refine=0).fit(fields)
+
+
+def test_per_sample_losses_average_to_the_score_matching_loss(free_field):
+    from rgfield.rg.scorematching import accumulate, sample_losses
+
+    model = HierarchicalModel(progress=False, refine=0).fit(free_field(200, size=16))
+    pyramid = decompose(free_field(30, size=16, seed=5), model.levels_, model.wavelet)
+    for scale in coarse_to_fine(model.scales_):
+        y, c = scale.variables(pyramid)
+        factor = model.factor(scale)
+        statistics = accumulate(factor.features, y, c, batch=7)
+        losses = sample_losses(factor, y, c, batch=7)
+        assert losses.shape == (30,)
+        assert float(losses.mean()) == pytest.approx(statistics.loss(factor.theta), rel=1e-8)
+    se = model.fit_report_["heldout_loss_se"].values
+    assert np.all(np.isfinite(se) & (se > 0)), se

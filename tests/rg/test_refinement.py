@@ -145,3 +145,32 @@ def test_refinement_iterations_per_scale(tmp_path, free_field):
     assert again.refine == [0, 2, 1, 3]
     with pytest.raises(ValueError, match="refine must be a non-negative integer or 4 of them"):
         HierarchicalModel(refine=[1, 2], progress=False).fit(fields)
+
+
+def test_moment_matching_reports_and_warns_when_its_chains_stop_moving(monkeypatch):
+    # a model 10⁴ times stiffer than the data: every step at h = 0.05 (no warm-up) is
+    # rejected, and the chains that never move leave the Newton matrix singular: a clear
+    # error, not torch's LinAlgError
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(20, 1, 8, 8, generator=gen, dtype=torch.float64)
+    family = QuadraticInteractions(radius=0).fit(y, None)
+    stiff = ExponentialModel([family], torch.full((family.n_features,), 1e4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"moment matching: .* singular .* acceptance 0\.000"):
+        match_moments(stiff, y, None, iterations=1, steps=8, generator=gen, warmup=0)
+    fitted = ExponentialModel([family], torch.ones(family.n_features, dtype=torch.float64))
+    _, report, _ = match_moments(fitted, y, None, iterations=2, steps=20, generator=gen)
+    assert 0.3 < report["refine_acceptance"] <= 1 and report["refine_step_size"] > 0
+    # the fit names the scale whose moment-matching chains are stuck
+    from rgfield.rg import fitting
+
+    def stuck(*args, **kwargs):
+        theta, report, chains = real(*args, **kwargs)
+        return theta, {**report, "refine_acceptance": 0.01}, chains
+
+    real = fitting.match_moments
+    monkeypatch.setattr(fitting, "match_moments", stuck)
+    fields = gaussian_field(
+        lattice_free_field_spectrum(beta=1.0, m2=0.5), (8, 8), 60, seed=1, dtype=torch.float64
+    )
+    with pytest.warns(UserWarning, match=r"scale j=1 \(moment matching\): acceptance 0\.010"):
+        HierarchicalModel(progress=False, refine=1, refine_steps=20).fit(fields)

@@ -95,6 +95,17 @@ class FeatureFamily(ABC):
         """Per-cell energy density u and ∇U for fixed θ, or None for a family that is not local."""
         return None
 
+    @property
+    def bounded(self) -> bool:
+        """True when the family's energy is +∞ outside a bounded set of y (for every c), so that
+        any model containing it is normalisable."""
+        return False
+
+    def curvature(self, theta: torch.Tensor) -> float | None:
+        """The smallest eigenvalue of ∇²_y θᵀΦ when it is the same at every (y, c) (an energy
+        quadratic in y), else None."""
+        return None
+
     def bind(self, theta: torch.Tensor) -> EnergyFn:
         """U = θᵀΦ and ∇U for fixed θ (shape (F,)).
 
@@ -190,8 +201,7 @@ class ExponentialModel:
         total = sum(f.n_features for f in self.features)
         if self.theta.shape != (total,):
             raise ValueError(f"theta must have shape ({total},); got {tuple(self.theta.shape)}")
-        bounds = np.cumsum([0] + [f.n_features for f in self.features])
-        thetas = [self.theta[bounds[i] : bounds[i + 1]] for i in range(len(self.features))]
+        thetas = self.thetas
         densities = [f.bind_density(t) for f, t in zip(self.features, thetas, strict=True)]
         bound = [
             f.bind(t) if d is None else _summed(d)
@@ -200,6 +210,33 @@ class ExponentialModel:
         # θ is bound once: the model is immutable
         object.__setattr__(self, "_bound", bound)
         object.__setattr__(self, "_densities", densities)
+
+    @property
+    def thetas(self) -> list[torch.Tensor]:
+        """θ split into the families' parameters, in the order of ``features``."""
+        bounds = np.cumsum([0] + [f.n_features for f in self.features])
+        return [self.theta[bounds[i] : bounds[i + 1]] for i in range(len(self.features))]
+
+    def curvature(self) -> float | None:
+        """A lower bound on the eigenvalues of ∇²_y U when every family's Hessian is constant:
+        the sum of their smallest eigenvalues (Weyl's inequality); else None."""
+        floors = [f.curvature(t) for f, t in zip(self.features, self.thetas, strict=True)]
+        return None if any(v is None for v in floors) else float(sum(floors))
+
+    def normalisable(self) -> bool | None:
+        """Whether Z(c) = ∫ exp(−U(y | c)) dy is finite for every c, where this can be decided.
+
+        True when a family bounds the support of y (:attr:`FeatureFamily.bounded`) or the
+        energy is quadratic in y with positive curvature (a Gaussian); False when it is one
+        quadratic family whose curvature is not positive (along the eigenvector of the
+        smallest eigenvalue exp(−U) does not decay); None otherwise.
+        """
+        if any(f.bounded for f in self.features):
+            return True
+        floor = self.curvature()
+        if floor is None:
+            return None
+        return True if floor > 0 else (False if len(self.features) == 1 else None)
 
     def to(self, device: str | torch.device) -> ExponentialModel:
         """The same model with θ on ``device``: its bound energy then runs there.

@@ -186,6 +186,12 @@ class ScalarPotential(FeatureFamily):
         return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1])
 
     @property
+    def bounded(self) -> bool:
+        """True once fitted: the energy is +∞ where the finer field leaves ``support``, and the
+        orthonormal synthesis bounds y when x and c are bounded."""
+        return self.support is not None
+
+    @property
     def reach(self) -> int:
         """Reach of the density and gradient set by the wavelet's synthesis atoms (see
         :func:`_atom_radius`; 3 for db4). Without a coarse field (the coarsest model) the reach

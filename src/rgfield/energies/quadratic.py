@@ -154,6 +154,17 @@ class QuadraticInteractions(FeatureFamily):
         k.index_put_((b, a, -sy % ny, -sx % nx), 0.5 * theta, accumulate=True)
         return k
 
+    def curvature(self, theta: torch.Tensor) -> float:
+        """Smallest eigenvalue of the (constant) Hessian A_yy of U = ½ Xᵀ A X in y.
+
+        A_yy is the periodic convolution by the sampled channels' kernel K_yy: block-circulant,
+        so its eigenvalues are those of the Hermitian matrices K̂_yy(k) (K_ab(s) = K_ba(−s)) at
+        every frequency k of the grid; the rfft's half plane holds them all, since K̂(−k) is
+        the transpose of K̂(k).
+        """
+        spectrum = torch.fft.rfft2(self.kernel(theta.double()))[: self.sampled, : self.sampled]
+        return float(torch.linalg.eigvalsh(spectrum.permute(2, 3, 0, 1)).min())
+
     @property
     def reach(self) -> int:
         """Largest periodic distance |s| (Chebyshev) of the stencil's shifts: u(p) = ½ X(p)·(K ⊛

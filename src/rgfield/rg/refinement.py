@@ -84,6 +84,8 @@ def match_moments(
         (F features) at the first and at the last iteration (θ before its update). It is
         O(1) when the gap is at the level of the Monte Carlo and sampling noise, ≫ 1 when the
         moments differ; on the shipped L = 32 φ⁴ data it ends at 0.3–1.4 (10 iterations).
+        ``refine_acceptance``: the lowest mean acceptance of the chains after an iteration's
+        warm-up, and ``refine_step_size`` the last tuned step.
     chains : torch.Tensor
         The chains' last states (one per conditioning field), drawn under the last iterates.
     """
@@ -96,7 +98,7 @@ def match_moments(
 
     data = values(y, c)
     position = y.clone() if paired else y.new_zeros(len(chain_coarse), *y.shape[1:])
-    theta, step_size, gaps, late = model.theta.clone(), 0.05, [], []
+    theta, step_size, gaps, late, acceptance = model.theta.clone(), 0.05, [], [], []
     thin = max(1, (steps - steps // 2) // 10)
     for iteration in range(iterations):
         current = ExponentialModel(features, theta)
@@ -113,8 +115,9 @@ def match_moments(
                 kept.append(values(state.position, coarse))
 
         tune = warmup if iteration == 0 else steps // 4  # θ moved: re-tune the step briefly
-        run, _ = run_scale(kernel, position, generator, tune, steps, observe)
+        run, row = run_scale(kernel, position, generator, tune, steps, observe)
         position, step_size = run.state.position, run.kernel.step_size
+        acceptance.append(row["acceptance"])
         states = torch.stack(kept)
         if paired:
             moments = (states - data).flatten(0, 1)
@@ -124,13 +127,27 @@ def match_moments(
             moments = states.flatten(0, 1)
             gap = moments.mean(0) - data.mean(0)
             fisher = 0.5 * (_covariance(moments) + _covariance(data))
-        direction = torch.linalg.solve(fisher + ridge * torch.diag(fisher).diag(), gap)
+        try:
+            direction = torch.linalg.solve(fisher + ridge * torch.diag(fisher).diag(), gap)
+        except torch.linalg.LinAlgError as err:
+            raise ValueError(
+                f"moment matching: the covariance of the chains' moments is singular (mean"
+                f" acceptance {row['acceptance']:.3f} at step size {step_size:.2g}): the chains"
+                " did not move, so θ cannot be refined (an unnormalisable or badly conditioned"
+                " score-matching fit; refine=0 keeps it as it is)"
+            ) from err
         gaps.append(float(gap @ direction) * y.shape[0] / len(gap))
         theta = theta + damping * direction
         if iteration >= iterations // 2:
             late.append(theta)
     average = torch.stack(late).mean(0)
-    return average, {"moment_gap_start": gaps[0], "moment_gap_end": gaps[-1]}, position
+    report = {
+        "moment_gap_start": gaps[0],
+        "moment_gap_end": gaps[-1],
+        "refine_acceptance": min(acceptance),
+        "refine_step_size": step_size,
+    }
+    return average, report, position
 
 
 def _covariance(values: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,16 @@ from rgfield.mcmc import MALA, BlockMALA, ChainRun, Info, LogDensityFn, State, r
 from rgfield.rg.scalar import sample_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
 
-__all__ = ["SAMPLERS", "SampleResult", "check_sampler", "generate", "kernel_for", "run_scale"]
+__all__ = [
+    "SAMPLERS",
+    "STUCK_ACCEPTANCE",
+    "SampleResult",
+    "check_sampler",
+    "generate",
+    "kernel_for",
+    "run_scale",
+    "warn_stuck",
+]
 
 SAMPLERS = ("mala", "block")
 
@@ -213,12 +222,21 @@ STUCK_ACCEPTANCE = 0.05
 
 def _warn_if_stuck(name: str, row: dict) -> None:
     """A warning naming the scale when its chains barely moved after the warm-up."""
-    acceptance = row.get("acceptance", np.nan)
-    if acceptance < STUCK_ACCEPTANCE:
-        step = float(np.median(row["step_size"]))
-        warnings.warn(
-            f"scale {name}: acceptance {acceptance:.3f} after the warm-up (step size {step:.2g});"
-            " its chains barely move, so these samples are not draws of the model (an"
-            " unnormalisable or badly conditioned fit, or too short a warm-up)",
-            stacklevel=4,
-        )
+    if row.get("acceptance", np.nan) < STUCK_ACCEPTANCE:
+        warn_stuck(name, row["acceptance"], float(np.median(row["step_size"])))
+
+
+def warn_stuck(
+    name: str,
+    acceptance: float,
+    step_size: float,
+    consequence: str = "these samples are not draws of the model",
+) -> None:
+    """Warn that the chains of scale ``name`` barely move (acceptance below
+    :data:`STUCK_ACCEPTANCE` after the warm-up), and what follows from it."""
+    warnings.warn(
+        f"scale {name}: acceptance {acceptance:.3f} after the warm-up (step size"
+        f" {step_size:.2g}); its chains barely move, so {consequence} (an unnormalisable or"
+        " badly conditioned fit, or too short a warm-up)",
+        stacklevel=5,
+    )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from rgfield.energies import FeatureFamily, make_feature
+from rgfield.energies import ExponentialModel, FeatureFamily, make_feature
 from rgfield.scorematching import ScoreMatchingStatistics
 
-__all__ = ["accumulate", "batch_size", "new_families"]
+__all__ = ["accumulate", "batch_size", "new_families", "sample_losses"]
 
 _GRADIENT_BYTES = 2**28  # memory for one mini-batch of feature gradients
 
@@ -35,3 +35,20 @@ def accumulate(
         grads = torch.cat([f.gradients(yb, cb) for f in families], dim=1)
         stats.update(grads, torch.cat([f.laplacians(yb, cb) for f in families], dim=1))
     return stats
+
+
+def sample_losses(
+    model: ExponentialModel, y: torch.Tensor, c: torch.Tensor | None, batch: int
+) -> torch.Tensor:
+    """The score-matching loss of each sample per variable, ℓ_i = (½|∇_y U(y_i)|² − Δ_y U(y_i))
+    / d, whose mean is :meth:`~rgfield.scorematching.ScoreMatchingStatistics.loss` of the same
+    samples; shape (B,)."""
+    losses = []
+    for lo in range(0, y.shape[0], batch):
+        yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
+        _, grad = model.energy_and_grad(yb, cb)
+        laplacian = sum(
+            f.laplacians(yb, cb) @ t for f, t in zip(model.features, model.thetas, strict=True)
+        )
+        losses.append(0.5 * grad.square().flatten(1).sum(1) - laplacian)
+    return torch.cat(losses) / y[0].numel()
