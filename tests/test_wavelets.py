@@ -270,3 +270,15 @@ def test_decompose_refuses_nan_and_inf(bad):
     x[0, 3, 4] = bad
     with pytest.raises(ValueError, match=r"x contains 1 NaN or Inf values"):
         W.decompose(x, 2)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("wavelet", ["db1", "db4", "sym8"])
+def test_a_bad_value_anywhere_is_found_through_the_coarsest_field(wavelet, backend):
+    # decompose tests the sum of the coarsest field only: every pixel must reach it
+    clean = torch.randn(1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for k in range(64):
+        x = clean.clone()
+        x.view(-1)[k] = np.inf if k % 2 else np.nan
+        with pytest.raises(ValueError, match=r"x contains 1 NaN or Inf values"):
+            W.decompose(x, 3, wavelet, backend=backend)
