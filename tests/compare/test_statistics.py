@@ -142,3 +142,30 @@ def test_minkowski_and_peaks_use_the_reference_s_units(free_field):
     v0 = node["statistics/minkowski"].to_dataset().sel(functional="V0", threshold=1.0)
     assert float(v0["estimate"].sel(ensemble="wide")) > 1.5 * float(v0["reference"])
     assert float(v0["z"].sel(ensemble="wide")) > 5
+
+
+def test_rms_z_is_a_distance_that_separates_laws(free_field):
+    ref = free_field(64, size=32)
+    s = summary(
+        ref,
+        {"same": free_field(64, size=32, seed=1), "scaled": 1.3 * free_field(64, size=32, seed=2)},
+    )
+    root = s.to_dataset()
+    for quantity in root["quantity"].values:
+        z = s[str(quantity)].to_dataset()["z"]
+        for label in ("same", "scaled"):
+            values = z.sel(ensemble=label).values
+            values = values[np.isfinite(values)]
+            expected = np.sqrt(np.mean(values**2)) if values.size else np.nan
+            got = float(root["rms_z"].sel(quantity=quantity, ensemble=label))
+            np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # one law: each z² has mean dof/(dof − 2) ≈ 1.03, so the rms of many entries is near 1; a
+    # band power 69 % higher moves the whole scattering spectrum far beyond that
+    rms = root["rms_z"].sel(quantity="statistics/scattering_spectra")
+    assert float(rms.sel(ensemble="same")) < 2 < float(rms.sel(ensemble="scaled"))
+    row = next(
+        line
+        for line in markdown(s).split("## Largest |z|")[1].splitlines()
+        if line.startswith("| statistics/scattering_spectra |")
+    )
+    assert f"({float(rms.sel(ensemble='scaled')):.2f})" in row

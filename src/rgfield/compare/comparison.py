@@ -4,7 +4,10 @@ Layout of the tree (and of summary.nc, one netCDF group per node):
 
 - ``/``: coordinates ``ensemble`` (the labels), ``quantity`` (the paths of the nodes below);
   ``samples`` (fields per ensemble); ``max_abs_z`` (quantity, ensemble), the largest |z| of each
-  statistic or observable set, and ``entries`` (quantity), how many z it has; ``z_threshold``
+  statistic or observable set, ``rms_z`` the root mean square of its z (a distance between the
+  ensembles in units of the combined standard errors: near 1 for two ensembles of one law,
+  whatever the correlations between entries, since each z² has mean about 1), and ``entries``
+  (quantity), how many z it has; ``z_threshold``
   (quantity, ensemble; :func:`z_threshold` of its entries with dof = min(n_ref, n) − 1) and
   ``failed`` (quantity, ensemble), true where the largest |z| exceeds it; attrs
   ``reference_samples``, ``reference_generator``, ``z_definition``, ``failure_level``,
@@ -353,17 +356,22 @@ def _root(
     reference, ref: torch.Tensor, ensembles: Mapping[str, torch.Tensor], nodes: Mapping
 ) -> xr.Dataset:
     quantities = [path for path in nodes if path != "pixels"]
-    largest = []
+    largest, rms = [], []
     for path in quantities:
         z = abs(nodes[path]["z"]).transpose("ensemble", ...).values.reshape(len(ensembles), -1)
         largest.append(np.fmax.reduce(z, axis=1))  # NaN entries (no error) are skipped
+        finite = np.isfinite(z)
+        squares = np.where(finite, z, 0.0) ** 2
+        rms.append(np.sqrt(squares.sum(1) / np.maximum(finite.sum(1), 1)))
     largest = np.array(largest).reshape(-1, len(ensembles))
+    rms = np.where(np.isfinite(largest), np.array(rms).reshape(-1, len(ensembles)), np.nan)
     entries = np.array([nodes[p]["reference"].size for p in quantities])
     dof = [min(ref.shape[0], x.shape[0]) - 1 for x in ensembles.values()]
     thresholds = np.array([[z_threshold(m, dof=d) for d in dof] for m in entries])
     return xr.Dataset(
         {
             "max_abs_z": (("quantity", "ensemble"), largest),
+            "rms_z": (("quantity", "ensemble"), rms),
             "entries": ("quantity", entries),
             "z_threshold": (("quantity", "ensemble"), thresholds),
             "failed": (("quantity", "ensemble"), largest > thresholds),  # NaN: False
