@@ -249,6 +249,29 @@ def test_bispectrum_of_iid_pixels_is_their_third_cumulant():
         S.bispectrum(x, [(1, 2, 5)])
 
 
+def test_shell_power_is_the_mean_power_of_the_shell_modes():
+    # against a loop over the modes of a small grid, and σ² for white noise
+    x = np.random.default_rng(1).standard_normal((3, 12, 10))
+    ks = [1.0, 2.5, 4.0]
+    p = S.shell_power(x, ks, width=1.0)
+    power = np.abs(np.fft.fft2(x - x.mean((1, 2), keepdims=True))) ** 2 / x[0].size
+    for i, k in enumerate(ks):
+        modes = [
+            (a, b)
+            for a in range(12)
+            for b in range(10)
+            if abs(np.hypot(min(a, 12 - a), min(b, 10 - b)) - k) < 0.5
+        ]
+        expected = np.mean([power[:, a, b] for a, b in modes], axis=0)
+        np.testing.assert_allclose(p.isel(k=i).values, expected, rtol=1e-12)
+    white = 1.7 * np.random.default_rng(2).standard_normal((200, 32, 32))
+    p = S.shell_power(white, [2, 5, 9, 14])
+    z = (p.mean("sample") - 1.7**2) / (p.std("sample") / np.sqrt(200))
+    assert np.abs(z.values).max() < 4
+    with pytest.raises(ValueError, match="ks must lie"):
+        S.shell_power(white, [16])
+
+
 @pytest.mark.parametrize("statistic", [S.power_spectrum, S.moments, S.pdf, S.structure_functions])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_statistics_refuse_nan_and_inf_naming_the_argument(statistic, bad):

@@ -34,6 +34,7 @@ __all__ = [
     "phi4_observables",
     "pixel_moments",
     "power_spectrum",
+    "shell_power",
     "structure_functions",
 ]
 
@@ -306,6 +307,25 @@ def structure_functions(
     )
 
 
+def _shell_masks(
+    shape: tuple[int, int], ks: Sequence[float], width: float, device: torch.device
+) -> dict[float, torch.Tensor]:
+    """1_k for each k: the modes q of an FFT grid with | |q| − k | < width/2 (q in units of the
+    fundamental), as float64 masks of ``shape``."""
+    freqs = [torch.fft.fftfreq(m, 1 / m, device=device, dtype=torch.float64) for m in shape]
+    radius = torch.sqrt(sum(g.square() for g in torch.meshgrid(*freqs, indexing="ij")))
+    return {k: ((radius - k).abs() < width / 2).double() for k in ks}
+
+
+def _check_triangles(triangles, n: int) -> list[tuple[float, float, float]]:
+    triangles = [tuple(float(k) for k in t) for t in triangles]
+    for t in triangles:
+        a, b, c = sorted(t) if len(t) == 3 else (0, 0, 0)
+        if a <= 0 or c > a + b or c >= n / 2:
+            raise ValueError(f"triangles must be 3 closable sides in (0, {n // 2}); got {t}")
+    return triangles
+
+
 def bispectrum(
     fields, triangles: Sequence[tuple[float, float, float]], width: float = 1.0
 ) -> xr.DataArray:
@@ -332,27 +352,17 @@ def bispectrum(
     number of closed triangles of modes, Σ_u Π J_{k_i} · N²).
     """
     x = _ensemble(fields, 2).double()
-    n = min(x.shape[1:])
-    triangles = [tuple(float(k) for k in t) for t in triangles]
-    for t in triangles:
-        a, b, c = sorted(t) if len(t) == 3 else (0, 0, 0)
-        if a <= 0 or c > a + b or c >= n / 2:
-            raise ValueError(f"triangles must be 3 closable sides in (0, {n // 2}); got {t}")
-    freqs = [torch.fft.fftfreq(m, 1 / m, device=x.device, dtype=torch.float64) for m in x.shape[1:]]
-    radius = torch.sqrt(sum(g.square() for g in torch.meshgrid(*freqs, indexing="ij")))
+    triangles = _check_triangles(triangles, min(x.shape[1:]))
+    masks = _shell_masks(x.shape[1:], sorted({k for t in triangles for k in t}), width, x.device)
     x_hat = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True))
-    cache: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def shell(k: float) -> tuple[torch.Tensor, torch.Tensor]:
-        if k not in cache:
-            mask = ((radius - k).abs() < width / 2).to(x_hat.dtype)
-            cache[k] = (torch.fft.ifft2(x_hat * mask).real, torch.fft.ifft2(mask).real)
-        return cache[k]
-
+    filtered = {
+        k: (torch.fft.ifft2(x_hat * mask).real, torch.fft.ifft2(mask).real)
+        for k, mask in masks.items()
+    }
     values, counts = [], []
     pixels = x.shape[1] * x.shape[2]
     for t in triangles:
-        (i1, j1), (i2, j2), (i3, j3) = (shell(k) for k in t)
+        (i1, j1), (i2, j2), (i3, j3) = (filtered[k] for k in t)
         norm = (j1 * j2 * j3).sum()
         values.append((i1 * i2 * i3).sum(dim=(-2, -1)) / norm / pixels)
         counts.append(float(norm) * pixels**2)
@@ -367,6 +377,27 @@ def bispectrum(
             "count": ("triangle", np.round(counts).astype(np.int64)),
         },
         name="bispectrum",
+        attrs={"k_units": "fundamentals 2π/n"},
+    )
+
+
+def shell_power(fields, ks: Sequence[float], width: float = 1.0) -> xr.DataArray:
+    """Power of 2D fields in the shells of :func:`bispectrum`: P(k) = ⟨|x̂(q)|²⟩ / N over the
+    modes q with | |q| − k | < width/2 (k in fundamentals), the convention of
+    :func:`bispectrum` (i.i.d. pixels of variance σ² have P = σ²). The mean of each field is
+    removed first. Dims (sample, k)."""
+    x = _ensemble(fields, 2).double()
+    ks = [float(k) for k in ks]
+    if not all(0 < k < min(x.shape[1:]) / 2 for k in ks):
+        raise ValueError(f"ks must lie in (0, {min(x.shape[1:]) // 2}); got {ks}")
+    power = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True)).abs().square()
+    masks = _shell_masks(x.shape[1:], ks, width, x.device)
+    values = [(power * m).sum((-2, -1)) / m.sum() / m.numel() for m in masks.values()]
+    return xr.DataArray(
+        torch.stack(values, 1).cpu().numpy(),
+        dims=("sample", "k"),
+        coords={"k": np.array(ks)},
+        name="shell_power",
         attrs={"k_units": "fundamentals 2π/n"},
     )
 

@@ -45,7 +45,7 @@ def test_report_of_three_labelled_ensembles(tmp_path, free_field):
     assert "Ising" not in text and "Observables" not in text  # no generator: no observables
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"power_spectrum.png", "pixel_histogram.png", "wavelet_histograms.png"} <= figures
-    assert {"fields.png", "minkowski.png", "peaks.png"} <= figures
+    assert {"fields.png", "minkowski.png", "peaks.png", "bispectrum.png"} <= figures
     assert "![fields.png](figures/fields.png)" in text
     assert not any(name.startswith("observables") for name in figures)
     with xr.open_datatree(out / "summary.nc") as tree:
@@ -83,3 +83,15 @@ def test_an_interrupted_report_leaves_the_previous_one_intact(tmp_path, free_fie
         write_report(ref, {"b": ref + 2}, out, overwrite=True, **chosen)
     assert (out / "report.md").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_bispectrum_and_scattering_figures_of_16_pixel_fields(free_field):
+    from rgfield.compare import plots, summary
+
+    s = summary(free_field(12, size=16), {"other": free_field(12, size=16, seed=1)})
+    drawn = plots.figures(s)
+    assert {"bispectrum.png", "scattering_spectra.png"} <= set(drawn)
+    panels = [ax.get_title() for ax in drawn["scattering_spectra.png"].axes]
+    assert {"S1", "S2", "C01", "C11"} <= set(panels)
+    titles = [ax.get_title() for ax in drawn["bispectrum.png"].axes]
+    assert titles == ["equilateral (k, k, k)", "squeezed (2, k, k)"]

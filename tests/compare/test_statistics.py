@@ -19,7 +19,7 @@ def registered():
         STATISTICS.pop(name, None)
 
 
-TWO_D_ONLY = {"minkowski", "peaks", "scattering_spectra"}
+TWO_D_ONLY = {"bispectrum", "minkowski", "peaks", "scattering_spectra"}
 
 
 @pytest.mark.parametrize("shape", [(3, 16), (3, 16, 16), (3, 8, 8, 8)])
@@ -169,3 +169,27 @@ def test_rms_z_is_a_distance_that_separates_laws(free_field):
         if line.startswith("| statistics/scattering_spectra |")
     )
     assert f"({float(rms.sel(ensemble='scaled')):.2f})" in row
+
+
+def test_reduced_bispectrum_of_iid_pixels_is_their_third_cumulant_over_three_variances_squared():
+    # x = g + ε(g² − 1), g white Gaussian: B = κ₃ = 6ε + 8ε³ and P = σ² = 1 + 2ε² at every
+    # triangle, so Q = κ₃ / 3σ⁴; a Gaussian field has Q = 0
+    eps = 0.3
+
+    def law(seed: int, e: float) -> torch.Tensor:
+        g = torch.randn(
+            96, 32, 32, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
+        return g + e * (g**2 - 1)
+
+    statistic = STATISTICS["bispectrum"]
+    measure = statistic.bind(law(0, eps))
+    expected = (6 * eps + 8 * eps**3) / (3 * (1 + 2 * eps**2) ** 2)
+    for fields, target in ((law(1, eps), expected), (law(2, 0.0), 0.0)):
+        q = measure(fields)
+        z = (q.mean("sample") - target) / (q.std("sample") / np.sqrt(q.sizes["sample"]))
+        assert np.abs(z.values).max() < 4, z.values
+    shapes = q["shape"].values.tolist()
+    assert shapes.count("equilateral") == 6 and shapes.count("squeezed") == 4  # k < 16
+    assert q["k1"].values[shapes.index("squeezed")] == 2
+    assert not statistic.applies(torch.zeros(4, 16)) and statistic.applies(torch.zeros(4, 8, 8))

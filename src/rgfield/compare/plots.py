@@ -16,7 +16,7 @@ import torch
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, StrMethodFormatter
 
 from rgfield.compare.comparison import held
 
@@ -241,6 +241,57 @@ def peaks(summary: xr.DataTree) -> Figure:
     return fig
 
 
+def bispectrum(summary: xr.DataTree) -> Figure:
+    """Reduced bispectrum Q against the triangle side k: equilateral (k, k, k) and squeezed
+    (2, k, k), with ±2 s.e. bands (a Gaussian field has Q = 0)."""
+    node = summary["statistics/bispectrum"].to_dataset()
+    shapes = [s for s in ("equilateral", "squeezed") if s in node["shape"].values]
+    fig = Figure(figsize=(4.5 * len(shapes), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(shapes), sharey=True))
+    colours, legend = _colours(summary), _legend(summary)
+    for ax, shape in zip(axes, shapes, strict=True):
+        part = node.isel(triangle=np.flatnonzero(node["shape"].values == shape))
+        for label, (mean, error) in _curves(part).items():
+            _band(ax, part["k3"].values, mean, error, colours[label], legend[label], marker=".")
+        ax.axhline(0, color="grey", lw=0.5)
+        sides = "(k, k, k)" if shape == "equilateral" else f"({int(part['k1'][0])}, k, k)"
+        ax.set(xscale="log", xlabel="k (fundamentals)", title=f"{shape} {sides}")
+        _log_ticks(ax.xaxis)
+    axes[0].set_ylabel("Q = B / (P₁P₂ + P₂P₃ + P₃P₁)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("reduced bispectrum (±2 s.e.)")
+    return fig
+
+
+def scattering_spectra(summary: xr.DataTree) -> Figure:
+    """z of every scattering-spectra coefficient of each ensemble against the reference, one
+    panel per kind (S1, S2, C01, C11), real parts dots and imaginary parts crosses; the grey
+    lines are ±3."""
+    node = summary["statistics/scattering_spectra"].to_dataset()
+    kinds = list(dict.fromkeys(str(t) for t in node["type"].values))
+    fig = Figure(figsize=(3.2 * len(kinds), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+    colours, legend = _colours(summary), _legend(summary)
+    for ax, kind in zip(axes, kinds, strict=True):
+        part = node["z"].isel(coeff=np.flatnonzero(node["type"].values == kind))
+        index = np.arange(part.sizes["coeff"])
+        for label in part["ensemble"].values:
+            for name, marker in (("real", "."), ("imag", "x")):
+                z = part.sel(ensemble=label, part=name).values
+                if np.isfinite(z).any():
+                    shown = legend[str(label)] if name == "real" else None
+                    ax.plot(index, z, marker, color=colours[str(label)], label=shown, ms=4)
+        for level in (-3, 3):
+            ax.axhline(level, color="grey", lw=0.5, ls=":")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="coefficient", title=kind, yscale="symlog", xlim=(-0.5, index.size - 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("z against the reference (linear within ±1)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("scattering spectra: z per coefficient (• real, × imaginary)")
+    return fig
+
+
 def observables(summary: xr.DataTree, name: str) -> Figure:
     """Observable set ``name`` with ±2 s.e. error bars: one panel per observable along dim
     ``observable``, else one panel against its coordinate; a dashed line at the set's
@@ -350,6 +401,8 @@ FIGURES: dict[str, tuple[str, Callable[[xr.DataTree], Figure]]] = {
     "coarse_field_variance": ("coarse_field.png", coarse_field),
     "minkowski": ("minkowski.png", minkowski),
     "peaks": ("peaks.png", peaks),
+    "bispectrum": ("bispectrum.png", bispectrum),
+    "scattering_spectra": ("scattering_spectra.png", scattering_spectra),
 }
 """Statistic name → (file name, figure function of the summary). A statistic without an entry
 appears in the report's tables only."""

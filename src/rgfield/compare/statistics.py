@@ -50,6 +50,10 @@ STRUCTURE_LAGS = 16
 """Log-spaced lags of the structure functions and flatness (at most)."""
 PEAK_EDGES = morphology.PEAK_EDGES
 """Bin edges of the peak heights, in units of the reference's standard deviation."""
+BISPECTRUM_SIDES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+"""Triangle sides (fundamentals) of the bispectrum below half the smaller field side:
+equilateral (k, k, k), and squeezed (:data:`SQUEEZED_SIDE`, k, k) for k ≥ 2 × that side."""
+SQUEEZED_SIDE = 2
 
 
 def _spatial_1_to_3(reference: torch.Tensor) -> bool:
@@ -355,6 +359,45 @@ def scattering_spectra(fields: torch.Tensor, J: int, band_power: torch.Tensor) -
     )
     parts = xr.concat([values.real, values.imag], dim="part").transpose("sample", "part", "coeff")
     return parts.assign_coords(part=["real", "imag"]).rename("scattering_spectra")
+
+
+def _triangles(reference: torch.Tensor) -> list[tuple[str, tuple[int, int, int]]]:
+    sides = [k for k in BISPECTRUM_SIDES if k < min(reference.shape[1:]) // 2]
+    equilateral = [("equilateral", (k, k, k)) for k in sides]
+    squeezed = [("squeezed", (SQUEEZED_SIDE, k, k)) for k in sides if k >= 2 * SQUEEZED_SIDE]
+    return equilateral + squeezed
+
+
+def _bispectrum_setup(reference: torch.Tensor) -> dict[str, Any]:
+    """The triangles and the normalisation P₁P₂ + P₂P₃ + P₃P₁ of each from the reference's mean
+    shell powers (:func:`rgfield.stats.shell_power`)."""
+    named = _triangles(reference)
+    sides = sorted({k for _, t in named for k in t})
+    power = stats.shell_power(reference, sides).mean("sample").to_series()
+    norm = [
+        power[a] * power[b] + power[b] * power[c] + power[c] * power[a] for _, (a, b, c) in named
+    ]
+    return {"triangles": named, "norm": np.array(norm)}
+
+
+@register_statistic(
+    "bispectrum",
+    title="Reduced bispectrum Q = B / (P₁P₂ + P₂P₃ + P₃P₁), equilateral and squeezed triangles",
+    setup=_bispectrum_setup,
+    applies=lambda reference: _two_dimensional(reference) and bool(_triangles(reference)),
+)
+def bispectrum(
+    fields: torch.Tensor, triangles: list[tuple[str, tuple[int, int, int]]], norm: np.ndarray
+) -> xr.DataArray:
+    """Each field's :func:`rgfield.stats.bispectrum` over the reference's power products: the
+    reduced bispectrum Q of cosmology (Fry 1984; Scoccimarro et al. 1998), 0 for a Gaussian
+    field, 2 f_NL at leading order for x = g + f_NL (g² − ⟨g²⟩), and κ₃ / 3σ⁴ for i.i.d.
+    pixels of third cumulant κ₃. Equilateral triangles (k, k, k) follow the non-Gaussianity
+    scale by scale; squeezed ones (2, k, k), the modulation of small scales by large ones.
+    Dims (sample, triangle) with coordinates shape, k1, k2, k3."""
+    values = stats.bispectrum(fields, [t for _, t in triangles])
+    q = values / xr.DataArray(norm, dims="triangle")
+    return q.assign_coords(shape=("triangle", [name for name, _ in triangles])).rename("bispectrum")
 
 
 def _standard_units(reference: torch.Tensor) -> dict[str, float]:
