@@ -115,12 +115,15 @@ def _check_losses(name: str, report: dict, held_out: bool) -> None:
 
     - A loss that is not finite is an error (the held-out one is NaN only without held-out
       fields).
-    - −J > :data:`FISHER_LIMIT` for a score-matched factor is an error: then I ≥ 2|J|, so in the
-      factor's normalised (unit-rms) variables the data vary on less than 1/√(2|J|) of their
-      fluctuations: quantised or degenerate data, not a density the features can model (the
-      first-run report's integer-valued data gave −4.7e30; integers plus noise of 0.6 % of the
-      rms, −9.9e3; Gaussian free fields and L = 32 φ⁴ at β_c, 10 to 500 fields, at worst
-      −4.4).
+    - −J > :data:`FISHER_LIMIT` for a score-matched factor is a warning: then I ≥ 2|J|, so in
+      the factor's normalised (unit-rms) variables the data vary on less than 1/√(2|J|) of
+      their fluctuations along some direction: quantised or degenerate data, which no smooth
+      density fits, and whose model's chains must take steps that small (the first-run
+      report's integer-valued data gave −4.7e30; integers plus noise of 0.6 % of the rms,
+      −9.9e3; dealiased spectral simulations, whose modes beyond 2/3 of the Nyquist
+      wavenumber are zero, −2.6e5 at the finest scale of rgfield's 32² turbulence; Gaussian
+      free fields and L = 32 φ⁴ at β_c, 10 to 500 fields, at worst −4.4). A warning, not an
+      error: such data can still be worth a model of their coarser scales.
     - A held-out loss of a score-matched factor more than :data:`OVERFIT_Z` standard errors
       above 0 is a warning: θ predicts the held-out scores worse than θ = 0 does, so the fit
       of this scale overfits (seen at the coarse scales of 10–50 training fields). The
@@ -140,12 +143,14 @@ def _check_losses(name: str, report: dict, held_out: bool) -> None:
         return
     deepest = min(train, held) if held_out else train
     if -deepest > FISHER_LIMIT:
-        raise ValueError(
+        warnings.warn(
             f"scale {name}: the score-matching loss is {deepest:.3g} per variable (train"
-            f" {train:.3g}, held-out {held:.3g}), so the data vary on less than"
-            f" {100 / np.sqrt(-2 * deepest):.2g} % of their rms at this scale: quantised or"
-            " degenerate fields, which no smooth density fits (dequantise by adding noise of"
-            " the quantisation step); the fit of this scale is unusable"
+            f" {train:.3g}, held-out {held:.3g}), so along some direction the data vary on less"
+            f" than {100 / np.sqrt(-2 * deepest):.2g} % of their rms at this scale: quantised or"
+            " degenerate fields (e.g. a dealiased simulation, with no power beyond 2/3 of the"
+            " Nyquist wavenumber), which no smooth density fits; its chains will barely move."
+            " Dequantise by adding noise of the quantisation step, or model coarser scales",
+            stacklevel=4,
         )
     if held_out and held > OVERFIT_Z * report.get("heldout_loss_se", 0.0):
         warnings.warn(
