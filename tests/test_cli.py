@@ -159,13 +159,21 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
 def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--samples", "16", "--refine", "1", "--no-progress"]
-    assert main(args) == 0
+    assert main([*args, "--pathway-samples", "4"]) == 0
     printed = capsys.readouterr().out
     assert f"open {out}/report/report.md" in printed
     report = (out / "report" / "report.md").read_text()
     assert "## Observables" in report  # φ⁴ reference: its observables are compared
     assert io.load(out / "samples.nc").shape == (16, 32, 32)
+    # step 4: the pathways on the shipped turbulence, against its held-out fields
+    assert "4/4 generative pathways on forced 2D turbulence" in printed
+    assert "| 1 | " in printed and "| rg |" in printed.replace("| 1 | rg |", "| rg |")
+    turbulence = (out / "pathways" / "report" / "report.md").read_text()
+    assert "φ⁴" not in turbulence and "## Observables: 2D turbulence" in turbulence
+    assert "figures/minkowski.png" in turbulence and "figures/bispectrum.png" in turbulence
+    assert io.load(out / "pathways" / "ensembles" / "microcanonical.nc").shape == (4, 32, 32)
     assert main(["demo", "--out", str(out)]) == 1
+    assert main([*args, "--pathway-samples", "1"]) == 1
 
 
 def test_user_errors_exit_1_with_one_line(tmp_path, capsys):

@@ -61,3 +61,17 @@ def test_bad_arguments_are_named(arguments, message):
 
 def test_the_command_offers_every_kind():
     assert set(KIND_CHOICES) == set(pathways.KINDS)
+
+
+def test_ensembles_a_user_has_are_compared_the_same_way(small_run, tmp_path):
+    _, result = small_run
+    again = pathways.compare_pathways(
+        result.train, result.held_out, 8, pathways=["rg"], out=tmp_path / "mine", progress=False
+    )
+    assert list(again.generated) == ["rg"] and (tmp_path / "mine" / "pathways.md").is_file()
+    # the same seed and training fields: the RG pathway draws the same fields as in run()
+    assert (again.generated["rg"] == result.generated["rg"]).all()
+    with pytest.raises(ValueError, match="samples must be an integer >= 2"):
+        pathways.compare_pathways(result.train, result.held_out, 1, progress=False)
+    with pytest.raises(ValueError, match="pathways: unknown"):
+        pathways.compare_pathways(result.train, result.held_out, 4, pathways=["gan"])

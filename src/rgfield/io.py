@@ -329,7 +329,9 @@ def example_path(name: str = "phi4_L32_beta0.9244.nc") -> Path:
     """Path of a reference ensemble shipped with rgfield (see data/README.md).
 
     ``"phi4_L32_beta0.9244.nc"``: 500 decorrelated 32×32 φ⁴ configurations at the measured
-    critical coupling β = 0.9244, λ = 1.
+    critical coupling β = 0.9244, λ = 1. ``"turbulence_L32_train.nc"`` and
+    ``"turbulence_L32_heldout.nc"``: 96 vorticity snapshots of 32² forced 2D turbulence each,
+    from independent flows.
     """
     from importlib.resources import files
 

@@ -15,10 +15,10 @@ KIND_CHOICES = ("phi4", "turbulence", "cosmic")  # rgfield.pathways.KINDS, witho
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=KIND_CHOICES, default="turbulence", help="(turbulence)")
-    parser.add_argument("--size", type=int, default=64, help="fields of SIZE² pixels (64)")
-    parser.add_argument("--train", type=int, default=200, help="training fields (200)")
-    parser.add_argument("--held-out", type=int, default=200, help="held-out fields (200)")
-    parser.add_argument("--samples", type=int, default=200, help="fields per pathway (200)")
+    parser.add_argument("--size", type=int, default=32, help="fields of SIZE² pixels (32)")
+    parser.add_argument("--train", type=int, default=96, help="training fields (96)")
+    parser.add_argument("--held-out", type=int, default=96, help="held-out fields (96)")
+    parser.add_argument("--samples", type=int, default=96, help="fields per pathway (96)")
     parser.add_argument(
         "--pathways", nargs="+", help="pathways to run (default: every one that exists)"
     )

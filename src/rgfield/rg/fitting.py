@@ -148,8 +148,9 @@ def _check_losses(name: str, report: dict, held_out: bool) -> None:
             f" {train:.3g}, held-out {held:.3g}), so along some direction the data vary on less"
             f" than {100 / np.sqrt(-2 * deepest):.2g} % of their rms at this scale: quantised or"
             " degenerate fields (e.g. a dealiased simulation, with no power beyond 2/3 of the"
-            " Nyquist wavenumber), which no smooth density fits; its chains will barely move."
-            " Dequantise by adding noise of the quantisation step, or model coarser scales",
+            " Nyquist wavenumber), which no smooth density fits; MCMC can only take steps that"
+            " small there. Dequantise by adding noise of the quantisation step, or model coarser"
+            " scales",
             stacklevel=4,
         )
     if held_out and held > OVERFIT_Z * report.get("heldout_loss_se", 0.0):
