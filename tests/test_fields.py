@@ -9,6 +9,7 @@ import torch
 
 from rgfield import fields
 from rgfield.fields.cosmic import CosmicConfig
+from rgfield.fields.decaying_turbulence import DecayingConfig, decaying_flow
 from rgfield.fields.gaussian import GaussianConfig, lattice_free_field_spectrum
 from rgfield.fields.phi4 import Phi4, Phi4Config
 from rgfield.fields.turbulence import Turbulence2D, TurbulenceConfig
@@ -21,6 +22,7 @@ CONFIGS = {  # a small, fast configuration of each registered simulator
         block_time=0.5,
         tolerance=1.0,
     ),
+    "decaying_turbulence": lambda: DecayingConfig(decaying_flow(16), duration=0.5, batch=2),
     "cosmic": lambda: CosmicConfig(size=8, box=64.0),
     "gaussian": lambda: GaussianConfig(lattice_free_field_spectrum(1.0, 0.5), (8, 8)),
 }
@@ -103,4 +105,5 @@ def test_devices_are_checked_by_name():
 def test_importing_the_registry_imports_no_simulator():
     code = "import sys, rgfield.fields as f; print(list(f.SIMULATORS), 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "['phi4', 'turbulence', 'cosmic', 'gaussian'] False"
+    expected = "['phi4', 'turbulence', 'decaying_turbulence', 'cosmic', 'gaussian'] False"
+    assert done.stdout.strip() == expected

@@ -67,6 +67,12 @@ def _turbulence(size: int):
     return TurbulenceConfig(flow, flows=TURBULENCE_FLOWS)
 
 
+def _decaying(size: int):
+    from rgfield.fields.decaying_turbulence import DecayingConfig, decaying_flow
+
+    return DecayingConfig(decaying_flow(size))
+
+
 def _cosmic(size: int):
     from rgfield.fields.cosmic import CosmicConfig
 
@@ -86,6 +92,12 @@ KINDS: dict[str, Kind] = {
         "turbulence",
         "forced 2D Navier–Stokes vorticity (ring forcing at k = 4, ν = 1e-3, drag 0.1)",
         _turbulence,
+        "vorticity",
+    ),
+    "decaying": Kind(
+        "decaying",
+        "freely decaying 2D vorticity at t = 40 (McWilliams 1984: coherent vortices)",
+        _decaying,
         "vorticity",
     ),
     "cosmic": Kind(

@@ -139,6 +139,16 @@ def test_the_summary_and_report_flag_what_fails_and_pass_what_agrees(free_field)
     assert "- same: pass" in text
     assert "- scaled: **FAIL** on " in text and "statistics/power_spectrum" in text
     assert "✗**" in text  # the failing rows of the tables are marked
+    total = s.sizes["quantity"] + 1
+    failures = int(s["failed"].sel(ensemble="scaled").sum()) + int(
+        s["pixels"].to_dataset()["ks_failed"].sel(ensemble="scaled")
+    )
+    assert (
+        f"Ranking, fewest failed quantities first: same (0 of {total} failed),"
+        f" scaled ({failures} of {total} failed)." in text
+    )
+    reversed_order = markdown(summary(ref, {"scaled": 1.2 * same, "same": same}))
+    assert "first: same (0 of" in reversed_order
 
 
 def test_training_fields_add_the_memorisation_statistic(free_field):

@@ -10,7 +10,12 @@ from rgfield.cli import _options
 NAME = "pathways"
 HELP = "fit every generative pathway to simulated fields and compare them on held-out ones"
 
-KIND_CHOICES = ("phi4", "turbulence", "cosmic")  # rgfield.pathways.KINDS, without importing it
+KIND_CHOICES = (
+    "phi4",
+    "turbulence",
+    "decaying",
+    "cosmic",
+)  # rgfield.pathways.KINDS, without importing it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -171,14 +171,21 @@ def _verdict(summary: xr.DataTree, labels: Sequence[str]) -> list[str]:
     ]
     failed = summary["failed"]
     ks_failed = summary["pixels"].to_dataset()["ks_failed"]
+    failures = {}
     for label in labels:
         names = [
             str(q) for q in failed["quantity"].values if failed.sel(quantity=q, ensemble=label)
         ]
         if bool(ks_failed.sel(ensemble=label)):
             names.append("pixels (KS)")
+        failures[label] = len(names)
         verdict = f"**FAIL** on {', '.join(names)}" if names else "pass"
         lines.append(f"- {label}: {verdict}")
+    if len(labels) > 1:
+        total = summary.sizes["quantity"] + 1  # and the pixel distribution
+        ranked = sorted(labels, key=lambda label: failures[label])  # stable: ties keep order
+        cells = ", ".join(f"{label} ({failures[label]} of {total} failed)" for label in ranked)
+        lines += ["", f"Ranking, fewest failed quantities first: {cells}."]
     return lines
 
 

@@ -13,6 +13,8 @@ driver ``simulate``; the algorithms underneath only report their steps (:mod:`rg
 
 - ``phi4`` (:class:`phi4.Phi4Config`): lattice φ⁴ by Wolff, Metropolis or HMC chains;
 - ``turbulence`` (:class:`turbulence.TurbulenceConfig`): forced 2D Navier–Stokes vorticity;
+- ``decaying_turbulence`` (:class:`decaying_turbulence.DecayingConfig`): freely decaying 2D
+  flows, each saved at one time;
 - ``cosmic`` (:class:`cosmic.CosmicConfig`): the cosmic web by 2LPT, Zel'dovich or log-normal;
 - ``gaussian`` (:class:`gaussian.GaussianConfig`): stationary Gaussian fields of a spectrum.
 
@@ -50,6 +52,7 @@ class Simulator:
 _TABLE = {  # name → (module, config class)
     "phi4": ("rgfield.fields.phi4", "Phi4Config"),
     "turbulence": ("rgfield.fields.turbulence", "TurbulenceConfig"),
+    "decaying_turbulence": ("rgfield.fields.decaying_turbulence", "DecayingConfig"),
     "cosmic": ("rgfield.fields.cosmic", "CosmicConfig"),
     "gaussian": ("rgfield.fields.gaussian", "GaussianConfig"),
 }
