@@ -379,12 +379,15 @@ def _check_out(out: Path, overwrite: bool) -> Path:
 
 
 def cost_table(costs: list[dict], result: xr.DataTree) -> str:
-    """Markdown: per pathway its costs, the quantities failed (of all compared) and the rank."""
-    failed = result["failed"].sum("quantity").values
-    total = result.sizes["quantity"]
+    """Markdown: per pathway its costs, the checks failed (of all compared: every quantity and
+    the pixel distribution, :func:`rgfield.compare.failures`) and the rank."""
+    from rgfield.compare import failures
+
+    failed = [len(failures(result)[c["pathway"]]) for c in costs]
+    total = result.sizes["quantity"] + 1
     order = sorted(range(len(costs)), key=lambda i: failed[i])
     lines = [
-        "| rank | pathway | failed quantities | parameters | fit (s) | s per sample"
+        "| rank | pathway | failed checks | parameters | fit (s) | s per sample"
         " | evaluations per sample |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]

@@ -144,7 +144,7 @@ def test_the_summary_and_report_flag_what_fails_and_pass_what_agrees(free_field)
         s["pixels"].to_dataset()["ks_failed"].sel(ensemble="scaled")
     )
     assert (
-        f"Ranking, fewest failed quantities first: same (0 of {total} failed),"
+        f"Ranking, fewest failed checks first: same (0 of {total} failed),"
         f" scaled ({failures} of {total} failed)." in text
     )
     reversed_order = markdown(summary(ref, {"scaled": 1.2 * same, "same": same}))

@@ -46,6 +46,7 @@ __all__ = [
     "KS_SPLITS",
     "Z_DEFINITION",
     "as_ensembles",
+    "failures",
     "held",
     "summary",
     "z_score",
@@ -256,6 +257,23 @@ def _memorisation(reference: torch.Tensor, train) -> Statistic:
         title="Distance to the nearest training field (memorisation)",
         table=True,
     )
+
+
+def failures(summary: xr.DataTree) -> dict[str, list[str]]:
+    """Per ensemble label, the checks it fails: the quantities whose largest |z| exceeds their
+    level (``failed``), then ``"pixels (KS)"`` when its KS statistic is above every halving of
+    the reference. There are ``summary.sizes["quantity"] + 1`` checks in all."""
+    failed = summary["failed"]
+    ks_failed = summary["pixels"].to_dataset()["ks_failed"]
+    out = {}
+    for label in summary["ensemble"].values:
+        names = [
+            str(q) for q in failed["quantity"].values if failed.sel(quantity=q, ensemble=label)
+        ]
+        if bool(ks_failed.sel(ensemble=label)):
+            names.append("pixels (KS)")
+        out[str(label)] = names
+    return out
 
 
 def held(summary: xr.DataTree, group: str) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from rgfield.compare import plots
-from rgfield.compare.comparison import held
+from rgfield.compare.comparison import failures, held
 from rgfield.compare.comparison import summary as summarise
 
 __all__ = ["REPORT_FILES", "check_report_path", "markdown", "save_report", "write_report"]
@@ -169,23 +169,16 @@ def _verdict(summary: xr.DataTree, labels: Sequence[str]) -> list[str]:
         " reference.",
         "",
     ]
-    failed = summary["failed"]
-    ks_failed = summary["pixels"].to_dataset()["ks_failed"]
-    failures = {}
+    failed = failures(summary)
     for label in labels:
-        names = [
-            str(q) for q in failed["quantity"].values if failed.sel(quantity=q, ensemble=label)
-        ]
-        if bool(ks_failed.sel(ensemble=label)):
-            names.append("pixels (KS)")
-        failures[label] = len(names)
+        names = failed[label]
         verdict = f"**FAIL** on {', '.join(names)}" if names else "pass"
         lines.append(f"- {label}: {verdict}")
     if len(labels) > 1:
         total = summary.sizes["quantity"] + 1  # and the pixel distribution
-        ranked = sorted(labels, key=lambda label: failures[label])  # stable: ties keep order
-        cells = ", ".join(f"{label} ({failures[label]} of {total} failed)" for label in ranked)
-        lines += ["", f"Ranking, fewest failed quantities first: {cells}."]
+        ranked = sorted(labels, key=lambda label: len(failed[label]))  # stable: ties keep order
+        cells = ", ".join(f"{label} ({len(failed[label])} of {total} failed)" for label in ranked)
+        lines += ["", f"Ranking, fewest failed checks first: {cells}."]
     return lines
 
 
