@@ -28,7 +28,7 @@ def test_energy_survives_enstrophy_cascades_and_vortices_form():
     assert ds.attrs["duration"] == 40.0 and ds.attrs["hyperviscosity"] > 0
 
 
-def test_flows_are_independent_of_how_they_are_batched_only_through_the_seed():
+def test_the_same_seed_gives_the_same_flows_and_each_flow_is_its_own():
     one = simulate(DecayingConfig(decaying_flow(16), duration=1.0, batch=4), 4, seed=3)
     again = simulate(DecayingConfig(decaying_flow(16), duration=1.0, batch=4), 4, seed=3)
     np.testing.assert_array_equal(one["vorticity"].values, again["vorticity"].values)

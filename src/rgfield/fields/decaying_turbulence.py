@@ -101,6 +101,18 @@ def simulate(
     Flows are drawn ``config.batch`` at a time from one generator seeded with ``seed``, so the
     same seed and batch give the same fields.
 
+    Parameters
+    ----------
+    config : DecayingConfig
+    samples : int
+        Flows, one snapshot each.
+    seed : int, optional
+        Default: fresh entropy; recorded in attrs.
+    device : str
+        Where to integrate.
+    progress : bool
+        A bar over the flows.
+
     Returns
     -------
     xarray.Dataset
