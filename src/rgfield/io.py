@@ -193,8 +193,9 @@ def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
 
     Parameters
     ----------
-    path : path to a netCDF file, a zarr store (a ``.zarr`` directory), or a ``.npy`` / ``.npz``
-        file holding (sample, y, x), (sample, z, y, x) or single (y, x) arrays.
+    path : path to a netCDF file, a zarr store (a ``.zarr`` directory), an ensemble directory
+        of :func:`rgfield.ensembles.generate`, or a ``.npy`` / ``.npz`` file holding
+        (sample, y, x), (sample, z, y, x) or single (y, x) arrays.
     var : str, optional
         The variable (netCDF, zarr) or array name (.npz) to read. By default the only one with
         2 to 4 dimensions (for netCDF and zarr, one already in rgfield's dims is preferred).
@@ -217,6 +218,8 @@ def load(path: str | os.PathLike, var: str | None = None) -> xr.DataArray:
     path = Path(path)
     if path.suffix == ".zarr" and path.is_dir():
         da = _read_dataset(path, var, engine="zarr")
+    elif (path / "ensemble.json").is_file():
+        da = _read_ensemble(path, var)
     elif path.is_dir():
         raise ValueError(f"path: {path} is a directory; a zarr store's name ends in .zarr")
     elif not path.is_file():
@@ -277,8 +280,21 @@ def _read_dataset(path: Path, var: str | None, engine: str) -> xr.DataArray:
                 f"path: {path} is a model file ({ds.attrs['model']}), not an ensemble of"
                 " fields; sample from it with `rgfield sample --model` (rgfield.rg.load)"
             )
-        da = _pick_variable(ds, var, path).load()
-        da.attrs = {**ds.attrs, **da.attrs}
+        return _loaded_variable(ds, var, path)
+
+
+def _read_ensemble(path: Path, var: str | None) -> xr.DataArray:
+    """The chosen variable of an ensemble directory (rgfield.ensembles), in memory."""
+    from rgfield.ensembles import open_ensemble
+
+    with open_ensemble(path) as ds:
+        return _loaded_variable(ds, var, path)
+
+
+def _loaded_variable(ds: xr.Dataset, var: str | None, path: Path) -> xr.DataArray:
+    """The chosen variable loaded in memory, its attrs updating the Dataset's."""
+    da = _pick_variable(ds, var, path).load()
+    da.attrs = {**ds.attrs, **da.attrs}
     return da
 
 

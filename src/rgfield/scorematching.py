@@ -68,13 +68,13 @@ class ScoreMatchingStatistics:
 
     def merged(self, other: ScoreMatchingStatistics) -> ScoreMatchingStatistics:
         """Statistics of both sample sets together."""
-        if other.gram.shape != self.gram.shape or other.dimension not in (0, self.dimension):
+        if other.gram.shape != self.gram.shape or 0 < other.dimension != self.dimension > 0:
             raise ValueError("other: statistics of different features or variables")
         return ScoreMatchingStatistics(
             self.gram + other.gram,
             self.laplacian + other.laplacian,
             self.count + other.count,
-            self.dimension,
+            self.dimension or other.dimension,
         )
 
     def loss(self, theta: torch.Tensor) -> float:

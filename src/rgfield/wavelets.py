@@ -53,6 +53,7 @@ __all__ = [
     "WAVELETS",
     "Pyramid",
     "PyramidScales",
+    "checked_scales",
     "decompose",
     "detail_labels",
     "estimate_scales",
@@ -762,13 +763,25 @@ def estimate_scales(pyramid: Pyramid, per_channel: bool = False) -> PyramidScale
     scales = PyramidScales(
         low=rms(pyramid.low, False), details=[rms(d, per_channel) for d in pyramid.details]
     )
-    every = torch.cat([g.reshape(-1) for g in [scales.low, *scales.details]])
-    # below ~100 rounding errors of the field's overall size, a "scale" is numerical noise
     coefficients = [pyramid.low, *pyramid.details]
     total = sum(c.detach().square().sum() for c in coefficients) / sum(
         c.numel() for c in coefficients
     )
-    floor = 100 * torch.finfo(every.dtype).eps * total.sqrt()
+    return checked_scales(scales, total)
+
+
+def checked_scales(scales: PyramidScales, mean_square: torch.Tensor) -> PyramidScales:
+    """``scales`` unless one is not finite or numerically zero: below ~100 rounding errors of
+    the field's overall size √``mean_square`` (the mean square of every coefficient), a
+    "scale" is numerical noise.
+
+    Raises
+    ------
+    ValueError
+        If a scale is constant (numerically zero) or not finite.
+    """
+    every = torch.cat([g.reshape(-1) for g in [scales.low, *scales.details]])
+    floor = 100 * torch.finfo(every.dtype).eps * mean_square.sqrt()
     if not (torch.isfinite(every).all() and (every > floor).all()):
         raise ValueError(
             "pyramid: a scale is constant (numerically zero) or not finite; it cannot be normalised"

@@ -259,36 +259,36 @@ def test_a_scale_whose_chains_do_not_move_is_reported(free_field):
 
 
 def test_a_scale_with_a_non_finite_loss_stops_the_fit():
-    from rgfield.rg.fitting import _check_losses
+    from rgfield.rg.fitting import check_losses
 
     finite = {"method": "score matching", "train_loss": -1.5, "heldout_loss": -1.4}
-    _check_losses("j=1", finite, held_out=True)
-    _check_losses("j=1", {**finite, "heldout_loss": float("nan")}, held_out=False)
+    check_losses("j=1", finite, held_out=True)
+    check_losses("j=1", {**finite, "heldout_loss": float("nan")}, held_out=False)
     for bad in ({"train_loss": float("nan")}, {"heldout_loss": float("-inf")}):
         with pytest.raises(ValueError, match=r"scale j=1: the score-matching loss is not finite"):
-            _check_losses("j=1", {**finite, **bad}, held_out=True)
+            check_losses("j=1", {**finite, **bad}, held_out=True)
 
 
 def test_losses_beyond_any_smooth_density_and_overfitting_are_reported():
-    from rgfield.rg.fitting import FISHER_LIMIT, _check_losses
+    from rgfield.rg.fitting import FISHER_LIMIT, check_losses
 
     # −J ≤ I/2: a loss below −FISHER_LIMIT means structure finer than 1/√(2 · 1000) of the rms
     deep = {"method": "score matching", "train_loss": -2e3, "heldout_loss": -1.9e3}
     with pytest.warns(UserWarning, match=r"scale j=2: .* less than 1\.6 % of their rms"):
-        _check_losses("j=2", deep, held_out=True)
+        check_losses("j=2", deep, held_out=True)
     with pytest.warns(UserWarning, match="quantised or degenerate"):
-        _check_losses("j=2", {**deep, "train_loss": -1.0}, held_out=True)  # held-out alone
+        check_losses("j=2", {**deep, "train_loss": -1.0}, held_out=True)  # held-out alone
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _check_losses("j=2", {**deep, "train_loss": -0.9 * FISHER_LIMIT, "heldout_loss": -1}, True)
+        check_losses("j=2", {**deep, "train_loss": -0.9 * FISHER_LIMIT, "heldout_loss": -1}, True)
         # a one-variable factor fitted by maximum likelihood is drawn exactly: not judged
-        _check_losses("low", {**deep, "method": "maximum likelihood"}, held_out=True)
+        check_losses("low", {**deep, "method": "maximum likelihood"}, held_out=True)
     overfit = {"method": "score matching", "train_loss": -1.1, "heldout_loss": 0.4}
     with pytest.warns(UserWarning, match=r"scale j=3: the held-out score-matching loss is \+0\.4"):
-        _check_losses("j=3", {**overfit, "heldout_loss_se": 0.1}, held_out=True)  # z = 4
+        check_losses("j=3", {**overfit, "heldout_loss_se": 0.1}, held_out=True)  # z = 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _check_losses("j=3", {**overfit, "heldout_loss_se": 0.2}, held_out=True)  # z = 2: noise
+        check_losses("j=3", {**overfit, "heldout_loss_se": 0.2}, held_out=True)  # z = 2: noise
     # the end to end cases: integer values blurred by noise of 1e-4 escape the integer check;
     # a band-limited field (no power beyond 2/3 of the Nyquist wavenumber, as a dealiased
     # simulation) has finest details confined to a subspace

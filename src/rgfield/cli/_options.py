@@ -14,13 +14,16 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "add_cluster",
     "add_device",
+    "add_ensemble",
     "add_output",
     "add_progress",
     "add_seed",
     "add_var",
     "check",
     "check_output",
+    "ensemble_mode",
     "output_state",
     "written_since",
 ]
@@ -67,11 +70,53 @@ def add_var(parser: argparse.ArgumentParser, help: str = "variable to read") -> 
     parser.add_argument("--var", help=f"{help} (default: the only field)")
 
 
+def add_cluster(parser: argparse.ArgumentParser, group=None) -> None:
+    """``--workers`` and ``--scheduler``: run on a Dask cluster (:mod:`rgfield.ensembles`)."""
+    group = group or parser.add_argument_group(
+        "cluster", "Run on a Dask cluster (docs/scaling.md)."
+    )
+    group.add_argument("--workers", type=int, help="run on N local worker processes")
+    group.add_argument("--scheduler", help="run on the Dask cluster at this address")
+
+
+def add_ensemble(parser: argparse.ArgumentParser) -> None:
+    """:func:`add_cluster`, ``--chunk`` and ``--block``: write the output as a chunked,
+    resumable ensemble directory (:mod:`rgfield.ensembles`), on a Dask cluster if asked."""
+    group = parser.add_argument_group(
+        "ensembles",
+        "Any of --workers, --scheduler or --chunk makes --out an ensemble directory: one netCDF"
+        " file per chunk, written as chunks finish; rerunning the same command resumes it"
+        " (docs/scaling.md). The samples depend on --seed and --block only.",
+    )
+    add_cluster(parser, group)
+    group.add_argument("--chunk", type=int, help="samples per task and file (default 4 blocks)")
+    group.add_argument(
+        "--block", type=int, default=16, help="samples per seeded call (default 16)"
+    )
+    parser.set_defaults(ensemble_output=True)
+
+
+def ensemble_mode(args: argparse.Namespace) -> bool:
+    """Whether the command writes an ensemble directory (see :func:`add_ensemble`)."""
+    return getattr(args, "ensemble_output", False) and any(
+        getattr(args, name, None) is not None for name in ("workers", "scheduler", "chunk")
+    )
+
+
 def check(args: argparse.Namespace) -> None:
-    """Check the shared options of a parsed command line: ``--out`` (:func:`check_output`) and
-    ``--device`` (known to torch and present on this machine). Raises ``ValueError`` or
-    ``OSError`` naming the option."""
-    if getattr(args, "out", None) is not None:
+    """Check the shared options of a parsed command line: ``--out`` (:func:`check_output`; an
+    ensemble directory may exist, to be resumed), ``--device`` (known to torch and present on
+    this machine) and the ensemble options. Raises ``ValueError`` or ``OSError`` naming the
+    option."""
+    if getattr(args, "workers", None) is not None and args.scheduler is not None:
+        raise ValueError("--workers and --scheduler: give one of them")
+    for name in ("workers", "chunk", "block"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive integer; got {value}")
+    if ensemble_mode(args):
+        check_output(args.out, overwrite=True, kind="directory")
+    elif getattr(args, "out", None) is not None:
         check_output(args.out, args.overwrite, args.out_kind)
     if getattr(args, "device", None) is not None:
         from rgfield.fields import resolve_device

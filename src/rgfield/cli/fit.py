@@ -52,13 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_seed(parser, default=0, help="seed of the refinement chains")
     _options.add_output(parser, "model file to write (.nc)")
     _options.add_progress(parser)
+    _options.add_cluster(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from rgfield import io
     from rgfield.rg import HierarchicalModel
 
-    data = io.load(args.data, args.var)
     model = HierarchicalModel(
         levels=args.levels,
         wavelet=args.wavelet,
@@ -67,10 +67,16 @@ def run(args: argparse.Namespace) -> int:
         refine=args.refine[0] if len(args.refine) == 1 else args.refine,
         refine_coarse=args.refine_coarse,
         progress=not args.no_progress,
-    ).fit(data, seed=args.seed)
+    )
+    if args.workers is not None or args.scheduler is not None:
+        shape = _fit_on_cluster(model, args)
+    else:
+        data = io.load(args.data, args.var)
+        model.fit(data, seed=args.seed)
+        shape = data.shape
     print(
-        f"fitted {model.levels_} conditionals and the coarsest field on {data.shape[0]} fields"
-        f" of {data.shape[1]}×{data.shape[2]}; per scale:"
+        f"fitted {model.levels_} conditionals and the coarsest field on {shape[0]} fields"
+        f" of {shape[1]}×{shape[2]}; per scale:"
     )
     columns = [c for c in REPORT_COLUMNS if not model.fit_report_[c].isnull().all()]
     table = model.fit_report_[columns].to_dataframe()  # (moment_gap_end: only when refined)
@@ -78,3 +84,23 @@ def run(args: argparse.Namespace) -> int:
     model.save(args.out, overwrite=args.overwrite)
     print(f"model written to {args.out}")
     return 0
+
+
+def _fit_on_cluster(model, args: argparse.Namespace) -> tuple[int, int, int]:
+    """Score matching from the ensemble directory ``--data``, chunk by chunk, on the cluster
+    (:func:`rgfield.ensembles.fit`); the ensemble's shape."""
+    from pathlib import Path
+
+    from rgfield import ensembles
+    from rgfield.ensembles import store
+
+    if not (Path(args.data) / store.MANIFEST).is_file():
+        raise ValueError(
+            f"--data: {args.data} is not an ensemble directory; --workers and --scheduler fit"
+            " chunk by chunk from one (rgfield simulate ... --chunk N writes it)"
+        )
+    with ensembles.cluster(args.scheduler, args.workers) as client:
+        print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+        ensembles.fit(model, args.data, var=args.var, client=client, progress=model.progress)
+    samples = store.complete_plan(Path(args.data)).samples
+    return (samples, *model.size_)

@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MALA per scale, or block MALA (one test per block; flat mixing in L) where it fits",
     )
     _options.add_device(parser)
-    _options.add_output(parser, "netCDF file to write")
+    _options.add_output(parser, "netCDF file to write (an ensemble directory: see below)")
     _options.add_progress(parser)
+    _options.add_ensemble(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,14 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from rgfield.rg import HierarchicalModel
 
     model = HierarchicalModel.load(args.model, progress=not args.no_progress)
-    result = model.sample(
-        args.n,
-        seed=args.seed,
-        steps=args.steps,
-        warmup=args.warmup,
-        sampler=args.sampler,
-        device=args.device,
-    )
+    options = dict(steps=args.steps, warmup=args.warmup, sampler=args.sampler, device=args.device)
+    if _options.ensemble_mode(args):
+        from rgfield.cli._ensemble import write_ensemble
+        from rgfield.ensembles import ModelSampling
+
+        write_ensemble(args, ModelSampling(model, options), args.n)
+        return 0
+    result = model.sample(args.n, seed=args.seed, **options)
     print_acceptance(result.diagnostics)
     io.save(result.to_dataset(), args.out, overwrite=args.overwrite)
     print(f"{args.n} fields written to {args.out}")

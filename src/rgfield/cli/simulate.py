@@ -204,8 +204,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         model.add_arguments(sub)
         _options.add_seed(sub)
         _options.add_device(sub)
-        _options.add_output(sub, "netCDF file to write")
+        _options.add_output(sub, "netCDF file to write (an ensemble directory: see below)")
         _options.add_progress(sub)
+        _options.add_ensemble(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
 
     model = MODELS[args.model]
     config = model.config(args)
+    if _options.ensemble_mode(args):
+        from rgfield.cli._ensemble import write_ensemble
+        from rgfield.ensembles import Simulation
+
+        write_ensemble(args, Simulation(config, args.device), args.samples)
+        return 0
     ds = fields.SIMULATORS[args.model].simulate(
         config, args.samples, seed=args.seed, device=args.device, progress=not args.no_progress
     )

@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", choices=("gaussian", "white"), default="gaussian")
     _options.add_seed(parser)
     _options.add_device(parser)
-    _options.add_output(parser, "netCDF file to write")
+    _options.add_output(parser, "netCDF file to write (an ensemble directory: see below)")
     _options.add_progress(parser)
+    _options.add_ensemble(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,19 +45,23 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--data must hold 2D fields (sample, y, x); got dims {data.dims}")
     if not 1 <= args.fields <= data.shape[0]:
         raise ValueError(f"--fields must be in 1..{data.shape[0]}; got {args.fields}")
-    result = synthesize(
-        data.values[: args.fields],
+    options = dict(
         statistics=tuple(args.statistics),
-        n=args.n,
         J=args.J,
         L=args.L,
         reduction=args.reduction,
         steps=args.steps,
         init=args.init,
-        seed=args.seed,
         device=args.device,
-        progress=not args.no_progress,
     )
+    target = data.values[: args.fields]
+    if _options.ensemble_mode(args):
+        from rgfield.cli._ensemble import write_ensemble
+        from rgfield.ensembles import Synthesis
+
+        write_ensemble(args, Synthesis(target, options), args.n)
+        return 0
+    result = synthesize(target, n=args.n, seed=args.seed, progress=not args.no_progress, **options)
     ds = result.to_dataset()
     ds.attrs["source"] = str(args.data)
     io.save(ds, args.out, overwrite=args.overwrite)

@@ -20,10 +20,18 @@ from rgfield.rg.sampling import STUCK_ACCEPTANCE, warn_stuck
 from rgfield.rg.scalar import maximum_likelihood_scalar, sample_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
 from rgfield.rg.scorematching import accumulate, batch_size, new_families, sample_losses
-from rgfield.scorematching import fit_closed_form
+from rgfield.scorematching import ScoreMatchingFit, fit_closed_form
 from rgfield.wavelets import PyramidScales, decompose, estimate_scales
 
-__all__ = ["Fitted", "fit_hierarchy", "report_dataset"]
+__all__ = [
+    "NO_REFINEMENT",
+    "Fitted",
+    "check_losses",
+    "check_normalisable",
+    "factor_report",
+    "fit_hierarchy",
+    "report_dataset",
+]
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,8 @@ def fit_hierarchy(
             model, report, drawn = _fit_factor(
                 scale, y, c, n_train, settings, generator, iterations, chain_coarse, progress
             )
-            _check_losses(scale.name, report, held_out=y.shape[0] > n_train)
-            _check_normalisable(scale.name, model, report["method"])
+            check_losses(scale.name, report, held_out=y.shape[0] > n_train)
+            check_normalisable(scale.name, model, report["method"])
             if report["refine_acceptance"] < STUCK_ACCEPTANCE:
                 warn_stuck(
                     f"{scale.name} (moment matching)",
@@ -99,13 +107,13 @@ def fit_hierarchy(
 
 
 FISHER_LIMIT = 1e3
-"""Largest −J per variable accepted from a score-matching fit (see :func:`_check_losses`)."""
+"""Largest −J per variable accepted from a score-matching fit (see :func:`check_losses`)."""
 
 OVERFIT_Z = 3.0
 """Standard errors above 0 of a held-out loss that make the overfitting warning."""
 
 
-def _check_losses(name: str, report: dict, held_out: bool) -> None:
+def check_losses(name: str, report: dict, held_out: bool) -> None:
     """Refuse (ValueError) or flag (UserWarning) a factor whose score-matching losses show that
     its θ is unusable or does not generalise.
 
@@ -163,7 +171,7 @@ def _check_losses(name: str, report: dict, held_out: bool) -> None:
         )
 
 
-def _check_normalisable(name: str, model: ExponentialModel, method: str) -> None:
+def check_normalisable(name: str, model: ExponentialModel, method: str) -> None:
     """A ValueError when the fitted energy is provably not normalisable
     (:meth:`~rgfield.energies.ExponentialModel.normalisable` is False): exp(−U) does not decay
     along some direction of y, so it is no probability density and chains run away. A
@@ -212,12 +220,7 @@ def _fit_factor(
     fit = fit_closed_form(train, held, settings.ridges)
     theta, method = fit.theta, "score matching"
     train_loss, heldout_loss = fit.train_loss, fit.heldout_loss
-    refinement = {
-        "moment_gap_start": np.nan,
-        "moment_gap_end": np.nan,
-        "refine_acceptance": np.nan,
-        "refine_step_size": np.nan,
-    }
+    refinement = NO_REFINEMENT
     generate = settings.refine_coarse == "generated"
     drawn = None
     if y.shape[1:] == (1, 1, 1):
@@ -225,7 +228,7 @@ def _fit_factor(
         if iterations and generate:
             drawn = sample_scalar(ExponentialModel(families, theta), n_train, generator)
     elif iterations:
-        _check_normalisable(scale.name, ExponentialModel(families, theta), method)
+        check_normalisable(scale.name, ExponentialModel(families, theta), method)
         steps = settings.refine_steps
         mala_steps = MOMENT_WARMUP + iterations * steps + (iterations - 1) * (steps // 4)
         n = y.shape[-1]
@@ -259,7 +262,31 @@ def _fit_factor(
     if held.count > 1:
         losses = sample_losses(model, y[n_train:], None if c is None else c[n_train:], batch)
         heldout_se = float(losses.std() / len(losses) ** 0.5)
-    report = {
+    losses = (train_loss, heldout_loss, heldout_se)
+    return model, factor_report(method, families, fit, losses, refinement, start), drawn
+
+
+NO_REFINEMENT = {
+    "moment_gap_start": np.nan,
+    "moment_gap_end": np.nan,
+    "refine_acceptance": np.nan,
+    "refine_step_size": np.nan,
+}
+"""The refinement columns of a factor fitted by score matching alone."""
+
+
+def factor_report(
+    method: str,
+    families: list,
+    fit: ScoreMatchingFit,
+    losses: tuple[float, float, float],
+    refinement: dict,
+    start: float,
+) -> dict:
+    """One row of ``fit_report_``: the method, the solve's numbers, the losses (training,
+    held-out and its standard error), the refinement's and the seconds since ``start``."""
+    train_loss, heldout_loss, heldout_se = losses
+    return {
         "method": method,
         "features": sum(f.n_features for f in families),
         "ridge": fit.ridge,
@@ -271,7 +298,6 @@ def _fit_factor(
         **refinement,
         "seconds": time.perf_counter() - start,
     }
-    return model, report, drawn
 
 
 @contextmanager

@@ -10,7 +10,12 @@ from rgfield.energies import ExponentialModel, FeatureFamily
 from rgfield.rg.scorematching import batch_size, new_families
 from rgfield.scorematching import ScoreMatchingStatistics, fit_closed_form
 
-__all__ = ["fit_free_energy"]
+__all__ = [
+    "accumulate_regression",
+    "fit_free_energy",
+    "free_energy_families",
+    "solve_free_energy",
+]
 
 
 def fit_free_energy(
@@ -36,18 +41,39 @@ def fit_free_energy(
     E[Var(t | c)] / E‖t‖²: t varies with the details at fixed c, and no F can follow that.
     """
     start = time.perf_counter()
-    field = c.unsqueeze(1)
-    families = new_families(features, field[:n_train], None, wavelet)
-    batch = batch_size(families, field)
-    parts = [
-        _accumulate_regression(conditional, families, y[part], c[part], batch)
+    families = free_energy_families(features, c[:n_train], wavelet)
+    batch = batch_size(families, c.unsqueeze(1))
+    train, held = (
+        accumulate_regression(conditional, families, y[part], c[part], batch)
         for part in (slice(0, n_train), slice(n_train, None))
-    ]
-    (train, train_norm), (held, held_norm) = parts
+    )
+    return solve_free_energy(families, train, held, ridges, start)
+
+
+def free_energy_families(
+    features: dict[str, dict], c: torch.Tensor, wavelet: str
+) -> list[FeatureFamily]:
+    """The feature families of F_j: the conditional's families on the coarse field alone,
+    fitted to the training coarse fields ``c`` (B, n, n)."""
+    return new_families(features, c.unsqueeze(1), None, wavelet)
+
+
+def solve_free_energy(
+    families: list[FeatureFamily],
+    train: tuple[ScoreMatchingStatistics, float],
+    held: tuple[ScoreMatchingStatistics, float],
+    ridges: list[float],
+    start: float,
+) -> tuple[ExponentialModel, dict]:
+    """F_j from the normal equations and Σ‖t‖² of the training and held-out parts
+    (:func:`accumulate_regression`), and its report; ``start``: when the fit began
+    (``time.perf_counter``)."""
+    (train, train_norm), (held, held_norm) = train, held
     fit = fit_closed_form(train, held, ridges)
 
-    def residual(stats: ScoreMatchingStatistics, loss: float, norm: float) -> float:
+    def residual(stats: ScoreMatchingStatistics, loss: float, norm_sum: float) -> float:
         # E‖∇Ψᵀψ − t‖² = 2 × (loss per variable) × variables + E‖t‖²
+        norm = norm_sum / max(stats.count, 1)
         if not (stats.count and norm > 0):
             return float("nan")
         return (2 * loss * stats.dimension + norm) / norm
@@ -64,14 +90,15 @@ def fit_free_energy(
     return ExponentialModel(families, fit.theta), report
 
 
-def _accumulate_regression(
+def accumulate_regression(
     conditional: ExponentialModel,
     families: list[FeatureFamily],
     y: torch.Tensor,
     c: torch.Tensor,
     batch: int,
 ) -> tuple[ScoreMatchingStatistics, float]:
-    """Normal equations of the free-energy regression (see :func:`fit_free_energy`) and E‖t‖².
+    """Normal equations of the free-energy regression (see :func:`fit_free_energy`) and Σ‖t‖²
+    over the samples (sums, so that parts of the data add up).
 
     The target t = −∇_c Ū(y | c) is one backward pass of the conditional's energy per batch.
     """
@@ -84,4 +111,4 @@ def _accumulate_regression(
         grads = torch.cat([f.gradients(field, None) for f in families], dim=1)
         stats.update(grads, torch.einsum("bf...,b...->bf", grads, target.unsqueeze(1)))
         norm += float(target.square().sum())
-    return stats, norm / max(stats.count, 1)
+    return stats, norm

@@ -16,7 +16,7 @@ from rgfield.energies import ExponentialModel
 from rgfield.fields import resolve_device
 from rgfield.io import as_tensor
 from rgfield.rg import persistence
-from rgfield.rg.fitting import fit_hierarchy
+from rgfield.rg.fitting import Fitted, fit_hierarchy
 from rgfield.rg.parameters import check_parameters, feature_spec
 from rgfield.rg.sampling import SampleResult, check_sampler, generate
 from rgfield.rg.scales import Scale, coarse_to_fine, per_scale
@@ -174,8 +174,12 @@ class HierarchicalModel:
         settings = check_parameters(self.get_params(), max_levels(x.shape[-2:], "data"))
         _refuse_discrete(x)
         generator = torch.Generator().manual_seed(int(seed))
-        fitted = fit_hierarchy(x, settings, generator, self.progress)
-        self.levels_, self.size_ = settings.levels, tuple(x.shape[-2:])
+        return self.learn(fit_hierarchy(x, settings, generator, self.progress), x.shape[-2:])
+
+    def learn(self, fitted: Fitted, size: Sequence[int]) -> HierarchicalModel:
+        """Take the learned attributes of ``fitted`` for fields of ``size``; returns ``self``
+        (the last step of :meth:`fit` and of :func:`rgfield.ensembles.fit`)."""
+        self.levels_, self.size_ = len(fitted.conditionals), tuple(int(n) for n in size)
         self.scales_ = fitted.scales
         self.low_, self.conditionals_ = fitted.low, fitted.conditionals
         self.free_energies_ = fitted.free_energies
