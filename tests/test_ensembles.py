@@ -112,15 +112,21 @@ def test_simulator_ensemble_equal_across_chunkings_and_workers(tmp_path, client)
     assert here.attrs["generator"] == "rgfield.fields.gaussian.simulate"
 
 
-def test_phi4_ensemble_is_the_same_for_any_chunk(tmp_path):
-    """The φ⁴ simulator, a block per call, gives the same samples chunked by 4 or 8."""
+def test_phi4_ensemble_is_the_same_here_and_on_workers(tmp_path, client):
+    """φ⁴ with the default chains (min(4 × numba's threads, samples): 8 for a block of 16 on
+    this machine's 2 threads) gives the same samples in this process, chunked by 16, and on
+    the workers, chunked by 32: a block runs on one thread wherever it is."""
+    import numba
+
     from rgfield.fields.phi4 import Phi4, Phi4Config
 
-    job = ensembles.Simulation(Phi4Config(Phi4(beta=0.68), 8, chains=2))
-    a = ensembles.generate(job, 8, tmp_path / "a", seed=2, block=4, chunk=4, progress=False)
-    b = ensembles.generate(job, 8, tmp_path / "b", seed=2, block=4, chunk=8, progress=False)
+    job = ensembles.Simulation(Phi4Config(Phi4(beta=0.68), 8))
+    threads = numba.get_num_threads()
+    a = ensembles.generate(job, 32, tmp_path / "a", seed=2, block=16, chunk=16, progress=False)
+    assert numba.get_num_threads() == threads  # restored
+    b = ensembles.generate(job, 32, tmp_path / "b", seed=2, block=16, chunk=32, client=client)
     np.testing.assert_array_equal(a["phi"].values, b["phi"].values)
-    assert np.unique(a["block_seed"]).size == 2
+    assert np.unique(a["block_seed"]).size == 2 and a.attrs["chains"] == 4
 
 
 def test_interrupted_run_resumes_and_computes_only_missing_chunks(tmp_path, monkeypatch):

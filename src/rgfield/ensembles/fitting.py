@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PILOT", "fit"]
 
-DEFAULT_PILOT = 4096
-"""Training fields the feature families (the potential's knots) are fitted to by default."""
+DEFAULT_PILOT = 1024
+"""Training fields the feature families (the potential's knots) are fitted to by default: the
+only fields the client holds, 8 L² bytes each (0.5 GiB at L = 256). (In memory too, the
+potential takes its quantiles from a subsample of at most 2²² values of a scale:
+:meth:`~rgfield.energies.potential.ScalarPotential.fit`.)"""
 
 
 def fit(
@@ -51,7 +54,7 @@ def fit(
         Run the passes on this Dask cluster (the workers must see ``directory``).
     pilot : int
         The first ``pilot`` training fields fix the feature families (the potential's knots
-        are quantiles of the data, not a sum).
+        are quantiles of the data, not a sum); the client reads them, and no other field.
     retries : int
         Times a failed task is retried before the fit stops with an error naming the chunk.
     progress : bool

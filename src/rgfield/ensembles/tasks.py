@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -132,15 +134,39 @@ def compute_chunk(job: Job, plan: Plan, chunk: int, *, directory: Path, created:
     ds.attrs.update(
         samples=plan.samples, block=plan.block, chunk=plan.chunk, seed=plan.seed, created=created
     )
-    io.save(ds, store.chunk_path(Path(directory), chunk), overwrite=True)
+    # In a Dask worker xarray guards HDF5 with a cluster-wide lock, a round trip to the
+    # scheduler per write (50–60 ms a file, measured); each task writes its own file, so the
+    # lock of this process is enough, and the synchronous scheduler makes xarray take it.
+    with dask.config.set(scheduler="synchronous"):
+        io.save(ds, store.chunk_path(Path(directory), chunk), overwrite=True)
     return time.perf_counter() - start
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch and numba on one thread within the block, restored after. A block's samples then
+    do not depend on the machine: a default such as φ⁴'s ``chains`` (4 × numba's threads)
+    is the same in this process, in a Dask worker and on a 64-core node, and no reduction is
+    split differently between threads. Parallelism comes from the workers."""
+    import numba
+    import torch
+
+    threads = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads[0])
+        numba.set_num_threads(threads[1])
 
 
 def _draw_block(job: Job, block: Block) -> xr.Dataset:
     """``job.run`` for one block, as its samples (variables along ``sample``) with the global
     sample index and the block's seed as coordinates."""
     n = block.stop - block.start
-    ds = job.run(n, block.seed)
+    with one_thread():
+        ds = job.run(n, block.seed)
     if ds.sizes.get("sample") != n:
         raise ValueError(f"job.run({n}, seed) returned {ds.sizes.get('sample')} samples")
     ds = ds.drop_vars([name for name in ds.variables if "sample" not in ds[name].dims])
