@@ -12,9 +12,12 @@ in-process reference loop then does the same work per core as one worker.
 2. Overhead per task: ``generate`` in this process against a 1-worker cluster, same ensemble,
    default block and chunk (a φ⁴ ensemble), best of two runs each; and an empty job (8×8
    white noise, one sample per task), whose per-task wall time is all overhead.
-3. Client memory: peak resident memory of this process (client and scheduler) while workers
-   write Gaussian ensembles of 128² fields of 0.25 GiB and 2.5 GiB, sampled every 20 ms.
-4. Cost of one turbulence flow (spin-up + one snapshot) at 32² and 64², for docs/scaling.md.
+3. Client memory: peak resident memory of this process (client and scheduler, sampled every
+   20 ms) while two workers write Gaussian ensembles of 128² fields of 0.25 GiB and 2.5 GiB,
+   with the process's address space capped at its size + 256 MiB (``RLIMIT_AS``): the
+   larger ensemble is 10× the cap.
+4. Cost of one turbulence flow (spin-up + one snapshot) at 32² and 64², and of one solver
+   step at 64², 128² and 256², for the estimate of docs/scaling.md.
 
 Run: ``python benchmarks/bench_ensembles.py [--out DIR]``; writes the ``ensembles`` section of
 docs/benchmarks.md.
@@ -27,20 +30,28 @@ import os
 os.environ["OMP_NUM_THREADS"] = os.environ["NUMBA_NUM_THREADS"] = "1"  # before torch, numba
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
+import torch  # noqa: E402
 from _report import write_section  # noqa: E402
 
 from rgfield import ensembles, io  # noqa: E402
 from rgfield.fields.gaussian import GaussianConfig, lattice_free_field_spectrum  # noqa: E402
 from rgfield.fields.phi4 import Phi4, Phi4Config  # noqa: E402
-from rgfield.fields.turbulence import Turbulence2D, TurbulenceConfig  # noqa: E402
+from rgfield.fields.turbulence import (  # noqa: E402
+    Turbulence2D,
+    TurbulenceConfig,
+    initial_vorticity,
+    integrate,
+)
 
 BETA_C = 0.9243518185929146  # λ = 1 (docs/benchmarks.md, φ⁴ section)
 
@@ -144,30 +155,54 @@ def peak_rss_during(run) -> tuple[float, float]:
 
 
 def memory_rows(folder: Path) -> list[str]:
+    """Each ensemble written with this process's address space capped at its size plus
+    ``CLIENT_LIMIT`` (``RLIMIT_AS``, set after the workers have started, so it binds the
+    client and the scheduler only): an ensemble 10× the cap completes only if the client never
+    gathers the fields."""
     job = ensembles.Simulation(GaussianConfig(lattice_free_field_spectrum(0.5, 0.05), (128, 128)))
     field_bytes = 128 * 128 * 4
     rows = []
     with ensembles.cluster(workers=2) as client:
         client.run(warm, job)
+        timed_generate(job, 2048, folder / "big", client, block=512, chunk=1024)  # warm paths
         for gib in (0.25, 2.5):
             samples = int(gib * 2**30 // field_bytes)
             start = time.perf_counter()
-            before, peak = peak_rss_during(
-                lambda s=samples: timed_generate(
-                    job, s, folder / "big", client, block=512, chunk=1024
+            with capped_address_space(CLIENT_LIMIT):
+                before, peak = peak_rss_during(
+                    lambda s=samples: timed_generate(
+                        job, s, folder / "big", client, block=512, chunk=1024
+                    )
                 )
-            )
             seconds = time.perf_counter() - start
             rows.append(
-                f"| {samples} fields of 128² ({gib:g} GiB) | {seconds:.0f} | {before:.0f} |"
-                f" {peak:.0f} | {peak - before:+.0f} |"
+                f"| {samples} fields of 128² ({gib:g} GiB, {gib * 2**30 / CLIENT_LIMIT:.0f}× the"
+                f" cap) | {seconds:.0f} | {before:.0f} | {peak:.0f} | {peak - before:+.0f} |"
             )
             print(rows[-1], flush=True)
             shutil.rmtree(folder / "big")
     return rows
 
 
+CLIENT_LIMIT = 256 * 2**20
+"""Address space the client may add while an ensemble is written (bytes)."""
+
+
+@contextmanager
+def capped_address_space(extra: int):
+    """The soft ``RLIMIT_AS`` of this process at its current size + ``extra``, restored after
+    (an allocation beyond it raises MemoryError)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (psutil.Process().memory_info().vms + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def flow_rows() -> list[str]:
+    """One flow (spin-up, decorrelation blocks, one snapshot) at 32² and 64², and the time of
+    one solver step at 64², 128² and 256² (200 steps of one flow, dt fixed at 1e-3)."""
     rows = []
     for size in (32, 64):
         job = ensembles.Simulation(TurbulenceConfig(Turbulence2D(size=size), flows=1))
@@ -176,6 +211,19 @@ def flow_rows() -> list[str]:
         seconds = time.perf_counter() - start
         rows.append(
             f"| {size}² | {seconds:.1f} | {ds.attrs['steps']} | {ds.attrs['spin_up_time']:.3g} |"
+            f" {seconds / ds.attrs['steps'] * 1e3:.2f} |"
+        )
+        print(rows[-1], flush=True)
+    for size in (64, 128, 256):
+        flow = Turbulence2D(size=size)
+        generator = torch.Generator().manual_seed(0)
+        w_hat = initial_vorticity(flow, 1, generator, energy=2.0)
+        integrate(flow, w_hat, 0.01, generator, dt_max=1e-3)  # warm-up
+        start = time.perf_counter()
+        _, steps = integrate(flow, w_hat, 0.2, generator, dt_max=1e-3)
+        rows.append(
+            f"| {size}² | | {steps} steps of dt = 1e-3 | | "
+            f"{(time.perf_counter() - start) / steps * 1e3:.2f} |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -202,8 +250,7 @@ def main() -> None:
             "|---|---:|---:|---:|---|",
             *speedup,
             "",
-            "### Overhead per task against an in-process loop (target < 5 % at the default"
-            " chunk)",
+            "### Overhead per task against an in-process loop (target < 5 % at the default chunk)",
             "",
             "| ensemble | in-process (s) | 1-worker cluster (s) | overhead | ms per task |",
             "|---|---:|---:|---:|---:|",
@@ -212,16 +259,21 @@ def main() -> None:
             "### Client memory while 2 workers write an ensemble (target: flat)",
             "",
             "Resident memory of the client process (with the scheduler), before and at its"
-            " peak; 1024 fields per chunk file.",
+            " peak; 1024 fields per chunk file; the client's address space capped at its size"
+            " + 256 MiB during each run (an allocation beyond raises MemoryError).",
             "",
             "| ensemble | wall (s) | before (MiB) | peak (MiB) | growth (MiB) |",
             "|---|---:|---:|---:|---:|",
             *memory,
             "",
-            "### One forced-turbulence flow (spin-up and one snapshot), for docs/scaling.md",
+            "### One forced-turbulence flow, and one step, on one thread (for docs/scaling.md)",
             "",
-            "| size | seconds | time steps | spin-up time |",
-            "|---|---:|---:|---:|",
+            "Defaults of `Turbulence2D(size)` (ν = 1e-3, drag 0.1, ring forcing at k = 4); a"
+            " flow is the spin-up, the 8 decorrelation blocks of 1/μ = 10 time units and one"
+            " snapshot.",
+            "",
+            "| size | seconds per flow | time steps | spin-up time | ms per step |",
+            "|---|---:|---:|---:|---:|",
             *flows,
         ]
     )

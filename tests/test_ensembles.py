@@ -228,6 +228,20 @@ def test_store_files_are_plain_netcdf_with_the_conventions(tmp_path):
 # --- the command line: --workers, --scheduler, --chunk, --block ------------------------------
 
 
+def test_cli_simulate_on_a_running_scheduler_is_the_in_process_ensemble(tmp_path, client, capsys):
+    from rgfield.cli import main
+
+    argv = ["simulate", "cosmic", "--size", "16", "--samples", "6", "--model", "lognormal"]
+    argv += ["--seed", "3", "--block", "2", "--no-progress"]
+    address = client.scheduler.address
+    assert main([*argv, "--scheduler", address, "--out", str(tmp_path / "there")]) == 0
+    assert "Dask dashboard" in capsys.readouterr().out
+    assert main([*argv, "--chunk", "6", "--out", str(tmp_path / "here")]) == 0
+    there, here = io.load(tmp_path / "there"), io.load(tmp_path / "here")
+    np.testing.assert_array_equal(there.values, here.values)
+    assert there.attrs["chunk"] == 8 and here.attrs["chunk"] == 6
+
+
 def test_cli_simulate_writes_resumes_and_refuses_another_ensemble(tmp_path, capsys):
     from rgfield.cli import main
 
@@ -267,9 +281,9 @@ def test_cli_ensemble_options_are_checked(extra, message, tmp_path, capsys):
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
 
 
-def test_cli_sample_and_synthesize_as_ensembles_are_their_seeded_blocks(tmp_path, capsys):
-    """`rgfield sample --chunk` and `rgfield synthesize --chunk` write, block by block, what
-    model.sample and synthesize draw from the blocks' seeds."""
+def test_cli_sample_and_synthesize_as_ensembles_are_their_seeded_blocks(tmp_path, client, capsys):
+    """`rgfield sample` on the workers and `rgfield synthesize --chunk` here write, block by
+    block, what model.sample and synthesize draw from the blocks' seeds."""
     from rgfield.cli import main
     from rgfield.fields.gaussian import gaussian_field
     from rgfield.microcanonical import synthesize
@@ -281,7 +295,8 @@ def test_cli_sample_and_synthesize_as_ensembles_are_their_seeded_blocks(tmp_path
     model.save(tmp_path / "model.nc")
     common = ["--seed", "2", "--block", "2", "--chunk", "4", "--no-progress"]
     sample = ["sample", "--model", str(tmp_path / "model.nc"), "--n", "6", "--steps", "20"]
-    assert main([*sample, "--warmup", "20", *common, "--out", str(tmp_path / "s")]) == 0
+    on_workers = ["--scheduler", client.scheduler.address, "--out", str(tmp_path / "s")]
+    assert main([*sample, "--warmup", "20", *common, *on_workers]) == 0
     drawn = io.load(tmp_path / "s")
     block = model.sample(2, seed=ensembles.block_seed(2, 2), steps=20, warmup=20)
     np.testing.assert_array_equal(drawn.values[4:], block.fields.float().numpy())

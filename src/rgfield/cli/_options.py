@@ -90,9 +90,7 @@ def add_ensemble(parser: argparse.ArgumentParser) -> None:
     )
     add_cluster(parser, group)
     group.add_argument("--chunk", type=int, help="samples per task and file (default 4 blocks)")
-    group.add_argument(
-        "--block", type=int, default=16, help="samples per seeded call (default 16)"
-    )
+    group.add_argument("--block", type=int, default=16, help="samples per seeded call (default 16)")
     parser.set_defaults(ensemble_output=True)
 
 

@@ -20,9 +20,9 @@ WORKER_CONFIG = {
 """Dask configuration of rgfield's local workers: no statistical profiler (it samples every
 thread's stack every 10 ms for the dashboard's profile page, holding the GIL) and the
 event-loop, system and memory monitors every second or five instead of every 20, 500 and 100
-ms. With Dask's defaults a worker ran the Python-driven φ⁴ chains 3–8 % slower than this
-process did; with these, as fast (docs/benchmarks.md). For a cluster of your own, set them in
-the workers' environment (docs/scaling.md)."""
+ms. With Dask's defaults a worker ran the Python-driven φ⁴ chains 3–5 % slower than this
+process did; with these, as fast. For a cluster of your own, set them in the workers'
+environment (docs/scaling.md)."""
 
 
 @contextmanager
