@@ -227,14 +227,14 @@ def complete_plan(directory: Path) -> Plan:
 def open_ensemble(directory: str | os.PathLike) -> xr.Dataset:
     """The ensemble in ``directory`` as one Dataset, loaded lazily (dask arrays, a chunk per
     file), with the attrs its chunks share (rgfield's conventions: ``generator``, the
-    parameters, the ensemble ``seed``, ``block`` and ``chunk``) and per-sample coordinates
-    ``block_seed`` (and any other per-block attribute, as ``block_<name>``).
+    parameters, the ensemble ``seed``, ``block`` and ``chunk``; a block's own diagnostics,
+    such as a measured τ_int, differ between blocks and are dropped) and the per-sample
+    coordinate ``block_seed``: ``job.run(n, block_seed)`` redraws a block with them.
 
     Raises
     ------
     ValueError
-        If ``directory`` holds no ensemble, or some chunks are missing (the message says how
-        many: rerun :func:`~rgfield.ensembles.generate` with the same arguments to finish it).
+        As :func:`complete_plan`: no ensemble, or missing chunks.
     """
     directory = Path(directory)
     plan = complete_plan(directory)

@@ -26,6 +26,7 @@ from rgfield.wavelets import PyramidScales, decompose, estimate_scales
 __all__ = [
     "NO_REFINEMENT",
     "Fitted",
+    "assemble",
     "check_losses",
     "check_normalisable",
     "factor_report",
@@ -96,10 +97,22 @@ def fit_hierarchy(
             if drawn is not None:
                 generated = scale.grow(generated, drawn, settings.wavelet)
             on_scale()
+    return assemble(scales, models, free_models, rows, free_rows)
+
+
+def assemble(
+    scales: PyramidScales,
+    models: dict[str, ExponentialModel],
+    free_models: list[ExponentialModel],
+    rows: list[dict],
+    free_rows: list[dict],
+) -> Fitted:
+    """What a fit learned, from the factors fitted coarse to fine: ``models`` by scale name,
+    the free energies and the report rows in that order (j = J, ..., 1)."""
     return Fitted(
         scales=scales,
         low=models["low"],
-        conditionals=[models[f"j={j}"] for j in range(1, settings.levels + 1)],
+        conditionals=[models[f"j={j}"] for j in range(1, len(scales.details) + 1)],
         free_energies=free_models[::-1],
         fit_report=report_dataset(rows),
         free_energy_report=report_dataset(free_rows),

@@ -33,10 +33,10 @@ from rgfield.energies import ExponentialModel, FeatureFamily
 from rgfield.rg.fitting import (
     NO_REFINEMENT,
     Fitted,
+    assemble,
     check_losses,
     check_normalisable,
     factor_report,
-    report_dataset,
 )
 from rgfield.rg.free_energy import accumulate_regression, free_energy_families, solve_free_energy
 from rgfield.rg.parameters import Settings, check_parameters
@@ -296,14 +296,7 @@ def fit_streaming(
             )
             free_models.append(free)
             free_rows.append({"scale": name, "grid": grids[name], **report})
-    fitted = Fitted(
-        scales=scales,
-        low=models["low"],
-        conditionals=[models[f"j={j}"] for j in range(1, settings.levels + 1)],
-        free_energies=free_models[::-1],
-        fit_report=report_dataset(rows),
-        free_energy_report=report_dataset(free_rows),
-    )
+    fitted = assemble(scales, models, free_models, rows, free_rows)
     return fitted, tuple(first.shape[-2:])
 
 
