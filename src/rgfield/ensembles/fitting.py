@@ -79,6 +79,9 @@ def fit(
     ]
     run = partial(map_reduce, items=chunks, client=client, retries=retries, progress=progress)
     fitted, size = fit_streaming(
-        model.get_params(), chunks, lambda f, combine: run(f, combine=combine), pilot
+        model.get_params(),
+        chunks,
+        lambda function, combine, desc: run(function, combine=combine, desc=desc),
+        pilot,
     )
     return model.learn(fitted, size)

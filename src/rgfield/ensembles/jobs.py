@@ -12,6 +12,7 @@ same ensemble. ``run`` must depend on nothing but ``n`` and ``seed``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -106,7 +107,8 @@ class ModelSampling:
             raise ValueError(f"options: {sorted(forbidden)} are set per block by generate")
 
     def run(self, n: int, seed: int) -> xr.Dataset:
-        return self.model.sample(n, seed=seed, **self.options).to_dataset()
+        quiet = copy.copy(self.model).set_params(progress=False)  # the driver shows the bar
+        return quiet.sample(n, seed=seed, **self.options).to_dataset()
 
     def describe(self) -> dict:
         state = self.model.to_dataset()

@@ -193,6 +193,7 @@ def map_reduce(
     client: Client | None = None,
     retries: int = 2,
     label: Callable[[T], str] = str,
+    desc: str = "chunks",
     progress: bool = True,
     done: int = 0,
 ) -> A | None:
@@ -202,10 +203,11 @@ def map_reduce(
 
     A task lost with its worker is rerun elsewhere by the scheduler; one that raises is retried
     ``retries`` times, then the others are cancelled and a RuntimeError names the item
-    (``label(item)``). ``done``: items already done before this call, for the progress bar.
+    (``label(item)``). ``desc`` labels the progress bar; ``done``: items already done before
+    this call, for the bar.
     """
     total = None
-    with _progress.progress("chunks", done + len(items), enabled=progress, unit="chunk") as bar:
+    with _progress.progress(desc, done + len(items), enabled=progress, unit="chunk") as bar:
         bar(done)
         if client is None:
             for item in items:

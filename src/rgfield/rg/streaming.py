@@ -48,9 +48,10 @@ from rgfield.wavelets import PyramidScales, checked_scales, decompose, max_level
 
 __all__ = ["Chunk", "check_sums", "factor_sums", "fit_streaming", "square_sums"]
 
-MapReduce = Callable[[Callable, Callable], object]
-"""``map_reduce(function, combine)``: ``combine`` (from None) of ``function(chunk)`` over the
-chunks (:func:`rgfield.ensembles.tasks.map_reduce` bound to the chunks and a client)."""
+MapReduce = Callable[[Callable, Callable, str], object]
+"""``map_reduce(function, combine, desc)``: ``combine`` (from None) of ``function(chunk)`` over
+the chunks, ``desc`` naming the pass (:func:`rgfield.ensembles.tasks.map_reduce` bound to the
+chunks and a client)."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,7 @@ def fit_streaming(
         raise ValueError("data: too few samples left for training after the held-out split")
     pilot_fields = _pilot(chunks, min(pilot, n_train))
     _refuse_discrete(pilot_fields)
-    squares = map_reduce(partial(square_sums, settings=settings), _add)
+    squares = map_reduce(partial(square_sums, settings=settings), _add, "scales (pass 1/3)")
     scales = _scales(squares, total, pilot_fields.shape[-2:], settings.levels)
     pyramid = decompose(pilot_fields, settings.levels, settings.wavelet)
     families, free_families, grids = {}, {}, {}
@@ -261,6 +262,7 @@ def fit_streaming(
     sums = map_reduce(
         partial(factor_sums, settings=settings, n_train=n_train, scales=scales, families=families),
         _add,
+        "score-matching sums (pass 2/3)",
     )
     models, fits = {}, {}
     for scale in coarse_to_fine(scales):
@@ -276,6 +278,7 @@ def fit_streaming(
             free_families=free_families,
         ),
         _add,
+        "held-out losses, free energies (pass 3/3)",
     )
     rows, free_models, free_rows = [], [], []
     for scale in coarse_to_fine(scales):
