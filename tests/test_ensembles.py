@@ -173,9 +173,38 @@ def test_a_different_ensemble_is_not_overwritten(tmp_path):
         ensembles.generate(Noise(), 8, tmp_path / "other", seed=1, progress=False)
 
 
+def test_resume_keeps_the_manifest_and_compares_callables_by_name(tmp_path, monkeypatch):
+    """A config holding a function (a spectrum) resumes in another process (its manifest names
+    the function, not its address); the resumed chunks carry the ensemble's creation time; a
+    relative path works; numpy integers are taken as ints."""
+    import json
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    config = GaussianConfig(lattice_free_field_spectrum(0.5, 0.1), (8, 8))
+    job = ensembles.Simulation(config)
+    ensembles.generate(job, np.int64(8), "rel", seed=np.int64(1), block=4, chunk=4, progress=False)
+    store.chunk_path(tmp_path / "rel", 1).unlink()
+    created = json.loads((tmp_path / "rel" / "ensemble.json").read_text())["created"]
+    script = (
+        "from rgfield import ensembles\n"
+        "from rgfield.fields.gaussian import GaussianConfig, lattice_free_field_spectrum\n"
+        "config = GaussianConfig(lattice_free_field_spectrum(0.5, 0.1), (8, 8))\n"
+        "job = ensembles.Simulation(config)\n"
+        "ensembles.generate(job, 8, 'rel', block=4, chunk=4, progress=False)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
+    ds = ensembles.open_ensemble(tmp_path / "rel")
+    assert ds.attrs["created"] == created and ds.attrs["seed"] == 1
+    reference = ensembles.generate(job, 8, tmp_path / "ref", seed=1, block=4, progress=False)
+    np.testing.assert_array_equal(ds["field"].values, reference["field"].values)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
+        (dict(seed=-1), "seed must be a non-negative integer"),
         (dict(samples=0), "samples must be a positive integer"),
         (dict(block=0), "block must be a positive integer"),
         (dict(block=4, chunk=6), "chunk must be a multiple of block"),
@@ -199,7 +228,7 @@ def test_a_task_that_fails_once_is_retried(tmp_path, client):
 
 
 def test_a_task_that_keeps_failing_names_its_chunk(tmp_path, client):
-    with pytest.raises(RuntimeError, match=r"chunk 0 \(samples 0–3\) failed after 1 retries"):
+    with pytest.raises(RuntimeError, match=r"chunk 0 \(samples 0–3\) failed on the cluster"):
         ensembles.generate(Broken(), 4, tmp_path / "ens", seed=0, block=4, client=client, retries=1)
     assert not list((tmp_path / "ens").glob("chunk-*"))
 
@@ -237,8 +266,11 @@ def test_cli_simulate_on_a_running_scheduler_is_the_in_process_ensemble(tmp_path
     assert main([*argv, "--scheduler", address, "--out", str(tmp_path / "there")]) == 0
     assert "Dask dashboard" in capsys.readouterr().out
     assert main([*argv, "--chunk", "6", "--out", str(tmp_path / "here")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "block")]) == 0  # --block alone: an ensemble
+    assert (tmp_path / "block" / "ensemble.json").is_file()
     there, here = io.load(tmp_path / "there"), io.load(tmp_path / "here")
     np.testing.assert_array_equal(there.values, here.values)
+    np.testing.assert_array_equal(io.load(tmp_path / "block").values, here.values)
     assert there.attrs["chunk"] == 8 and here.attrs["chunk"] == 6
 
 
@@ -269,6 +301,7 @@ def test_cli_simulate_writes_resumes_and_refuses_another_ensemble(tmp_path, caps
         (["--workers", "2", "--scheduler", "tcp://localhost:1"], "give one of them"),
         (["--workers", "0"], "--workers must be a positive integer"),
         (["--chunk", "0"], "--chunk must be a positive integer"),
+        (["--block", "0"], "--block must be a positive integer"),
         (["--chunk", "4", "--block", "3"], "chunk must be a multiple of block"),
     ],
 )

@@ -21,7 +21,7 @@ def write_ensemble(args: argparse.Namespace, job, samples: int) -> None:
             samples,
             args.out,
             seed=args.seed,
-            block=args.block,
+            block=args.block or ensembles.DEFAULT_BLOCK,
             chunk=args.chunk,
             client=client,
             overwrite=args.overwrite,

@@ -84,20 +84,20 @@ def add_ensemble(parser: argparse.ArgumentParser) -> None:
     resumable ensemble directory (:mod:`rgfield.ensembles`), on a Dask cluster if asked."""
     group = parser.add_argument_group(
         "ensembles",
-        "Any of --workers, --scheduler or --chunk makes --out an ensemble directory: one netCDF"
-        " file per chunk, written as chunks finish; rerunning the same command resumes it"
-        " (docs/scaling.md). The samples depend on --seed and --block only.",
+        "Any of --workers, --scheduler, --chunk or --block makes --out an ensemble directory:"
+        " one netCDF file per chunk, written as chunks finish; rerunning the same command"
+        " resumes it (docs/scaling.md). The samples depend on --seed and --block only.",
     )
     add_cluster(parser, group)
     group.add_argument("--chunk", type=int, help="samples per task and file (default 4 blocks)")
-    group.add_argument("--block", type=int, default=16, help="samples per seeded call (default 16)")
+    group.add_argument("--block", type=int, help="samples per seeded call (default 16)")
     parser.set_defaults(ensemble_output=True)
 
 
 def ensemble_mode(args: argparse.Namespace) -> bool:
     """Whether the command writes an ensemble directory (see :func:`add_ensemble`)."""
     return getattr(args, "ensemble_output", False) and any(
-        getattr(args, name, None) is not None for name in ("workers", "scheduler", "chunk")
+        getattr(args, name, None) is not None for name in ("workers", "scheduler", "chunk", "block")
     )
 
 

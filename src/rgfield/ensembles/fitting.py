@@ -69,7 +69,7 @@ def fit(
 
     if not isinstance(pilot, int) or pilot < 2:
         raise ValueError(f"pilot must be an integer ≥ 2; got {pilot!r}")
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # the workers may run elsewhere
     plan = store.complete_plan(directory)
     chunks = [
         Chunk(

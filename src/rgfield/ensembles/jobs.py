@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import asdict, dataclass, field, is_dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -47,9 +48,15 @@ def fingerprint(*arrays: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as JSON: dataclasses as dicts, tuples as lists, anything else by repr."""
+    """``value`` as JSON that is the same in every process: dataclasses as dicts, tuples as
+    lists, functions by module and name (a partial with its arguments), anything else by repr."""
     if is_dataclass(value) and not isinstance(value, type):
         return {"type": type(value).__name__, **{k: _plain(v) for k, v in asdict(value).items()}}
+    if isinstance(value, partial):
+        return {"function": _plain(value.func), **_plain({"args": value.args, **value.keywords})}
+    if callable(value):
+        name = getattr(value, "__qualname__", type(value).__qualname__)
+        return f"{getattr(value, '__module__', '')}.{name}"
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

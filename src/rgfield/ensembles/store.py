@@ -72,10 +72,12 @@ class Plan:
     seed: int
 
     def __post_init__(self) -> None:
-        for name in ("samples", "block", "chunk"):
+        for name, least in (("samples", 1), ("block", 1), ("chunk", 1), ("seed", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < least:
+                kind = "a positive" if least else "a non-negative"
+                raise ValueError(f"{name} must be {kind} integer; got {value!r}")
+            object.__setattr__(self, name, int(value))  # numpy integers: plain, for JSON
         if self.chunk % self.block:
             raise ValueError(
                 f"chunk must be a multiple of block ({self.block}), so that chunks hold whole"
@@ -114,7 +116,8 @@ def manifest(plan: Plan, job: dict) -> dict:
 
 def prepare(directory: str | os.PathLike, content: dict, overwrite: bool) -> Path:
     """Make ``directory`` hold the ensemble ``content`` (a manifest): create it, or resume it
-    when it already holds the same ensemble.
+    when it already holds the same ensemble (whose manifest, with its creation time, stays).
+    Returns the directory as an absolute path.
 
     Raises
     ------
@@ -123,7 +126,7 @@ def prepare(directory: str | os.PathLike, content: dict, overwrite: bool) -> Pat
     ValueError
         If it is a file, or its parent does not exist.
     """
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # workers may run elsewhere than this process
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"out: {directory} is a file; an ensemble is a directory")
     if not directory.parent.is_dir():
@@ -160,10 +163,11 @@ def stored_seed(directory: str | os.PathLike) -> int | None:
 
 
 def _same(stored: dict, content: dict) -> bool:
-    """Whether two manifests describe one ensemble (their creation times aside)."""
-    stored, content = dict(stored), json.loads(json.dumps(content))
+    """Whether two manifests describe one ensemble (their creation times aside), compared as
+    JSON text, so that a NaN equals a NaN."""
+    stored, content = dict(stored), dict(content)
     stored.pop("created", None), content.pop("created", None)
-    return stored == content
+    return json.dumps(stored, sort_keys=True) == json.dumps(content, sort_keys=True)
 
 
 def read_manifest(directory: Path) -> dict:
@@ -201,7 +205,10 @@ def common_attrs(attrs: list[dict], context=None) -> dict:
 
 
 def _equal(a, b) -> bool:
-    return np.array_equal(np.asarray(a), np.asarray(b)) if np.ndim(a) or np.ndim(b) else a == b
+    """Equal values (arrays elementwise), NaN equal to NaN."""
+    a, b = np.asarray(a), np.asarray(b)
+    nan = a.dtype.kind in "fc" and b.dtype.kind in "fc"
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=nan))
 
 
 def complete_plan(directory: Path) -> Plan:

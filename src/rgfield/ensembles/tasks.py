@@ -93,14 +93,17 @@ def generate(
     Returns
     -------
     xarray.Dataset
-        :func:`~rgfield.ensembles.open_ensemble` of ``out``: lazily loaded.
+        :func:`~rgfield.ensembles.open_ensemble` of ``out``: lazily loaded. It holds the
+        variables of ``job.run``'s Datasets that have a ``sample`` dimension; others (a
+        simulation's budget time series, say) belong to one block and are not kept.
 
     Raises
     ------
     FileExistsError
         If ``out`` holds another ensemble and ``overwrite`` is False.
     RuntimeError
-        If a chunk fails ``retries + 1`` times; the chunks done stay, and a rerun resumes.
+        Naming the chunk, if its task raises (on a cluster: ``retries + 1`` times); the chunks
+        done stay, and a rerun resumes.
     """
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a non-negative integer; got {retries!r}")
@@ -111,15 +114,17 @@ def generate(
     plan = Plan(samples, block, chunk, seed)
     content = store.manifest(plan, job.describe())
     directory = store.prepare(out, content, overwrite)
+    created = store.read_manifest(directory)["created"]  # a resumed ensemble's own
     done = set(store.done_chunks(directory, plan))
     todo = [i for i in range(plan.chunks) if i not in done]
     map_reduce(
-        partial(compute_chunk, job, plan, directory=directory, created=content["created"]),
+        partial(compute_chunk, job, plan, directory=directory, created=created),
         todo,
         _ignore,
         client=client,
         retries=retries,
         label=partial(_chunk_label, plan),
+        then="; the finished chunks are kept: rerun to resume",
         progress=progress,
         done=len(done),
     )
@@ -167,8 +172,9 @@ def _draw_block(job: Job, block: Block) -> xr.Dataset:
     n = block.stop - block.start
     with one_thread():
         ds = job.run(n, block.seed)
-    if ds.sizes.get("sample") != n:
-        raise ValueError(f"job.run({n}, seed) returned {ds.sizes.get('sample')} samples")
+    if not isinstance(ds, xr.Dataset) or ds.sizes.get("sample") != n:
+        got = f"dims {dict(ds.sizes)}" if isinstance(ds, xr.Dataset) else type(ds).__name__
+        raise ValueError(f"job.run({n}, seed) must return a Dataset of {n} samples; got {got}")
     ds = ds.drop_vars([name for name in ds.variables if "sample" not in ds[name].dims])
     return ds.assign_coords(
         sample=np.arange(block.start, block.stop),
@@ -193,6 +199,7 @@ def map_reduce(
     client: Client | None = None,
     retries: int = 2,
     label: Callable[[T], str] = str,
+    then: str = "",
     desc: str = "chunks",
     progress: bool = True,
     done: int = 0,
@@ -202,16 +209,24 @@ def map_reduce(
     and released, so the client holds the running total and one result at most).
 
     A task lost with its worker is rerun elsewhere by the scheduler; one that raises is retried
-    ``retries`` times, then the others are cancelled and a RuntimeError names the item
-    (``label(item)``). ``desc`` labels the progress bar; ``done``: items already done before
-    this call, for the bar.
+    ``retries`` times (on the cluster), then the others are cancelled and a RuntimeError names
+    the item (``label(item)``), followed by ``then``. ``desc`` labels the progress bar;
+    ``done``: items already done before this call, for the bar.
     """
+
+    def failure(item: T, err: Exception, retried: str = "") -> RuntimeError:
+        return RuntimeError(f"{label(item)} failed{retried}: {type(err).__name__}: {err}{then}")
+
     total = None
     with _progress.progress(desc, done + len(items), enabled=progress, unit="chunk") as bar:
         bar(done)
         if client is None:
             for item in items:
-                total = combine(total, function(item))
+                try:
+                    result = function(item)
+                except Exception as err:
+                    raise failure(item, err) from err
+                total = combine(total, result)
                 bar()
             return total
         from distributed import as_completed
@@ -226,10 +241,8 @@ def map_reduce(
                 try:
                     result = future.result()
                 except Exception as err:
-                    raise RuntimeError(
-                        f"{label(futures[future])} failed after {retries} retries:"
-                        f" {type(err).__name__}: {err}; the finished chunks are kept, rerun"
-                        " to resume"
+                    raise failure(
+                        futures[future], err, f" on the cluster ({retries} retries)"
                     ) from err
                 total = combine(total, result)
                 future.release()

@@ -236,8 +236,8 @@ def fit_streaming(
     from rgfield.rg.model import _refuse_discrete
 
     start = time.perf_counter()
-    first = chunks[0].fields()
-    settings = check_parameters(params, max_levels(first.shape[-2:], "data"))
+    size = tuple(chunks[0].fields().shape[-2:])
+    settings = check_parameters(params, max_levels(size, "data"))
     if any(settings.refine):
         raise ValueError(
             "refine: a fit from chunks is score matching only; the moment-matching refinement"
@@ -300,7 +300,7 @@ def fit_streaming(
             free_models.append(free)
             free_rows.append({"scale": name, "grid": grids[name], **report})
     fitted = assemble(scales, models, free_models, rows, free_rows)
-    return fitted, tuple(first.shape[-2:])
+    return fitted, size
 
 
 def _scales(squares: torch.Tensor, total: int, shape: Sequence[int], levels: int) -> PyramidScales:
