@@ -336,6 +336,7 @@ def test_cli_sample_and_synthesize_as_ensembles_are_their_seeded_blocks(tmp_path
     synth = ["synthesize", "--data", str(tmp_path / "train.nc"), "--n", "2", "--steps", "5"]
     assert main([*synth, *common, "--out", str(tmp_path / "m")]) == 0
     made = io.load(tmp_path / "m")
+    assert made.attrs["source"] == str(tmp_path / "train.nc")
     one = synthesize(fields[:1].numpy(), n=2, steps=5, seed=ensembles.block_seed(2, 0))
     np.testing.assert_array_equal(made.values, one.fields.numpy())
 

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         from rgfield.cli._ensemble import write_ensemble
         from rgfield.ensembles import Synthesis
 
-        write_ensemble(args, Synthesis(target, options), args.n)
+        write_ensemble(args, Synthesis(target, options, source=str(args.data)), args.n)
         return 0
     result = synthesize(target, n=args.n, seed=args.seed, progress=not args.no_progress, **options)
     ds = result.to_dataset()

@@ -135,10 +135,13 @@ class Synthesis:
     options : dict
         Keywords of :func:`~rgfield.microcanonical.synthesize` other than ``n``, ``seed`` and
         ``progress``.
+    source : str, optional
+        Where the target came from (a file name), recorded in the attrs as ``source``.
     """
 
     target: Any
     options: dict = field(default_factory=dict)
+    source: str | None = None
 
     def __post_init__(self) -> None:
         forbidden = {"n", "seed", "progress"} & set(self.options)
@@ -149,7 +152,10 @@ class Synthesis:
         from rgfield.microcanonical import synthesize
 
         result = synthesize(self.target, n=n, seed=seed, progress=False, **self.options)
-        return result.to_dataset()
+        ds = result.to_dataset()
+        if self.source is not None:
+            ds.attrs["source"] = self.source
+        return ds
 
     def describe(self) -> dict:
         return {
