@@ -218,32 +218,25 @@ def test_bad_plans_are_refused(tmp_path, kwargs, message):
     assert not (tmp_path / "ens").exists()
 
 
-def test_a_task_that_fails_once_is_retried(tmp_path, client):
-    victim = ensembles.block_seed(4, 1)
-    job = Faulty(marks=str(tmp_path), victim=victim, how="raise")
-    ds = ensembles.generate(job, 16, tmp_path / "ens", seed=4, block=4, client=client, chunk=4)
+@pytest.mark.parametrize("how", ["raise", "kill"])
+def test_a_failed_task_is_rerun_losing_and_duplicating_no_sample(how, tmp_path, client):
+    """The task of block 2 fails once: it raises (and is retried), or its worker dies in
+    mid-task (os._exit; the scheduler reruns it elsewhere). The ensemble equals the
+    undisturbed one, each sample once, and no temporary file is left."""
+    victim = ensembles.block_seed(6, 2)
+    job = Faulty(marks=str(tmp_path), victim=victim, how=how)
+    ds = ensembles.generate(job, 24, tmp_path / "ens", seed=6, block=4, client=client, chunk=4)
     assert (tmp_path / str(victim)).exists()  # it did fail once
-    reference = ensembles.generate(Noise(), 16, tmp_path / "ref", seed=4, block=4, chunk=4)
+    reference = ensembles.generate(Noise(), 24, tmp_path / "ref", seed=6, block=4, chunk=4)
     np.testing.assert_array_equal(_values(ds), _values(reference))
+    np.testing.assert_array_equal(ds["sample"], np.arange(24))
+    assert not list((tmp_path / "ens").glob(".*.tmp"))
 
 
 def test_a_task_that_keeps_failing_names_its_chunk(tmp_path, client):
     with pytest.raises(RuntimeError, match=r"chunk 0 \(samples 0–3\) failed on the cluster"):
         ensembles.generate(Broken(), 4, tmp_path / "ens", seed=0, block=4, client=client, retries=1)
     assert not list((tmp_path / "ens").glob("chunk-*"))
-
-
-def test_a_killed_worker_loses_and_duplicates_no_sample(tmp_path, client):
-    """The worker running block 2 dies mid-task (os._exit); the scheduler reruns the task
-    elsewhere and the ensemble equals the undisturbed one, each sample once."""
-    victim = ensembles.block_seed(6, 2)
-    job = Faulty(marks=str(tmp_path), victim=victim, how="kill")
-    ds = ensembles.generate(job, 24, tmp_path / "ens", seed=6, block=4, client=client, chunk=4)
-    assert (tmp_path / str(victim)).exists()  # a worker did die
-    reference = ensembles.generate(Noise(), 24, tmp_path / "ref", seed=6, block=4, chunk=4)
-    np.testing.assert_array_equal(_values(ds), _values(reference))
-    np.testing.assert_array_equal(ds["sample"], np.arange(24))
-    assert not list((tmp_path / "ens").glob(".*.tmp"))
 
 
 def test_store_files_are_plain_netcdf_with_the_conventions(tmp_path):

@@ -236,18 +236,19 @@ def fit_streaming(
     from rgfield.rg.model import _refuse_discrete
 
     start = time.perf_counter()
-    size = tuple(chunks[0].fields().shape[-2:])
+    total = chunks[-1].stop
+    pilot_fields = _pilot(chunks, min(pilot, total))  # read once: the size, then the pilot
+    size = tuple(pilot_fields.shape[-2:])
     settings = check_parameters(params, max_levels(size, "data"))
     if any(settings.refine):
         raise ValueError(
             "refine: a fit from chunks is score matching only; the moment-matching refinement"
             " runs one chain per training field, in memory (fit in memory, or refine=0)"
         )
-    total = chunks[-1].stop
     n_train = total - int(round(settings.heldout * total))
     if n_train < 2:
         raise ValueError("data: too few samples left for training after the held-out split")
-    pilot_fields = _pilot(chunks, min(pilot, n_train))
+    pilot_fields = pilot_fields[:n_train]  # training fields only
     _refuse_discrete(pilot_fields)
     squares = map_reduce(partial(square_sums, settings=settings), _add, "scales (pass 1/3)")
     scales = _scales(squares, total, pilot_fields.shape[-2:], settings.levels)
