@@ -15,7 +15,7 @@ see the same machine load. Workloads:
    chains at a fixed step size and cluster count (see :func:`wolff_chain_workloads`);
 4. RG sampling: a model fitted by each version to the shipped L = 32 φ⁴ ensemble (score matching;
    the two fits are checked to give identical θ), then ``sample(200, steps=100, warmup=50)``
-   with MALA and with the block sampler (checked to give identical fields).
+   with MALA and with the block sampler (checked to give the same fields up to rounding).
 
 Run: ``python benchmarks/bench_ab.py --base /path/to/base/checkout [--label e48e537]``; it
 prints the table and writes it into docs/benchmarks.md (section ab).
@@ -227,9 +227,10 @@ def fitted_models():
 
 def rg_workloads(old, new, sampler: str) -> dict[str, callable]:
     options = {"steps": 100, "warmup": 50, "sampler": sampler}
-    if not torch.equal(
-        new.sample(20, seed=1, **options).fields, old.sample(20, seed=1, **options).fields
-    ):
+    # the same draws up to rounding: the kernels may fuse y + h·x differently (a different
+    # Metropolis decision would move a field by O(0.1), not 1e-6)
+    difference = new.sample(20, seed=1, **options).fields - old.sample(20, seed=1, **options).fields
+    if difference.abs().max() > 1e-6:
         raise RuntimeError("the two versions drew different fields; the A/B is void")
     return {
         "base": lambda: old.sample(200, seed=1, **options),
@@ -280,7 +281,7 @@ def main() -> None:
         " new / base is the median of the ratios of runs made one after the other, with their"
         " quartiles (the spread the machine's noise gives). The base checkout is imported as"
         " `rgfield_base`. The RG rows sample models that the two versions fitted identically"
-        " and draw identical fields.\n\n" + "\n".join(rows)
+        " and draw the same fields up to rounding.\n\n" + "\n".join(rows)
     )
     write_section("ab", body)
     print("\n".join(rows))

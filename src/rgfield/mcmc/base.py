@@ -184,6 +184,13 @@ def step_sizes(
     return expanded, (2 * expanded).sqrt(), h
 
 
+def axpy(y: torch.Tensor, a: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y + a x in one pass: ``a`` a number or a step per chain from :func:`step_sizes`."""
+    if isinstance(a, torch.Tensor):
+        return torch.addcmul(y, a, x)
+    return torch.add(y, x, alpha=a)
+
+
 def select(accept: torch.Tensor, proposal: State, current: State) -> State:
     """Per chain, the proposed state where ``accept`` is true and the current one elsewhere."""
     keep = accept.reshape((-1,) + (1,) * (current.position.dim() - 1))

@@ -13,6 +13,7 @@ from rgfield.mcmc.base import (
     LogDensityFn,
     State,
     StepSize,
+    axpy,
     check_step_size,
     metropolis_test,
     per_chain,
@@ -62,15 +63,16 @@ class MALA:
         x, g = state.position, state.grad
         h, root, h_chain = step_sizes(self.step_size, x)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        proposal = x + h * g + root * noise
+        proposal = axpy(axpy(x, h, g), root, noise)
         logdensity, grad = self.logdensity_and_grad(proposal)
         logdensity = per_chain(logdensity)
         finite = torch.isfinite(logdensity)
         if self.adjusted:
             dims = tuple(range(1, x.dim()))
             # the forward term ‖x' − x − h∇log p(x)‖² / 4h is ‖√(2h) ξ‖² / 4h = ‖ξ‖² / 2
-            forward = noise.square().sum(dims) / 2
-            backward = (x - proposal - h * grad).square().sum(dims) / (4 * h_chain)
+            forward = torch.linalg.vector_norm(noise, dim=dims).square() / 2
+            reverse = axpy(x - proposal, -h, grad)
+            backward = torch.linalg.vector_norm(reverse, dim=dims).square() / (4 * h_chain)
             log_ratio = logdensity - state.logdensity + forward - backward
             # a non-finite proposal (also log p = +∞) is rejected, with acceptance rate 0
             log_ratio = torch.where(finite, log_ratio, -math.inf)
