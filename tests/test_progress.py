@@ -40,3 +40,11 @@ def test_a_disabled_bar_writes_nothing():
     with progress("hidden", 5, enabled=False, file=stream) as on_step:
         on_step(5, 10)
     assert stream.getvalue() == ""
+
+
+def test_the_callback_shows_a_status_beside_the_bar():
+    stream = io.StringIO()
+    with progress("training", 3, file=stream) as on_step:
+        on_step(status="loss 0.5")
+        on_step(2, status="loss 0.25")
+    assert "loss 0.25" in stream.getvalue()

@@ -2,8 +2,9 @@
 
 A long computation (an MCMC pilot, a time integration) takes an ``on_step`` callable and calls
 ``on_step(n)`` after n more units of work (steps, or time units of a flow), and
-``on_step(n, total)`` when it learns how much work there is in all. The driver that runs it owns
-the bar::
+``on_step(n, total)`` when it learns how much work there is in all, and may pass ``status`` (a
+short text such as the current loss) to show beside the bar. The driver that runs it owns the
+bar::
 
     with progress("pilot", total=500, enabled=show) as on_step:
         run_pilot(state, on_step)
@@ -27,12 +28,15 @@ _LOG_INTERVAL = 60.0  # seconds between refreshes anywhere else
 
 
 class StepCallback(Protocol):
-    """``on_step(n, total=None)``: n more units done; ``total``, when given, the new total."""
+    """``on_step(n, total=None, status=None)``: n more units done; ``total``, when given, the
+    new total; ``status``, when given, a text shown after the bar."""
 
-    def __call__(self, n: float = 1, total: float | None = None) -> None: ...
+    def __call__(
+        self, n: float = 1, total: float | None = None, status: str | None = None
+    ) -> None: ...
 
 
-def _ignore(n: float = 1, total: float | None = None) -> None:
+def _ignore(n: float = 1, total: float | None = None, status: str | None = None) -> None:
     """The callback of a hidden bar."""
 
 
@@ -67,7 +71,8 @@ def progress(
     Yields
     ------
     StepCallback
-        ``on_step(n=1, total=None)``: advance the bar by n; a new ``total`` replaces the old.
+        ``on_step(n=1, total=None, status=None)``: advance the bar by n; a new ``total``
+        replaces the old; ``status`` is shown after the bar.
     """
     if not enabled:
         yield _ignore
@@ -91,10 +96,12 @@ def progress(
         dynamic_ncols=live,
     ) as bar:
 
-        def on_step(n: float = 1, total: float | None = None) -> None:
+        def on_step(n: float = 1, total: float | None = None, status: str | None = None) -> None:
             if total is not None and total != bar.total:
                 bar.total = total
                 bar.refresh()
+            if status is not None:
+                bar.set_postfix_str(status, refresh=False)
             bar.update(n)
 
         yield on_step

@@ -29,6 +29,7 @@ from rgfield.cli import (
     _options,
     compare,
     demo,
+    diffusion,
     fit,
     info,
     pathways,
@@ -39,7 +40,9 @@ from rgfield.cli import (
 
 __all__ = ["COMMANDS", "Terminated", "build_parser", "main"]
 
-COMMANDS = {c.NAME: c for c in (demo, pathways, fit, sample, info, compare, synthesize, simulate)}
+COMMANDS = {
+    c.NAME: c for c in (demo, pathways, fit, sample, info, compare, synthesize, simulate, diffusion)
+}
 """The command modules by name, in the order ``rgfield --help`` lists them."""
 
 EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143  # 128 + SIGINT, 128 + SIGTERM

@@ -17,11 +17,12 @@ ensemble (:mod:`rgfield.ensembles.store`). docs/scaling.md says how to run on a 
 
 from rgfield.ensembles.cluster import cluster
 from rgfield.ensembles.fitting import fit
-from rgfield.ensembles.jobs import Job, ModelSampling, Simulation, Synthesis
+from rgfield.ensembles.jobs import DiffusionSampling, Job, ModelSampling, Simulation, Synthesis
 from rgfield.ensembles.store import block_seed, open_ensemble
 from rgfield.ensembles.tasks import DEFAULT_BLOCK, generate
 
 __all__ = [
+    "DiffusionSampling",
     "DEFAULT_BLOCK",
     "Job",
     "ModelSampling",

@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["Job", "ModelSampling", "Simulation", "Synthesis", "fingerprint"]
+__all__ = ["DiffusionSampling", "Job", "ModelSampling", "Simulation", "Synthesis", "fingerprint"]
 
 
 class Job(Protocol):
@@ -121,6 +121,40 @@ class ModelSampling:
         state = self.model.to_dataset()
         model = fingerprint(*(state[name] for name in sorted(state.data_vars)))
         return {"job": "rg sampling", "model": model, "options": _plain(self.options)}
+
+
+@dataclass(frozen=True)
+class DiffusionSampling:
+    """Fields drawn from a trained :class:`~rgfield.diffusion.DiffusionModel`:
+    ``model.sample(n, seed=seed, **options)`` for the n fields of a block.
+
+    Parameters
+    ----------
+    model : DiffusionModel
+        Trained (or loaded).
+    options : dict
+        Keywords of :meth:`~rgfield.diffusion.DiffusionModel.sample` other than ``n``, ``seed``
+        and ``progress`` (``sampler``, ``steps``, ``batch``, ``churn``, ...).
+    """
+
+    model: Any
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.model._check_fitted()
+        forbidden = {"n", "seed", "progress"} & set(self.options)
+        if forbidden:
+            raise ValueError(f"options: {sorted(forbidden)} are set per block by generate")
+
+    def run(self, n: int, seed: int) -> xr.Dataset:
+        return self.model.sample(n, seed=seed, progress=False, **self.options)
+
+    def describe(self) -> dict:
+        from rgfield.diffusion.persistence import to_dataset
+
+        state = to_dataset(self.model).drop_attrs()
+        model = fingerprint(*(state[name] for name in sorted(state.data_vars)))
+        return {"job": "diffusion sampling", "model": model, "options": _plain(self.options)}
 
 
 @dataclass(frozen=True)

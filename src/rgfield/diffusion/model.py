@@ -1,0 +1,304 @@
+"""The diffusion pathway's estimator: ``DiffusionModel(...).fit(data).sample(n)``."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from rgfield import io
+from rgfield._validate import fresh_seed
+from rgfield.diffusion.augmentation import Symmetries, symmetries_for
+from rgfield.diffusion.denoisers import Preconditioned, UNet
+from rgfield.diffusion.processes import NoiseProcess, make_process
+from rgfield.diffusion.samplers import SAMPLERS
+from rgfield.diffusion.training import train
+from rgfield.diffusion.whitening import NOISES, fit_whitening
+
+__all__ = ["Counted", "DiffusionModel"]
+
+SIGMA_BINS = np.geomspace(1e-3, 1e2, 16)
+"""Edges of the σ bins of the loss-versus-σ diagnostic."""
+
+
+@dataclass
+class Counted:
+    """A denoiser that counts its calls (each call is one network evaluation of a batch)."""
+
+    denoiser: object
+    calls: int = 0
+
+    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        self.calls += 1
+        return self.denoiser(x, sigma)
+
+
+class DiffusionModel:
+    """A denoising diffusion model of an ensemble of 2D periodic fields.
+
+    The fields are whitened (:mod:`~rgfield.diffusion.whitening`: ``noise="white"`` or
+    ``"spectrum"``), a :class:`~rgfield.diffusion.UNet` with EDM preconditioning is trained by
+    denoising score matching on them (:func:`~rgfield.diffusion.train`), and new fields are
+    drawn by integrating the reverse process from noise (:data:`~rgfield.diffusion.SAMPLERS`)
+    and colouring the result. docs/diffusion.md has the equations and the defaults' reasons.
+
+    Parameters
+    ----------
+    process : "ve", "vp" or a noise process
+        The noise process (:mod:`~rgfield.diffusion.processes`).
+    noise : "white" or "spectrum"
+        White noise, or noise with the training fields' power spectrum.
+    width, levels : int
+        The UNet's channels at the finest level and its number of resolutions.
+    bias : bool
+        False: the bias-free, noise-blind UNet.
+    steps, batch, lr, ema : training steps, fields per step, Adam's learning rate, EMA decay.
+    symmetries : Symmetries, optional
+        Augmentation group (default: by the data's ``generator`` attr, :func:`symmetries_for`).
+    seed : int, optional
+        Seed of the weights' initialisation and of the training (default: fresh entropy, recorded
+        in ``seed_``).
+    device : str
+        Torch device of training and sampling.
+    progress : bool
+        Progress bars.
+
+    Attributes
+    ----------
+    whitening_ : Whitening
+    denoiser_ : Preconditioned
+        The EMA weights, in evaluation mode.
+    process_ : noise process
+    symmetries_ : Symmetries
+    history_ : xarray.Dataset
+        ``loss`` per step and ``loss_by_sigma`` (mean weighted loss of the last half of
+        training per σ bin).
+    training_seconds_ : float
+    n_parameters_ : int
+    size_ : tuple of int
+    data_attrs_ : dict
+        ``generator``, ``source`` and ``variable`` of the training data, and its size.
+    seed_ : int
+    """
+
+    def __init__(
+        self,
+        process: str | NoiseProcess = "ve",
+        noise: str = "white",
+        width: int = 32,
+        levels: int = 3,
+        bias: bool = True,
+        steps: int = 2000,
+        batch: int = 32,
+        lr: float = 1e-3,
+        ema: float = 0.999,
+        symmetries: Symmetries | None = None,
+        seed: int | None = None,
+        device: str = "cpu",
+        progress: bool = True,
+    ) -> None:
+        self.process = process
+        self.noise = noise
+        self.width = width
+        self.levels = levels
+        self.bias = bias
+        self.steps = steps
+        self.batch = batch
+        self.lr = lr
+        self.ema = ema
+        self.symmetries = symmetries
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
+    def get_params(self) -> dict:
+        """The constructor parameters by name."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, data, checkpoint: str | os.PathLike | None = None) -> DiffusionModel:
+        """Train on ``data`` (sample, y, x): an array, tensor, DataArray or a file path.
+
+        ``checkpoint``: a file that receives the training state every 500 steps; rerunning the
+        same fit with it resumes where it stopped (see :func:`~rgfield.diffusion.train`).
+        """
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}; got {self.noise!r}")
+        data = io.load(data) if isinstance(data, str | os.PathLike) else data
+        fields = io.as_tensor(data, dtype=torch.float32)
+        if fields.dim() != 3:
+            raise ValueError(
+                f"data must be 2D fields (sample, y, x); got shape {tuple(fields.shape)}"
+            )
+        io.check_finite(fields, "data")
+        attrs = dict(getattr(data, "attrs", {}))
+        name = getattr(data, "name", None)
+        device = torch.device(self.device)
+        self.process_ = (
+            make_process(self.process) if isinstance(self.process, str) else self.process
+        )
+        self.seed_ = fresh_seed() if self.seed is None else int(self.seed)
+        self.symmetries_ = self.symmetries or symmetries_for(str(attrs.get("generator", "")), name)
+        self.whitening_ = fit_whitening(fields, self.noise)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_)
+            network = UNet(1, self.width, self.levels, self.bias)
+        denoiser = Preconditioned(network, sigma_data=1.0).to(device)
+        training = train(
+            denoiser,
+            self.whitening_.whiten(fields).to(device),
+            self.process_,
+            steps=self.steps,
+            batch=self.batch,
+            lr=self.lr,
+            ema=self.ema,
+            symmetries=self.symmetries_,
+            seed=self.seed_,
+            checkpoint=checkpoint,
+            progress=self.progress,
+        )
+        self.denoiser_ = training.ema.module.eval()
+        self.history_ = _history(training.losses, training.sigmas, training.example_losses)
+        self.training_seconds_ = training.seconds
+        self.n_parameters_ = sum(p.numel() for p in network.parameters())
+        self.size_ = tuple(fields.shape[-2:])
+        self.data_attrs_ = {
+            "generator": str(attrs.get("generator", "")),
+            "source": str(attrs.get("source", "")),
+            "variable": "" if name is None else str(name),
+            "samples": len(fields),
+        }
+        return self
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "denoiser_"):
+            raise ValueError("this DiffusionModel is not fitted; call fit(data) or load a file")
+
+    def denoise(self, x, sigma: float) -> torch.Tensor:
+        """D(x, σ) for physical fields x (batch, y, x) with noise of standard deviation σ in
+        the whitened variable."""
+        self._check_fitted()
+        z = self.whitening_.whiten(io.as_tensor(x, dtype=torch.float32))
+        with torch.no_grad():
+            return self.whitening_.colour(self.denoiser_(z.to(self._device()), sigma).cpu())
+
+    def _device(self) -> torch.device:
+        return next(self.denoiser_.parameters()).device
+
+    def sample(
+        self,
+        n: int,
+        *,
+        sampler: str = "heun",
+        steps: int = 32,
+        seed: int | None = None,
+        batch: int = 64,
+        progress: bool | None = None,
+        **options,
+    ) -> xr.Dataset:
+        """``n`` new fields, drawn by ``sampler`` over ``steps`` noise levels of the model's
+        process, ``batch`` at a time; ``options`` go to the sampler (``churn``, ``eta``,
+        ``corrector_steps``, ``snr``).
+
+        Returns
+        -------
+        xarray.Dataset
+            Variable ``field`` (sample, y, x); attrs with the sampler, its steps, the seed, the
+            ``network_evaluations`` per field and ``seconds_per_sample``.
+        """
+        self._check_fitted()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}; got {sampler!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive integer; got {n!r}")
+        seed = fresh_seed() if seed is None else int(seed)
+        sigmas = self.process_.sigmas(steps)
+        generator = torch.Generator().manual_seed(seed)
+        device = self._device()
+        denoiser = Counted(self.denoiser_)
+        show = self.progress if progress is None else progress
+        fields, start = [], time.perf_counter()
+        for i in range(0, n, batch):
+            count = min(batch, n - i)
+            z = float(sigmas[0]) * torch.randn((count, *self.size_), generator=generator)
+            z = z.to(device)
+            z = SAMPLERS[sampler](
+                denoiser,
+                z,
+                sigmas,
+                generator=_device_generator(device, generator),
+                progress=show,
+                **options,
+            )
+            fields.append(self.whitening_.colour(z.cpu()))
+        seconds = time.perf_counter() - start
+        attrs = {
+            "generator": "rgfield.diffusion.DiffusionModel.sample",
+            "sampler": sampler,
+            "steps": steps,
+            "seed": seed,
+            "network_evaluations": denoiser.calls // -(-n // batch),
+            "seconds_per_sample": seconds / n,
+            "process": self.process_.name,
+            "noise": self.noise,
+            "parameters": self.n_parameters_,
+            "training_generator": self.data_attrs_["generator"],
+            **{f"option_{k}": v for k, v in options.items()},
+        }
+        return io.to_dataset(torch.cat(fields), "field", attrs)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the fitted model to netCDF (see :mod:`~rgfield.diffusion.persistence`)."""
+        from rgfield.diffusion.persistence import to_dataset
+
+        self._check_fitted()
+        return io.save(to_dataset(self), path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> DiffusionModel:
+        """A model written by :meth:`save`; a foreign or damaged file gets a ValueError."""
+        from rgfield.diffusion.persistence import read
+
+        return read(cls, path, device)
+
+
+def _device_generator(device: torch.device, generator: torch.Generator) -> torch.Generator:
+    """The CPU generator on the CPU; elsewhere a generator on the device seeded from it, so that
+    stochastic samplers draw their noise where the fields are."""
+    if device.type == "cpu":
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device).manual_seed(seed)
+
+
+def _history(losses, sigmas, example_losses) -> xr.Dataset:
+    """Loss per step, and the mean loss of the last half of the examples per σ bin."""
+    half = len(sigmas) // 2
+    recent_sigma, recent_loss = sigmas[half:], example_losses[half:]
+    which = np.digitize(recent_sigma, SIGMA_BINS) - 1
+    inside = (which >= 0) & (which < len(SIGMA_BINS) - 1)
+    totals = np.bincount(which[inside], recent_loss[inside], len(SIGMA_BINS) - 1)
+    counts = np.bincount(which[inside], minlength=len(SIGMA_BINS) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_sigma = totals / counts
+    centres = np.sqrt(SIGMA_BINS[1:] * SIGMA_BINS[:-1])
+    return xr.Dataset(
+        {
+            "loss": ("step", np.asarray(losses, dtype=np.float64)),
+            "loss_by_sigma": ("sigma", by_sigma),
+            "examples_by_sigma": ("sigma", counts),
+        },
+        coords={"step": np.arange(1, len(losses) + 1), "sigma": centres},
+    )

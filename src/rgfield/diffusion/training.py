@@ -1,0 +1,224 @@
+"""Denoising score matching: the training loop, its checkpoints and its diagnostics.
+
+The loss of a denoiser D on data z (whitened fields, σ_data = 1) is EDM's (Karras et al. 2022,
+eq. 8 with their λ):
+
+    L = E_{σ, z, n} λ(σ) ‖D(z + σ n, σ) − z‖² / (H W),   λ(σ) = (σ² + σ_d²)/(σ σ_d)²,
+
+σ drawn from the noise process's training distribution. λ makes the loss of the optimal
+denoiser O(1) at every σ (it is the loss of the network's own target). Minimised with Adam;
+the model kept is an exponential moving average (EMA) of the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from rgfield._progress import progress as progress_bar
+from rgfield.diffusion.augmentation import Symmetries
+from rgfield.diffusion.denoisers import Preconditioned
+from rgfield.diffusion.processes import NoiseProcess
+
+__all__ = ["CHECKPOINT_FORMAT", "Training", "loss_weight", "mse_by_sigma", "train"]
+
+CHECKPOINT_FORMAT = "rgfield.diffusion.checkpoint/1"
+
+
+def loss_weight(sigma: torch.Tensor, sigma_data: float = 1.0) -> torch.Tensor:
+    """λ(σ) = (σ² + σ_d²)/(σ σ_d)²."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+@dataclass
+class Training:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    ema : AveragedModel
+        The EMA of the denoiser's weights (``ema.module`` is a :class:`Preconditioned`).
+    losses : numpy.ndarray (steps,)
+        The weighted loss of each step's batch.
+    sigmas, example_losses : numpy.ndarray (steps × batch,)
+        σ and the weighted loss of every training example, for the loss-versus-σ diagnostic.
+    seconds : float
+        Wall time of the steps run in this call (a resumed run counts only its own).
+    """
+
+    ema: AveragedModel
+    losses: np.ndarray
+    sigmas: np.ndarray
+    example_losses: np.ndarray
+    seconds: float
+
+
+def train(
+    denoiser: Preconditioned,
+    fields: torch.Tensor,
+    process: NoiseProcess,
+    *,
+    steps: int,
+    batch: int = 32,
+    lr: float = 1e-3,
+    ema: float = 0.999,
+    symmetries: Symmetries | None = None,
+    seed: int = 0,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 500,
+    progress: bool = True,
+) -> Training:
+    """Train ``denoiser`` (in place) on ``fields`` (N, H, W), on their device.
+
+    Every step draws ``batch`` fields with replacement, moves each by a random element of
+    ``symmetries``, draws σ from ``process.training_sigmas`` and noise, and takes one Adam step
+    on the loss of the module docstring; everything random comes from one torch generator
+    seeded by ``seed``. With ``checkpoint``, the whole state (weights, EMA, Adam, generator,
+    losses) is written there every ``checkpoint_every`` steps and at the end, atomically; a
+    run given an existing checkpoint of the same training (same data, options and seed)
+    resumes from it and ends with the same weights as an unbroken run.
+    """
+    for name, value in (("steps", steps), ("batch", batch), ("checkpoint_every", checkpoint_every)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if not 0 <= ema < 1 or not lr > 0:
+        raise ValueError(f"ema must be in [0, 1) and lr positive; got {ema!r}, {lr!r}")
+    symmetries = Symmetries() if symmetries is None else symmetries
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(denoiser.parameters(), lr=lr)
+    averaged = AveragedModel(denoiser, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
+    identity = _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser)
+    done, losses, sigmas, example_losses = 0, [], [], []
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = _read_checkpoint(checkpoint, identity)
+        denoiser.load_state_dict(state["network"])
+        averaged.load_state_dict(state["ema"])
+        optimiser.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        done = int(state["step"])
+        losses, sigmas, example_losses = ([state[k]] for k in ("losses", "sigmas", "example"))
+    if done > steps:
+        raise ValueError(f"steps: the checkpoint has {done} steps already, more than {steps}")
+    denoiser.train()
+    start = time.perf_counter()
+    with progress_bar("training", total=steps, enabled=progress, unit="step") as on_step:
+        on_step(done)
+        for step in range(done, steps):
+            loss, sigma, per_example = _step(
+                denoiser, optimiser, fields, process, batch, symmetries, generator
+            )
+            averaged.update_parameters(denoiser)
+            losses.append(loss.reshape(1))
+            sigmas.append(sigma)
+            example_losses.append(per_example)
+            on_step(status=f"loss {float(loss):.3g}" if step % 10 == 0 else None)
+            if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+                state = {
+                    "format": CHECKPOINT_FORMAT,
+                    "identity": identity,
+                    "step": step + 1,
+                    "network": denoiser.state_dict(),
+                    "ema": averaged.state_dict(),
+                    "optimizer": optimiser.state_dict(),
+                    "generator": generator.get_state(),
+                    "losses": torch.cat(losses),
+                    "sigmas": torch.cat(sigmas),
+                    "example": torch.cat(example_losses),
+                }
+                _write_checkpoint(checkpoint, state)
+    seconds = time.perf_counter() - start
+    averaged.eval()
+    cat = lambda parts: torch.cat(parts).numpy() if parts else np.zeros(0)  # noqa: E731
+    return Training(averaged, cat(losses), cat(sigmas), cat(example_losses), seconds)
+
+
+def _step(denoiser, optimiser, fields, process, batch, symmetries, generator):
+    """One Adam step; returns (batch loss, σ, per-example losses), detached on the CPU."""
+    index = torch.randint(len(fields), (batch,), generator=generator)
+    clean = symmetries.apply(fields[index.to(fields.device)].cpu(), generator)
+    sigma = process.training_sigmas(batch, generator)
+    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
+    device = next(denoiser.parameters()).device
+    clean, noise = clean.to(device), noise.to(device)
+    s = sigma.to(device=device, dtype=clean.dtype)
+    denoised = denoiser(clean + s[:, None, None] * noise, s)
+    per_example = loss_weight(s, denoiser.sigma_data) * (denoised - clean).square().mean((1, 2))
+    loss = per_example.mean()
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss.detach().cpu(), sigma.float(), per_example.detach().cpu().float()
+
+
+@torch.no_grad()
+def mse_by_sigma(
+    denoiser, fields: torch.Tensor, sigmas, seed: int = 0, batch: int = 64
+) -> np.ndarray:
+    """The denoising mean squared error per pixel, E‖D(z + σ n, σ) − z‖²/(H W), of
+    ``denoiser`` on ``fields`` (N, H, W) at each σ of ``sigmas`` (one noise draw per field)."""
+    generator = torch.Generator().manual_seed(seed)
+    errors = []
+    for sigma in sigmas:
+        total = 0.0
+        for i in range(0, len(fields), batch):
+            clean = fields[i : i + batch]
+            noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
+            denoised = denoiser(clean + float(sigma) * noise.to(clean.device), float(sigma))
+            total += float((denoised - clean).square().mean((1, 2)).sum())
+        errors.append(total / len(fields))
+    return np.array(errors)
+
+
+def _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser) -> str:
+    """A digest of everything that determines a training run but its length."""
+    digest = hashlib.sha256(fields.detach().cpu().float().numpy().tobytes())
+    settings = (
+        repr(process),
+        batch,
+        lr,
+        ema,
+        symmetries.to_dict(),
+        seed,
+        getattr(denoiser.network, "config", None),
+        denoiser.sigma_data,
+    )
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
+def _write_checkpoint(path, state: dict) -> None:
+    """The training state, written to a temporary file and renamed onto ``path``."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_checkpoint(path, identity: str) -> dict:
+    """A checkpoint's state (tensors and plain values only: ``weights_only`` never unpickles
+    an arbitrary object), refused unless it is one of this very training."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a corrupt or foreign file
+        raise ValueError(
+            f"checkpoint: {path} is not a readable training checkpoint ({err})"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint: {path} is not an rgfield diffusion training checkpoint")
+    if state.get("identity") != identity:
+        raise ValueError(
+            f"checkpoint: {path} belongs to another training (different data, options or seed);"
+            " give a new checkpoint path or delete it"
+        )
+    return state

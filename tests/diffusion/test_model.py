@@ -1,0 +1,180 @@
+"""DiffusionModel: fit, sample with every sampler, save and load; the command line."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from rgfield import io
+from rgfield.cli import main
+from rgfield.diffusion import SAMPLERS, DiffusionModel
+
+# denoiser calls per batch for N steps (the module docstring of rgfield.diffusion.samplers)
+EVALUATIONS = {
+    "euler": lambda n: n,
+    "heun": lambda n: 2 * n - 1,
+    "ddim": lambda n: n,
+    "euler_maruyama": lambda n: n,
+    "pc": lambda n: 2 * n - 1,
+}
+
+
+@pytest.fixture(scope="module")
+def fields() -> xr.DataArray:
+    values = torch.randn(24, 8, 8, generator=torch.Generator().manual_seed(0)).cumsum(-1)
+    ds = io.to_dataset(values, "field", {"generator": "rgfield.fields.phi4.simulate"})
+    return ds["field"].assign_attrs(ds.attrs)  # as io.load returns it
+
+
+@pytest.fixture(scope="module")
+def model(fields) -> DiffusionModel:
+    return DiffusionModel(width=4, levels=2, steps=5, batch=4, seed=0, progress=False).fit(fields)
+
+
+def test_fit_records_what_it_learned(model, fields):
+    assert model.size_ == (8, 8) and model.n_parameters_ > 0
+    assert model.symmetries_.sign and model.symmetries_.rotations  # φ⁴: by the generator attr
+    assert model.history_["loss"].sizes["step"] == 5
+    assert model.data_attrs_["samples"] == 24
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_draws_fields_and_counts_its_evaluations(model, sampler):
+    ds = model.sample(5, sampler=sampler, steps=4, seed=1, batch=3, progress=False)
+    assert ds["field"].shape == (5, 8, 8) and np.isfinite(ds["field"].values).all()
+    assert ds.attrs["network_evaluations"] == EVALUATIONS[sampler](4)
+    assert ds.attrs["sampler"] == sampler and ds.attrs["seed"] == 1
+
+
+def test_a_saved_model_loads_back_to_the_same_samples(model, tmp_path):
+    path = model.save(tmp_path / "model.nc")
+    loaded = DiffusionModel.load(path)
+    a = model.sample(3, steps=4, seed=2, progress=False)["field"].values
+    b = loaded.sample(3, steps=4, seed=2, progress=False)["field"].values
+    np.testing.assert_array_equal(a, b)
+    assert loaded.symmetries_ == model.symmetries_ and loaded.process_ == model.process_
+    with pytest.raises(FileExistsError):
+        model.save(path)
+
+
+def test_foreign_and_damaged_files_are_refused(model, fields, tmp_path):
+    io.save(fields, tmp_path / "fields.nc")
+    with pytest.raises(ValueError, match="ensemble of fields, not a diffusion model"):
+        DiffusionModel.load(tmp_path / "fields.nc")
+    ds = xr.load_dataset(model.save(tmp_path / "model.nc"))
+    io.save(ds.drop_vars("state_0"), tmp_path / "missing.nc")
+    with pytest.raises(ValueError, match="missing"):
+        DiffusionModel.load(tmp_path / "missing.nc")
+    ds["state_0"] = ds["state_0"].rename({"state_0_0": "other"}).isel(other=slice(0, 1))
+    io.save(ds, tmp_path / "shape.nc")
+    with pytest.raises(ValueError, match="do not fit"):
+        DiffusionModel.load(tmp_path / "shape.nc")
+    (tmp_path / "junk.nc").write_bytes(b"\x89HDF junk")
+    with pytest.raises(ValueError, match="not a readable netCDF"):
+        DiffusionModel.load(tmp_path / "junk.nc")
+
+
+def test_unfitted_model_and_bad_options_are_refused(model):
+    with pytest.raises(ValueError, match="not fitted"):
+        DiffusionModel().sample(2)
+    with pytest.raises(ValueError, match="sampler"):
+        model.sample(2, sampler="nope")
+    with pytest.raises(ValueError, match="noise"):
+        DiffusionModel(noise="pink").fit(torch.randn(4, 8, 8))
+    with pytest.raises(ValueError, match="2D fields"):
+        DiffusionModel().fit(torch.randn(4, 8))
+
+
+def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, capsys):
+    data = io.save(fields, tmp_path / "data.nc")
+    model_path, out = tmp_path / "model.nc", tmp_path / "gen.nc"
+    assert (
+        main(
+            [
+                "diffusion",
+                "train",
+                str(data),
+                "--out",
+                str(model_path),
+                "--width",
+                "4",
+                "--levels",
+                "2",
+                "--train-steps",
+                "3",
+                "--batch",
+                "4",
+                "--noise",
+                "spectrum",
+                "--seed",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "diffusion",
+                "sample",
+                str(model_path),
+                "--samples",
+                "3",
+                "--steps",
+                "3",
+                "--sampler",
+                "ddim",
+                "--eta",
+                "1",
+                "--out",
+                str(out),
+                "--seed",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    generated = io.load(out)
+    assert generated.shape == (3, 8, 8) and generated.attrs["option_eta"] == 1.0
+    assert "network evaluations" in capsys.readouterr().out
+    assert (
+        main(["diffusion", "sample", str(data), "--samples", "2", "--out", str(tmp_path / "x.nc")])
+        == 1
+    )
+    assert "not a diffusion model" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "diffusion",
+                "train",
+                str(data),
+                "--out",
+                str(tmp_path / "y.nc"),
+                "--schedule",
+                "cosine",
+            ]
+        )
+        == 1
+    )
+    assert "--schedule applies to --process vp" in capsys.readouterr().err
+
+
+def test_sampling_into_an_ensemble_directory_matches_and_resumes(model, tmp_path):
+    """``rgfield.ensembles.generate`` of the diffusion job: blocks seeded by (seed, block), a
+    rerun of the same command is a resume (nothing redrawn)."""
+    from rgfield import ensembles
+    from rgfield.ensembles.tasks import one_thread
+
+    job = ensembles.DiffusionSampling(model, {"steps": 3, "sampler": "euler"})
+    out = tmp_path / "ensemble"
+    first = ensembles.generate(job, 5, out, seed=4, block=2, progress=False)
+    again = ensembles.generate(job, 5, out, seed=4, block=2, progress=False)
+    np.testing.assert_array_equal(first["field"].values, again["field"].values)
+    assert first["field"].shape == (5, 8, 8)
+    with one_thread():  # as generate runs every block: the same arithmetic, the same bits
+        direct = model.sample(2, steps=3, sampler="euler", seed=ensembles.block_seed(4, 0))
+    np.testing.assert_array_equal(first["field"].values[:2], direct["field"].values)
+    with pytest.raises(ValueError, match="set per block"):
+        ensembles.DiffusionSampling(model, {"seed": 1})

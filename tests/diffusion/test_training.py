@@ -1,0 +1,107 @@
+"""Training: a small model learns the Wiener filter; checkpoints resume exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from rgfield.diffusion import (
+    DiffusionModel,
+    Preconditioned,
+    Symmetries,
+    UNet,
+    VarianceExploding,
+    WienerDenoiser,
+    mse_by_sigma,
+    train,
+)
+
+
+def test_a_small_trained_model_approaches_the_wiener_mse_at_every_sigma(power_law):
+    """2,000 Gaussian fields of a power-law spectrum; a 32k-parameter UNet trained for 1,000
+    steps (about 30 s); its denoising MSE on 256 held-out fields against the Wiener filter's on
+    the same noisy fields (paired: the same noise), σ over the trained range in units of the
+    data's standard deviation. Measured: ratios 1.00-1.03."""
+    wiener = WienerDenoiser(power_law(16), mean=0.5)
+    training = wiener.sample(2000, torch.Generator().manual_seed(1)).float()
+    heldout = wiener.sample(256, torch.Generator().manual_seed(2)).float()
+    model = DiffusionModel(
+        width=8,
+        levels=2,
+        steps=1000,
+        lr=2e-3,
+        seed=0,
+        progress=False,
+        symmetries=Symmetries(rotations=True, reflection=1, sign=True),
+    )
+    model.fit(training)
+    std = float(model.whitening_.amplitude[0, 0])
+    sigmas = [std * s for s in (0.02, 0.1, 0.3, 1.0, 3.0, 10.0)]
+    learned = mse_by_sigma(lambda x, s: model.denoise(x, s / std), heldout, sigmas)
+    optimal = mse_by_sigma(wiener, heldout.double(), sigmas)
+    assert np.all(learned / optimal < 1.05), np.round(learned / optimal, 3)
+    assert np.all(learned / optimal > 0.97)  # below the optimum only by the finite test set
+
+
+def _denoiser():
+    torch.manual_seed(0)
+    return Preconditioned(UNet(width=4, levels=2))
+
+
+def _train(steps, checkpoint=None, seed=0):
+    fields = torch.randn(20, 8, 8, generator=torch.Generator().manual_seed(5))
+    denoiser = _denoiser()
+    result = train(
+        denoiser,
+        fields,
+        VarianceExploding(),
+        steps=steps,
+        batch=4,
+        seed=seed,
+        symmetries=Symmetries(rotations=True, reflection=-1),
+        checkpoint=checkpoint,
+        checkpoint_every=3,
+        progress=False,
+    )
+    return result
+
+
+def test_a_resumed_training_ends_with_the_weights_of_an_unbroken_one(tmp_path):
+    unbroken = _train(8)
+    path = tmp_path / "state.pt"
+    _train(6, checkpoint=path)  # stops after 6 steps (checkpoints at 3 and 6)
+    resumed = _train(8, checkpoint=path)
+    for a, b in zip(
+        unbroken.ema.state_dict().values(), resumed.ema.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    np.testing.assert_array_equal(unbroken.losses, resumed.losses)
+
+
+def test_checkpoints_of_another_training_or_corrupt_ones_are_refused(tmp_path):
+    path = tmp_path / "state.pt"
+    _train(3, checkpoint=path)
+    with pytest.raises(ValueError, match="another training"):
+        _train(6, checkpoint=path, seed=1)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable training checkpoint"):
+        _train(6, checkpoint=path)
+
+
+def test_training_is_reproducible_with_a_seed():
+    a, b = _train(4), _train(4)
+    np.testing.assert_array_equal(a.losses, b.losses)
+
+
+def test_symmetries_move_fields_within_their_group():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 8, 8, generator=generator)
+    moved = Symmetries(rotations=True, reflection=-1, sign=False).apply(x, generator)
+    # each output is a permutation of its input's pixels, possibly with the sign flipped
+    # (mirrored fields of a pseudoscalar), and the sign flips only with a mirror
+    same = torch.allclose(moved.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    flipped = (-moved).flatten(1).sort(1).values
+    per_field = (moved.flatten(1).sort(1).values - x.flatten(1).sort(1).values).abs().amax(1) < 1e-6
+    per_field |= (flipped - x.flatten(1).sort(1).values).abs().amax(1) < 1e-6
+    assert bool(per_field.all()) and not same  # some fields were mirrored (and negated)
+    with pytest.raises(ValueError, match="reflection"):
+        Symmetries(reflection=2)
