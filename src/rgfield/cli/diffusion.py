@@ -152,13 +152,13 @@ def _memorisation(args: argparse.Namespace) -> int:
     result = generalisation(
         data,
         args.sizes,
+        model_options=_model_options(args),
         samples=args.samples,
         heldout=args.heldout,
         sampler=args.sampler,
-        steps=args.steps,
+        sampler_steps=args.steps,
         seed=args.seed,
         progress=not args.no_progress,
-        **_model_options(args),
     )
     out = Path(args.out)
     out.mkdir(exist_ok=True)

@@ -41,13 +41,13 @@ def generalisation(
     data,
     sizes,
     *,
+    model_options: dict | None = None,
     samples: int = 16,
     heldout: int = 64,
     sampler: str = "heun",
-    steps: int = 32,
+    sampler_steps: int = 32,
     seed: int = 0,
     progress: bool = True,
-    **model_options,
 ) -> xr.Dataset:
     """Run the two-model test for each N of ``sizes`` (see the module docstring).
 
@@ -58,13 +58,14 @@ def generalisation(
         0 … N − 1, set B fields max(sizes) … max(sizes) + N − 1), the last ``heldout`` give
         the held-out yardstick; they must not overlap.
     sizes : sequence of int
+    model_options : dict, optional
+        Options of :class:`~rgfield.diffusion.DiffusionModel` (``steps``, ``width``, ...).
     samples : int
         Fields drawn from each model.
-    sampler, steps : the deterministic sampler (``heun`` or ``ddim``) and its steps.
+    sampler, sampler_steps : the deterministic sampler (``heun``, ``ddim``, ``euler``) and
+        its noise levels.
     seed : int
         Seed of both models' training, and of the initial noise (the same for both).
-    model_options
-        Options of :class:`~rgfield.diffusion.DiffusionModel` (``steps``, ``width``, ...).
 
     Returns
     -------
@@ -73,6 +74,8 @@ def generalisation(
         ``nearest_heldout``; attrs with the options.
     """
     from rgfield.diffusion.model import DiffusionModel
+
+    model_options = dict(model_options or {})
 
     if sampler not in ("heun", "ddim", "euler"):
         raise ValueError(f"sampler must be deterministic (heun, ddim, euler); got {sampler!r}")
@@ -100,7 +103,7 @@ def generalisation(
                 draws.append(
                     torch.as_tensor(
                         model.sample(
-                            samples, sampler=sampler, steps=steps, seed=seed, progress=False
+                            samples, sampler=sampler, steps=sampler_steps, seed=seed, progress=False
                         )["field"].values
                     )
                 )
@@ -118,7 +121,7 @@ def generalisation(
     )
     ds.attrs.update(
         sampler=sampler,
-        steps=steps,
+        sampler_steps=sampler_steps,
         seed=seed,
         samples=samples,
         training_seconds=float(np.sum(seconds)),
