@@ -9,9 +9,12 @@ from rgfield.cli.pathways import KIND_CHOICES
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pathways") / "run"
-    result = pathways.run(
-        "phi4", size=8, train=16, held_out=16, samples=8, out=out, progress=False, log=print
-    )
+    tiny = pathways.DiffusionPathway({"width": 4, "levels": 2, "steps": 3, "batch": 4})
+    with pytest.MonkeyPatch.context() as patch:  # a network trained for seconds, not minutes
+        patch.setitem(pathways.PATHWAYS, "diffusion", tiny)
+        result = pathways.run(
+            "phi4", size=8, train=16, held_out=16, samples=8, out=out, progress=False, log=print
+        )
     return out, result
 
 
