@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=4000)
     parser.add_argument("--sampler", default="heun")
-    parser.add_argument("--steps", type=int, default=32, help="sampler noise levels")
+    parser.add_argument("--steps", type=int, default=64, help="sampler noise levels")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)

@@ -186,7 +186,7 @@ class MicrocanonicalPathway:
 class DiffusionPathway:
     """A denoising diffusion model (:class:`rgfield.diffusion.DiffusionModel`): by default
     noise coloured by the training spectrum, a 0.35 M-parameter UNet trained for 1,500 steps
-    of 32 fields, and Heun's sampler over 32 noise levels (63 network evaluations per field).
+    of 32 fields, and Heun's sampler over 64 noise levels (127 network evaluations per field).
     ``options`` go to the model's constructor."""
 
     options: dict = field(

@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("model", help="model file written by `rgfield diffusion train`")
     sample.add_argument("--samples", type=int, required=True, help="number of fields")
     sample.add_argument("--sampler", choices=SAMPLER_NAMES, default="heun", help="(heun)")
-    sample.add_argument("--steps", type=int, default=32, help="noise levels (32)")
+    sample.add_argument("--steps", type=int, default=64, help="noise levels (64)")
     sample.add_argument("--batch", type=int, default=64, help="fields per batch (64)")
     sample.add_argument(
         "--churn", type=float, help="EDM stochastic churn S_churn (euler, heun, euler_maruyama)"
