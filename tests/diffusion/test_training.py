@@ -19,8 +19,8 @@ from rgfield.diffusion import (
 def test_a_small_trained_model_approaches_the_wiener_mse_at_every_sigma(power_law):
     """2,000 Gaussian fields of a power-law spectrum; a 32k-parameter UNet trained for 1,000
     steps (about 30 s); its denoising MSE on 256 held-out fields against the Wiener filter's on
-    the same noisy fields (paired: the same noise), σ over the trained range in units of the
-    data's standard deviation. Measured: ratios 1.00-1.03."""
+    the same noisy fields (paired: the same noise), σ over the sampler's range in units of the
+    data's standard deviation. Measured: ratios 0.99-1.03."""
     wiener = WienerDenoiser(power_law(16), mean=0.5)
     training = wiener.sample(2000, torch.Generator().manual_seed(1)).float()
     heldout = wiener.sample(256, torch.Generator().manual_seed(2)).float()
@@ -35,7 +35,7 @@ def test_a_small_trained_model_approaches_the_wiener_mse_at_every_sigma(power_la
     )
     model.fit(training)
     std = float(model.whitening_.amplitude[0, 0])
-    sigmas = [std * s for s in (0.02, 0.1, 0.3, 1.0, 3.0, 10.0)]
+    sigmas = [std * s for s in (0.02, 0.1, 0.3, 1.0, 3.0, 10.0, 80.0)]
     learned = mse_by_sigma(lambda x, s: model.denoise(x, s / std), heldout, sigmas)
     optimal = mse_by_sigma(wiener, heldout.double(), sigmas)
     assert np.all(learned / optimal < 1.05), np.round(learned / optimal, 3)

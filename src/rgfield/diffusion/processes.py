@@ -39,16 +39,25 @@ class VarianceExploding:
 
         σ_i = (σ_max^{1/ρ} + i/(N − 1) (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ.
 
-    Training draws ln σ ~ N(P_mean, P_std²) (EDM's P_mean = −1.2, P_std = 1.2), clipped to the
-    grid's range.
+    Training draws ln σ uniformly on [ln σ_min, ln σ_max] (``training="loguniform"``, the
+    default), or ln σ ~ N(P_mean, P_std²) clipped to that range (``training="lognormal"``,
+    EDM's P_mean = −1.2, P_std = 1.2). The probability-flow ODE moves a sample by
+    dx = (x − D)/σ dσ, so an error e in D shifts it by about ∫ e d ln σ: every e-fold of σ the
+    sampler visits counts alike, and a denoiser must be trained on all of them. EDM's
+    log-normal, made for images, leaves σ > 10 σ_data to 3 % of the examples; for a field whose
+    largest scales carry the physics (the magnetisation of critical φ⁴) the sampler then starts
+    on a denoiser that has hardly seen its inputs (measured on φ⁴ at β_c, L = 32: ⟨|M|⟩ 14
+    standard errors off).
     """
 
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
+    training: str = "loguniform"
     p_mean: float = -1.2
     p_std: float = 1.2
     name: ClassVar[str] = "ve"
+    trainings: ClassVar[tuple[str, ...]] = ("loguniform", "lognormal")
 
     def __post_init__(self) -> None:
         if not 0 < self.sigma_min < self.sigma_max:
@@ -56,6 +65,8 @@ class VarianceExploding:
                 f"sigma_min, sigma_max: need 0 < sigma_min < sigma_max; got {self.sigma_min},"
                 f" {self.sigma_max}"
             )
+        if self.training not in self.trainings:
+            raise ValueError(f"training must be one of {self.trainings}; got {self.training!r}")
         if not self.rho > 0 or not self.p_std > 0:
             raise ValueError(f"rho and p_std must be positive; got {self.rho}, {self.p_std}")
 
@@ -67,11 +78,15 @@ class VarianceExploding:
         return _descending((high + ramp * (low - high)) ** self.rho)
 
     def training_sigmas(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """σ of ``n`` training examples: log-normal, within [σ_min, σ_max] (float64)."""
+        """σ of ``n`` training examples, within [σ_min, σ_max] (float64)."""
+        low, high = math.log(self.sigma_min), math.log(self.sigma_max)
+        if self.training == "loguniform":
+            u = torch.rand(n, generator=generator, dtype=torch.float64)
+            return (low + (high - low) * u).exp()
         log_sigma = self.p_mean + self.p_std * torch.randn(
             n, generator=generator, dtype=torch.float64
         )
-        return log_sigma.exp().clamp(self.sigma_min, self.sigma_max)
+        return log_sigma.clamp(low, high).exp()
 
     def alpha(self, sigma: torch.Tensor) -> torch.Tensor:
         """α = 1."""
