@@ -181,14 +181,15 @@ class DiffusionModel:
 
     # -- sampling -----------------------------------------------------------------------------
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise a ValueError unless the model is fitted (or loaded)."""
         if not hasattr(self, "denoiser_"):
             raise ValueError("this DiffusionModel is not fitted; call fit(data) or load a file")
 
     def denoise(self, x, sigma: float) -> torch.Tensor:
         """D(x, σ) for physical fields x (batch, y, x) with noise of standard deviation σ in
         the whitened variable."""
-        self._check_fitted()
+        self.check_fitted()
         z = self.whitening_.whiten(io.as_tensor(x, dtype=torch.float32))
         with torch.no_grad():
             return self.whitening_.colour(self.denoiser_(z.to(self._device()), sigma).cpu())
@@ -222,7 +223,7 @@ class DiffusionModel:
             Variable ``field`` (sample, y, x); attrs with the sampler, its steps, the seed, the
             ``network_evaluations`` per field and ``seconds_per_sample``.
         """
-        self._check_fitted()
+        self.check_fitted()
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}; got {sampler!r}")
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -269,7 +270,7 @@ class DiffusionModel:
         """Write the fitted model to netCDF (see :mod:`~rgfield.diffusion.persistence`)."""
         from rgfield.diffusion.persistence import to_dataset
 
-        self._check_fitted()
+        self.check_fitted()
         return io.save(to_dataset(self), path, overwrite=overwrite)
 
     @classmethod

@@ -141,7 +141,7 @@ class DiffusionSampling:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.model._check_fitted()
+        self.model.check_fitted()
         forbidden = {"n", "seed", "progress"} & set(self.options)
         if forbidden:
             raise ValueError(f"options: {sorted(forbidden)} are set per block by generate")
