@@ -24,6 +24,7 @@ import torch
 import xarray as xr
 
 import rgfield
+from rgfield._modelfile import read_specification
 from rgfield.diffusion.augmentation import Symmetries
 from rgfield.diffusion.denoisers import Preconditioned, UNet
 from rgfield.diffusion.processes import make_process
@@ -71,26 +72,6 @@ def to_dataset(model) -> xr.Dataset:
     return ds.merge(model.history_[list(_HISTORY)])
 
 
-def _specification(ds: xr.Dataset, source: str) -> dict:
-    if ds.attrs.get("model") != MODEL_NAME or "specification" not in ds.attrs:
-        if "sample" in ds.dims:
-            raise ValueError(
-                f"{source} is an ensemble of fields, not a diffusion model; train one with"
-                " `rgfield diffusion train` first"
-            )
-        raise ValueError(f"{source} is not a diffusion model written by rgfield")
-    version = int(ds.attrs.get("format_version", 0))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{source} has diffusion-model format {version}; this rgfield reads up to"
-            f" {FORMAT_VERSION}: upgrade rgfield"
-        )
-    try:
-        return json.loads(ds.attrs["specification"])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{source}: the model specification is not valid JSON ({err})") from err
-
-
 def read(cls, path: str | os.PathLike, device: str = "cpu"):
     """The model of a file written by :func:`to_dataset` (see the module docstring)."""
     source = str(path)
@@ -100,7 +81,15 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
         raise
     except Exception as err:  # netCDF4 raises OSError, ValueError, ... for a foreign file
         raise ValueError(f"{source} is not a readable netCDF file ({err})") from err
-    spec = _specification(ds, source)
+    spec = read_specification(
+        ds,
+        source,
+        models=(MODEL_NAME,),
+        format_version=FORMAT_VERSION,
+        first_version=1,
+        kind="diffusion model",
+        how_to_make="train one with `rgfield diffusion train` first",
+    )
     try:
         names, params = list(spec["state"]), dict(spec["parameters"])
         network = UNet(**spec["network"])

@@ -27,6 +27,7 @@ import torch
 import xarray as xr
 
 import rgfield
+from rgfield._modelfile import read_specification
 from rgfield.energies import FEATURES, ExponentialModel
 from rgfield.io import save
 from rgfield.wavelets import PyramidScales
@@ -98,23 +99,15 @@ def save_model(model, path: str | os.PathLike, overwrite: bool = False) -> Path:
 
 def _specification(ds: xr.Dataset, source: str) -> dict:
     """The model specification of a file, or a ValueError saying what the file is instead."""
-    if "specification" not in ds.attrs or ds.attrs.get("model") not in _CLASS_NAMES:
-        if "sample" in ds.dims:
-            raise ValueError(
-                f"{source} is an ensemble of fields (dims {tuple(ds.dims)}), not a model;"
-                " fit one with `rgfield fit --data` first"
-            )
-        raise ValueError(f"{source} is not a model written by rgfield (no model specification)")
-    version = int(ds.attrs.get("format_version", 1))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{source} has model format {version}; this rgfield ({rgfield.__version__}) reads"
-            f" up to {FORMAT_VERSION}: upgrade rgfield"
-        )
-    try:
-        spec = json.loads(ds.attrs["specification"])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{source}: the model specification is not valid JSON ({err})") from err
+    spec = read_specification(
+        ds,
+        source,
+        models=_CLASS_NAMES,
+        format_version=FORMAT_VERSION,
+        first_version=1,
+        kind="model",
+        how_to_make="fit one with `rgfield fit --data` first",
+    )
     if "free1" not in spec.get("families", {}):
         raise ValueError(
             f"{source} holds a model without free energies (written by an rgfield before they"
