@@ -22,10 +22,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default="white",
         help="white noise, or noise with the data's power spectrum (white)",
     )
-    parser.add_argument("--width", type=int, default=32, help="UNet channels (32)")
-    parser.add_argument("--levels", type=int, default=3, help="UNet resolutions (3)")
+    parser.add_argument("--width", type=int, default=16, help="UNet channels (16)")
+    parser.add_argument("--levels", type=int, default=4, help="UNet resolutions (4)")
     parser.add_argument("--bias-free", action="store_true", help="bias-free, noise-blind UNet")
-    parser.add_argument("--train-steps", type=int, default=2000, help="training steps (2000)")
+    parser.add_argument("--train-steps", type=int, default=4000, help="training steps (4000)")
     parser.add_argument("--batch", type=int, default=32, help="fields per training step (32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
 
