@@ -45,10 +45,9 @@ class VarianceExploding:
     dx = (x − D)/σ dσ, so an error e in D shifts it by about ∫ e d ln σ: every e-fold of σ the
     sampler visits counts alike, and a denoiser must be trained on all of them. EDM's
     log-normal, made for images, leaves σ > 3 σ_data to 3 % of the examples and σ > 10 σ_data
-    to 0.2 %; for a field whose
-    largest scales carry the physics (the magnetisation of critical φ⁴) the sampler then starts
-    on a denoiser that has hardly seen its inputs (measured on φ⁴ at β_c, L = 32: ⟨|M|⟩ 14
-    standard errors off).
+    to 0.2 %; for a field whose largest scales carry the physics (the magnetisation of critical
+    φ⁴) the sampler then starts on a denoiser that has hardly seen its inputs (measured on φ⁴
+    at β_c, L = 32: ⟨|M|⟩ 14 standard errors off).
     """
 
     sigma_min: float = 0.002
