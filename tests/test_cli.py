@@ -243,6 +243,7 @@ OUTPUT_COMMANDS = {
     "demo": (["demo"], "directory"),
     "pathways": (["pathways", "--kind", "phi4"], "directory"),
     "compare": (["compare", "--reference", "none.nc", "--samples", "none.nc"], "directory"),
+    "diffusion": (["diffusion", "train", "none.nc"], "file"),
 }
 
 
