@@ -9,12 +9,20 @@ from rgfield.cli.pathways import KIND_CHOICES
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pathways") / "run"
+    # every pathway, the diffusion one given as an object with a network trained for seconds
     tiny = pathways.DiffusionPathway({"width": 4, "levels": 2, "steps": 3, "batch": 4})
-    with pytest.MonkeyPatch.context() as patch:  # a network trained for seconds, not minutes
-        patch.setitem(pathways.PATHWAYS, "diffusion", tiny)
-        result = pathways.run(
-            "phi4", size=8, train=16, held_out=16, samples=8, out=out, progress=False, log=print
-        )
+    chosen = [tiny if name == "diffusion" else name for name in pathways.PATHWAYS]
+    result = pathways.run(
+        "phi4",
+        size=8,
+        train=16,
+        held_out=16,
+        samples=8,
+        pathways=chosen,
+        out=out,
+        progress=False,
+        log=print,
+    )
     return out, result
 
 
@@ -54,6 +62,7 @@ def test_an_existing_report_is_refused_before_any_work(small_run):
         ({"samples": True}, "samples must be an integer >= 2"),
         ({"held_out": 2.5}, "held_out must be an integer >= 2"),
         ({"pathways": ["gan"]}, "pathways: unknown"),
+        ({"pathways": ["rg", pathways.RGPathway()]}, "each name once"),
     ],
 )
 def test_bad_arguments_are_named(arguments, message):

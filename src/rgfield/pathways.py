@@ -251,7 +251,7 @@ def run(
     held_out: int = 96,
     samples: int = 96,
     *,
-    pathways: list[str] | None = None,
+    pathways: list[str | Pathway] | None = None,
     seed: int = 0,
     out: str | Path | None = None,
     overwrite: bool = False,
@@ -312,7 +312,7 @@ def compare_pathways(
     reference: xr.DataArray,
     samples: int,
     *,
-    pathways: list[str] | None = None,
+    pathways: list[str | Pathway] | None = None,
     seed: int = 0,
     out: str | Path | None = None,
     overwrite: bool = False,
@@ -328,8 +328,9 @@ def compare_pathways(
         Independent ensembles of one kind, e.g. from :func:`simulate_kind` or files.
     samples : int
         Fields generated per pathway.
-    pathways : list of str, optional
-        Keys of :data:`PATHWAYS` to run (default all).
+    pathways : list of str or Pathway, optional
+        Keys of :data:`PATHWAYS` to run (default all), or pathway objects with their own
+        options, e.g. ``["rg", DiffusionPathway({"width": 8, "steps": 3000})]``.
     seed : int
     out : path, optional
         Directory for the report (``report/``: :func:`rgfield.compare.save_report`),
@@ -351,8 +352,8 @@ def compare_pathways(
         raise ValueError(f"samples must be an integer >= 2; got {samples!r}")
     target = None if out is None else _check_out(Path(out), overwrite)
     generated, costs = {}, []
-    for name in chosen:
-        pathway = PATHWAYS[name]
+    for pathway in chosen:
+        name = pathway.name
         log(f"{name}: {pathway.description}")
         result = pathway.generate(training, samples, seed, progress)
         generated[name] = result.fields
@@ -374,12 +375,18 @@ def compare_pathways(
     return PathwaysResult(training, reference, generated, result, costs)
 
 
-def _chosen(pathways: list[str] | None) -> list[str]:
-    """The pathways to run: all of :data:`PATHWAYS` by default; unknown names refused."""
+def _chosen(pathways: list[str | Pathway] | None) -> list[Pathway]:
+    """The pathways to run: all of :data:`PATHWAYS` by default; names are looked up there
+    (unknown ones refused), :class:`Pathway` objects (e.g. ``DiffusionPathway({"width": 8})``)
+    run as given; two with one name are refused, as their results would share a name."""
     chosen = list(PATHWAYS) if pathways is None else list(pathways)
-    unknown = [p for p in chosen if p not in PATHWAYS]
+    unknown = [p for p in chosen if isinstance(p, str) and p not in PATHWAYS]
     if unknown:
         raise ValueError(f"pathways: unknown {unknown}; available {list(PATHWAYS)}")
+    chosen = [PATHWAYS[p] if isinstance(p, str) else p for p in chosen]
+    names = [p.name for p in chosen]
+    if len(set(names)) < len(names):
+        raise ValueError(f"pathways: each name once; got {names}")
     return chosen
 
 
