@@ -1,5 +1,6 @@
 """``rgfield pathways``: simulate, fit every pathway, compare on held-out fields, cost table."""
 
+import numpy as np
 import pytest
 
 from rgfield import pathways
@@ -42,6 +43,12 @@ def test_every_existing_pathway_is_fitted_generated_and_compared(small_run):
         assert f"| {name} |" in table
     for name in pathways.MISSING:  # skipped with a line saying so, not faked
         assert f"- {name}: skipped" in table
+    # one row per compared quantity and the pixel KS, each naming the pathway ahead
+    z = result.summary["max_abs_z"].sel(quantity="statistics/power_spectrum")
+    ahead = str(z["ensemble"].values[int(np.nanargmin(z.values))])
+    row = next(r for r in table.splitlines() if r.startswith("| statistics/power_spectrum |"))
+    assert row.endswith(f"| {ahead} |")
+    assert sum(r.startswith("| pixels (KS") for r in table.splitlines()) == 1
     assert (out / "report" / "report.md").is_file()
     saved = sorted(p.name for p in (out / "ensembles").iterdir())
     assert saved == sorted(["train.nc", "held_out.nc", *(f"{n}.nc" for n in pathways.PATHWAYS)])

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+import numpy as np
 import torch
 import xarray as xr
 
@@ -40,6 +41,7 @@ __all__ = [
     "Kind",
     "Pathway",
     "PathwaysResult",
+    "ahead_table",
     "compare_pathways",
     "run",
 ]
@@ -369,7 +371,7 @@ def compare_pathways(
         _save_ensembles(target / "ensembles", training, reference, generated)
         table = target / "pathways.md"
         partial = table.with_suffix(".md.partial")
-        partial.write_text(cost_table(costs, result))
+        partial.write_text(cost_table(costs, result) + "\n" + ahead_table(result))
         os.replace(partial, table)  # whole or absent, also on Ctrl-C
         log(f"report written to {target}/report/report.md, costs in {table}")
     return PathwaysResult(training, reference, generated, result, costs)
@@ -445,3 +447,32 @@ def cost_table(costs: list[dict], result: xr.DataTree) -> str:
         *(f"- {name}: skipped, {reason}" for name, reason in MISSING.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def ahead_table(result: xr.DataTree) -> str:
+    """Markdown: per compared quantity, each pathway's largest |z| against the held-out
+    fields (✗ where it fails its level) and the pathway ahead (the smallest); last, the pixel
+    KS statistic against the median of the held-out set's own halvings."""
+    names = [str(e) for e in result["ensemble"].values]
+    lines = [
+        "| quantity | " + " | ".join(names) + " | ahead |",
+        "|---|" + "---:|" * len(names) + "---|",
+    ]
+    for q in result["quantity"].values:
+        z = result["max_abs_z"].sel(quantity=q).values
+        failed = result["failed"].sel(quantity=q).values
+        cells = [f"{v:.1f}{' ✗' if f else ''}" for v, f in zip(z, failed, strict=True)]
+        ahead = names[int(np.nanargmin(z))] if np.isfinite(z).any() else "–"
+        lines.append(f"| {q} | " + " | ".join(cells) + f" | {ahead} |")
+    ks = result["pixels"].to_dataset()
+    values, failed = ks["ks_vs_reference"].values, ks["ks_failed"].values
+    cells = [f"{v:.2f}{' ✗' if f else ''}" for v, f in zip(values, failed, strict=True)]
+    lines.append(
+        f"| pixels (KS; halves {float(ks['ks_reference_halves']):.2f}) | "
+        + " | ".join(cells)
+        + f" | {names[int(np.argmin(values))]} |"
+    )
+    return (
+        "Largest |z| per quantity against the held-out fields (✗: beyond its level,"
+        " rgfield.compare.failures):\n\n" + "\n".join(lines) + "\n"
+    )
