@@ -42,6 +42,7 @@ from rgfield.diffusion import (
 SIZES, WIDTHS, BATCH = (32, 64, 128), (8, 16, 32), 32
 LEVELS = (8, 16, 32, 64, 128, 256, 512, 1024)
 FIDELITY = 0.02
+VARIANCES = 16  # mode variances spanning the spectrum's range
 FIELDS_PER_VARIANCE = 128  # 131,072 samples per variance: s.e. of its estimate 0.4 %
 
 _STEP = """
@@ -123,7 +124,7 @@ class ModeWiener:
 def equal_fidelity(per_evaluation: float) -> str:
     power = mode_variances(32)
     variances = torch.logspace(
-        float(power.min().log10()), float(power.max().log10()), 16, dtype=torch.float64
+        float(power.min().log10()), float(power.max().log10()), VARIANCES, dtype=torch.float64
     ).repeat_interleave(FIELDS_PER_VARIANCE)
     rows = [
         f"| sampler | levels for ≤ {FIDELITY:.0%} | network evaluations | worst variance error"
@@ -140,7 +141,7 @@ def equal_fidelity(per_evaluation: float) -> str:
             counted = Counted(ModeWiener(variances))
             fields = sampler(counted, x, sigmas, generator=generator)
             ratio = (
-                fields.square().mean((1, 2)).reshape(16, -1).mean(1)
+                fields.square().mean((1, 2)).reshape(VARIANCES, -1).mean(1)
                 / variances[::FIELDS_PER_VARIANCE]
             )
             error = float((ratio - 1).abs().max())

@@ -461,12 +461,12 @@ def ahead_table(result: xr.DataTree) -> str:
     for q in result["quantity"].values:
         z = result["max_abs_z"].sel(quantity=q).values
         failed = result["failed"].sel(quantity=q).values
-        cells = [f"{v:.1f}{' ✗' if f else ''}" for v, f in zip(z, failed, strict=True)]
+        cells = _cells(z, failed, digits=1)
         ahead = names[int(np.nanargmin(z))] if np.isfinite(z).any() else "–"
         lines.append(f"| {q} | " + " | ".join(cells) + f" | {ahead} |")
     ks = result["pixels"].to_dataset()
     values, failed = ks["ks_vs_reference"].values, ks["ks_failed"].values
-    cells = [f"{v:.2f}{' ✗' if f else ''}" for v, f in zip(values, failed, strict=True)]
+    cells = _cells(values, failed, digits=2)
     lines.append(
         f"| pixels (KS; halves {float(ks['ks_reference_halves']):.2f}) | "
         + " | ".join(cells)
@@ -476,3 +476,8 @@ def ahead_table(result: xr.DataTree) -> str:
         "Largest |z| per quantity against the held-out fields (✗: beyond its level,"
         " rgfield.compare.failures):\n\n" + "\n".join(lines) + "\n"
     )
+
+
+def _cells(values, failed, digits: int) -> list[str]:
+    """Table cells: each value, marked ✗ where it fails."""
+    return [f"{v:.{digits}f}{' ✗' if f else ''}" for v, f in zip(values, failed, strict=True)]
