@@ -270,7 +270,7 @@ def test_metropolis_and_wolff_kernels_are_the_compiled_updates_on_copies():
 
 
 def test_lattice_kernels_check_their_arguments():
-    from rgfield.fields.phi4 import Metropolis, Wolff
+    from rgfield.fields.phi4 import LatticeState, Metropolis, Wolff
 
     model = Phi4(0.68)
     with pytest.raises(ValueError, match="model"):
@@ -282,6 +282,13 @@ def test_lattice_kernels_check_their_arguments():
         Metropolis(model, np.ones(3)).step(chains, torch.Generator())
     with pytest.raises(ValueError, match="position"):
         Metropolis(model, 1.0).init(torch.zeros(2, 5, 5))
+    # a state made by hand is checked before the compiled loops (which check no bounds) see it
+    with pytest.raises(ValueError, match="states must be"):
+        hand_made = LatticeState(np.zeros((2, 4, 4)), model, new_rng_states(3, 0))
+        Wolff(model, 1.0).step(hand_made, torch.Generator())
+    with pytest.raises(ValueError, match="float64"):
+        hand_made = LatticeState(np.zeros((2, 4, 4), np.float32), model, new_rng_states(2, 0))
+        Metropolis(model, 1.0).step(hand_made, torch.Generator())
     with pytest.raises(ValueError, match="even potential"):
         Wolff(Phi4(0.5, potential=(0, 1.0, 0, -0.3, 0.2)), 1.0)
     with pytest.raises(ValueError, match="clusters"):
