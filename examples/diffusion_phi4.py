@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("diffusion-phi4"))
     parser.add_argument("--n", type=int, default=1000, help="fields to generate (1000)")
     parser.add_argument("--noise", choices=("white", "spectrum"), default="white")
+    parser.add_argument("--skip", choices=("scalar", "wiener"), default="scalar")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--train-steps", type=int, default=4000)
@@ -42,6 +43,7 @@ def main() -> None:
     data, reference = io.load(args.train), io.load(args.reference)
     model = DiffusionModel(
         noise=args.noise,
+        skip=args.skip,
         width=args.width,
         levels=args.levels,
         steps=args.train_steps,

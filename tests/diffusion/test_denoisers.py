@@ -56,6 +56,43 @@ def test_preconditioning_with_a_zero_network_is_the_white_gaussian_wiener_filter
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12)
 
 
+def test_with_a_spectrum_and_a_zero_network_the_denoiser_is_the_wiener_oracle():
+    """F ≡ 0 with the Wiener skip is the posterior mean of the Gaussian field of spectrum P
+    (rgfield.diffusion.WienerDenoiser), and c_out² is that filter's mean squared error, so
+    the loss weight 1/c_out² gives the optimal Gaussian denoiser a loss of exactly 1."""
+    from rgfield.diffusion import WienerDenoiser
+
+    k = torch.fft.fftfreq(8, dtype=torch.float64)
+    power = 1 / (0.05 + k[:, None] ** 2 + k[None, :] ** 2)
+    oracle, denoiser = WienerDenoiser(power), Preconditioned(Zero(), power=power)
+    x = torch.randn(3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for sigma in (0.01, 0.3, 3.0, 80.0):
+        np.testing.assert_allclose(denoiser(x, sigma).numpy(), oracle(x, sigma).numpy(), 1e-12)
+        weight = denoiser.loss_weight(torch.tensor([sigma], dtype=torch.float64))
+        np.testing.assert_allclose(float(weight) * oracle.mse(sigma), 1.0, rtol=1e-12)
+
+
+def test_a_flat_spectrum_is_the_scalar_preconditioning():
+    """P_k ≡ σ_d² reduces the Wiener skip, c_out and c_in to EDM's scalar coefficients, for a
+    network that is not zero (a fixed circular convolution that reads c_noise)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular").double()
+
+    class Linear(nn.Module):
+        def forward(self, x, c_noise):
+            return conv(x) * (1 + c_noise[:, None, None, None])
+
+    x = torch.randn(4, 8, 8, dtype=torch.float64)
+    sigma = torch.tensor([0.1, 1.0, 3.0, 30.0], dtype=torch.float64)
+    flat = torch.full((8, 8), 0.25, dtype=torch.float64)
+    with torch.no_grad():
+        scalar = Preconditioned(Linear(), sigma_data=0.5)(x, sigma)
+        spectral = Preconditioned(Linear(), power=flat)(x, sigma)
+    np.testing.assert_allclose(spectral.numpy(), scalar.numpy(), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="power"):
+        Preconditioned(Zero(), power=torch.zeros(8, 8))
+
+
 def test_unet_refuses_bad_sizes_and_options():
     with pytest.raises(ValueError, match="divisible"):
         UNet(width=4, levels=3)(torch.zeros(1, 1, 10, 10), torch.zeros(1))

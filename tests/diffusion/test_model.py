@@ -57,6 +57,17 @@ def test_a_saved_model_loads_back_to_the_same_samples(model, tmp_path):
         model.save(path)
 
 
+def test_a_model_with_the_wiener_skip_loads_back_to_the_same_samples(fields, tmp_path):
+    model = DiffusionModel(skip="wiener", width=4, levels=2, steps=3, batch=4, seed=0)
+    model.fit(fields)
+    loaded = DiffusionModel.load(model.save(tmp_path / "wiener.nc"))
+    assert loaded.skip == "wiener"
+    torch.testing.assert_close(loaded.denoiser_.power, model.denoiser_.power, rtol=0, atol=0)
+    a = model.sample(3, steps=4, seed=2, progress=False)["field"].values
+    b = loaded.sample(3, steps=4, seed=2, progress=False)["field"].values
+    np.testing.assert_array_equal(a, b)
+
+
 def test_foreign_and_damaged_files_are_refused(model, fields, tmp_path):
     io.save(fields, tmp_path / "fields.nc")
     with pytest.raises(ValueError, match="not a diffusion model"):
@@ -81,6 +92,8 @@ def test_unfitted_model_and_bad_options_are_refused(model):
         model.sample(2, sampler="nope")
     with pytest.raises(ValueError, match="noise"):
         DiffusionModel(noise="pink").fit(torch.randn(4, 8, 8))
+    with pytest.raises(ValueError, match="skip"):
+        DiffusionModel(skip="none").fit(torch.randn(4, 8, 8))
     with pytest.raises(ValueError, match="2D fields"):
         DiffusionModel().fit(torch.randn(4, 8))
 
@@ -106,6 +119,8 @@ def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, c
                 "4",
                 "--noise",
                 "spectrum",
+                "--skip",
+                "wiener",
                 "--seed",
                 "0",
                 "--no-progress",
@@ -138,6 +153,7 @@ def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, c
     )
     generated = io.load(out)
     assert generated.shape == (3, 8, 8) and generated.attrs["option_eta"] == 1.0
+    assert generated.attrs["skip"] == "wiener" and generated.attrs["noise"] == "spectrum"
     assert "network evaluations" in capsys.readouterr().out
     assert (
         main(["diffusion", "sample", str(data), "--samples", "2", "--out", str(tmp_path / "x.nc")])
@@ -202,15 +218,19 @@ class ZeroNetwork(torch.nn.Module):
         return torch.zeros_like(x)
 
 
-def test_with_spectrum_noise_a_zero_network_generates_the_training_spectrum():
+@pytest.mark.parametrize(("noise", "skip"), [("spectrum", "scalar"), ("white", "wiener")])
+def test_a_zero_network_generates_the_training_spectrum(noise, skip):
     """The Gaussian limit of the whole pathway (whitening, preconditioning, Heun, colouring):
-    with F ≡ 0 the model is the Gaussian field of the training fields' mean periodogram, so
-    its samples have the training fields' shell spectrum exactly, up to the statistical error
-    (and Heun's 0.1 % at 128 levels)."""
+    with noise coloured by the spectrum, or with the Wiener skip, and F ≡ 0, the model is the
+    Gaussian field of the training fields' mean periodogram, so its samples have the training
+    fields' shell spectrum exactly, up to the statistical error (and Heun's 0.1 % at 128
+    levels)."""
     from rgfield.stats import power_spectrum
 
     train = torch.randn(64, 16, 16, generator=torch.Generator().manual_seed(0)).cumsum(-1)
-    model = DiffusionModel(noise="spectrum", width=4, levels=2, steps=1, seed=0, progress=False)
+    model = DiffusionModel(
+        noise=noise, skip=skip, width=4, levels=2, steps=1, seed=0, progress=False
+    )
     model.fit(train)
     model.denoiser_.network = ZeroNetwork()
     spectra = power_spectrum(model.sample(512, steps=128, seed=1, progress=False)["field"]).values

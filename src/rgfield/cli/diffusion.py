@@ -22,6 +22,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default="white",
         help="white noise, or noise with the data's power spectrum (white)",
     )
+    parser.add_argument(
+        "--skip",
+        choices=("scalar", "wiener"),
+        default="scalar",
+        help="denoiser skip: EDM's scalar, or the Wiener filter of the data's spectrum (scalar)",
+    )
     parser.add_argument("--width", type=int, default=16, help="UNet channels (16)")
     parser.add_argument("--levels", type=int, default=4, help="UNet resolutions (4)")
     parser.add_argument("--bias-free", action="store_true", help="bias-free, noise-blind UNet")
@@ -39,6 +45,7 @@ def _model_options(args: argparse.Namespace) -> dict:
     return dict(
         process=process,
         noise=args.noise,
+        skip=args.skip,
         width=args.width,
         levels=args.levels,
         bias=not args.bias_free,

@@ -19,7 +19,7 @@ Layers, each usable alone (docs/diffusion.md):
 """
 
 from rgfield.diffusion.augmentation import Symmetries, symmetries_for
-from rgfield.diffusion.denoisers import Preconditioned, UNet
+from rgfield.diffusion.denoisers import SKIPS, Preconditioned, UNet
 from rgfield.diffusion.model import Counted, DiffusionModel
 from rgfield.diffusion.oracles import EmpiricalDenoiser, WienerDenoiser
 from rgfield.diffusion.processes import (
@@ -42,6 +42,7 @@ from rgfield.diffusion.whitening import Whitening, fit_whitening
 __all__ = [
     "PROCESSES",
     "SAMPLERS",
+    "SKIPS",
     "Counted",
     "DiffusionModel",
     "EmpiricalDenoiser",

@@ -13,6 +13,18 @@ of Karras et al. (NeurIPS 2022, Table 1): c_skip = σ_d²/(σ² + σ_d²), c_out
 c_in = 1/√(σ² + σ_d²), c_noise = ¼ ln σ, so that the network's input and target have unit
 variance at every σ. For Gaussian data of variance σ_d² per pixel and F ≡ 0, D is the Wiener
 filter; the network learns the rest.
+
+Given the data's power spectrum P_k (per mode of the 2D FFT, mean σ_d²), the skip becomes the
+Wiener filter of a Gaussian field with that spectrum, applied mode by mode:
+
+    D(x, σ) = F⁻¹[P_k/(P_k + σ²) F(x)_k] + c_out F_θ(c_in x, c_noise),
+    c_out² = ⟨P_k σ²/(P_k + σ²)⟩_k,   c_in = 1/√(⟨P_k⟩_k + σ²),
+
+c_out² being the Wiener filter's mean squared error per pixel. With a flat spectrum this is the
+scalar preconditioning above; with the data's, F ≡ 0 already draws Gaussian fields with the
+data's spectrum and the network, still in pixel space and under white noise, learns only the
+non-Gaussian part (the same goal as noise coloured by the spectrum, rgfield.diffusion.whitening,
+without moving the network to whitened coordinates).
 """
 
 from __future__ import annotations
@@ -22,7 +34,10 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["Preconditioned", "UNet"]
+__all__ = ["SKIPS", "Preconditioned", "UNet"]
+
+SKIPS = ("scalar", "wiener")
+"""The skip connections of :class:`Preconditioned`: EDM's scalar c_skip, or a Wiener filter."""
 
 
 def _conv(channels_in: int, channels_out: int, bias: bool) -> nn.Conv2d:
@@ -157,7 +172,8 @@ class UNet(nn.Module):
 
 
 class Preconditioned(nn.Module):
-    """D(x, σ) = c_skip(σ) x + c_out(σ) F(c_in(σ) x, ¼ ln σ) (Karras et al. 2022, Table 1).
+    """D(x, σ) = c_skip(σ) x + c_out(σ) F(c_in(σ) x, ¼ ln σ) (Karras et al. 2022, Table 1), or
+    with the Wiener filter of a power spectrum as the skip (see the module docstring).
 
     Parameters
     ----------
@@ -165,14 +181,48 @@ class Preconditioned(nn.Module):
         F(x, c_noise), e.g. :class:`UNet`.
     sigma_data : float
         σ_d, the data's standard deviation per pixel (1 for whitened fields).
+    power : torch.Tensor (H, W), optional
+        P_k, the data's power per mode of the unnormalised 2D FFT (|F(x)_k|²/(H W) averaged
+        over fields, so that its mean is the variance per pixel); given, the skip is the Wiener
+        filter of that spectrum and ``sigma_data`` is not used.
 
     ``forward(x, sigma)`` takes fields (batch, H, W) or (batch, C, H, W) and σ as a number or
     one per field.
     """
 
-    def __init__(self, network: nn.Module, sigma_data: float = 1.0) -> None:
+    def __init__(
+        self, network: nn.Module, sigma_data: float = 1.0, power: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.network, self.sigma_data = network, float(sigma_data)
+        if power is not None and not (power.dim() == 2 and bool((power > 0).all())):
+            raise ValueError("power must be a positive (H, W) tensor, one value per mode")
+        self.register_buffer("power", None if power is None else power.detach().clone())
+
+    def coefficients(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(c_out, c_in) at noise levels ``sigma`` (any shape)."""
+        if self.power is None:
+            total = sigma**2 + self.sigma_data**2
+            return sigma * self.sigma_data * total.rsqrt(), total.rsqrt()
+        power = self.power.to(sigma)
+        shape = sigma.shape
+        s2 = sigma.reshape(-1, 1, 1) ** 2
+        error = (power * s2 / (power + s2)).mean((-2, -1)).reshape(shape)
+        return error.sqrt(), (power.mean() + sigma**2).rsqrt()
+
+    def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
+        """λ(σ) = 1/c_out(σ)², EDM's weighting: the network's target has unit variance."""
+        return self.coefficients(sigma)[0].pow(-2)
+
+    def skip(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """c_skip x, or the Wiener filter F⁻¹[P/(P + σ²) F(x)] with a spectrum (x: (B, C, H, W),
+        σ: (B,))."""
+        s2 = sigma[:, None, None, None] ** 2
+        if self.power is None:
+            return self.sigma_data**2 / (s2 + self.sigma_data**2) * x
+        power = self.power.to(x)
+        gain = power / (power + s2)
+        return torch.fft.ifft2(torch.fft.fft2(x) * gain).real.to(x.dtype)
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         scalar = x.dim() == 3
@@ -180,9 +230,6 @@ class Preconditioned(nn.Module):
             x = x[:, None]
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
         sigma = sigma.expand(len(x)) if sigma.numel() == 1 else sigma
-        s = sigma[:, None, None, None]
-        total = s**2 + self.sigma_data**2
-        c_skip = self.sigma_data**2 / total
-        c_out = s * self.sigma_data * total.rsqrt()
-        out = c_skip * x + c_out * self.network(x * total.rsqrt(), sigma.log() / 4)
+        c_out, c_in = (c[:, None, None, None] for c in self.coefficients(sigma))
+        out = self.skip(x, sigma) + c_out * self.network(x * c_in, sigma.log() / 4)
         return out[:, 0] if scalar else out

@@ -16,7 +16,7 @@ from rgfield import io
 from rgfield._progress import progress as progress_bar
 from rgfield._validate import fresh_seed
 from rgfield.diffusion.augmentation import Symmetries, symmetries_for
-from rgfield.diffusion.denoisers import Preconditioned, UNet
+from rgfield.diffusion.denoisers import SKIPS, Preconditioned, UNet
 from rgfield.diffusion.processes import NoiseProcess, make_process
 from rgfield.diffusion.samplers import SAMPLERS
 from rgfield.diffusion.training import train
@@ -44,7 +44,8 @@ class DiffusionModel:
     """A denoising diffusion model of an ensemble of 2D periodic fields.
 
     The fields are whitened (:mod:`~rgfield.diffusion.whitening`: ``noise="white"`` or
-    ``"spectrum"``), a :class:`~rgfield.diffusion.UNet` with EDM preconditioning is trained by
+    ``"spectrum"``), a :class:`~rgfield.diffusion.UNet` with EDM preconditioning (its skip
+    scalar, or the Wiener filter of the training fields' spectrum) is trained by
     denoising score matching on them (:func:`~rgfield.diffusion.train`), and new fields are
     drawn by integrating the reverse process from noise (:data:`~rgfield.diffusion.SAMPLERS`)
     and colouring the result. docs/diffusion.md has the equations and the defaults' reasons.
@@ -55,6 +56,10 @@ class DiffusionModel:
         The noise process (:mod:`~rgfield.diffusion.processes`).
     noise : "white" or "spectrum"
         White noise, or noise with the training fields' power spectrum.
+    skip : "scalar" or "wiener"
+        The denoiser's skip connection: EDM's c_skip(σ) x, or the Wiener filter of the training
+        fields' power spectrum (:class:`~rgfield.diffusion.Preconditioned`), with which the
+        untrained network already draws Gaussian fields of the data's spectrum.
     width, levels : int
         The UNet's channels at the finest level and its number of resolutions.
     bias : bool
@@ -92,6 +97,7 @@ class DiffusionModel:
         self,
         process: str | NoiseProcess = "ve",
         noise: str = "white",
+        skip: str = "scalar",
         width: int = 16,
         levels: int = 4,
         bias: bool = True,
@@ -106,6 +112,7 @@ class DiffusionModel:
     ) -> None:
         self.process = process
         self.noise = noise
+        self.skip = skip
         self.width = width
         self.levels = levels
         self.bias = bias
@@ -133,6 +140,8 @@ class DiffusionModel:
         """
         if self.noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}; got {self.noise!r}")
+        if self.skip not in SKIPS:
+            raise ValueError(f"skip must be one of {SKIPS}; got {self.skip!r}")
         data = io.load(data) if isinstance(data, str | os.PathLike) else data
         fields = io.as_tensor(data, dtype=torch.float32)
         if fields.dim() != 3:
@@ -149,13 +158,17 @@ class DiffusionModel:
         self.seed_ = fresh_seed() if self.seed is None else int(self.seed)
         self.symmetries_ = self.symmetries or symmetries_for(str(attrs.get("generator", "")), name)
         self.whitening_ = fit_whitening(fields, self.noise)
+        whitened = self.whitening_.whiten(fields)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
             network = UNet(1, self.width, self.levels, self.bias)
-        denoiser = Preconditioned(network, sigma_data=1.0).to(device)
+        power = None
+        if self.skip == "wiener":  # P_k of the whitened fields: the "spectrum" amplitude²
+            power = fit_whitening(whitened, "spectrum").amplitude.square()
+        denoiser = Preconditioned(network, sigma_data=1.0, power=power).to(device)
         training = train(
             denoiser,
-            self.whitening_.whiten(fields).to(device),
+            whitened.to(device),
             self.process_,
             steps=self.steps,
             batch=self.batch,
@@ -258,6 +271,7 @@ class DiffusionModel:
             "seconds_per_sample": seconds / n,
             "process": self.process_.name,
             "noise": self.noise,
+            "skip": self.skip,
             "parameters": self.n_parameters_,
             "training_generator": self.data_attrs_["generator"],
             **{f"option_{k}": v for k, v in options.items()},

@@ -95,6 +95,9 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
         network = UNet(**spec["network"])
         process = make_process(params.pop("process"), **spec["process_options"])
         symmetries = Symmetries(**params.pop("symmetries"))
+        # a Wiener skip's spectrum is a state entry: a placeholder of its shape, loaded below
+        wiener = params.get("skip") == "wiener"
+        power = torch.ones(spec["size"], dtype=torch.float64) if wiener else None
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{source}: an incomplete or invalid specification ({err})") from err
     expected = {f"state_{i}" for i in range(len(names))}
@@ -105,7 +108,7 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
             f"{source}: variables missing {sorted(missing)} or not part of the model"
             f" {sorted(surplus)}"
         )
-    denoiser = Preconditioned(network, sigma_data=1.0)
+    denoiser = Preconditioned(network, sigma_data=1.0, power=power)
     state = {name: torch.from_numpy(ds[f"state_{i}"].values.copy()) for i, name in enumerate(names)}
     try:
         denoiser.load_state_dict(state, strict=True)

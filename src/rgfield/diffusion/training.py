@@ -3,10 +3,12 @@
 The loss of a denoiser D on data z (whitened fields, σ_data = 1) is EDM's (Karras et al. 2022,
 eq. 8 with their λ):
 
-    L = E_{σ, z, n} λ(σ) ‖D(z + σ n, σ) − z‖² / (H W),   λ(σ) = (σ² + σ_d²)/(σ σ_d)²,
+    L = E_{σ, z, n} λ(σ) ‖D(z + σ n, σ) − z‖² / (H W),   λ(σ) = 1/c_out(σ)²
+                                                       = (σ² + σ_d²)/(σ σ_d)² (scalar skip),
 
-σ drawn from the noise process's training distribution. λ makes the loss of the optimal
-denoiser O(1) at every σ (it is the loss of the network's own target). Minimised with Adam;
+σ drawn from the noise process's training distribution, c_out the denoiser's output scale
+(:meth:`Preconditioned.loss_weight`). λ makes the loss of the optimal denoiser O(1) at every σ
+(it is the loss of the network's own target). Minimised with Adam;
 the model kept is an exponential moving average (EMA) of the weights.
 """
 
@@ -28,14 +30,9 @@ from rgfield.diffusion.augmentation import Symmetries
 from rgfield.diffusion.denoisers import Preconditioned
 from rgfield.diffusion.processes import NoiseProcess
 
-__all__ = ["CHECKPOINT_FORMAT", "Training", "loss_weight", "mse_by_sigma", "train"]
+__all__ = ["CHECKPOINT_FORMAT", "Training", "mse_by_sigma", "train"]
 
 CHECKPOINT_FORMAT = "rgfield.diffusion.checkpoint/1"
-
-
-def loss_weight(sigma: torch.Tensor, sigma_data: float = 1.0) -> torch.Tensor:
-    """λ(σ) = (σ² + σ_d²)/(σ σ_d)²."""
-    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
 @dataclass
@@ -150,7 +147,7 @@ def _step(denoiser, optimiser, fields, process, batch, symmetries, generator):
     clean, noise = clean.to(device), noise.to(device)
     s = sigma.to(device=device, dtype=clean.dtype)
     denoised = denoiser(clean + s[:, None, None] * noise, s)
-    per_example = loss_weight(s, denoiser.sigma_data) * (denoised - clean).square().mean((1, 2))
+    per_example = denoiser.loss_weight(s) * (denoised - clean).square().mean((1, 2))
     loss = per_example.mean()
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
@@ -191,6 +188,8 @@ def _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser) ->
         denoiser.sigma_data,
     )
     digest.update(repr(settings).encode())
+    if denoiser.power is not None:
+        digest.update(denoiser.power.detach().cpu().numpy().tobytes())
     return digest.hexdigest()
 
 
