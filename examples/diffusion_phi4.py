@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="fields to generate (1000)")
     parser.add_argument("--noise", choices=("white", "spectrum"), default="white")
     parser.add_argument("--skip", choices=("scalar", "wiener"), default="scalar")
+    parser.add_argument("--weighting", choices=("edm", "spectral"), default="edm")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--train-steps", type=int, default=4000)
@@ -44,6 +45,7 @@ def main() -> None:
     model = DiffusionModel(
         noise=args.noise,
         skip=args.skip,
+        weighting=args.weighting,
         width=args.width,
         levels=args.levels,
         steps=args.train_steps,

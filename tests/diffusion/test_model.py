@@ -58,10 +58,13 @@ def test_a_saved_model_loads_back_to_the_same_samples(model, tmp_path):
 
 
 def test_a_model_with_the_wiener_skip_loads_back_to_the_same_samples(fields, tmp_path):
-    model = DiffusionModel(skip="wiener", width=4, levels=2, steps=3, batch=4, seed=0)
+    model = DiffusionModel(
+        skip="wiener", weighting="spectral", width=4, levels=2, steps=3, batch=4, seed=0
+    )
     model.fit(fields)
+    assert np.isfinite(model.history_["loss"].values).all()
     loaded = DiffusionModel.load(model.save(tmp_path / "wiener.nc"))
-    assert loaded.skip == "wiener"
+    assert loaded.skip == "wiener" and loaded.weighting == "spectral"
     torch.testing.assert_close(loaded.denoiser_.power, model.denoiser_.power, rtol=0, atol=0)
     a = model.sample(3, steps=4, seed=2, progress=False)["field"].values
     b = loaded.sample(3, steps=4, seed=2, progress=False)["field"].values
@@ -94,6 +97,8 @@ def test_unfitted_model_and_bad_options_are_refused(model):
         DiffusionModel(noise="pink").fit(torch.randn(4, 8, 8))
     with pytest.raises(ValueError, match="skip"):
         DiffusionModel(skip="none").fit(torch.randn(4, 8, 8))
+    with pytest.raises(ValueError, match="weighting"):
+        DiffusionModel(weighting="uniform").fit(torch.randn(4, 8, 8))
     with pytest.raises(ValueError, match="2D fields"):
         DiffusionModel().fit(torch.randn(4, 8))
 

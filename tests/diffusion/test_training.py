@@ -13,6 +13,7 @@ from rgfield.diffusion import (
     WienerDenoiser,
     mse_by_sigma,
     train,
+    weighted_loss,
 )
 
 
@@ -63,6 +64,38 @@ def _train(steps, checkpoint=None, seed=0):
         progress=False,
     )
     return result
+
+
+def test_the_spectral_loss_with_a_flat_spectrum_is_edms_loss():
+    """P ≡ 1: Σ_k λ_k |F(r)_k|²/(HW)² = (σ² + 1)/σ² ‖r‖²/(HW) by Parseval."""
+    residual = torch.randn(4, 8, 8, dtype=torch.float64)
+    sigma = torch.tensor([0.01, 0.5, 3.0, 80.0], dtype=torch.float64)
+    denoiser = Preconditioned(torch.nn.Identity())
+    flat = torch.ones(8, 8, dtype=torch.float64)
+    np.testing.assert_allclose(
+        weighted_loss(denoiser, residual, sigma, flat).numpy(),
+        weighted_loss(denoiser, residual, sigma).numpy(),
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("sigma", [0.05, 1.0, 20.0])
+def test_the_wiener_denoiser_has_spectral_loss_one(power_law, sigma):
+    """λ_k(σ) is the inverse of mode k's Wiener error P_k σ²/(P_k + σ²), so on Gaussian fields
+    of spectrum P the exact Wiener denoiser's loss has expectation 1 at every σ: the mean over
+    4,000 fields within 4 standard errors."""
+    power = power_law(8)
+    wiener = WienerDenoiser(power)
+    clean = wiener.sample(4000, torch.Generator().manual_seed(3))
+    noisy = clean + sigma * torch.randn(
+        clean.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    )
+    sigmas = torch.full((len(clean),), sigma, dtype=torch.float64)
+    loss = weighted_loss(
+        Preconditioned(torch.nn.Identity()), wiener(noisy, sigma) - clean, sigmas, power
+    )
+    error = float(loss.std()) / np.sqrt(len(loss))
+    assert abs(float(loss.mean()) - 1) < 4 * error, (float(loss.mean()), error)
 
 
 def test_a_resumed_training_ends_with_the_weights_of_an_unbroken_one(tmp_path):

@@ -28,6 +28,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default="scalar",
         help="denoiser skip: EDM's scalar, or the Wiener filter of the data's spectrum (scalar)",
     )
+    parser.add_argument(
+        "--weighting",
+        choices=("edm", "spectral"),
+        default="edm",
+        help="training loss: EDM's λ(σ), or per Fourier mode by its Wiener error (edm)",
+    )
     parser.add_argument("--width", type=int, default=16, help="UNet channels (16)")
     parser.add_argument("--levels", type=int, default=4, help="UNet resolutions (4)")
     parser.add_argument("--bias-free", action="store_true", help="bias-free, noise-blind UNet")
@@ -46,6 +52,7 @@ def _model_options(args: argparse.Namespace) -> dict:
         process=process,
         noise=args.noise,
         skip=args.skip,
+        weighting=args.weighting,
         width=args.width,
         levels=args.levels,
         bias=not args.bias_free,

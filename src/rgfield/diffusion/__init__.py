@@ -36,13 +36,14 @@ from rgfield.diffusion.samplers import (
     sample_heun,
     sample_pc,
 )
-from rgfield.diffusion.training import Training, mse_by_sigma, train
+from rgfield.diffusion.training import WEIGHTINGS, Training, mse_by_sigma, train, weighted_loss
 from rgfield.diffusion.whitening import Whitening, fit_whitening
 
 __all__ = [
     "PROCESSES",
     "SAMPLERS",
     "SKIPS",
+    "WEIGHTINGS",
     "Counted",
     "DiffusionModel",
     "EmpiricalDenoiser",
@@ -64,4 +65,5 @@ __all__ = [
     "sample_pc",
     "symmetries_for",
     "train",
+    "weighted_loss",
 ]

@@ -19,7 +19,7 @@ from rgfield.diffusion.augmentation import Symmetries, symmetries_for
 from rgfield.diffusion.denoisers import SKIPS, Preconditioned, UNet
 from rgfield.diffusion.processes import NoiseProcess, make_process
 from rgfield.diffusion.samplers import SAMPLERS
-from rgfield.diffusion.training import train
+from rgfield.diffusion.training import WEIGHTINGS, train
 from rgfield.diffusion.whitening import NOISES, fit_whitening
 
 __all__ = ["Counted", "DiffusionModel"]
@@ -60,6 +60,11 @@ class DiffusionModel:
         The denoiser's skip connection: EDM's c_skip(σ) x, or the Wiener filter of the training
         fields' power spectrum (:class:`~rgfield.diffusion.Preconditioned`), with which the
         untrained network already draws Gaussian fields of the data's spectrum.
+    weighting : "edm" or "spectral"
+        The training loss: EDM's λ(σ) on the squared error, or each Fourier mode's error
+        weighted by the inverse of its Wiener error under the training fields' spectrum
+        (:func:`~rgfield.diffusion.weighted_loss`), so the longest waves count as much as the
+        rest.
     width, levels : int
         The UNet's channels at the finest level and its number of resolutions.
     bias : bool
@@ -98,6 +103,7 @@ class DiffusionModel:
         process: str | NoiseProcess = "ve",
         noise: str = "white",
         skip: str = "scalar",
+        weighting: str = "edm",
         width: int = 16,
         levels: int = 4,
         bias: bool = True,
@@ -113,6 +119,7 @@ class DiffusionModel:
         self.process = process
         self.noise = noise
         self.skip = skip
+        self.weighting = weighting
         self.width = width
         self.levels = levels
         self.bias = bias
@@ -142,6 +149,8 @@ class DiffusionModel:
             raise ValueError(f"noise must be one of {NOISES}; got {self.noise!r}")
         if self.skip not in SKIPS:
             raise ValueError(f"skip must be one of {SKIPS}; got {self.skip!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
         data = io.load(data) if isinstance(data, str | os.PathLike) else data
         fields = io.as_tensor(data, dtype=torch.float32)
         if fields.dim() != 3:
@@ -162,10 +171,11 @@ class DiffusionModel:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
             network = UNet(1, self.width, self.levels, self.bias)
-        power = None
-        if self.skip == "wiener":  # P_k of the whitened fields: the "spectrum" amplitude²
-            power = fit_whitening(whitened, "spectrum").amplitude.square()
-        denoiser = Preconditioned(network, sigma_data=1.0, power=power).to(device)
+        # P_k of the whitened fields (the "spectrum" whitening's amplitude²), where asked for
+        power = fit_whitening(whitened, "spectrum").amplitude.square()
+        denoiser = Preconditioned(
+            network, sigma_data=1.0, power=power if self.skip == "wiener" else None
+        ).to(device)
         training = train(
             denoiser,
             whitened.to(device),
@@ -177,6 +187,7 @@ class DiffusionModel:
             symmetries=self.symmetries_,
             seed=self.seed_,
             checkpoint=checkpoint,
+            loss_power=power if self.weighting == "spectral" else None,
             progress=self.progress,
         )
         self.denoiser_ = training.ema.module.eval()
@@ -272,6 +283,7 @@ class DiffusionModel:
             "process": self.process_.name,
             "noise": self.noise,
             "skip": self.skip,
+            "weighting": self.weighting,
             "parameters": self.n_parameters_,
             "training_generator": self.data_attrs_["generator"],
             **{f"option_{k}": v for k, v in options.items()},

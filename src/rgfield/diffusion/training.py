@@ -8,7 +8,16 @@ eq. 8 with their λ):
 
 σ drawn from the noise process's training distribution, c_out the denoiser's output scale
 (:meth:`Preconditioned.loss_weight`). λ makes the loss of the optimal denoiser O(1) at every σ
-(it is the loss of the network's own target). Minimised with Adam;
+(it is the loss of the network's own target). With the data's power spectrum P_k
+(``loss_power``) each Fourier mode's error is weighted by the inverse of its Wiener error
+instead,
+
+    L = E Σ_k λ_k(σ) |F(D − z)_k|² / (H W)²,   λ_k(σ) = (P_k + σ²)/(P_k σ²),
+
+so that a mode of little power (the few longest waves carry a small share of ‖D − z‖²) counts
+as much, relative to its Gaussian error, as any other. Every positive weighting of the squared
+error has the same minimiser, the posterior mean E[z | z + σ n]; with P ≡ 1 this is λ(σ) of the
+scalar skip (Parseval). Minimised with Adam;
 the model kept is an exponential moving average (EMA) of the weights.
 """
 
@@ -30,9 +39,19 @@ from rgfield.diffusion.augmentation import Symmetries
 from rgfield.diffusion.denoisers import Preconditioned
 from rgfield.diffusion.processes import NoiseProcess
 
-__all__ = ["CHECKPOINT_FORMAT", "Training", "mse_by_sigma", "train"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "WEIGHTINGS",
+    "Training",
+    "mse_by_sigma",
+    "train",
+    "weighted_loss",
+]
 
 CHECKPOINT_FORMAT = "rgfield.diffusion.checkpoint/1"
+
+WEIGHTINGS = ("edm", "spectral")
+"""The training losses: EDM's λ(σ), or λ_k(σ) per Fourier mode (:func:`weighted_loss`)."""
 
 
 @dataclass
@@ -71,6 +90,7 @@ def train(
     seed: int = 0,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 500,
+    loss_power: torch.Tensor | None = None,
     progress: bool = True,
 ) -> Training:
     """Train ``denoiser`` (in place) on ``fields`` (N, H, W), on their device.
@@ -81,7 +101,8 @@ def train(
     seeded by ``seed``. With ``checkpoint``, the whole state (weights, EMA, Adam, generator,
     losses) is written there every ``checkpoint_every`` steps and at the end, atomically; a
     run given an existing checkpoint of the same training (same data, options and seed)
-    resumes from it and ends with the same weights as an unbroken run.
+    resumes from it and ends with the same weights as an unbroken run. ``loss_power``: P_k of
+    the fields (H, W), for the per-mode weighting of :func:`weighted_loss`.
     """
     for name, value in (("steps", steps), ("batch", batch), ("checkpoint_every", checkpoint_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -92,7 +113,7 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(denoiser.parameters(), lr=lr)
     averaged = AveragedModel(denoiser, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
-    identity = _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser)
+    identity = _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser, loss_power)
     done, losses, sigmas, example_losses = 0, [], [], []
     if checkpoint is not None and Path(checkpoint).exists():
         state = _read_checkpoint(checkpoint, identity)
@@ -110,7 +131,7 @@ def train(
         on_step(done)
         for step in range(done, steps):
             loss, sigma, per_example = _step(
-                denoiser, optimiser, fields, process, batch, symmetries, generator
+                denoiser, optimiser, fields, process, batch, symmetries, generator, loss_power
             )
             averaged.update_parameters(denoiser)
             losses.append(loss.reshape(1))
@@ -137,7 +158,22 @@ def train(
     return Training(averaged, cat(losses), cat(sigmas), cat(example_losses), seconds)
 
 
-def _step(denoiser, optimiser, fields, process, batch, symmetries, generator):
+def weighted_loss(
+    denoiser: Preconditioned,
+    residual: torch.Tensor,
+    sigma: torch.Tensor,
+    power: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The loss of each example, λ(σ) ‖r‖²/(H W), or Σ_k λ_k(σ) |F(r)_k|²/(H W)² with a
+    spectrum ``power`` (the module docstring), for residuals r = D − z (B, H, W) at σ (B,)."""
+    if power is None:
+        return denoiser.loss_weight(sigma) * residual.square().mean((1, 2))
+    p, s2 = power.to(residual), sigma[:, None, None] ** 2
+    modes = torch.fft.fft2(residual).abs().square() / residual[0].numel()
+    return (modes * (p + s2) / (p * s2)).mean((1, 2))
+
+
+def _step(denoiser, optimiser, fields, process, batch, symmetries, generator, loss_power):
     """One Adam step; returns (batch loss, σ, per-example losses), detached on the CPU."""
     index = torch.randint(len(fields), (batch,), generator=generator)
     clean = symmetries.apply(fields[index.to(fields.device)].cpu(), generator)
@@ -147,7 +183,7 @@ def _step(denoiser, optimiser, fields, process, batch, symmetries, generator):
     clean, noise = clean.to(device), noise.to(device)
     s = sigma.to(device=device, dtype=clean.dtype)
     denoised = denoiser(clean + s[:, None, None] * noise, s)
-    per_example = denoiser.loss_weight(s) * (denoised - clean).square().mean((1, 2))
+    per_example = weighted_loss(denoiser, denoised - clean, s, loss_power)
     loss = per_example.mean()
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
@@ -174,7 +210,7 @@ def mse_by_sigma(
     return np.array(errors)
 
 
-def _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser) -> str:
+def _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser, loss_power) -> str:
     """A digest of everything that determines a training run but its length."""
     digest = hashlib.sha256(fields.detach().cpu().float().numpy().tobytes())
     settings = (
@@ -188,8 +224,9 @@ def _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser) ->
         denoiser.sigma_data,
     )
     digest.update(repr(settings).encode())
-    if denoiser.power is not None:
-        digest.update(denoiser.power.detach().cpu().numpy().tobytes())
+    for label, power in ((b"skip", denoiser.power), (b"loss", loss_power)):
+        if power is not None:  # absent: the digest of a run before these options existed
+            digest.update(label + power.detach().cpu().numpy().tobytes())
     return digest.hexdigest()
 
 
