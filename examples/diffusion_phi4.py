@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--noise", choices=("white", "spectrum"), default="white")
     parser.add_argument("--skip", choices=("scalar", "wiener"), default="scalar")
     parser.add_argument("--weighting", choices=("edm", "spectral"), default="edm")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--train-steps", type=int, default=4000)
@@ -46,6 +47,7 @@ def main() -> None:
         noise=args.noise,
         skip=args.skip,
         weighting=args.weighting,
+        lr_schedule=args.lr_schedule,
         width=args.width,
         levels=args.levels,
         steps=args.train_steps,

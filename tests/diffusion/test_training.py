@@ -48,7 +48,7 @@ def _denoiser():
     return Preconditioned(UNet(width=4, levels=2))
 
 
-def _train(steps, checkpoint=None, seed=0):
+def _train(steps, checkpoint=None, seed=0, lr_schedule="constant"):
     fields = torch.randn(20, 8, 8, generator=torch.Generator().manual_seed(5))
     denoiser = _denoiser()
     result = train(
@@ -61,6 +61,7 @@ def _train(steps, checkpoint=None, seed=0):
         symmetries=Symmetries(rotations=True, reflection=-1),
         checkpoint=checkpoint,
         checkpoint_every=3,
+        lr_schedule=lr_schedule,
         progress=False,
     )
     return result
@@ -98,11 +99,28 @@ def test_the_wiener_denoiser_has_spectral_loss_one(power_law, sigma):
     assert abs(float(loss.mean()) - 1) < 4 * error, (float(loss.mean()), error)
 
 
-def test_a_resumed_training_ends_with_the_weights_of_an_unbroken_one(tmp_path):
-    unbroken = _train(8)
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_resumed_training_ends_with_the_weights_of_an_unbroken_one(
+    tmp_path, monkeypatch, schedule
+):
+    import rgfield.diffusion.training as training
+
+    unbroken = _train(8, lr_schedule=schedule)
     path = tmp_path / "state.pt"
-    _train(6, checkpoint=path)  # stops after 6 steps (checkpoints at 3 and 6)
-    resumed = _train(8, checkpoint=path)
+    # a run of 8 steps stopped by Ctrl-C in its 7th step (checkpoints at 3 and 6), then rerun
+    original, done = training._step, []
+
+    def step(*args):
+        if len(done) == 6:
+            raise KeyboardInterrupt
+        done.append(1)
+        return original(*args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "_step", step)
+        with pytest.raises(KeyboardInterrupt):
+            _train(8, checkpoint=path, lr_schedule=schedule)
+    resumed = _train(8, checkpoint=path, lr_schedule=schedule)
     for a, b in zip(
         unbroken.ema.state_dict().values(), resumed.ema.state_dict().values(), strict=True
     ):
@@ -118,6 +136,19 @@ def test_checkpoints_of_another_training_or_corrupt_ones_are_refused(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable training checkpoint"):
         _train(6, checkpoint=path)
+
+
+def test_the_cosine_schedule_decays_the_rate_to_zero_and_changes_the_training():
+    from rgfield.diffusion import learning_rate
+
+    assert [learning_rate(1e-3, "cosine", t, 8) for t in (0, 4)] == [1e-3, 0.5e-3]
+    assert 0 < learning_rate(1e-3, "cosine", 7, 8) < 0.04e-3
+    assert learning_rate(1e-3, "constant", 7, 8) == 1e-3
+    constant, cosine = _train(4), _train(4, lr_schedule="cosine")
+    assert constant.losses[0] == cosine.losses[0]  # the first step is at the full rate
+    assert not np.array_equal(constant.losses, cosine.losses)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _train(4, lr_schedule="step")
 
 
 def test_training_is_reproducible_with_a_seed():

@@ -40,6 +40,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-steps", type=int, default=4000, help="training steps (4000)")
     parser.add_argument("--batch", type=int, default=32, help="fields per training step (32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="learning rate constant, or decaying to 0 on a cosine (constant)",
+    )
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -59,6 +65,7 @@ def _model_options(args: argparse.Namespace) -> dict:
         steps=args.train_steps,
         batch=args.batch,
         lr=args.lr,
+        lr_schedule=args.lr_schedule,
     )
 
 

@@ -36,10 +36,19 @@ from rgfield.diffusion.samplers import (
     sample_heun,
     sample_pc,
 )
-from rgfield.diffusion.training import WEIGHTINGS, Training, mse_by_sigma, train, weighted_loss
+from rgfield.diffusion.training import (
+    LR_SCHEDULES,
+    WEIGHTINGS,
+    Training,
+    learning_rate,
+    mse_by_sigma,
+    train,
+    weighted_loss,
+)
 from rgfield.diffusion.whitening import Whitening, fit_whitening
 
 __all__ = [
+    "LR_SCHEDULES",
     "PROCESSES",
     "SAMPLERS",
     "SKIPS",
@@ -56,6 +65,7 @@ __all__ = [
     "WienerDenoiser",
     "Whitening",
     "fit_whitening",
+    "learning_rate",
     "make_process",
     "mse_by_sigma",
     "sample_ddim",

@@ -19,7 +19,7 @@ from rgfield.diffusion.augmentation import Symmetries, symmetries_for
 from rgfield.diffusion.denoisers import SKIPS, Preconditioned, UNet
 from rgfield.diffusion.processes import NoiseProcess, make_process
 from rgfield.diffusion.samplers import SAMPLERS
-from rgfield.diffusion.training import WEIGHTINGS, train
+from rgfield.diffusion.training import LR_SCHEDULES, WEIGHTINGS, train
 from rgfield.diffusion.whitening import NOISES, fit_whitening
 
 __all__ = ["Counted", "DiffusionModel"]
@@ -70,6 +70,8 @@ class DiffusionModel:
     bias : bool
         False: the bias-free, noise-blind UNet.
     steps, batch, lr, ema : training steps, fields per step, Adam's learning rate, EMA decay.
+    lr_schedule : "constant" or "cosine"
+        Adam's learning rate constant, or decaying to 0 as ½ (1 + cos(π t / steps)).
     symmetries : Symmetries, optional
         Augmentation group (default: by the data's ``generator`` attr, :func:`symmetries_for`).
     seed : int, optional
@@ -110,6 +112,7 @@ class DiffusionModel:
         steps: int = 4000,
         batch: int = 32,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
         ema: float = 0.999,
         symmetries: Symmetries | None = None,
         seed: int | None = None,
@@ -126,6 +129,7 @@ class DiffusionModel:
         self.steps = steps
         self.batch = batch
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.ema = ema
         self.symmetries = symmetries
         self.seed = seed
@@ -151,6 +155,8 @@ class DiffusionModel:
             raise ValueError(f"skip must be one of {SKIPS}; got {self.skip!r}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}")
         data = io.load(data) if isinstance(data, str | os.PathLike) else data
         fields = io.as_tensor(data, dtype=torch.float32)
         if fields.dim() != 3:
@@ -183,6 +189,7 @@ class DiffusionModel:
             steps=self.steps,
             batch=self.batch,
             lr=self.lr,
+            lr_schedule=self.lr_schedule,
             ema=self.ema,
             symmetries=self.symmetries_,
             seed=self.seed_,

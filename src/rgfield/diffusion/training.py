@@ -24,6 +24,7 @@ the model kept is an exponential moving average (EMA) of the weights.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 import uuid
@@ -41,8 +42,10 @@ from rgfield.diffusion.processes import NoiseProcess
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "LR_SCHEDULES",
     "WEIGHTINGS",
     "Training",
+    "learning_rate",
     "mse_by_sigma",
     "train",
     "weighted_loss",
@@ -52,6 +55,9 @@ CHECKPOINT_FORMAT = "rgfield.diffusion.checkpoint/1"
 
 WEIGHTINGS = ("edm", "spectral")
 """The training losses: EDM's λ(σ), or λ_k(σ) per Fourier mode (:func:`weighted_loss`)."""
+
+LR_SCHEDULES = ("constant", "cosine")
+"""Adam's learning rate over the steps: constant, or η_t = η ½ (1 + cos(π t / T)) (T steps)."""
 
 
 @dataclass
@@ -85,6 +91,7 @@ def train(
     steps: int,
     batch: int = 32,
     lr: float = 1e-3,
+    lr_schedule: str = "constant",
     ema: float = 0.999,
     symmetries: Symmetries | None = None,
     seed: int = 0,
@@ -101,19 +108,24 @@ def train(
     seeded by ``seed``. With ``checkpoint``, the whole state (weights, EMA, Adam, generator,
     losses) is written there every ``checkpoint_every`` steps and at the end, atomically; a
     run given an existing checkpoint of the same training (same data, options and seed)
-    resumes from it and ends with the same weights as an unbroken run. ``loss_power``: P_k of
-    the fields (H, W), for the per-mode weighting of :func:`weighted_loss`.
+    resumes from it and ends with the same weights as an unbroken run of the same length (the
+    ``"cosine"`` learning rate depends on ``steps``). ``loss_power``: P_k of the fields (H, W),
+    for the per-mode weighting of :func:`weighted_loss`.
     """
     for name, value in (("steps", steps), ("batch", batch), ("checkpoint_every", checkpoint_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
     if not 0 <= ema < 1 or not lr > 0:
         raise ValueError(f"ema must be in [0, 1) and lr positive; got {ema!r}, {lr!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {lr_schedule!r}")
     symmetries = Symmetries() if symmetries is None else symmetries
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(denoiser.parameters(), lr=lr)
     averaged = AveragedModel(denoiser, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
     identity = _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser, loss_power)
+    if lr_schedule != "constant":  # the digest of a constant rate is that of earlier versions
+        identity = hashlib.sha256(f"{identity} {lr_schedule}".encode()).hexdigest()
     done, losses, sigmas, example_losses = 0, [], [], []
     if checkpoint is not None and Path(checkpoint).exists():
         state = _read_checkpoint(checkpoint, identity)
@@ -130,6 +142,8 @@ def train(
     with progress_bar("training", total=steps, enabled=progress, unit="step") as on_step:
         on_step(done)
         for step in range(done, steps):
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(lr, lr_schedule, step, steps)
             loss, sigma, per_example = _step(
                 denoiser, optimiser, fields, process, batch, symmetries, generator, loss_power
             )
@@ -156,6 +170,11 @@ def train(
     averaged.eval()
     cat = lambda parts: torch.cat(parts).numpy() if parts else np.zeros(0)  # noqa: E731
     return Training(averaged, cat(losses), cat(sigmas), cat(example_losses), seconds)
+
+
+def learning_rate(lr: float, schedule: str, step: int, steps: int) -> float:
+    """Adam's rate at ``step`` (from 0) of ``steps``: η, or η ½ (1 + cos(π t / T)) (cosine)."""
+    return lr if schedule == "constant" else lr * (1 + math.cos(math.pi * step / steps)) / 2
 
 
 def weighted_loss(
