@@ -15,6 +15,7 @@ from rgfield.mcmc.base import (
     State,
     StepSize,
     acceptance_rate,
+    axpy,
     check_step_size,
     step_sizes,
 )
@@ -112,9 +113,11 @@ class BlockMALA:
         ny, nx = x.shape[-2:]
         mask = _colour_mask(ny, nx, b, colour, x.device)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        proposal = torch.where(mask, x + h * g + root * noise, x)
+        proposal = torch.where(mask, axpy(axpy(x, h, g), root, noise), x)
         ell_new, g_new = self.logdensity_and_grad(proposal)
-        proposal_terms = (x - proposal - h * g_new).square() / (4 * h) - noise.square() / 2
+        # ‖x − x' − h∇'‖²/4h − ‖ξ‖²/2 per cell, in fused passes over fresh temporaries
+        proposal_terms = axpy(x - proposal, -h, g_new).square_().div_(4 * h)
+        proposal_terms = torch.addcmul(proposal_terms, noise, noise, value=-0.5)
         cost = (ell - ell_new) + torch.where(mask, proposal_terms, 0.0).sum(1)  # −log α per cell
         rolled = torch.roll(cost, shift, (-2, -1))
         log_alpha = -rolled.reshape(-1, ny // (2 * b), 2 * b, nx // (2 * b), 2 * b).sum((2, 4))
