@@ -151,6 +151,15 @@ def test_the_cosine_schedule_decays_the_rate_to_zero_and_changes_the_training():
         _train(4, lr_schedule="step")
 
 
+def test_a_cosine_checkpoint_resumes_only_a_run_of_its_length(tmp_path):
+    path = tmp_path / "state.pt"
+    _train(3, checkpoint=path, lr_schedule="cosine")
+    with pytest.raises(ValueError, match="another training"):
+        _train(6, checkpoint=path, lr_schedule="cosine")
+    _train(6, checkpoint=tmp_path / "constant.pt")  # a constant rate resumes to any length
+    _train(9, checkpoint=tmp_path / "constant.pt")
+
+
 def test_training_is_reproducible_with_a_seed():
     a, b = _train(4), _train(4)
     np.testing.assert_array_equal(a.losses, b.losses)

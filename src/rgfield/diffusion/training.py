@@ -108,9 +108,10 @@ def train(
     seeded by ``seed``. With ``checkpoint``, the whole state (weights, EMA, Adam, generator,
     losses) is written there every ``checkpoint_every`` steps and at the end, atomically; a
     run given an existing checkpoint of the same training (same data, options and seed)
-    resumes from it and ends with the same weights as an unbroken run of the same length (the
-    ``"cosine"`` learning rate depends on ``steps``). ``loss_power``: P_k of the fields (H, W),
-    for the per-mode weighting of :func:`weighted_loss`.
+    resumes from it and ends with the same weights as an unbroken run (with the ``"cosine"``
+    rate, which depends on ``steps``, only a run of the same length resumes it).
+    ``loss_power``: P_k of the fields (H, W), for the per-mode weighting of
+    :func:`weighted_loss`.
     """
     for name, value in (("steps", steps), ("batch", batch), ("checkpoint_every", checkpoint_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -124,8 +125,8 @@ def train(
     optimiser = torch.optim.Adam(denoiser.parameters(), lr=lr)
     averaged = AveragedModel(denoiser, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
     identity = _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser, loss_power)
-    if lr_schedule != "constant":  # the digest of a constant rate is that of earlier versions
-        identity = hashlib.sha256(f"{identity} {lr_schedule}".encode()).hexdigest()
+    if lr_schedule != "constant":  # a cosine rate depends on the length: a longer run is another
+        identity = hashlib.sha256(f"{identity} {lr_schedule} {steps}".encode()).hexdigest()
     done, losses, sigmas, example_losses = 0, [], [], []
     if checkpoint is not None and Path(checkpoint).exists():
         state = _read_checkpoint(checkpoint, identity)
