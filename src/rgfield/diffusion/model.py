@@ -178,7 +178,9 @@ class DiffusionModel:
             torch.manual_seed(self.seed_)
             network = UNet(1, self.width, self.levels, self.bias)
         # P_k of the whitened fields (the "spectrum" whitening's amplitude²), where asked for
-        power = fit_whitening(whitened, "spectrum").amplitude.square()
+        power = None
+        if self.skip == "wiener" or self.weighting == "spectral":
+            power = fit_whitening(whitened, "spectrum").amplitude.square()
         denoiser = Preconditioned(
             network, sigma_data=1.0, power=power if self.skip == "wiener" else None
         ).to(device)

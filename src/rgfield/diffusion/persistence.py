@@ -95,7 +95,8 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
         network = UNet(**spec["network"])
         process = make_process(params.pop("process"), **spec["process_options"])
         symmetries = Symmetries(**params.pop("symmetries"))
-        # a Wiener skip's spectrum is a state entry: a placeholder of its shape, loaded below
+        # a Wiener skip's spectrum is a state entry: a tensor of its shape that
+        # load_state_dict fills below
         wiener = params.get("skip") == "wiener"
         power = torch.ones(spec["size"], dtype=torch.float64) if wiener else None
     except (KeyError, TypeError, ValueError) as err:
