@@ -28,21 +28,15 @@ from rgfield import io
 from rgfield.compare import save_report, summary
 from rgfield.fields.phi4 import fit_couplings
 from rgfield.rg import HierarchicalModel
+from rgfield.rg.parameters import auto_refine
 from rgfield.wavelets import max_levels
-
-
-def iterations(size: int, fine: int, coarse: int) -> list[int]:
-    """Moment-matching iterations per model, finest conditional first, the coarsest field
-    last: ``coarse`` where the details lie on at most 4×4 sites (seconds per iteration), else
-    ``fine``."""
-    levels = max_levels((size, size))
-    return [fine if size >> j > 4 else coarse for j in range(1, levels + 1)] + [coarse]
 
 
 def check(path: Path, args: argparse.Namespace) -> str:
     data = io.load(path)
     start = time.perf_counter()
-    schedule = iterations(data.shape[-1], args.refine, args.coarse_refine)
+    size = data.shape[-2:]
+    schedule = auto_refine(size, max_levels(size), fine=args.refine, coarse=args.coarse_refine)
     model = HierarchicalModel(refine=schedule, refine_coarse=args.refine_coarse)
     model.fit(data, seed=args.fit_seed)
     fit_seconds = time.perf_counter() - start

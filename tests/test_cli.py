@@ -186,6 +186,9 @@ def test_user_errors_exit_1_with_one_line(tmp_path, capsys):
     assert main([*fit, "--refine", "1", "2", "--no-progress"]) == 1
     assert "refine must be a non-negative integer or 4 of them" in capsys.readouterr().err
     assert not (tmp_path / "m.nc").exists()
+    with pytest.raises(SystemExit):  # a count or "auto"
+        main([*fit, "--refine", "often", "--no-progress"])
+    assert "argument --refine: invalid iterations value: 'often'" in capsys.readouterr().err
 
 
 def test_console_entry_point_runs():

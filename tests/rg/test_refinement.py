@@ -9,6 +9,7 @@ from rgfield.energies import ExponentialModel
 from rgfield.energies.quadratic import QuadraticInteractions
 from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
 from rgfield.rg import HierarchicalModel, match_moments
+from rgfield.rg.parameters import REFINE_AUTO, auto_refine
 from rgfield.scorematching import ScoreMatchingStatistics, fit_closed_form
 from rgfield.wavelets import decompose
 
@@ -145,6 +146,32 @@ def test_refinement_iterations_per_scale(tmp_path, free_field):
     assert again.refine == [0, 2, 1, 3]
     with pytest.raises(ValueError, match="refine must be a non-negative integer or 4 of them"):
         HierarchicalModel(refine=[1, 2], progress=False).fit(fields)
+
+
+def test_auto_refinement_is_the_documented_recipe(tmp_path, free_field, monkeypatch):
+    # docs/rg.md's L = 64 recipe: 10 iterations where the details (or the coarsest field) lie
+    # on more than 4 × 4 sites, 30 for the others (finest first)
+    assert auto_refine((64, 64), 6) == [10, 10, 10, 30, 30, 30, 30]
+    assert auto_refine((32, 32), 5) == [10, 10, 30, 30, 30, 30]
+    assert auto_refine((64, 64), 2) == [10, 10, 10]  # a 16² coarsest field
+    assert auto_refine((64, 64), 4) == [10, 10, 10, 30, 30]
+    assert auto_refine((8, 16), 3) == [30, 30, 30, 30]  # the smaller side decides
+    # a fit with refine="auto" takes the schedule (made cheap here: 1 and 0 iterations)
+    for key, value in {"fine": 1, "coarse": 0, "sites": 1}.items():
+        monkeypatch.setitem(REFINE_AUTO, key, value)
+    fields = free_field(100, size=8)  # J = 3: details on 4², 2², 1², a 1×1 coarsest field
+    model = HierarchicalModel(refine="auto", refine_steps=20, progress=False).fit(fields, seed=1)
+    method = model.fit_report_["method"].to_series()
+    assert method.to_dict() == {
+        "low": "maximum likelihood",
+        "j=3": "score matching",
+        "j=2": "score matching + moment matching",
+        "j=1": "score matching + moment matching",
+    }
+    again = HierarchicalModel.load(model.save(tmp_path / "model.nc"), progress=False)
+    assert again.refine == "auto"
+    with pytest.raises(ValueError, match="refine must be a non-negative integer"):
+        HierarchicalModel(refine="always", progress=False).fit(fields)
 
 
 def test_moment_matching_reports_and_warns_when_its_chains_stop_moving(monkeypatch):

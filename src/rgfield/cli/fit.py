@@ -37,11 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--refine",
-        type=int,
+        type=iterations,
         nargs="+",
         default=[0],
         help="moment-matching iterations: one value for every scale, or J + 1 values (finest"
-        " conditional first, coarsest field last); 0: off (default)",
+        " conditional first, coarsest field last), or 'auto' (10 where the details lie on more"
+        " than 4×4 sites, else 30: docs/rg.md's recipe, with --refine-coarse generated);"
+        " 0: off (default)",
     )
     parser.add_argument(
         "--refine-coarse",
@@ -53,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_output(parser, "model file to write (.nc)")
     _options.add_progress(parser)
     _options.add_cluster(parser)
+
+
+def iterations(text: str) -> int | str:
+    """A count of moment-matching iterations, or ``"auto"``."""
+    return text if text == "auto" else int(text)
 
 
 def run(args: argparse.Namespace) -> int:

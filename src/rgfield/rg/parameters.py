@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 
 from rgfield._validate import is_integer
 from rgfield.energies import make_feature
 from rgfield.rg.scales import per_scale
-from rgfield.wavelets import WAVELETS
+from rgfield.wavelets import WAVELETS, max_levels
 
-__all__ = ["REFINE_COARSE", "Settings", "check_parameters"]
+__all__ = ["REFINE_AUTO", "REFINE_COARSE", "Settings", "auto_refine", "check_parameters"]
 
 REFINE_COARSE = ("data", "generated")
+
+REFINE_AUTO = {"fine": 10, "coarse": 30, "sites": 4}
+"""``refine="auto"``: ``fine`` moment-matching iterations for the models whose variables (the
+details, or the coarsest field) lie on more than ``sites`` × ``sites`` sites, ``coarse`` for the
+others (the recipe of docs/rg.md's L = 64 acceptance)."""
 
 
 @dataclass(frozen=True)
@@ -40,29 +45,54 @@ def feature_spec(features) -> dict[str, dict]:
     return dict(features) if isinstance(features, Mapping) else {f: {} for f in features}
 
 
-def check_parameters(params: Mapping, max_levels: int) -> Settings:
+def auto_refine(
+    size: Sequence[int],
+    levels: int,
+    fine: int | None = None,
+    coarse: int | None = None,
+    sites: int | None = None,
+) -> list[int]:
+    """Moment-matching iterations of ``refine="auto"`` for fields of ``size`` and ``levels``
+    RG steps, finest conditional first, the coarsest field last: ``fine`` for the models whose
+    variables lie on more than ``sites`` × ``sites`` sites, ``coarse`` for the others (each
+    default from :data:`REFINE_AUTO`).
+
+    The coarse models cost seconds per iteration and their moments rest on a few sites per
+    field, so they get more iterations (see docs/rg.md on φ⁴ at β = 1.0).
+    """
+    fine = REFINE_AUTO["fine"] if fine is None else fine
+    coarse = REFINE_AUTO["coarse"] if coarse is None else coarse
+    sites = REFINE_AUTO["sites"] if sites is None else sites
+    side = min(int(n) for n in size)
+    # the details of conditional j lie on (side/2^j)², the coarsest field on (side/2^J)²
+    sides = [side >> j for j in range(1, levels + 1)] + [side >> levels]
+    return [fine if n > sites else coarse for n in sides]
+
+
+def check_parameters(params: Mapping, size: Sequence[int]) -> Settings:
     """Check the constructor parameters of :class:`~rgfield.rg.HierarchicalModel`.
 
     Parameters
     ----------
     params : mapping
         ``model.get_params()``.
-    max_levels : int
-        The most RG steps the data's field size allows.
+    size : sequence of int
+        The data's field size (it bounds the RG steps and sets ``refine="auto"``).
 
     Raises
     ------
     ValueError
         Naming the parameter and what was expected.
     """
+    most = max_levels(size, "data")
     levels = params["levels"]
     if levels is not None and (not is_integer(levels) or levels < 1):
         raise ValueError(f"levels must be a positive integer or None; got {levels!r}")
-    if levels is not None and levels > max_levels:
+    if levels is not None and levels > most:
         raise ValueError(
-            f"levels: the data's field size allows at most {max_levels} RG steps; got {levels}"
+            f"levels: the data's field size allows at most {most} RG steps; got {levels}"
         )
-    levels = max_levels if levels is None else int(levels)
+    levels = most if levels is None else int(levels)
     if params["wavelet"] not in WAVELETS:
         raise ValueError(f"wavelet must be one of {WAVELETS}; got {params['wavelet']!r}")
     spec = feature_spec(params["features"])
@@ -81,6 +111,8 @@ def check_parameters(params: Mapping, max_levels: int) -> Settings:
     refine, refine_coarse = params["refine"], params["refine_coarse"]
     if refine_coarse not in REFINE_COARSE:
         raise ValueError(f"refine_coarse must be one of {REFINE_COARSE}; got {refine_coarse!r}")
+    if refine == "auto":
+        refine = auto_refine(size, levels)
     iterations = per_scale(refine, levels, "refine")
     if refine_coarse == "generated" and any(iterations) and not all(iterations):
         raise ValueError(

@@ -44,7 +44,7 @@ from rgfield.rg.scalar import maximum_likelihood_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
 from rgfield.rg.scorematching import accumulate, batch_size, new_families, sample_losses
 from rgfield.scorematching import ScoreMatchingStatistics, fit_closed_form
-from rgfield.wavelets import PyramidScales, checked_scales, decompose, max_levels
+from rgfield.wavelets import PyramidScales, checked_scales, decompose
 
 __all__ = ["Chunk", "check_sums", "factor_sums", "fit_streaming", "square_sums"]
 
@@ -239,7 +239,7 @@ def fit_streaming(
     total = chunks[-1].stop
     pilot_fields = _pilot(chunks, min(pilot, total))  # read once: the size, then the pilot
     size = tuple(pilot_fields.shape[-2:])
-    settings = check_parameters(params, max_levels(size, "data"))
+    settings = check_parameters(params, size)
     if any(settings.refine):
         raise ValueError(
             "refine: a fit from chunks is score matching only; the moment-matching refinement"
