@@ -85,6 +85,9 @@ def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_fie
     study = mixing(model, train[:20], steps=50, warmup=20, sampler="block")
     assert study["block"].values.tolist() == [0, 0, 0, 0, 8]
     assert study["gradients_per_step"].values.tolist() == [1, 1, 1, 1, 4]
+    # cost per field: the 1×1 coarsest field exact, j = 5 … 2 by MALA, j = 1 by block sweeps
+    assert result.attrs["gradients_per_field"] == 4 * 100 + 4 * 100
+    assert result.attrs["seconds_per_field"] > 0
     with pytest.raises(ValueError, match="sampler must be"):
         model.sample(2, sampler="gibbs")
     with pytest.raises(ValueError, match="adjusted=True"):

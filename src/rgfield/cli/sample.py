@@ -43,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     result = model.sample(args.n, seed=args.seed, **options)
     print_acceptance(result.diagnostics)
     io.save(result.to_dataset(), args.out, overwrite=args.overwrite)
-    print(f"{args.n} fields written to {args.out}")
+    print(
+        f"{args.n} fields written to {args.out}: {result.attrs['seconds_per_field']:.3g} s and"
+        f" {result.attrs['gradients_per_field']:,} gradient evaluations per field"
+    )
     return 0
 
 

@@ -9,7 +9,7 @@ from rgfield._validate import is_integer
 from rgfield.fields import resolve_device
 from rgfield.mcmc import BlockMALA, Info, State, integrated_autocorrelation_time
 from rgfield.rg.fitting import report_dataset
-from rgfield.rg.sampling import check_sampler, kernel_for, run_scale
+from rgfield.rg.sampling import check_sampler, gradients_per_step, kernel_for, run_scale
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose
 
@@ -87,7 +87,7 @@ def mixing(
                 "variance_ratio": float(run.state.position.square().mean() / y.square().mean()),
                 "seconds_per_step": row["seconds"] / steps,
                 "variables": y[0].numel(),
-                "gradients_per_step": 4 if isinstance(kernel, BlockMALA) else 1,
+                "gradients_per_step": gradients_per_step(kernel),
                 "block": kernel.block if isinstance(kernel, BlockMALA) else 0,
             }
         )

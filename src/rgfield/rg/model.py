@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import xarray as xr
 
@@ -307,6 +309,9 @@ class HierarchicalModel:
         Returns
         -------
         SampleResult
+            Its attrs hold the cost: ``seconds_per_field`` (wall time of the draw over ``n``)
+            and ``gradients_per_field`` (energy-gradient evaluations of one field's chains,
+            warm-ups included, summed over scales).
         """
         self.check_fitted()
         if not is_integer(n) or n < 1:
@@ -320,10 +325,12 @@ class HierarchicalModel:
         seed = fresh_seed() if seed is None else int(seed)
         generator = torch.Generator(device).manual_seed(seed)
         total = sum(warmup) + sum(steps)
+        start = time.perf_counter()
         with progress("sample", total, enabled=self.progress, unit="step") as on_step:
             fields, diagnostics = generate(
                 self, int(n), generator, steps, warmup, step_size, adjusted, sampler, on_step
             )
+        seconds = time.perf_counter() - start
         attrs = {
             "generator": "rgfield.rg.HierarchicalModel.sample",
             "seed": seed,
@@ -332,6 +339,8 @@ class HierarchicalModel:
             "adjusted": int(adjusted),
             "sampler": sampler,
             "device": str(device),
+            "seconds_per_field": seconds / n,
+            "gradients_per_field": int(np.nansum(diagnostics.gradients.values)),
         }
         return SampleResult(fields, diagnostics, attrs)
 

@@ -22,6 +22,7 @@ __all__ = [
     "SampleResult",
     "check_sampler",
     "generate",
+    "gradients_per_step",
     "kernel_for",
     "run_scale",
     "warn_stuck",
@@ -39,7 +40,8 @@ class SampleResult:
     fields : torch.Tensor, shape (n, L, L), float64, on the device the chains ran on
     diagnostics : xarray.Dataset
         Per scale (coarse to fine): ``acceptance`` (mean over chains after warm-up),
-        ``step_size`` (frozen after warm-up), ``steps``, ``exact`` (1 where drawn exactly), and
+        ``step_size`` (frozen after warm-up), ``steps``, ``gradients`` (gradient evaluations per
+        chain, warm-up included), ``exact`` (1 where drawn exactly), and
         per step ``energy`` (mean energy per variable over chains, warm-up included,
         NaN-padded) and ``warmup_acceptance``.
     attrs : dict
@@ -95,6 +97,11 @@ def kernel_for(
     return MALA(_negated(lambda y: model.energy_and_grad(y, c)), step_size, adjusted)
 
 
+def gradients_per_step(kernel: MALA | BlockMALA) -> int:
+    """Gradient evaluations per step of a chain: 1 for MALA, 4 for a BlockMALA sweep."""
+    return 4 if isinstance(kernel, BlockMALA) else 1
+
+
 def run_scale(
     kernel: MALA | BlockMALA,
     y: torch.Tensor,
@@ -117,6 +124,7 @@ def run_scale(
         "step_size": run.kernel.step_size,
         "warmup": warmup,
         "steps": steps,
+        "gradients": (warmup + steps) * gradients_per_step(kernel),
         "seconds": run.seconds,
         "energy": np.where(counts > 0, mean, np.nan) / y[0].numel(),
         "warmup_acceptance": run.warmup_acceptance,
