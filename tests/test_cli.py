@@ -194,6 +194,22 @@ def test_user_errors_exit_1_with_one_line(tmp_path, capsys):
     assert "argument --refine: invalid iterations value: 'often'" in capsys.readouterr().err
 
 
+def test_fit_presets_are_recipes_that_options_override():
+    from rgfield.cli import build_parser
+    from rgfield.cli.fit import build_model
+
+    def params(*options):
+        args = build_parser().parse_args(["fit", "--data", "d.nc", "--out", "m.nc", *options])
+        return build_model(args).get_params()
+
+    assert params()["refine"] == 0 and params()["refine_coarse"] == "data"
+    accurate = params("--preset", "accurate")
+    assert accurate["refine"] == "auto" and accurate["refine_coarse"] == "generated"
+    mixed = params("--preset", "accurate", "--refine", "5")
+    assert mixed["refine"] == 5 and mixed["refine_coarse"] == "generated"
+    assert params("--refine", "1", "2")["refine"] == [1, 2]
+
+
 def test_console_entry_point_runs():
     done = subprocess.run(
         [sys.executable, "-m", "rgfield", "--version"], capture_output=True, text=True, check=True
