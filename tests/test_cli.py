@@ -191,7 +191,7 @@ def test_user_errors_exit_1_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.nc").exists()
     with pytest.raises(SystemExit):  # a count or "auto"
         main([*fit, "--refine", "often", "--no-progress"])
-    assert "argument --refine: invalid iterations value: 'often'" in capsys.readouterr().err
+    assert "argument --refine: invalid count_or_auto value: 'often'" in capsys.readouterr().err
 
 
 def test_fit_presets_are_recipes_that_options_override():

@@ -34,6 +34,25 @@ def test_run_chains_records_the_trace_and_freezes_the_tuned_kernel():
         run_chains(run.kernel, run.state.position, torch.Generator(), warmup=0, steps=-1)
 
 
+def test_a_stopping_rule_ends_the_run_at_its_first_yes():
+    asked = []
+
+    def enough(t):
+        asked.append(t)
+        return t == 7
+
+    run = run_chains(
+        MALA(standard_normal, 1.0),
+        torch.zeros(5, 3, dtype=torch.float64),
+        torch.Generator().manual_seed(0),
+        warmup=10,
+        steps=100,
+        enough=enough,
+    )
+    assert asked == list(range(1, 8))  # asked after each step past the warm-up only
+    assert run.steps == 7 and run.logdensity.shape == (5, 17)
+
+
 def test_run_chains_runs_the_phi4_kernels_with_their_lazy_log_density():
     model = Phi4(0.7)
     start = torch.randn(4, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))

@@ -9,7 +9,7 @@ import torch
 
 from rgfield import stats
 from rgfield.fields.phi4 import Phi4, fit_couplings
-from rgfield.rg import HierarchicalModel, mixing
+from rgfield.rg import HierarchicalModel, mixing, sampling
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose, estimate_scales
 
@@ -69,6 +69,26 @@ def test_gaussian_free_field_is_reproduced_scale_by_scale(free_field):
     assert diagnostics["exact"].values.tolist() == [1, 0, 0, 0, 0]
     acceptance = diagnostics["acceptance"].values[1:]
     assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
+
+
+def test_automatic_steps_run_each_scale_for_fifteen_tau_int(free_field, monkeypatch):
+    train = free_field(1000, seed=1)
+    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    result = model.sample(1000, seed=2, warmup=50)  # steps="auto", the default
+    assert np.abs(spectrum_z(train, result.fields)).max() < 5
+    d = result.diagnostics.isel(scale=slice(1, None))  # the 1×1 coarsest field is exact
+    tau, steps = d["tau"].values, d["steps"].values
+    assert np.all(np.isfinite(tau) & (tau >= 0.5)), tau
+    # stopped at the first check (every 25 steps) where warm-up + steps reach 15 τ_int
+    assert np.all(steps % 25 == 0) and np.all(50 + steps >= 15 * tau), (steps, tau)
+    assert d["mixed"].values.all()
+    assert result.attrs["gradients_per_field"] == (50 + steps).sum()
+    # a rule it cannot meet within its most steps: a warning naming the scale
+    monkeypatch.setitem(sampling.AUTO_STEPS, "most", 25)
+    monkeypatch.setitem(sampling.AUTO_STEPS, "multiple", 1000)
+    with pytest.warns(UserWarning, match=r"scale j=\d: steps='auto' stopped at its most"):
+        unmixed = model.sample(20, seed=2, warmup=10)
+    assert not unmixed.diagnostics["mixed"].values[1:].any()
 
 
 def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_field):

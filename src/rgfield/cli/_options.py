@@ -31,6 +31,11 @@ __all__ = [
 OUTPUT_KINDS = ("file", "directory")
 
 
+def count_or_auto(text: str) -> int | str:
+    """An argparse type: a whole number, or ``"auto"``."""
+    return text if text == "auto" else int(text)
+
+
 def add_output(
     parser: argparse.ArgumentParser,
     help: str,

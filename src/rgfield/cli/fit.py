@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--refine",
-        type=iterations,
+        type=_options.count_or_auto,
         nargs="+",
         help="moment-matching iterations (overrides --preset): one value for every scale, or"
         " J + 1 values (finest conditional first, coarsest field last), or 'auto' (10 where"
@@ -68,11 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_output(parser, "model file to write (.nc)")
     _options.add_progress(parser)
     _options.add_cluster(parser)
-
-
-def iterations(text: str) -> int | str:
-    """A count of moment-matching iterations, or ``"auto"``."""
-    return text if text == "auto" else int(text)
 
 
 def run(args: argparse.Namespace) -> int:

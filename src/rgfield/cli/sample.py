@@ -14,7 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model file written by `rgfield fit`")
     parser.add_argument("--n", type=int, required=True, help="number of fields")
     _options.add_seed(parser)
-    parser.add_argument("--steps", type=int, default=300, help="MCMC steps per scale")
+    parser.add_argument(
+        "--steps",
+        type=_options.count_or_auto,
+        default="auto",
+        help="MCMC steps per scale after the warm-up, or 'auto' (default): until warm-up and"
+        " steps make 15 τ_int of the batch's chains (docs/rg.md)",
+    )
     parser.add_argument("--warmup", type=int, default=200, help="warm-up steps per scale")
     parser.add_argument(
         "--sampler",

@@ -89,6 +89,7 @@ def run_chains(
     warmup: int,
     steps: int,
     callback: Callback | None = None,
+    enough: Callable[[int], bool] | None = None,
 ) -> ChainRun:
     """Warm a kernel up from ``position`` (tuning its step size), then run ``steps`` more.
 
@@ -103,6 +104,9 @@ def run_chains(
         acceptance, then steps at the frozen step size.
     callback : callable, optional
         ``callback(state, info, sampling)`` after every step (progress bars, observables).
+    enough : callable, optional
+        A stopping rule: ``enough(t)`` after the t-th step past the warm-up (and after
+        ``callback``); the run ends at the first t where it is true, so ``steps`` is the most.
 
     Returns
     -------
@@ -127,10 +131,12 @@ def run_chains(
     accepted = []
     _synchronize(position.device)
     start = time.perf_counter()
-    for _ in range(steps):
+    for t in range(1, steps + 1):
         state, info = kernel.step(state, generator)
         accepted.append(info.accepted)  # read after the run: no device sync per step
         record(state, info, True)
+        if enough is not None and enough(t):
+            break
     _synchronize(position.device)
     seconds = time.perf_counter() - start
     logdensity = (

@@ -268,7 +268,7 @@ class HierarchicalModel:
         self,
         n: int,
         seed: int | None = None,
-        steps: int | Sequence[int] = 300,
+        steps: int | Sequence[int] | str = "auto",
         warmup: int | Sequence[int] = 200,
         step_size: float = 0.05,
         adjusted: bool = True,
@@ -279,8 +279,10 @@ class HierarchicalModel:
 
         Each factor is sampled with ``n`` chains in one batch, starting from zero details:
         ``warmup`` steps tune the step size to the kernel's target acceptance (then it is
-        frozen), ``steps`` more produce the sample. A one-variable coarsest model is drawn
-        exactly.
+        frozen), ``steps`` more produce the sample; with ``steps="auto"`` the chains run until
+        warm-up and steps make 15 τ_int of the batch's energy and summed details
+        (:class:`~rgfield.rg.sampling.MixingRule`, at most 3,000 steps). A one-variable
+        coarsest model is drawn exactly.
 
         Parameters
         ----------
@@ -291,7 +293,8 @@ class HierarchicalModel:
             Without one a fresh seed is drawn from the OS and recorded in the result's attrs.
         steps, warmup : int or sequence of J + 1 ints
             MCMC steps per factor, one count for all or one per conditional (finest first) and
-            last the coarsest field.
+            last the coarsest field; ``steps="auto"`` (the default) sets each factor's from
+            the τ_int its chains show.
         step_size : float
             Initial step h before the warm-up.
         adjusted : bool
@@ -318,13 +321,16 @@ class HierarchicalModel:
             raise ValueError(f"n must be a positive integer; got {n!r}")
         if seed is not None and not is_integer(seed):
             raise ValueError(f"seed must be an integer or None; got {seed!r}")
-        steps = per_scale(steps, self.levels_, "steps")
+        if steps == "auto":
+            steps = ["auto"] * (self.levels_ + 1)
+        else:
+            steps = per_scale(steps, self.levels_, "steps")
         warmup = per_scale(warmup, self.levels_, "warmup")
         check_sampler(sampler, adjusted)
         device = resolve_device(device)
         seed = fresh_seed() if seed is None else int(seed)
         generator = torch.Generator(device).manual_seed(seed)
-        total = sum(warmup) + sum(steps)
+        total = None if "auto" in steps else sum(warmup) + sum(steps)
         start = time.perf_counter()
         with progress("sample", total, enabled=self.progress, unit="step") as on_step:
             fields, diagnostics = generate(
