@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MCMC steps per scale after the warm-up, or 'auto' (default): until warm-up and"
         " steps make 15 τ_int of the batch's chains (docs/rg.md)",
     )
-    parser.add_argument("--warmup", type=int, default=200, help="warm-up steps per scale")
+    parser.add_argument(
+        "--warmup", type=int, default=100, help="warm-up steps per scale (default 100)"
+    )
     parser.add_argument(
         "--sampler",
         choices=("mala", "block"),
