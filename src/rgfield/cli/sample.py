@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " steps make 15 τ_int of the batch's chains (docs/rg.md)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=100, help="warm-up steps per scale (default 100)"
+        "--warmup", type=int, default=200, help="warm-up steps per scale (default 200)"
     )
     parser.add_argument(
         "--sampler",

@@ -269,7 +269,7 @@ class HierarchicalModel:
         n: int,
         seed: int | None = None,
         steps: int | Sequence[int] | str = "auto",
-        warmup: int | Sequence[int] = 100,
+        warmup: int | Sequence[int] = 200,
         step_size: float = 0.05,
         adjusted: bool = True,
         sampler: str = "mala",
