@@ -80,12 +80,16 @@ def load_base(checkout: Path):
 
 
 def alternate(workloads: dict[str, callable], repeats: int) -> dict[str, list[float]]:
-    """Wall times of each workload, run in turn ``repeats`` times after one warm-up."""
+    """Wall times of each workload, run in turn ``repeats`` times after one warm-up.
+
+    The order alternates (A B, B A, A B, ...), so that whatever a run leaves behind for the
+    next (heap, caches, a thread pool that is awake or asleep) does not favour one version."""
     for fn in workloads.values():
         fn()
     times = {name: [] for name in workloads}
-    for _ in range(repeats):
-        for name, fn in workloads.items():
+    for repeat in range(repeats):
+        order = list(workloads.items())
+        for name, fn in order if repeat % 2 == 0 else order[::-1]:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -99,11 +103,17 @@ def ratio_quartiles(times: dict[str, list[float]]) -> tuple[float, float, float]
     return q1, median, q3
 
 
-def wavelet_workloads() -> dict[str, callable]:
+def wavelet_workloads(round_trips: int = 10) -> dict[str, callable]:
+    """``round_trips`` decompose + reconstruct per timed run: one takes ~2 ms, less than the
+    jitter of the two-thread pool, which a run of ten averages down."""
     x = torch.randn(16, 256, 256, generator=torch.Generator().manual_seed(0))
 
     def run(module):
-        return lambda: module.reconstruct(module.decompose(x, 6, "db4"))
+        def trips():
+            for _ in range(round_trips):
+                module.reconstruct(module.decompose(x, 6, "db4"))
+
+        return trips
 
     return {"base": run(importlib.import_module("rgfield_base.wavelets")), "new": run(wavelets)}
 
@@ -252,7 +262,7 @@ def main() -> None:
     ]
     old, new = fitted_models()
     cases = {
-        "wavelet decompose + reconstruct, 16×256², 6 levels": wavelet_workloads(),
+        "wavelet decompose + reconstruct, 16×256², 6 levels, 10 times": wavelet_workloads(),
         **kernel_workloads(),
         **{
             f"φ⁴ simulate, {sampler}, L = {size}, 8 chains × 240 steps": simulate_workloads(

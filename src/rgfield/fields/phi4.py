@@ -379,9 +379,10 @@ def _metropolis_colour(a, b, colour, beta, coeffs, step, counter, scratch):  # p
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _metropolis(phi, out, beta, coeffs, step, sweeps, states, accepted):  # pragma: no cover
-    """Checkerboard sweeps of each chain of ``phi``, written to ``out`` (may be ``phi``), on a
-    packed copy: packed[c, i, jj] = φ[i, 2jj + p], p = (i + c) mod 2, so the sites of one
-    colour are contiguous along rows."""
+    """Checkerboard sweeps of each chain of ``phi``, written to ``out`` (may be ``phi``), and the
+    fraction of proposals each chain accepted, written to ``accepted``; on a packed copy:
+    packed[c, i, jj] = φ[i, 2jj + p], p = (i + c) mod 2, so the sites of one colour are
+    contiguous along rows."""
     chains, size, _ = phi.shape
     half = size // 2
     for ch in numba.prange(chains):
@@ -411,7 +412,7 @@ def _metropolis(phi, out, beta, coeffs, step, sweeps, states, accepted):  # prag
                 for jj in range(half):
                     out[ch, i, 2 * jj + p] = packed[c, i, jj]
         states[ch] = counter
-        accepted[ch] = count
+        accepted[ch] = count / (sweeps * size * size)
 
 
 def metropolis_sweeps(
@@ -465,9 +466,9 @@ def metropolis_sweeps(
 def _sweeps_unchecked(model, phi, out, sweeps, step, states) -> np.ndarray:
     """:func:`metropolis_sweeps` without its checks, for the kernels below, which check their
     state's arrays once per call (the checks are a few per cent of a 32² sweep)."""
-    accepted = np.zeros(phi.shape[0], dtype=np.int64)
+    accepted = np.empty(phi.shape[0])
     _metropolis(phi, out, model.beta, model.coefficients, step, sweeps, states, accepted)
-    return accepted / (sweeps * phi.shape[1] * phi.shape[2])
+    return accepted
 
 
 # --------------------------------------------------------------------------------------------
