@@ -2,7 +2,7 @@
 
 A refactoring must not make the hot paths slower. This script imports a base checkout's
 ``src/rgfield`` under the name ``rgfield_base`` (its own ``rgfield`` imports rewritten on the
-fly), builds the same workloads with both, and times them alternately, A B A B …, so that both
+fly), builds the same workloads with both, and times them alternately, A B, B A, A B …, so that both
 see the same machine load. Workloads:
 
 1. wavelet pyramid: decompose + reconstruct of a 16×256×256 float32 batch, 6 levels, db4;
@@ -196,7 +196,8 @@ def wolff_chain_workloads(size: int) -> dict[str, callable]:
     fields and random states, checked to end in identical fields. (The versions' warm-ups tune
     the cluster count from one step's noisy mean cluster size, 4 to 12 clusters for the same
     sampler and seed, so ``simulate`` would compare more than the cost of a step.)"""
-    from rgfield.fields.phi4 import LatticeState, Phi4, Wolff, _Chains, new_rng_states
+    from rgfield.fields.lattice import LatticeState, Wolff, new_rng_states
+    from rgfield.fields.phi4 import Phi4, _Chains
 
     old = importlib.import_module("rgfield_base.fields.phi4")
 
@@ -287,9 +288,9 @@ def main() -> None:
         rows.append(f"| {name} | {base:.3f} s | {new:.3f} s | {ratio:.3f} | {q1:.3f}–{q3:.3f} |")
         print(rows[-1], flush=True)
     body = (
-        f"Medians of {args.repeats} alternating runs (base, new, base, new, …) in one process;"
-        " new / base is the median of the ratios of runs made one after the other, with their"
-        " quartiles (the spread the machine's noise gives). The base checkout is imported as"
+        f"Medians of {args.repeats} alternating runs (base then new, new then base, …) in one"
+        " process; new / base is the median of the ratios of runs made one after the other, with"
+        " their quartiles (the spread the machine's noise gives). The base checkout is imported as"
         " `rgfield_base`. The RG rows sample models that the two versions fitted identically"
         " and draw the same fields up to rounding.\n\n" + "\n".join(rows)
     )

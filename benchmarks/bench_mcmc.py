@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from _report import median_time, write_section
 
-from rgfield.fields.phi4 import Metropolis, Phi4, Wolff, metropolis_sweeps
+from rgfield.fields.lattice import Metropolis, Wolff, metropolis_sweeps
+from rgfield.fields.phi4 import Phi4
 from rgfield.mcmc import HMC, MALA, BlockMALA, Kernel
 
 STEPS = 20

@@ -28,15 +28,8 @@ import torch
 import xarray as xr
 from _report import machine, median_time, write_section
 
-from rgfield.fields.phi4 import (
-    _BURN_IN,
-    Phi4,
-    Phi4Config,
-    _Chains,
-    metropolis_sweeps,
-    new_rng_states,
-    simulate,
-)
+from rgfield.fields.lattice import metropolis_sweeps, new_rng_states
+from rgfield.fields.phi4 import _BURN_IN, Phi4, Phi4Config, _Chains, simulate
 from rgfield.mcmc import HMC, integrated_autocorrelation_time
 
 ROOT = Path(__file__).resolve().parent.parent

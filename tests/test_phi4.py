@@ -8,15 +8,8 @@ import torch
 
 from rgfield import io, stats
 from rgfield.cli import main
-from rgfield.fields.phi4 import (
-    Phi4,
-    Phi4Config,
-    fit_couplings,
-    metropolis_sweeps,
-    new_rng_states,
-    simulate,
-    wolff_updates,
-)
+from rgfield.fields.lattice import metropolis_sweeps, new_rng_states, wolff_updates
+from rgfield.fields.phi4 import Phi4, Phi4Config, fit_couplings, simulate
 
 # Statistical comparisons use |difference| < Z × (combined standard error).
 Z = 4.0
@@ -240,7 +233,7 @@ def test_metropolis_sweeps_into_out_leave_the_input_as_it_was():
 
 
 def test_metropolis_and_wolff_kernels_are_the_compiled_updates_on_copies():
-    from rgfield.fields.phi4 import LatticeState, Metropolis, Wolff
+    from rgfield.fields.lattice import LatticeState, Metropolis, Wolff
 
     model, step = Phi4(0.68), np.array([0.5, 2.0])
     start = random_lattice((2, 8, 8), seed=5)
@@ -270,7 +263,7 @@ def test_metropolis_and_wolff_kernels_are_the_compiled_updates_on_copies():
 
 
 def test_lattice_kernels_check_their_arguments():
-    from rgfield.fields.phi4 import LatticeState, Metropolis, Wolff
+    from rgfield.fields.lattice import LatticeState, Metropolis, Wolff
 
     model = Phi4(0.68)
     with pytest.raises(ValueError, match="model"):
@@ -296,7 +289,7 @@ def test_lattice_kernels_check_their_arguments():
 
 
 def test_the_warmup_of_wolff_clusters_flips_about_every_site_per_step():
-    from rgfield.fields.phi4 import Wolff
+    from rgfield.fields.lattice import Wolff
     from rgfield.mcmc import adapt_step_size
 
     kernel = Wolff(Phi4(0.68), np.ones(8))

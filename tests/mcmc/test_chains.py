@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rgfield.fields.phi4 import Metropolis, Phi4
+from rgfield.fields.lattice import Metropolis
+from rgfield.fields.phi4 import Phi4
 from rgfield.mcmc import MALA, run_chains
 
 

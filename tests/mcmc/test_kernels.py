@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from rgfield.fields.phi4 import Metropolis, Phi4, Wolff
+from rgfield.fields.lattice import Metropolis, Wolff
+from rgfield.fields.phi4 import Phi4
 from rgfield.mcmc import (
     HMC,
     MALA,
