@@ -33,6 +33,7 @@ from functools import cached_property
 import numba
 import numpy as np
 import torch
+import xarray as xr
 
 from rgfield import _progress
 from rgfield._progress import StepCallback
@@ -438,7 +439,7 @@ def simulate(
     seed: int | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
-):
+) -> xr.Dataset:
     """Draw decorrelated φ⁴ configurations with one of rgfield's MCMC samplers.
 
     A burn-in of up to 200 steps tunes the samplers (then frozen). A pilot run then records M,

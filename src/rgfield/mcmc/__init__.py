@@ -14,7 +14,7 @@ follows the BlackJAX habit (docs/architecture.md, "Sampler kernels"):
 
 Kernels: :class:`MALA` (and unadjusted Langevin), :class:`BlockMALA` (one Metropolis test
 per block of a coloured tiling, for sums of local densities) and :class:`HMC`; the φ⁴
-Metropolis and Wolff kernels, on compiled lattice updates, are in :mod:`rgfield.fields.phi4`.
+Metropolis and Wolff kernels, on compiled lattice updates, are in :mod:`rgfield.fields.lattice`.
 :func:`run_chains` warms a kernel up and runs it, recording the log-density trace;
 :func:`advance` runs steps without recording (in one call for a :class:`MultiStep` kernel);
 :func:`integrated_autocorrelation_time` and :func:`effective_sample_size` measure mixing.

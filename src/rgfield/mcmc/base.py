@@ -68,7 +68,7 @@ class Info:
     """What one transition did, chain by chain (arrays of shape (chains,)).
 
     The arrays are torch tensors, on the device of the chains, or numpy arrays from a kernel
-    that runs in numpy (the compiled lattice kernels of :mod:`rgfield.fields.phi4`, for which
+    that runs in numpy (the compiled lattice kernels of :mod:`rgfield.fields.lattice`, for which
     a tensor per step would cost more than a small lattice's sweep); :func:`as_numpy` reads
     either.
 

@@ -432,7 +432,7 @@ def test_susceptibility_scales_with_the_ising_exponent_at_beta_c():
     # at the measured β_c (data/phi4_binder.nc), χ ∝ L^{γ/ν} with γ/ν = 7/4 (2D Ising)
     import xarray as xr
 
-    with xr.open_dataset(Path(__file__).parent.parent / "data" / "phi4_binder.nc") as table:
+    with xr.open_dataset(Path(__file__).parents[2] / "data" / "phi4_binder.nc") as table:
         beta_c = float(table.crossing_beta.values[-1])
     sizes = [16, 32, 64]
     chi, err = [], []

@@ -202,7 +202,7 @@ def test_shipped_turbulence_ensemble_loads_with_its_provenance():
 
     from rgfield import io
 
-    da = io.load(Path(__file__).parent.parent / "data" / "turbulence_N128.nc")
+    da = io.load(Path(__file__).parents[2] / "data" / "turbulence_N128.nc")
     assert da.name == "vorticity" and da.sizes == {"sample": 64, "y": 128, "x": 128}
     assert da.attrs["generator"] == "rgfield.fields.turbulence.simulate"
     assert da.attrs["stationary"] == 1 and da.attrs["seed"] == 1

@@ -329,6 +329,6 @@ def test_cli_writes_a_cosmic_ensemble_with_its_parameters(tmp_path):
 def test_shipped_cosmic_ensemble_loads_with_its_provenance():
     from pathlib import Path
 
-    da = io.load(Path(__file__).parent.parent / "data" / "cosmic_N128.nc")
+    da = io.load(Path(__file__).parents[2] / "data" / "cosmic_N128.nc")
     assert da.name == "log_density" and da.sizes == {"sample": 64, "y": 128, "x": 128}
     assert da.attrs["model"] == "2lpt" and da.attrs["seed"] == 1 and da.attrs["thickness"] == 16

@@ -360,6 +360,45 @@ def test_an_interrupted_save_leaves_no_file(stop, status, tmp_path, monkeypatch,
     assert err == "rgfield simulate: interrupted; nothing written\n"
 
 
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def long_step(command: str) -> tuple[object, str]:
+    """Where a command's long step lives, as (object, attribute) to patch."""
+    import rgfield.compare
+    from rgfield.rg import HierarchicalModel
+
+    return {
+        "fit": (HierarchicalModel, "fit"),
+        "sample": (HierarchicalModel, "sample"),
+        "compare": (rgfield.compare, "summary"),
+    }[command]
+
+
+@pytest.mark.parametrize("command", ["compare", "fit", "sample"])
+def test_ctrl_c_in_a_long_step_ends_with_one_line_and_status_130(
+    command, tmp_path, monkeypatch, capsys
+):
+    from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
+    from rgfield.rg import HierarchicalModel
+
+    fields = gaussian_field(lattice_free_field_spectrum(1.0, 0.5), (8, 8), 50, seed=0)
+    data = tmp_path / "train.nc"
+    io.save(io.to_dataset(fields, "phi"), data)
+    HierarchicalModel(progress=False).fit(fields).save(tmp_path / "model.nc")
+    inputs = set(tmp_path.iterdir())
+    argv = {
+        "fit": ["fit", "--data", str(data), "--no-progress"],
+        "sample": ["sample", "--model", str(tmp_path / "model.nc"), "--n", "2", "--no-progress"],
+        "compare": ["compare", "--reference", str(data), "--samples", str(data)],
+    }[command]
+    monkeypatch.setattr(*long_step(command), _interrupt)
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err == f"rgfield {command}: interrupted; nothing written\n"
+    assert set(tmp_path.iterdir()) == inputs
+
+
 def test_an_interruption_names_the_files_already_written(tmp_path, monkeypatch, capsys):
     from rgfield.cli import demo
 
