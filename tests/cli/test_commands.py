@@ -475,3 +475,40 @@ def test_a_phi4_run_too_short_for_tau_int_says_why(tmp_path, capsys):
     assert "tau_int over the saved samples: not measured" in printed
     assert "ask for at least 8 samples or fewer chains" in printed
     assert "nan" not in printed
+
+
+# --- decaying turbulence --------------------------------------------------------------------
+
+
+def test_simulate_turbulence_decaying_writes_what_the_python_call_draws(tmp_path):
+    from rgfield.fields.decaying_turbulence import DecayingConfig, decaying_flow, simulate
+
+    out = tmp_path / "decaying.nc"
+    argv = ["simulate", "turbulence", "--decaying", "--size", "16", "--samples", "3"]
+    argv += ["--duration", "0.5", "--seed", "0", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    written = io.load(out)
+    assert written.attrs["generator"] == "rgfield.fields.decaying_turbulence.simulate"
+    assert written.shape == (3, 16, 16) and written.attrs["duration"] == 0.5
+    drawn = simulate(DecayingConfig(decaying_flow(16), duration=0.5), 3, seed=0, progress=False)
+    np.testing.assert_array_equal(written.values, drawn.vorticity.values)
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--decaying", "--drag", "0.2"], "--drag"),
+        (["--decaying", "--velocity"], "--velocity"),
+        (["--duration", "3"], "--duration"),
+    ],
+)
+def test_simulate_turbulence_refuses_the_options_of_the_other_kind_of_flow(
+    extra, named, tmp_path, capsys
+):
+    argv = ["simulate", "turbulence", "--size", "16", "--samples", "2", *extra]
+    assert main([*argv, "--out", str(tmp_path / "x.nc")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"rgfield simulate: error: {named}: not an option of") and (
+        err.count("\n") == 1
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rgfield.cli import _options
 
@@ -79,46 +79,102 @@ def _phi4_summary(a: dict) -> str:
     return "\n".join(lines)
 
 
+FORCED = {  # option: default, for forced flows only
+    "viscosity": 1e-3,
+    "drag": 0.1,
+    "hypodrag": 0.0,
+    "forcing": "ring",
+    "kf": 4.0,
+    "strength": 1.0,
+    "flows": None,
+    "spacing": None,
+    "velocity": False,
+}
+DECAYING = {"duration": 40.0, "energy": 0.5, "k0": None}  # option: default, with --decaying
+
+
 def _turbulence_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, required=True, help="grid points N per side")
     parser.add_argument("--samples", type=int, required=True, help="snapshots to save")
-    parser.add_argument("--viscosity", type=float, default=1e-3, help="ν (default 1e-3)")
-    parser.add_argument("--hyperviscosity", type=float, default=0.0, help="ν_h (default 0)")
+    parser.add_argument(
+        "--hyperviscosity",
+        type=float,
+        help="ν_h (default 0 forced, 1e-12 (128/N)^8 decaying)",
+    )
     parser.add_argument("--hyper-order", type=int, default=4, help="p of (−Δ)^p (default 4)")
-    parser.add_argument("--drag", type=float, default=0.1, help="linear drag μ (default 0.1)")
-    parser.add_argument(
-        "--hypodrag", type=float, default=0.0, help="large-scale friction α(−Δ)⁻¹ (default 0)"
+    forced = parser.add_argument_group("forced, stationary flows (the default)")
+    forced.add_argument("--viscosity", type=float, help="ν (default 1e-3)")
+    forced.add_argument("--drag", type=float, help="linear drag μ (default 0.1)")
+    forced.add_argument("--hypodrag", type=float, help="large-scale friction α(−Δ)⁻¹ (default 0)")
+    forced.add_argument("--forcing", choices=("ring", "kolmogorov"), help="(default ring)")
+    forced.add_argument("--kf", type=float, help="forcing wavenumber (default 4)")
+    forced.add_argument("--strength", type=float, help="ε of the ring, F of Kolmogorov (default 1)")
+    forced.add_argument("--flows", type=int, help="independent flows (default min(samples, 4))")
+    forced.add_argument("--spacing", type=float, help="time between snapshots (default 2τ)")
+    forced.add_argument("--velocity", action="store_true", default=None, help="also store u and v")
+    decaying = parser.add_argument_group(
+        "freely decaying flows (McWilliams 1984): one independent flow per sample"
     )
-    parser.add_argument(
-        "--forcing", choices=("ring", "kolmogorov"), default="ring", help="(default ring)"
+    decaying.add_argument(
+        "--decaying", action="store_true", help="no forcing or drag, from random vortices"
     )
-    parser.add_argument("--kf", type=float, default=4.0, help="forcing wavenumber (default 4)")
-    parser.add_argument(
-        "--strength", type=float, default=1.0, help="ε of the ring, F of Kolmogorov (default 1)"
+    decaying.add_argument("--duration", type=float, help="time of the snapshot (default 40)")
+    decaying.add_argument("--energy", type=float, help="initial kinetic energy (default 0.5)")
+    decaying.add_argument(
+        "--k0", type=float, help="centre of the initial vorticity band (default N/10.7)"
     )
-    parser.add_argument("--flows", type=int, help="independent flows (default min(samples, 4))")
-    parser.add_argument("--spacing", type=float, help="time between snapshots (default 2τ)")
-    parser.add_argument("--velocity", action="store_true", help="also store u and v")
+
+
+def _given(args: argparse.Namespace, options: dict) -> dict:
+    """The options of ``options`` set on the command line (not None)."""
+    return {name: getattr(args, name) for name in options if getattr(args, name) is not None}
+
+
+def _refuse(args: argparse.Namespace, options: dict, kind: str) -> None:
+    given = [f"--{name}" for name in _given(args, options)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: not an option of {kind} flows")
 
 
 def _turbulence_config(args: argparse.Namespace):
+    """A forced flow's TurbulenceConfig, or with ``--decaying`` a DecayingConfig."""
     from rgfield.fields.turbulence import Turbulence2D, TurbulenceConfig
 
+    if args.decaying:
+        from rgfield.fields.decaying_turbulence import DecayingConfig, decaying_flow
+
+        _refuse(args, FORCED, "decaying")
+        flow = decaying_flow(args.size)
+        changes = {"hyper_order": args.hyper_order}
+        if args.hyperviscosity is not None:
+            changes["hyperviscosity"] = args.hyperviscosity
+        if args.k0 is not None:
+            changes["forcing_wavenumber"] = args.k0
+        options = {**DECAYING, **_given(args, DECAYING)}
+        return DecayingConfig(
+            replace(flow, **changes), duration=options["duration"], energy=options["energy"]
+        )
+    _refuse(args, DECAYING, "forced")
+    options = {**FORCED, **_given(args, FORCED)}
     flow = Turbulence2D(
         size=args.size,
-        viscosity=args.viscosity,
-        hyperviscosity=args.hyperviscosity,
+        viscosity=options["viscosity"],
+        hyperviscosity=args.hyperviscosity or 0.0,
         hyper_order=args.hyper_order,
-        drag=args.drag,
-        hypodrag=args.hypodrag,
-        forcing=args.forcing,
-        forcing_wavenumber=args.kf,
-        strength=args.strength,
+        drag=options["drag"],
+        hypodrag=options["hypodrag"],
+        forcing=options["forcing"],
+        forcing_wavenumber=options["kf"],
+        strength=options["strength"],
     )
-    return TurbulenceConfig(flow, flows=args.flows, spacing=args.spacing, velocity=args.velocity)
+    return TurbulenceConfig(
+        flow, flows=options["flows"], spacing=options["spacing"], velocity=options["velocity"]
+    )
 
 
 def _turbulence_summary(a: dict) -> str:
+    if "spin_up_time" not in a:  # a decaying ensemble: one flow per sample
+        return f"each flow integrated to t = {a['duration']:g}; {a['steps']} steps in all"
     return (
         f"spin-up {a['spin_up_time']:.3g} time units (stationary: {bool(a['stationary'])}),"
         f" tau_int energy {a['tau_energy']:.3g}, enstrophy {a['tau_enstrophy']:.3g};"
@@ -182,7 +238,7 @@ MODELS = {
         _phi4_summary,
     ),
     "turbulence": Model(
-        "2D Navier–Stokes vorticity, pseudo-spectral, forced and stationary",
+        "2D Navier–Stokes vorticity, pseudo-spectral: forced and stationary, or --decaying",
         _turbulence_arguments,
         _turbulence_config,
         _turbulence_summary,
@@ -220,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
 
         write_ensemble(args, Simulation(config, args.device), args.samples)
         return 0
-    ds = fields.SIMULATORS[args.model].simulate(
+    ds = fields.simulate(
         config, args.samples, seed=args.seed, device=args.device, progress=not args.no_progress
     )
     print(model.summary(ds.attrs))
