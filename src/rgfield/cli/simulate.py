@@ -111,6 +111,7 @@ def _turbulence_arguments(parser: argparse.ArgumentParser) -> None:
     forced.add_argument("--strength", type=float, help="ε of the ring, F of Kolmogorov (default 1)")
     forced.add_argument("--flows", type=int, help="independent flows (default min(samples, 4))")
     forced.add_argument("--spacing", type=float, help="time between snapshots (default 2τ)")
+    # default None, not False: _refuse tells an explicit --velocity from its absence
     forced.add_argument("--velocity", action="store_true", default=None, help="also store u and v")
     decaying = parser.add_argument_group(
         "freely decaying flows (McWilliams 1984): one independent flow per sample"
