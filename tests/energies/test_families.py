@@ -7,6 +7,7 @@ from rgfield.energies import (
     FeatureFamily,
     QuadraticInteractions,
     ScalarPotential,
+    ScatteringCovariance,
     make_feature,
     register_feature,
 )
@@ -36,7 +37,11 @@ def autograd_derivatives(family, y, c):
     return torch.stack(grads, 1), torch.stack(laps, 1)
 
 
-FAMILIES = [lambda: ScalarPotential(windows=4), lambda: QuadraticInteractions(radius=1)]
+FAMILIES = [
+    lambda: ScalarPotential(windows=4),
+    lambda: QuadraticInteractions(radius=1),
+    lambda: ScatteringCovariance(scales=1, orientations=2, widths=2, within=True),
+]
 
 
 @pytest.mark.parametrize(("n", "wavelet"), [(4, "db2"), (2, "db4"), (1, "db4")])
@@ -240,8 +245,8 @@ def test_normalisability_with_a_bounding_family_or_an_undecided_mixture():
 
 
 def test_unknown_feature_and_extension_point():
-    with pytest.raises(ValueError, match="unknown feature family 'scatcov'"):
-        make_feature("scatcov")
+    with pytest.raises(ValueError, match="unknown feature family .no-such-family."):
+        make_feature("no-such-family")
     with pytest.raises(TypeError):
         register_feature(int)
 

@@ -4,6 +4,8 @@
   sigmoid basis whose centres follow the data's quantiles.
 * :class:`QuadraticInteractions` (``"quadratic"``): stationary couplings ½ Σ_u X_a(u) X_b(u − s)
   of the detail channels with each other and with the coarse field, over a stencil of shifts.
+* :class:`ScatteringCovariance` (``"scatcov"``): phase–modulus and modulus–modulus products
+  of the details, their smoothed moduli and the coarse field's wavelet envelopes.
 * :class:`ExponentialModel`: energy, gradient and Hessian diagnostics of θᵀΦ.
 
 New families plug in through :class:`FeatureFamily` and :func:`register_feature`.
@@ -18,6 +20,7 @@ from rgfield.energies.base import (
 )
 from rgfield.energies.potential import ScalarPotential
 from rgfield.energies.quadratic import QuadraticInteractions
+from rgfield.energies.scatcov import ScatteringCovariance
 
 __all__ = [
     "FEATURES",
@@ -25,6 +28,7 @@ __all__ = [
     "FeatureFamily",
     "QuadraticInteractions",
     "ScalarPotential",
+    "ScatteringCovariance",
     "make_feature",
     "register_feature",
 ]

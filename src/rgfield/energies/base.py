@@ -301,25 +301,39 @@ class ExponentialModel:
         their dominant eigenvalues are the extremes sought. A diagnostic of conditioning:
         MALA's mixing time grows like λ_max / λ_min for a convex energy.
         """
+        rho = self._spectral_radius(y, c, iterations, seed)
+        lowest, _ = self._dominant(y, c, -1.0, rho, iterations, seed)
+        highest, _ = self._dominant(y, c, 1.0, rho, iterations, seed)
+        return rho - lowest, highest - rho
+
+    def lowest_curvature(
+        self, y: torch.Tensor, c: torch.Tensor | None = None, iterations: int = 100, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The smallest eigenvalue of ∇²_y U at each ``y`` (B,) and its unit eigenvector (the
+        shape of ``y``), by the power iteration of :meth:`hessian_extremes`."""
+        rho = self._spectral_radius(y, c, iterations, seed)
+        lowest, vector = self._dominant(y, c, -1.0, rho, iterations, seed)
+        return rho - lowest, vector
+
+    def _spectral_radius(self, y, c, iterations: int, seed: int) -> torch.Tensor:
+        """ρ ≥ max |eigenvalue of ∇²_y U| (power iteration on H converges to ±ρ)."""
+        return self._dominant(y, c, 1.0, y.new_zeros(y.shape[0]), iterations, seed)[0].abs() * (
+            1 + 1e-6
+        )
+
+    def _dominant(
+        self, y, c, sign: float, shift: torch.Tensor, iterations: int, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Largest eigenvalue of sign·H + shift·1 per batch element, and its unit vector."""
         dims = tuple(range(1, y.dim()))
         eps = 1e-4 * (1.0 + y.abs().amax(dim=dims, keepdim=True))
-
-        def hvp(v: torch.Tensor) -> torch.Tensor:
-            return (self.gradient(y + eps * v, c) - self.gradient(y - eps * v, c)) / (2 * eps)
-
-        def dominant(sign: float, shift: torch.Tensor) -> torch.Tensor:
-            """Largest eigenvalue of sign·H + shift·1 (per batch element)."""
-            gen = torch.Generator(device=y.device).manual_seed(seed)
-            v = torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device)
-            shift = shift.reshape(-1, *([1] * (y.dim() - 1)))
-            for _ in range(iterations):
-                v = v / v.square().sum(dims, keepdim=True).sqrt()
-                w = sign * hvp(v) + shift * v
-                rayleigh = (v * w).sum(dims)
-                v = w
-            return rayleigh
-
-        zero = y.new_zeros(y.shape[0])
-        # power iteration on H converges to ±ρ; its absolute value bounds the spectrum
-        rho = dominant(1.0, zero).abs() * (1 + 1e-6)
-        return rho - dominant(-1.0, rho), dominant(1.0, rho) - rho
+        gen = torch.Generator(device=y.device).manual_seed(seed)
+        v = torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device)
+        shift = shift.reshape(-1, *([1] * (y.dim() - 1)))
+        for _ in range(iterations):
+            v = v / v.square().sum(dims, keepdim=True).sqrt()
+            hv = (self.gradient(y + eps * v, c) - self.gradient(y - eps * v, c)) / (2 * eps)
+            w = sign * hv + shift * v
+            rayleigh = (v * w).sum(dims)
+            v, last = w, v
+        return rayleigh, last
