@@ -23,6 +23,7 @@ __all__ = [
     "ScoreMatchingFit",
     "ScoreMatchingStatistics",
     "fit_closed_form",
+    "fit_constrained",
     "fit_sgd",
 ]
 
@@ -170,6 +171,50 @@ def fit_closed_form(
         train_loss=train.loss(theta),
         heldout_loss=losses[best],
     )
+
+
+def fit_constrained(
+    stats: ScoreMatchingStatistics, ridge: float, cuts: torch.Tensor, floor: float
+) -> torch.Tensor:
+    """θ minimising the score-matching loss under linear constraints ``cuts @ θ ≥ floor``.
+
+    The problem min ½θᵀH_ρθ − bᵀθ s.t. Aθ ≥ δ, with the ridge of :func:`fit_closed_form`
+    (H_ρ = H + ρ diag H), is solved through its dual, a bound-constrained quadratic programme
+    in one multiplier per constraint:
+
+        λ* = argmin_{λ ≥ 0} ½ λᵀ A H_ρ⁻¹ Aᵀ λ + λᵀ (A H_ρ⁻¹ b − δ),   θ = H_ρ⁻¹ (b + Aᵀ λ*)
+
+    (L-BFGS-B on λ; strong duality holds since H_ρ is positive definite). Without an active
+    constraint θ is the closed-form solution.
+
+    Parameters
+    ----------
+    stats : the score-matching sums.
+    ridge : float
+        ρ, relative to the diagonal of H.
+    cuts : torch.Tensor, shape (m, F)
+        Rows a_i of A.
+    floor : float
+        δ, the same for every row.
+    """
+    from scipy.optimize import minimize
+
+    if cuts.ndim != 2 or cuts.shape[1] != len(stats.b):
+        raise ValueError(f"cuts must have shape (m, {len(stats.b)}); got {tuple(cuts.shape)}")
+    h = stats.H + ridge * torch.diag(torch.diagonal(stats.H))
+    a = cuts.to(h)
+    unconstrained = torch.linalg.solve(h, stats.b)
+    h_inv_at = torch.linalg.solve(h, a.T)
+    m, q = (a @ h_inv_at).numpy(), (a @ unconstrained).numpy() - floor
+    dual = minimize(
+        lambda lam: (0.5 * lam @ m @ lam + lam @ q, m @ lam + q),
+        np.zeros(len(q)),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * len(q),
+        options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-12},
+    )
+    return unconstrained + h_inv_at @ torch.as_tensor(dual.x, dtype=h.dtype)
 
 
 def fit_sgd(

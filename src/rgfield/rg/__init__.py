@@ -10,7 +10,8 @@
 
 from rgfield.rg.mixing import mixing
 from rgfield.rg.model import HierarchicalModel
+from rgfield.rg.parameters import kind_defaults
 from rgfield.rg.refinement import match_moments
 from rgfield.rg.sampling import SampleResult
 
-__all__ = ["HierarchicalModel", "SampleResult", "match_moments", "mixing"]
+__all__ = ["HierarchicalModel", "SampleResult", "kind_defaults", "match_moments", "mixing"]

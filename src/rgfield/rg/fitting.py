@@ -13,6 +13,7 @@ import xarray as xr
 
 from rgfield import _progress
 from rgfield.energies import ExponentialModel
+from rgfield.rg.convexity import NO_FLOOR, fit_with_curvature_floor
 from rgfield.rg.free_energy import fit_free_energy
 from rgfield.rg.parameters import Settings
 from rgfield.rg.refinement import MOMENT_WARMUP, match_moments
@@ -232,6 +233,18 @@ def _fit_factor(
     )
     fit = fit_closed_form(train, held, settings.ridges)
     theta, method = fit.theta, "score matching"
+    curvature = NO_FLOOR
+    if settings.min_curvature is not None and y.shape[1:] != (1, 1, 1):
+        theta, curvature = fit_with_curvature_floor(
+            families,
+            train.merged(held) if held.count else train,
+            fit.ridge,
+            theta,
+            y[:n_train],
+            train_c,
+            settings.min_curvature,
+        )
+        method = "score matching, curvature floor" if curvature["cuts"] else method
     train_loss, heldout_loss = fit.train_loss, fit.heldout_loss
     refinement = NO_REFINEMENT
     generate = settings.refine_coarse == "generated"
@@ -276,7 +289,8 @@ def _fit_factor(
         losses = sample_losses(model, y[n_train:], None if c is None else c[n_train:], batch)
         heldout_se = float(losses.std() / len(losses) ** 0.5)
     losses = (train_loss, heldout_loss, heldout_se)
-    return model, factor_report(method, families, fit, losses, refinement, start), drawn
+    report = factor_report(method, families, fit, losses, {**refinement, **curvature}, start)
+    return model, report, drawn
 
 
 NO_REFINEMENT = {

@@ -11,7 +11,14 @@ from rgfield.energies import make_feature
 from rgfield.rg.scales import per_scale
 from rgfield.wavelets import WAVELETS, max_levels
 
-__all__ = ["REFINE_AUTO", "REFINE_COARSE", "Settings", "auto_refine", "check_parameters"]
+__all__ = [
+    "REFINE_AUTO",
+    "REFINE_COARSE",
+    "Settings",
+    "auto_refine",
+    "check_parameters",
+    "kind_defaults",
+]
 
 REFINE_COARSE = ("data", "generated")
 
@@ -36,6 +43,28 @@ class Settings:
     refine: list[int]
     refine_steps: int
     refine_coarse: str
+    min_curvature: float | None = None
+
+
+GEOMETRIC = {"features": ("quadratic", "scatcov"), "min_curvature": 0.1}
+"""Fields whose structure is geometric (vortices, filaments): the scattering-covariance family
+with the quadratic couplings, fitted under a curvature floor (docs/rg_fields.md)."""
+
+KIND_DEFAULTS = {
+    "rgfield.fields.turbulence.simulate": GEOMETRIC,
+    "rgfield.fields.decaying_turbulence.simulate": GEOMETRIC,
+    "rgfield.fields.cosmic.simulate": GEOMETRIC,
+}
+"""Model parameters by the ``generator`` attribute of the training data; φ⁴ and every other
+kind take the scalar potential and the quadratic couplings, without a floor."""
+
+
+def kind_defaults(generator: str) -> dict:
+    """``features`` and ``min_curvature`` of ``rgfield fit`` for data made by ``generator``
+    (the attribute rgfield's simulators write): :data:`KIND_DEFAULTS`, else the potential and
+    quadratic families without a curvature floor."""
+    defaults = {"features": ("potential", "quadratic"), "min_curvature": None}
+    return defaults | KIND_DEFAULTS.get(generator, {})
 
 
 def feature_spec(features) -> dict[str, dict]:
@@ -123,6 +152,9 @@ def check_parameters(params: Mapping, size: Sequence[int]) -> Settings:
     refine_steps = params["refine_steps"]
     if not is_integer(refine_steps) or refine_steps < 2:
         raise ValueError(f"refine_steps must be an integer >= 2; got {refine_steps!r}")
+    min_curvature = params.get("min_curvature")
+    if min_curvature is not None and not (isinstance(min_curvature, Real) and min_curvature > 0):
+        raise ValueError(f"min_curvature must be positive or None; got {min_curvature!r}")
     return Settings(
         levels=levels,
         wavelet=params["wavelet"],
@@ -132,4 +164,5 @@ def check_parameters(params: Mapping, size: Sequence[int]) -> Settings:
         refine=iterations,
         refine_steps=int(refine_steps),
         refine_coarse=refine_coarse,
+        min_curvature=None if min_curvature is None else float(min_curvature),
     )

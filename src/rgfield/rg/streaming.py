@@ -30,6 +30,7 @@ import torch
 
 from rgfield import io
 from rgfield.energies import ExponentialModel, FeatureFamily
+from rgfield.rg.convexity import NO_FLOOR
 from rgfield.rg.fitting import (
     NO_REFINEMENT,
     Fitted,
@@ -240,6 +241,11 @@ def fit_streaming(
     pilot_fields = _pilot(chunks, min(pilot, total))  # read once: the size, then the pilot
     size = tuple(pilot_fields.shape[-2:])
     settings = check_parameters(params, size)
+    if settings.min_curvature is not None:
+        raise ValueError(
+            "min_curvature: a fit from chunks is score matching only; the curvature floor"
+            " probes training fields, in memory (fit in memory, or min_curvature=None)"
+        )
     if any(settings.refine):
         raise ValueError(
             "refine: a fit from chunks is score matching only; the moment-matching refinement"
@@ -291,7 +297,8 @@ def fit_streaming(
             variance = (check.loss_square - check.count * mean**2) / (check.count - 1)
             se = float(np.sqrt(max(variance, 0.0) / check.count))
         losses = (train_loss, heldout_loss, se)
-        report = factor_report(method, families[name], fit, losses, NO_REFINEMENT, start)
+        extra = {**NO_REFINEMENT, **NO_FLOOR}
+        report = factor_report(method, families[name], fit, losses, extra, start)
         check_losses(name, report, held_out=total > n_train)
         rows.append({"scale": name, "grid": grids[name], **report})
         if scale.conditional:
