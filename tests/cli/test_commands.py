@@ -210,6 +210,33 @@ def test_fit_presets_are_recipes_that_options_override():
     assert params("--refine", "1", "2")["refine"] == [1, 2]
 
 
+def test_fit_features_by_name_or_by_the_datas_kind(capsys):
+    from rgfield.cli import build_parser
+    from rgfield.cli.fit import build_model
+
+    def params(*options, generator=""):
+        args = build_parser().parse_args(["fit", "--data", "d.nc", "--out", "m.nc", *options])
+        return build_model(args, generator).get_params()
+
+    def families(*options, generator=""):
+        return params(*options, generator=generator)["features"]
+
+    assert families() == {"potential": {"windows": 20}, "quadratic": {"radius": None}}
+    assert params()["min_curvature"] is None
+    cosmic = "rgfield.fields.cosmic.simulate"
+    assert families(generator=cosmic) == {"quadratic": {"radius": None}, "scatcov": {}}
+    assert params(generator=cosmic)["min_curvature"] == 0.1
+    assert params("--min-curvature", "0", generator=cosmic)["min_curvature"] is None
+    assert params("--min-curvature", "0.5")["min_curvature"] == 0.5
+    assert families("--features", "scatcov,potential", "--windows", "8") == {
+        "scatcov": {},
+        "potential": {"windows": 8},
+    }
+    with pytest.raises(SystemExit):
+        families("--features", "quadratic,vortices")
+    assert "expected comma-separated feature families among" in capsys.readouterr().err
+
+
 def test_console_entry_point_runs():
     done = subprocess.run(
         [sys.executable, "-m", "rgfield", "--version"], capture_output=True, text=True, check=True

@@ -23,8 +23,22 @@ REPORT_COLUMNS = (
     "condition_preconditioned",
     "heldout_loss",
     "moment_gap_end",
+    "curvature_end",
     "seconds",
 )
+
+
+def feature_names(text: str) -> list[str]:
+    """``--features``: comma-separated registered family names."""
+    from rgfield.energies import FEATURES
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FEATURES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated feature families among {sorted(FEATURES)}; got {text!r}"
+        )
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_var(parser)
     parser.add_argument("--levels", type=int, help="RG steps J (default: down to 1×1)")
     parser.add_argument("--wavelet", default="db4", help="orthogonal wavelet (default db4)")
+    parser.add_argument(
+        "--features",
+        type=feature_names,
+        help="feature families of every scale, comma-separated: potential, quadratic, scatcov"
+        " (default by the data's kind: quadratic,scatcov for turbulence and the cosmic web,"
+        " potential,quadratic otherwise; docs/rg_fields.md)",
+    )
     parser.add_argument(
         "--windows", type=int, default=20, help="sigmoid windows per scale (default 20)"
     )
@@ -42,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ridge", type=float, default=1e-6, help="score-matching ridge (default 1e-6)"
+    )
+    parser.add_argument(
+        "--min-curvature",
+        type=float,
+        help="floor on the smallest Hessian eigenvalue of every conditional at the training"
+        " fields (default by the data's kind: 0.1 for turbulence and the cosmic web, none"
+        " otherwise; 0: none)",
     )
     parser.add_argument(
         "--preset",
@@ -73,11 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rgfield import io
 
-    model = build_model(args)
     if args.workers is not None or args.scheduler is not None:
+        model = build_model(args, _ensemble_generator(args.data))
         shape = _fit_on_cluster(model, args)
     else:
         data = io.load(args.data, args.var)
+        model = build_model(args, str(data.attrs.get("generator", "")))
         model.fit(data, seed=args.seed)
         shape = data.shape
     print(
@@ -92,24 +121,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_model(args: argparse.Namespace):
+def build_model(args: argparse.Namespace, generator: str = ""):
     """The unfitted model of the command line: ``--preset``'s recipe, then the options that
-    override it."""
-    from rgfield.rg import HierarchicalModel
+    override it; without ``--features`` or ``--min-curvature``, those of the data's ``generator``
+    (:func:`rgfield.rg.kind_defaults`)."""
+    from rgfield.rg import HierarchicalModel, kind_defaults
 
     recipe = dict(PRESETS[args.preset])
     if args.refine is not None:
         recipe["refine"] = args.refine[0] if len(args.refine) == 1 else args.refine
     if args.refine_coarse is not None:
         recipe["refine_coarse"] = args.refine_coarse
+    options = {"potential": {"windows": args.windows}, "quadratic": {"radius": args.radius}}
+    defaults = kind_defaults(generator)
+    names = args.features or defaults["features"]
+    floor = defaults["min_curvature"] if args.min_curvature is None else args.min_curvature
     return HierarchicalModel(
         levels=args.levels,
         wavelet=args.wavelet,
-        features={"potential": {"windows": args.windows}, "quadratic": {"radius": args.radius}},
+        features={name: options.get(name, {}) for name in names},
         ridge=args.ridge,
+        min_curvature=floor or None,
         progress=not args.no_progress,
         **recipe,
     )
+
+
+def _ensemble_generator(path: str) -> str:
+    """The ``generator`` attribute of an ensemble directory's first chunk ("" if unknown)."""
+    from pathlib import Path
+
+    from rgfield import io
+    from rgfield.ensembles import store
+
+    first = store.chunk_path(Path(path), 0)
+    return str(io.load(first).attrs.get("generator", "")) if first.is_file() else ""
 
 
 def _fit_on_cluster(model, args: argparse.Namespace) -> tuple[int, int, int]:
