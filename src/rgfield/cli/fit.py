@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--features",
         type=feature_names,
         help="feature families of every scale, comma-separated: potential, quadratic, scatcov"
-        " (default by the data's kind: quadratic,scatcov for turbulence and the cosmic web,"
+        " (default by the data's kind: quadratic,scatcov for the cosmic web,"
         " potential,quadratic otherwise; docs/rg_fields.md)",
     )
     parser.add_argument(
@@ -68,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-curvature",
         type=float,
         help="floor on the smallest Hessian eigenvalue of every conditional at the training"
-        " fields (default by the data's kind: 0.1 for turbulence and the cosmic web, none"
-        " otherwise; 0: none)",
+        " fields (default by the data's kind: 0.1 for the cosmic web, none otherwise;"
+        " 0: none)",
     )
     parser.add_argument(
         "--preset",

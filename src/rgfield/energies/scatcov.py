@@ -94,8 +94,9 @@ class ScatteringCovariance(FeatureFamily):
     216 + 24 + 9 = 249 (3 detail channels, 8 envelopes, 9 shifts, 3 filters), 291 with
     ``within=True``; at the coarsest scale and in the free energies (one channel, no coarse
     field) 0, or 5 with ``within=True``. On the cosmic web the within-scale products lower
-    the score-matching loss but make the finest conditional run away from the data
-    (docs/rg_fields.md), so they are off by default.
+    the score-matching loss, but without the curvature floor they make the finest
+    conditional run away from the data (docs/rg_fields.md); with the floor they are not yet
+    measured, so they are off by default.
     """
 
     name = "scatcov"
