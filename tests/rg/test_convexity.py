@@ -8,7 +8,9 @@ from scipy.optimize import minimize
 from rgfield.energies import ExponentialModel
 from rgfield.pathways import simulate_kind
 from rgfield.rg import HierarchicalModel
+from rgfield.rg.scales import coarse_to_fine
 from rgfield.scorematching import ScoreMatchingStatistics, fit_constrained
+from rgfield.wavelets import decompose
 
 
 def test_constrained_solve_matches_a_general_qp_solver():
@@ -65,9 +67,6 @@ def test_the_floor_makes_the_finest_conditional_convex_at_the_data():
     report = floored.fit_report_.sel(scale="j=1")
     assert float(report["curvature_start"]) < 0
     assert float(report["cuts"]) > 0
-    from rgfield.rg.scales import coarse_to_fine
-    from rgfield.wavelets import decompose
-
     scale = [s for s in coarse_to_fine(floored.scales_) if s.conditional][0]
     y, c = scale.variables(decompose(torch.as_tensor(data.values, dtype=torch.float64), 1))
     before = dense_hessian_minima(plain.conditionals_[0], y, c)  # every field, held-out too

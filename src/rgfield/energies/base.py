@@ -161,6 +161,11 @@ def _chunked(
     return torch.cat([v for v, _ in parts]), torch.cat([g for _, g in parts])
 
 
+def sampled_names(channels: int) -> list[str]:
+    """Labels of the sampled channels: h, v, d for the three detail channels, else y0, y1, …"""
+    return ["h", "v", "d"] if channels == 3 else [f"y{i}" for i in range(channels)]
+
+
 FEATURES: dict[str, type[FeatureFamily]] = {}
 """Feature families by name (``"potential"``, ``"quadratic"``, and any registered later)."""
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
+from rgfield.energies.base import DensityFn, FeatureFamily, register_feature, sampled_names
 
 __all__ = ["QuadraticInteractions"]
 
@@ -53,8 +53,7 @@ class QuadraticInteractions(FeatureFamily):
 
     @property
     def channel_names(self) -> list[str]:
-        names = ["h", "v", "d"] if self.sampled == 3 else [f"y{i}" for i in range(self.sampled)]
-        return names + (["coarse"] if self.conditioned else [])
+        return sampled_names(self.sampled) + (["coarse"] if self.conditioned else [])
 
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4"):
         del wavelet  # the interactions act on the coefficients directly

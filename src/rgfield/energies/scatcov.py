@@ -53,12 +53,10 @@ import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.energies.base import EnergyFn, FeatureFamily, register_feature
+from rgfield.energies.base import EnergyFn, FeatureFamily, register_feature, sampled_names
 from rgfield.scattering import filter_bank
 
 __all__ = ["ScatteringCovariance"]
-
-_CHANNELS = {3: ["h", "v", "d"]}
 
 
 @register_feature
@@ -171,15 +169,15 @@ class ScatteringCovariance(FeatureFamily):
             len(self.filters) - len(gaussians) + i for i in range(len(gaussians))
         ]
         C, E = self.sampled, 3 * self.sampled  # noqa: N806 - first map of the moduli, envelopes
-        A = C if self.cross == "modulus" else 2 * C  # noqa: N806 - first map coupled across scales
+        A = C if self.cross == "modulus" else 2 * C  # noqa: N806 - first map coupled to c
         rows = []
         if self.n_envelopes:
             stencil = [i for i, f in enumerate(self.filters) if f[0] == 0]
             for a in range(C):  # phase–modulus across scales
                 rows += [(a, E + k, h) for k in range(self.n_envelopes) for h in stencil]
-            for a in range(C):  # modulus–modulus across scales
+            for a in range(C):  # power–modulus (or modulus–modulus) across scales
                 rows += [(A + a, E + k, identity) for k in range(self.n_envelopes)]
-        if self.conditioned:  # modulus–field
+        if self.conditioned:  # power–field (or modulus–field)
             rows += [(A + a, E + self.n_envelopes, h) for a in range(C) for h in smooth]
         for a in range(C if self.within else 0):  # modulus–modulus within the scale
             for b in range(a, C):  # (m_a·m_a is the quadratic family's y_a·y_a)
@@ -191,7 +189,7 @@ class ScatteringCovariance(FeatureFamily):
 
     @property
     def labels(self) -> list[str]:
-        channels = _CHANNELS.get(self.sampled, [f"y{i}" for i in range(self.sampled)])
+        channels = sampled_names(self.sampled)
         ny, nx = self.shape
 
         def map_name(i: int) -> str:
