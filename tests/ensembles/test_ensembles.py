@@ -371,6 +371,15 @@ def assert_same_fit(streamed, in_memory):
     np.testing.assert_allclose(
         [float(g) for g in streamed.scales_.details], [float(g) for g in in_memory.scales_.details]
     )
+    # the chains' Gaussian starts: the same regressions and residual covariances
+    assert streamed.starts_.keys() == in_memory.starts_.keys()
+    for name, start in in_memory.starts_.items():
+        ours = streamed.starts_[name]
+        np.testing.assert_allclose(
+            (ours.root @ ours.root.mH).numpy(), (start.root @ start.root.mH).numpy(), atol=1e-12
+        )
+        if start.gain is not None:
+            np.testing.assert_allclose(ours.gain.numpy(), start.gain.numpy(), atol=1e-10)
 
 
 def test_fit_from_chunks_equals_the_in_memory_fit(phi4_ensemble, client):

@@ -44,6 +44,7 @@ def test_constructor_stores_parameters_and_fit_learns_attributes_ending_in_under
         "free_energies_",
         "fit_report_",
         "free_energy_report_",
+        "starts_",
     }
     assert model.levels is None and model.levels_ == 3 and model.size_ == (8, 8)
     # the per-scale normalisation is the wavelets module's
@@ -196,6 +197,23 @@ def test_one_variable_coarsest_model_is_fitted_by_maximum_likelihood(weight, spr
     drawn = model.sample(n, seed=1, steps=10, warmup=10).fields.mean((1, 2))
     positive = (drawn > 0).double().mean().item()
     assert abs(positive - weight) < 5 * np.sqrt(weight * (1 - weight) / n) * np.sqrt(2)
+
+
+@pytest.mark.parametrize("features", [("quadratic",), ("quadratic", "scatcov")])
+def test_the_coarsest_factor_carries_the_fields_mean_whatever_the_families(free_field, features):
+    # the quadratic and scattering families are even in y: the mean of the fields (here 3,
+    # with a spread of 0.5 over fields) must come from the coarsest factor's own potential
+    gen = torch.Generator().manual_seed(4)
+    n = 400
+    offset = 3.0 + 0.5 * torch.randn(n, 1, 1, generator=gen, dtype=torch.float64)
+    model = HierarchicalModel(features=features, progress=False).fit(free_field(n, 16) + offset)
+    assert model.low_.features[0].name == "potential"
+    assert [f.name for f in model.conditionals_[0].features] == list(features)
+    means = model.sample(n, seed=2, steps=0, warmup=0).fields.mean((1, 2))
+    spread = np.sqrt(0.25 + free_field(n, 16, seed=9).mean((1, 2)).var().item())
+    # errors of the draws and of the training set's own mean and spread
+    assert abs(means.mean().item() - 3.0) < 4 * spread * np.sqrt(2 / n)
+    assert abs(means.std().item() / spread - 1) < 4 * np.sqrt(1 / n)
 
 
 def test_sample_result_is_an_ensemble_dataset(free_field):

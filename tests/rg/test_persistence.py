@@ -30,6 +30,7 @@ def test_save_load_sample_gives_identical_fields(tmp_path, free_field):
     with pytest.raises(FileExistsError):
         model.save(path)
     assert set(again.fit_report_["features"].values) == set(model.fit_report_["features"].values)
+    assert again.starts_.keys() == model.starts_.keys() and a.shape == (5, 8, 8)
     ds = model.to_dataset()
     assert ds.attrs["format_version"] == 2 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
 
@@ -64,6 +65,15 @@ def test_a_foreign_variable_is_named(tmp_path, model_dataset):
     ds = model_dataset.assign(phi=("sample", np.zeros(3)))
     with pytest.raises(ValueError, match=r"variables \['phi'\] are no part of an rgfield model"):
         HierarchicalModel.load(save(ds, tmp_path / "model.nc"))
+
+
+def test_a_broken_start_is_named(tmp_path, model_dataset):
+    ds = model_dataset.drop_vars("start_j2_root")
+    with pytest.raises(ValueError, match=r"the start of factor j=2 is incomplete"):
+        HierarchicalModel.load(save(ds, tmp_path / "model.nc"))
+    ds = model_dataset.assign(start_j9_root=model_dataset["start_j2_root"])
+    with pytest.raises(ValueError, match=r"\['start_j9_root'\] are no part of an rgfield model"):
+        HierarchicalModel.load(save(ds, tmp_path / "model2.nc"))
 
 
 def test_files_that_are_not_models_get_clear_errors(tmp_path, model_dataset, free_field):

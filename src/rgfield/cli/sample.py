@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="mala",
         help="MALA per scale, or block MALA (one test per block; flat mixing in L) where it fits",
     )
+    parser.add_argument(
+        "--start",
+        choices=("gaussian", "zero"),
+        default="gaussian",
+        help="where each scale's chains start: a draw of the stationary Gaussian fitted to the"
+        " training details (default), or zero details",
+    )
     _options.add_device(parser)
     _options.add_output(parser, "netCDF file to write (an ensemble directory: see below)")
     _options.add_progress(parser)
@@ -41,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from rgfield.rg import HierarchicalModel
 
     model = HierarchicalModel.load(args.model, progress=not args.no_progress)
-    options = dict(steps=args.steps, warmup=args.warmup, sampler=args.sampler, device=args.device)
+    options = dict(
+        steps=args.steps,
+        warmup=args.warmup,
+        sampler=args.sampler,
+        device=args.device,
+        start=args.start,
+    )
     if _options.ensemble_mode(args):
         from rgfield.cli._ensemble import write_ensemble
         from rgfield.ensembles import ModelSampling

@@ -15,7 +15,8 @@ from rgfield import _progress
 from rgfield.energies import ExponentialModel
 from rgfield.rg.convexity import NO_FLOOR, fit_with_curvature_floor
 from rgfield.rg.free_energy import fit_free_energy
-from rgfield.rg.parameters import Settings
+from rgfield.rg.gaussian_start import GaussianStart, SpectralSums
+from rgfield.rg.parameters import Settings, factor_features
 from rgfield.rg.refinement import MOMENT_WARMUP, match_moments
 from rgfield.rg.sampling import STUCK_ACCEPTANCE, warn_stuck
 from rgfield.rg.scalar import maximum_likelihood_scalar, sample_scalar
@@ -46,6 +47,7 @@ class Fitted:
     free_energies: list[ExponentialModel]
     fit_report: xr.Dataset
     free_energy_report: xr.Dataset
+    starts: dict[str, GaussianStart]
 
 
 def fit_hierarchy(
@@ -67,7 +69,7 @@ def fit_hierarchy(
     n_train = x.shape[0] - int(round(settings.heldout * x.shape[0]))
     if n_train < 2:
         raise ValueError("data: too few samples left for training after the held-out split")
-    models, rows, free_models, free_rows = {}, [], [], []
+    models, rows, free_models, free_rows, spectra = {}, [], [], [], {}
     generated = None
     factors = coarse_to_fine(scales)
     with _progress.progress("fit scales", len(factors), enabled=progress) as on_scale:
@@ -87,6 +89,8 @@ def fit_hierarchy(
                     "the refined θ rests on moments the chains did not sample",
                 )
             models[scale.name] = model
+            if y.shape[1:] != (1, 1, 1):
+                spectra[scale.name] = SpectralSums.of(y[:n_train], c if c is None else c[:n_train])
             grid = y.shape[-1]
             rows.append({"scale": scale.name, "grid": grid, **report})
             if scale.conditional:
@@ -98,7 +102,7 @@ def fit_hierarchy(
             if drawn is not None:
                 generated = scale.grow(generated, drawn, settings.wavelet)
             on_scale()
-    return assemble(scales, models, free_models, rows, free_rows)
+    return assemble(scales, models, free_models, rows, free_rows, spectra)
 
 
 def assemble(
@@ -107,9 +111,11 @@ def assemble(
     free_models: list[ExponentialModel],
     rows: list[dict],
     free_rows: list[dict],
+    spectra: dict[str, SpectralSums],
 ) -> Fitted:
     """What a fit learned, from the factors fitted coarse to fine: ``models`` by scale name,
-    the free energies and the report rows in that order (j = J, ..., 1)."""
+    the free energies and the report rows in that order (j = J, ..., 1), and the training
+    sums of the chains' Gaussian starts by scale name (factors of one variable have none)."""
     return Fitted(
         scales=scales,
         low=models["low"],
@@ -117,6 +123,7 @@ def assemble(
         free_energies=free_models[::-1],
         fit_report=report_dataset(rows),
         free_energy_report=report_dataset(free_rows),
+        starts={name: GaussianStart.fit(sums) for name, sums in spectra.items()},
     )
 
 
@@ -225,7 +232,8 @@ def _fit_factor(
     """
     start = time.perf_counter()
     train_c = None if c is None else c[:n_train]
-    families = new_families(settings.features, y[:n_train], train_c, settings.wavelet)
+    features = factor_features(settings.features, scale.conditional)
+    families = new_families(features, y[:n_train], train_c, settings.wavelet)
     batch = batch_size(families, y)
     train, held = (
         accumulate(families, y[part], None if c is None else c[part], batch)

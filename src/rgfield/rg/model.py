@@ -20,7 +20,7 @@ from rgfield.io import as_tensor
 from rgfield.rg import persistence
 from rgfield.rg.fitting import Fitted, fit_hierarchy
 from rgfield.rg.parameters import check_parameters, feature_spec
-from rgfield.rg.sampling import SampleResult, check_sampler, generate
+from rgfield.rg.sampling import STARTS, SampleResult, check_sampler, generate
 from rgfield.rg.scales import Scale, coarse_to_fine, per_scale
 from rgfield.wavelets import decompose
 
@@ -112,6 +112,10 @@ class HierarchicalModel:
     free_energy_report_ : xarray.Dataset
         Per conditional: features, κ(H), and the fraction of the target gradient left
         unexplained by F_j on training and held-out samples.
+    starts_ : dict of str to GaussianStart
+        By factor name (``"low"``, ``"j=1"``, ...; none for a one-variable factor): the
+        stationary Gaussian fitted to the training details that the chains of :meth:`sample`
+        start from (:mod:`rgfield.rg.gaussian_start`).
     """
 
     def __init__(
@@ -197,6 +201,7 @@ class HierarchicalModel:
         self.low_, self.conditionals_ = fitted.low, fitted.conditionals
         self.free_energies_ = fitted.free_energies
         self.fit_report_, self.free_energy_report_ = fitted.fit_report, fitted.free_energy_report
+        self.starts_ = fitted.starts
         return self
 
     def check_fitted(self) -> None:
@@ -283,12 +288,14 @@ class HierarchicalModel:
         adjusted: bool = True,
         sampler: str = "mala",
         device: str | torch.device = "cpu",
+        start: str = "gaussian",
     ) -> SampleResult:
         """Draw ``n`` fields coarse to fine: x_J, then x̄_j | x_j for j = J, ..., 1.
 
-        Each factor is sampled with ``n`` chains in one batch, starting from zero details:
-        ``warmup`` steps tune the step size to the kernel's target acceptance (then it is
-        frozen), ``steps`` more produce the sample; with ``steps="auto"`` the chains run until
+        Each factor is sampled with ``n`` chains in one batch, started from a draw of the
+        stationary Gaussian fitted to the training details (``starts_``): ``warmup`` steps
+        tune the step size to the kernel's target acceptance (then it is frozen), ``steps``
+        more produce the sample; with ``steps="auto"`` the chains run until
         warm-up and steps make 15 τ_int of the batch's energy and summed details
         (:class:`~rgfield.rg.sampling.MixingRule`, at most 3,000 steps). A one-variable
         coarsest model is drawn exactly.
@@ -317,6 +324,10 @@ class HierarchicalModel:
         device : str or torch.device
             Where the chains run (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``): θ, the
             generator and every step stay there; the fields are returned on it.
+        start : {"gaussian", "zero"}
+            Where the chains start: ``"gaussian"``, a draw of :attr:`starts_` given the coarse
+            field (every mode at its stationary amplitude, so little burn-in; zero details
+            for a model file written before starts were stored), or ``"zero"``, zero details.
 
         Returns
         -------
@@ -336,16 +347,27 @@ class HierarchicalModel:
             steps = per_scale(steps, self.levels_, "steps")
         warmup = per_scale(warmup, self.levels_, "warmup")
         check_sampler(sampler, adjusted)
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}; got {start!r}")
         device = resolve_device(device)
         seed = fresh_seed() if seed is None else int(seed)
         generator = torch.Generator(device).manual_seed(seed)
         total = None if "auto" in steps else sum(warmup) + sum(steps)
-        start = time.perf_counter()
+        began = time.perf_counter()
         with progress("sample", total, enabled=self.progress, unit="step") as on_step:
             fields, diagnostics = generate(
-                self, int(n), generator, steps, warmup, step_size, adjusted, sampler, on_step
+                self,
+                int(n),
+                generator,
+                steps,
+                warmup,
+                step_size,
+                adjusted,
+                sampler,
+                self.starts_ if start == "gaussian" else {},
+                on_step,
             )
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - began
         attrs = {
             "generator": "rgfield.rg.HierarchicalModel.sample",
             "seed": seed,
@@ -353,6 +375,7 @@ class HierarchicalModel:
             "wavelet": self.wavelet,
             "adjusted": int(adjusted),
             "sampler": sampler,
+            "start": "gaussian" if start == "gaussian" and self.starts_ else "zero",
             "device": str(device),
             "seconds_per_field": seconds / n,
             "gradients_per_field": int(np.nansum(diagnostics.gradients.values)),

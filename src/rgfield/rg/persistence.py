@@ -9,7 +9,10 @@ Layout (``format_version`` 2; files of format 1, written before it had a number,
 * variables ``theta_<factor>`` (dim ``feature_<factor>``, labelled by feature), one
   ``<factor>_<i>_<name>`` per array state of family i, ``gamma`` (dim ``level``) and
   ``gamma_low``: the γ of :func:`rgfield.wavelets.estimate_scales`, and the fit reports
-  ``fit_<column>`` (dim ``scale``) and ``free_fit_<column>`` (dim ``free_scale``).
+  ``fit_<column>`` (dim ``scale``) and ``free_fit_<column>`` (dim ``free_scale``);
+* ``start_<factor>_root`` and ``start_<factor>_gain`` (conditionals only): the chains' Gaussian
+  starts (:mod:`rgfield.rg.gaussian_start`), complex values as (real, imaginary) on the last
+  axis; files written before they existed load without them (chains then start from zero).
 
 A family registered with :func:`rgfield.energies.register_feature` is saved and loaded through
 its ``get_state`` / ``from_state`` with no change here.
@@ -30,6 +33,7 @@ import rgfield
 from rgfield._modelfile import read_specification
 from rgfield.energies import FEATURES, ExponentialModel
 from rgfield.io import save
+from rgfield.rg.gaussian_start import GaussianStart
 from rgfield.wavelets import PyramidScales
 
 __all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
@@ -37,6 +41,12 @@ __all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
 FORMAT_VERSION = 2
 _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
 _REPORTS = ("fit_", "free_fit_")
+_START = "start_"
+
+
+def _key(name: str) -> str:
+    """The file's factor key of a scale name: ``"low"`` or ``"j=1"`` → ``"j1"``."""
+    return name.replace("=", "")
 
 
 def _factors(model) -> dict[str, ExponentialModel]:
@@ -65,6 +75,10 @@ def to_dataset(model) -> xr.Dataset:
                 else:
                     scalars[name] = value
             families[key].append({"name": family.name, "state": scalars, "arrays": arrays})
+    for name, start in model.starts_.items():
+        for part, value in start.get_state().items():
+            var = f"{_START}{_key(name)}_{part}"
+            data[var] = (tuple(f"{var}_{d}" for d in range(value.ndim)), value)
     scales = model.scales_
     data["gamma"] = ("level", torch.stack([g.reshape(()) for g in scales.details]).numpy())
     data["gamma_low"] = ((), float(scales.low))
@@ -155,7 +169,9 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
         _require(ds, [f"theta_{key}"], source)
         factors[key] = ExponentialModel(families, torch.as_tensor(ds[f"theta_{key}"].values))
     _require(ds, ["gamma", "gamma_low"], source)
-    foreign = [v for v in ds.data_vars if v not in expected and not v.startswith(_REPORTS)]
+    foreign = [
+        v for v in ds.data_vars if v not in expected and not v.startswith((*_REPORTS, _START))
+    ]
     if foreign:
         raise ValueError(f"{source}: variables {foreign} are no part of an rgfield model")
     keys = [f"j{j}" for j in range(1, levels + 1)] + [f"free{j}" for j in range(1, levels + 1)]
@@ -177,7 +193,25 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
     model.fit_report_ = xr.Dataset({v[4:]: ds[v] for v in ds.data_vars if v.startswith("fit_")})
     free = {v[9:]: ds[v] for v in ds.data_vars if v.startswith("free_fit_")}
     model.free_energy_report_ = xr.Dataset(free).rename(free_scale="scale")
+    model.starts_ = _starts(ds, levels, source)
     return model
+
+
+def _starts(ds: xr.Dataset, levels: int, source: str) -> dict[str, GaussianStart]:
+    """The Gaussian starts stored in a file, by scale name (none in older files)."""
+    starts, known = {}, set()
+    for name in ["low", *(f"j={j}" for j in range(1, levels + 1))]:
+        prefix = f"{_START}{_key(name)}_"
+        parts = {v[len(prefix) :]: ds[v].values for v in ds.data_vars if v.startswith(prefix)}
+        if parts:
+            if "root" not in parts or not set(parts) <= {"root", "gain"}:
+                raise ValueError(f"{source}: the start of factor {name} is incomplete: {parts}")
+            starts[name] = GaussianStart.from_state(parts)
+            known.update(prefix + part for part in parts)
+    stray = [v for v in ds.data_vars if v.startswith(_START) and v not in known]
+    if stray:
+        raise ValueError(f"{source}: variables {stray} are no part of an rgfield model")
+    return starts
 
 
 def _require(ds: xr.Dataset, names: list[str], source: str) -> None:

@@ -40,7 +40,8 @@ from rgfield.rg.fitting import (
     factor_report,
 )
 from rgfield.rg.free_energy import accumulate_regression, free_energy_families, solve_free_energy
-from rgfield.rg.parameters import Settings, check_parameters
+from rgfield.rg.gaussian_start import SpectralSums
+from rgfield.rg.parameters import Settings, check_parameters, factor_features
 from rgfield.rg.scalar import maximum_likelihood_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
 from rgfield.rg.scorematching import accumulate, batch_size, new_families, sample_losses
@@ -155,8 +156,10 @@ def factor_sums(
     scales: PyramidScales,
     families: dict[str, list[FeatureFamily]],
 ) -> dict[str, Sums | Values]:
-    """Pass 2: per factor, H and b of the chunk's training and held-out fields; for a
-    one-variable coarsest field also its values (``"low values"``: (index, value) rows)."""
+    """Pass 2: per factor, H and b of the chunk's training and held-out fields and the
+    spectral sums of its training fields (``"<name> spectrum"``, for the chains' Gaussian
+    starts); for a one-variable coarsest field its values instead (``"low values"``:
+    (index, value) rows)."""
     pyramid = decompose(chunk.fields(), settings.levels, settings.wavelet)
     train, held = _split(chunk, n_train)
     sums = {}
@@ -172,6 +175,10 @@ def factor_sums(
         if y.shape[1:] == (1, 1, 1):
             index = torch.arange(chunk.start, chunk.stop, dtype=torch.float64)
             sums["low values"] = Values(torch.stack([index, y.reshape(-1)], dim=1))
+        else:
+            sums[f"{scale.name} spectrum"] = SpectralSums.of(
+                y[train], None if c is None else c[train]
+            )
     return sums
 
 
@@ -262,7 +269,8 @@ def fit_streaming(
     families, free_families, grids = {}, {}, {}
     for scale in coarse_to_fine(scales):
         y, c = scale.variables(pyramid)
-        families[scale.name] = new_families(settings.features, y, c, settings.wavelet)
+        features = factor_features(settings.features, scale.conditional)
+        families[scale.name] = new_families(features, y, c, settings.wavelet)
         if scale.conditional:
             free_families[scale.name] = free_energy_families(settings.features, c, settings.wavelet)
         grids[scale.name] = y.shape[-1]
@@ -307,7 +315,8 @@ def fit_streaming(
             )
             free_models.append(free)
             free_rows.append({"scale": name, "grid": grids[name], **report})
-    fitted = assemble(scales, models, free_models, rows, free_rows)
+    spectra = {name: sums[f"{name} spectrum"] for name in models if f"{name} spectrum" in sums}
+    fitted = assemble(scales, models, free_models, rows, free_rows, spectra)
     return fitted, size
 
 
