@@ -41,6 +41,9 @@ FAMILIES = [
     lambda: ScalarPotential(windows=4),
     lambda: QuadraticInteractions(radius=1),
     lambda: ScatteringCovariance(scales=1, orientations=2, widths=2, within=True),
+    lambda: ScatteringCovariance(
+        scales=1, orientations=2, widths=2, within=True, field_square=True
+    ),
 ]
 
 

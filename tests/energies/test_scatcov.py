@@ -81,5 +81,6 @@ def test_options_are_checked_and_parameters_counted():
     c = torch.randn(4, 16, 16, dtype=torch.float64)
     assert ScatteringCovariance().fit(y, c).n_features == 249  # the docstring's counts
     assert ScatteringCovariance(within=True).fit(y, c).n_features == 291
+    assert ScatteringCovariance(field_square=True).fit(y, c).n_features == 249 + 27
     assert ScatteringCovariance().fit(y[:, :1], None).n_features == 0
     assert ScatteringCovariance(within=True).fit(y[:, :1], None).n_features == 5

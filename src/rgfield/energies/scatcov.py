@@ -13,8 +13,8 @@ where P_t and Q_t are taken from the stack Z of
 * the envelopes of the conditioning coarse field, M_k = √(|c ⋆ ψ_k|² + ε²) with ψ_k the
   Morlet wavelets of :func:`rgfield.scattering.filter_bank`, and the coarse field c itself,
   each standardised and bounded: M̃_k = tanh((M_k − ⟨M_k⟩) / sd M_k), c̃ likewise (fixed given
-  c; ⟨·⟩ and sd over the training data). Bounded, so that an energy fitted where the data lie
-  does not change sign in the extremes of the coarse field;
+  c; ⟨·⟩ and sd over the training data), and c̃². Bounded, so that an energy fitted where the
+  data lie does not change sign in the extremes of the coarse field;
 
 and h_t is a periodic shift δ_s or a Gaussian low-pass g_σ (σ = 1, 2, … cells). The terms are
 those of the scattering covariance (docs/rg_fields.md, "The scattering-covariance family"):
@@ -27,6 +27,9 @@ those of the scattering covariance (docs/rg_fields.md, "The scattering-covarianc
 * power–field, Σ_u ½y_a(u)² (c̃ ⋆ g_σ)(u) (or m_a): the envelope of the details depends on
   the sign of the coarse field (in the cosmic web's log density the voids are noisier than
   the filaments; the moduli M̃_k cannot tell them apart);
+* phase–field², Σ_u y_a(u) c̃²(u − s) (``field_square=True``): a mean of the details even in
+  the coarse field's departure from its mean, E[x̄ | c] ∋ (c − ⟨c⟩)², which is what a
+  field's skewness E[(c + x̄)³] ∋ 3E[c² x̄] needs and a coupling linear in c cannot give;
 * modulus–modulus within the scale, Σ_u m_a(u) (m_b ⋆ g_σ)(u): envelopes cluster in space;
 * phase–modulus within the scale, Σ_u y_a(u) (m_b ⋆ g_σ)(u): odd in y, the details' skewness.
 
@@ -85,6 +88,9 @@ class ScatteringCovariance(FeatureFamily):
         Include the within-scale products (modulus–modulus and phase–modulus of the details
         themselves); without them (the default) and with ``cross="square"`` the energy is
         quadratic in y: Gaussian given c, with a mean and local variances that follow c.
+    field_square : bool
+        Include the phase–field² products y_a · c̃²(u − s) over the shift stencil (27 more
+        parameters per conditional).
 
     Notes
     -----
@@ -108,6 +114,7 @@ class ScatteringCovariance(FeatureFamily):
         epsilon: float = 0.1,
         cross: str = "square",
         within: bool = False,
+        field_square: bool = False,
     ) -> None:
         for name, value, low in (
             ("scales", scales, 0),
@@ -123,7 +130,7 @@ class ScatteringCovariance(FeatureFamily):
         self.widths, self.epsilon = int(widths), float(epsilon)
         if cross not in ("modulus", "square"):
             raise ValueError(f"cross must be 'modulus' or 'square'; got {cross!r}")
-        self.cross, self.within = cross, bool(within)
+        self.cross, self.within, self.field_square = cross, bool(within), bool(field_square)
         self.shape: tuple[int, int] | None = None
         self.sampled = 0
         self.conditioned = False
@@ -141,10 +148,13 @@ class ScatteringCovariance(FeatureFamily):
         return self.envelope_scales * self.orientations
 
     def _map_kind(self, i: int) -> str:
-        """'y', 'm' (modulus), 'M' (coarse envelope) or 'c' (coarse field) for map i of Z."""
+        """'y', 'm' (modulus), 'p' (½y²), 'M' (coarse envelope), 'c' (coarse field) or 's'
+        (its square) for map i of Z."""
         if i < 3 * self.sampled:
             return "ymp"[i // self.sampled]
-        return "M" if i < 3 * self.sampled + self.n_envelopes else "c"
+        if i < 3 * self.sampled + self.n_envelopes:
+            return "M"
+        return "c" if i == 3 * self.sampled + self.n_envelopes else "s"
 
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4"):
         del wavelet  # the products act on the coefficients directly
@@ -179,6 +189,9 @@ class ScatteringCovariance(FeatureFamily):
                 rows += [(A + a, E + k, identity) for k in range(self.n_envelopes)]
         if self.conditioned:  # power–field (or modulus–field)
             rows += [(A + a, E + self.n_envelopes, h) for a in range(C) for h in smooth]
+        if self.conditioned and self.field_square:  # phase–field²
+            shifts = [i for i, f in enumerate(self.filters) if f[0] == 0]
+            rows += [(a, E + self.n_envelopes + 1, h) for a in range(C) for h in shifts]
         for a in range(C if self.within else 0):  # modulus–modulus within the scale
             for b in range(a, C):  # (m_a·m_a is the quadratic family's y_a·y_a)
                 rows += [(C + a, C + b, h) for h in smooth if not (a == b and h == identity)]
@@ -198,8 +211,8 @@ class ScatteringCovariance(FeatureFamily):
                 return channels[i]
             if kind == "m":
                 return f"|{channels[i - self.sampled]}|"
-            if kind == "c":
-                return "c"
+            if kind in "cs":
+                return "c" if kind == "c" else "c²"
             if kind == "p":
                 return f"½{channels[i - 2 * self.sampled]}²"
             k = i - 3 * self.sampled
@@ -263,7 +276,7 @@ class ScatteringCovariance(FeatureFamily):
     # -- maps and their derivatives ----------------------------------------------------------
 
     def _maps(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """Z = (y, m(y), ½y², M̃(c), c̃), shape (B, 3C + K·L + 1, ny, nx) (3C without c)."""
+        """Z = (y, m(y), ½y², M̃(c), c̃, c̃²), shape (B, 3C + K·L + 2, ny, nx) (3C without c)."""
         if tuple(y.shape[-2:]) != self.shape or y.shape[1] != self.sampled:
             raise ValueError(
                 f"y: expected shape (B, {self.sampled}, {self.shape[0]}, {self.shape[1]}),"
@@ -275,7 +288,8 @@ class ScatteringCovariance(FeatureFamily):
                 torch.as_tensor(v, dtype=y.dtype, device=y.device).view(-1, 1, 1)
                 for v in (self.coarse_centres, self.coarse_scales)
             )
-            maps.append(torch.tanh((self._raw_coarse(c.to(y)) - centres) / scales))
+            coarse = torch.tanh((self._raw_coarse(c.to(y)) - centres) / scales)
+            maps += [coarse, coarse[:, -1:].square()]
         return torch.cat(maps, dim=1)
 
     def _derivatives(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -349,7 +363,7 @@ class ScatteringCovariance(FeatureFamily):
         (conj K̂): one FFT of the maps and one inverse FFT per map that some term uses.
         """
         sampled = 3 * self.sampled
-        maps = sampled + self.n_envelopes + self.conditioned
+        maps = sampled + self.n_envelopes + 2 * self.conditioned
         p, q, _ = self.terms.T
         rows = np.unique(p)  # maps multiplying a filtered map: the energy's rows
         used = np.unique(np.concatenate([p, q[q < sampled]]))  # sampled maps in any term
@@ -393,6 +407,7 @@ class ScatteringCovariance(FeatureFamily):
             "epsilon": self.epsilon,
             "cross": self.cross,
             "within": int(self.within),
+            "field_square": int(self.field_square),
             "shape": np.array(self.shape, dtype=np.int64),
             "sampled": self.sampled,
             "conditioned": int(self.conditioned),
@@ -413,6 +428,7 @@ class ScatteringCovariance(FeatureFamily):
             float(state["epsilon"]),
             str(state["cross"]),
             bool(int(state["within"])),
+            bool(int(state.get("field_square", 0))),  # files before it existed: without
         )
         family.shape = tuple(int(v) for v in np.asarray(state["shape"]))
         family.sampled, family.envelope_scales = (
