@@ -4,9 +4,11 @@ and the start alone as an exact sampler of a stationary Gaussian field."""
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from rgfield import io, stats
+from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
 from rgfield.rg import HierarchicalModel
 from rgfield.rg.gaussian_start import GaussianStart, SpectralSums
 from rgfield.rg.sampling import finite_start
@@ -32,7 +34,11 @@ GAINS = [  # y_a = h_a ⋆ c + e_a: one stencil per channel
     _filter({(0, 0): 0.3, (1, 0): 0.4}),
     _filter({(1, 1): -0.7}),
 ]
-NOISE = _filter({(0, 0): 1.0, (0, 1): 0.5, (1, 0): -0.25})  # e = MIX · (f ⋆ w)
+NOISE = [  # e_a = Σ_b MIX_ab (f_b ⋆ w_b): S(k) complex Hermitian, not even in k
+    _filter({(0, 0): 1.0, (0, 1): 0.5, (1, 0): -0.25}),
+    _filter({(0, 0): 1.0, (1, 1): 0.6}),
+    _filter({(0, 0): 0.8, (0, 2): -0.4, (1, 0): 0.3}),
+]
 
 
 def _convolve(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -42,18 +48,20 @@ def _convolve(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     c = torch.randn(n, SIZE, SIZE, generator=g, dtype=torch.float64)
-    w = _convolve(NOISE, torch.randn(n, 3, SIZE, SIZE, generator=g, dtype=torch.float64))
+    w = torch.randn(n, 3, SIZE, SIZE, generator=g, dtype=torch.float64)
+    w = torch.stack([_convolve(f, w[:, b]) for b, f in enumerate(NOISE)], 1)
     e = torch.einsum("ab,nbyx->nayx", MIX, w)
     y = torch.stack([_convolve(h, c) for h in GAINS], 1) + e
     return y, c
 
 
 def _exact() -> tuple[torch.Tensor, torch.Tensor]:
-    """g(k) = H_a(k) and S(k) = |F(k)|² M Mᵀ on the rfft2 half-plane (unitary transform)."""
+    """g(k) = H_a(k) and S(k) = M F(k) F(k)ᴴ Mᵀ, F = diag(F_b(k)), on the rfft2 half-plane."""
     half = SIZE // 2 + 1
     gain = torch.stack([torch.fft.fft2(h)[:, :half] for h in GAINS], -1)
-    power = torch.fft.fft2(NOISE)[:, :half].abs().square()
-    return gain, power[..., None, None] * (MIX @ MIX.T)
+    f = torch.stack([torch.fft.fft2(h)[:, :half] for h in NOISE], -1)  # (n, m, C)
+    a = MIX.to(torch.complex128) * f[..., None, :]  # M F(k)
+    return gain, a @ a.mH
 
 
 def _moments(sums: SpectralSums) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -82,8 +90,9 @@ def test_fit_recovers_the_regression_and_residual_covariance_of_a_known_gaussian
 
 def test_draws_follow_the_fitted_law_at_every_wavenumber_real_ones_included():
     exact_gain, exact_cov = _exact()
-    root = torch.linalg.cholesky(exact_cov.to(torch.complex128))
-    start = GaussianStart(exact_gain, root)
+    values, vectors = torch.linalg.eigh(exact_cov)  # the Hermitian root the sampler uses
+    root = (vectors * values.sqrt().to(vectors.dtype)[..., None, :]) @ vectors.mH
+    start = GaussianStart(exact_gain, root, torch.zeros(3, dtype=torch.complex128), (SIZE, SIZE))
     _, c = _data(3000, seed=1)
     draws = start.draw(c, torch.Generator().manual_seed(2), 3000)
     assert draws.shape == (3000, 3, SIZE, SIZE) and draws.dtype == torch.float64
@@ -94,6 +103,7 @@ def test_draws_follow_the_fitted_law_at_every_wavenumber_real_ones_included():
     again = GaussianStart.from_state(start.get_state())
     torch.testing.assert_close(again.root, start.root)
     torch.testing.assert_close(again.gain, start.gain)
+    assert again.shape == start.shape
 
 
 def test_the_start_alone_samples_a_stationary_gaussian_field(free_field):
@@ -131,3 +141,29 @@ def test_chains_start_inside_the_support_of_a_potential():
     # only the chains outside were shrunk: the others keep their full residual
     kept = torch.isfinite(factor.energy(drawn, c))
     torch.testing.assert_close(y0[kept], drawn[kept])
+
+
+@pytest.mark.parametrize("offset", [2.0, None])  # None: every field's mean removed exactly
+def test_non_square_fields_and_a_coarsest_factor_with_a_mean(free_field, offset):
+    # one RG step of 16 × 32 fields: the coarsest factor (8 × 16) carries the mean through Ŷ(0);
+    # zero-mean coarse fields leave Ĉ(0) at rounding level, where no gain may be fitted
+    spectrum = lattice_free_field_spectrum(beta=free_field.beta, m2=free_field.m2)
+    train, held_out = (
+        gaussian_field(spectrum, (16, 32), 400, seed=s, dtype=torch.float64) for s in (0, 1)
+    )
+    if offset is None:
+        train, held_out = (x - x.mean((1, 2), keepdim=True) for x in (train, held_out))
+    else:
+        train, held_out = train + offset, held_out + offset
+    model = HierarchicalModel(levels=1, features=("quadratic",), progress=False).fit(train)
+    drawn = model.sample(400, seed=3, steps=0, warmup=0).fields
+    assert drawn.shape == (400, 16, 32) and torch.isfinite(drawn).all()
+    means = [x.mean((1, 2)) for x in (drawn, held_out, train)]
+    error = np.sqrt(sum(m.var().item() for m in means) / 400) + 1e-12
+    assert abs(means[0].mean() - means[1].mean()) < 4 * error
+    power = [stats.power_spectrum(x) for x in (drawn, held_out, train)]
+    errors = np.stack([p.std("sample").values / np.sqrt(400) for p in power])
+    z = (power[0].mean("sample").values - power[1].mean("sample").values) / np.sqrt(
+        (errors**2).sum(0)
+    )
+    assert np.abs(z).max() < 4, z

@@ -89,8 +89,8 @@ class ScatteringCovariance(FeatureFamily):
         themselves); without them (the default) and with ``cross="square"`` the energy is
         quadratic in y: Gaussian given c, with a mean and local variances that follow c.
     field_square : bool
-        Include the phase–field² products y_a · c̃²(u − s) over the shift stencil (27 more
-        parameters per conditional).
+        Include the phase–field² products y_a · c̃²(u − s) over the shift stencil (3(2R+1)²
+        more parameters per conditional: 27 with ``radius=1``).
 
     Notes
     -----
@@ -276,7 +276,7 @@ class ScatteringCovariance(FeatureFamily):
     # -- maps and their derivatives ----------------------------------------------------------
 
     def _maps(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """Z = (y, m(y), ½y², M̃(c), c̃, c̃²), shape (B, 3C + K·L + 2, ny, nx) (3C without c)."""
+        """Z = (y, m(y), ½y², M̃(c), c̃[, c̃²]): (B, 3C + K·L + 1 [+ 1], ny, nx), 3C without c."""
         if tuple(y.shape[-2:]) != self.shape or y.shape[1] != self.sampled:
             raise ValueError(
                 f"y: expected shape (B, {self.sampled}, {self.shape[0]}, {self.shape[1]}),"
@@ -289,7 +289,7 @@ class ScatteringCovariance(FeatureFamily):
                 for v in (self.coarse_centres, self.coarse_scales)
             )
             coarse = torch.tanh((self._raw_coarse(c.to(y)) - centres) / scales)
-            maps += [coarse, coarse[:, -1:].square()]
+            maps += [coarse, coarse[:, -1:].square()] if self.field_square else [coarse]
         return torch.cat(maps, dim=1)
 
     def _derivatives(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,7 +363,7 @@ class ScatteringCovariance(FeatureFamily):
         (conj K̂): one FFT of the maps and one inverse FFT per map that some term uses.
         """
         sampled = 3 * self.sampled
-        maps = sampled + self.n_envelopes + 2 * self.conditioned
+        maps = sampled + self.n_envelopes + self.conditioned * (1 + self.field_square)
         p, q, _ = self.terms.T
         rows = np.unique(p)  # maps multiplying a filtered map: the energy's rows
         used = np.unique(np.concatenate([p, q[q < sampled]]))  # sampled maps in any term

@@ -7,16 +7,18 @@ draw of the best stationary Gaussian conditional of the training data puts every
 right second moment from the first step; MCMC then only has to correct what is not Gaussian
 or not stationary. The start changes where the chains begin, never what they converge to.
 
-In Fourier space (unitary ``rfft2`` of the n × n grid, wavenumber k), with Ŷ(k) ∈ ℂ^C the
+In Fourier space (unitary ``rfft2`` of the ny × nx grid, wavenumber k), with Ŷ(k) ∈ ℂ^C the
 C channels of the normalised details and Ĉ(k) the coarse field, the linear regression of Ŷ on
 Ĉ at every k, over the N training fields, is
 
     g(k) = Σ Ŷ Ĉ* / Σ |Ĉ|²,        S(k) = (Σ Ŷ Ŷᴴ − g(k) (Σ Ŷ Ĉ*)ᴴ) / N,
 
 and a start is Ŷ = g Ĉ + S^{1/2} Ξ with Ξ the transform of real white noise (E ΞΞᴴ = I), so
-that E[Ŷ Ŷᴴ | Ĉ] = S + g g* |Ĉ|². S^{1/2} is the Hermitian square root (negative eigenvalues
-of a noisy estimate clamped to 0); S(−k) = S(k)* holds exactly, so the draw is real. The
-coarsest factor has no condition (g = 0).
+that E[Ŷ Ŷᴴ | Ĉ] = S + g gᴴ |Ĉ|². S^{1/2} is the Hermitian square root (negative eigenvalues
+of a noisy estimate clamped to 0); S(−k) = S(k)* up to rounding, so the law is right on the
+self-conjugate columns of the half spectrum as well. The coarsest factor has no condition:
+there g = 0 and its mean enters through Ŷ(0), E[Ŷ(0)] = Σ Ŷ(0) / N (S(0) taken about it). A
+conditional's details have no intercept (their mean is that of a high-pass of the field, 0).
 """
 
 from __future__ import annotations
@@ -36,29 +38,34 @@ def _spectrum(field: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SpectralSums:
-    """Σ Ŷ Ŷᴴ (n, m, C, C), Σ Ŷ Ĉ* (n, m, C) and Σ |Ĉ|² (n, m) over ``count`` fields; the
-    last two None without a coarse field. Sums of chunks add with ``+``."""
+    """Σ Ŷ Ŷᴴ (n, m, C, C), Σ Ŷ(0) (C,), Σ Ŷ Ĉ* (n, m, C) and Σ |Ĉ|² (n, m) over ``count``
+    fields of grid ``shape``; the last two None without a coarse field. Sums of chunks add
+    with ``+``."""
 
     yy: torch.Tensor
+    first: torch.Tensor
     yc: torch.Tensor | None
     cc: torch.Tensor | None
     count: int
+    shape: tuple[int, int]
 
     @classmethod
     def of(cls, y: torch.Tensor, c: torch.Tensor | None) -> SpectralSums:
-        """The sums of details ``y`` (N, C, n, n) and coarse fields ``c`` (N, n, n) or None
-        (N = 0 gives zero sums)."""
+        """The sums of details ``y`` (N, C, ny, nx) and coarse fields ``c`` (N, ny, nx) or
+        None (N = 0 gives zero sums)."""
         if y.shape[0] == 0:  # the FFT refuses an empty batch
             y = y.new_zeros((1, *y.shape[1:]))
             c = None if c is None else c.new_zeros((1, *c.shape[1:]))
             return replace(cls.of(y, c), count=0)
-        fy = _spectrum(y.to(torch.float64)).permute(0, 2, 3, 1)  # (N, n, m, C)
+        shape = (int(y.shape[-2]), int(y.shape[-1]))
+        fy = _spectrum(y.to(torch.float64)).permute(0, 2, 3, 1)  # (N, ny, mx, C)
         yy = torch.einsum("bkla,bklc->klac", fy, fy.conj())
+        first = fy[:, 0, 0].sum(0)
         if c is None:
-            return cls(yy, None, None, y.shape[0])
+            return cls(yy, first, None, None, y.shape[0], shape)
         fc = _spectrum(c.to(torch.float64))
         yc = torch.einsum("bkla,bkl->kla", fy, fc.conj())
-        return cls(yy, yc, fc.abs().square().sum(0), y.shape[0])
+        return cls(yy, first, yc, fc.abs().square().sum(0), y.shape[0], shape)
 
     def __add__(self, other: SpectralSums) -> SpectralSums:
         def add(a, b):
@@ -66,10 +73,17 @@ class SpectralSums:
 
         return SpectralSums(
             self.yy + other.yy,
+            self.first + other.first,
             add(self.yc, other.yc),
             add(self.cc, other.cc),
             self.count + other.count,
+            self.shape,
         )
+
+
+RELATIVE_FLOOR = 1e-10
+"""Wavenumbers whose Σ|Ĉ|² is below this fraction of its largest get no gain (g = 0): the
+k = 0 mode of zero-mean coarse fields is rounding, and a regression on it would blow up."""
 
 
 @dataclass(frozen=True)
@@ -78,71 +92,110 @@ class GaussianStart:
 
     Attributes
     ----------
-    gain : torch.Tensor or None, complex (n, m, C)
+    gain : torch.Tensor or None, complex (ny, nx//2+1, C)
         g(k); None for a factor with no coarse field.
-    root : torch.Tensor, complex (n, m, C, C)
+    root : torch.Tensor, complex (ny, nx//2+1, C, C)
         S(k)^{1/2}, Hermitian.
+    offset : torch.Tensor, complex (C,)
+        E[Ŷ(0)] of a factor with no coarse field (its fields' mean), 0 for a conditional.
+    shape : tuple of int
+        The grid (ny, nx).
     """
 
     gain: torch.Tensor | None
     root: torch.Tensor
+    offset: torch.Tensor
+    shape: tuple[int, int]
 
     @classmethod
     def fit(cls, sums: SpectralSums) -> GaussianStart:
-        """The regression and residual covariance of the module docstring, from ``sums``."""
+        """The regression and residual covariance of the module docstring, from ``sums``;
+        without a coarse field S(0) is taken about the mean Ŷ(0)."""
         residual = sums.yy
         gain = None
+        offset = torch.zeros_like(sums.first)
         if sums.yc is not None:
-            floor = torch.finfo(torch.float64).tiny
-            gain = torch.where(
-                (sums.cc > floor)[..., None], sums.yc / sums.cc.clamp_min(floor)[..., None], 0
-            )
+            keep = sums.cc > RELATIVE_FLOOR * sums.cc.max()
+            gain = torch.where(keep[..., None], sums.yc / sums.cc.where(keep, 1)[..., None], 0)
             residual = residual - gain[..., :, None] * sums.yc.conj()[..., None, :]
+        else:
+            offset = sums.first / sums.count
+            residual = residual.clone()
+            residual[0, 0] -= sums.count * torch.outer(offset, offset.conj())
         covariance = residual / sums.count
         covariance = 0.5 * (covariance + covariance.mH)
         values, vectors = torch.linalg.eigh(covariance)
         root = (vectors * values.clamp_min(0).sqrt().to(vectors.dtype)[..., None, :]) @ vectors.mH
-        return cls(gain, root)
+        return cls(gain, root, offset, sums.shape)
 
-    def mean(self, c: torch.Tensor | None, n: int) -> torch.Tensor:
-        """E[y | c] (n, C, L, L), float64, on ``c``'s device: F⁻¹[g Ĉ] (zero without a
-        condition)."""
-        size, channels = self.root.shape[0], self.root.shape[-1]
+    def mean(self, c: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+        """E[y | c] (n, C, ny, nx), float64, on ``device``: F⁻¹[g Ĉ] given coarse fields
+        ``c`` (n, ny, nx), or the constant fields of Ŷ(0) = offset without a condition."""
+        modes = torch.zeros(
+            (n, *self.root.shape[:-1]), dtype=self.root.dtype, device=torch.device(device)
+        )
         if self.gain is None:
-            return torch.zeros((n, channels, size, size), dtype=torch.float64)
-        modes = self.gain.to(c.device) * _spectrum(c)[..., None]
-        return torch.fft.irfft2(modes.permute(0, 3, 1, 2), s=(size, size), norm="ortho")
+            modes[:, 0, 0] = self.offset.to(modes.device)
+        else:
+            modes = self.gain.to(modes.device) * _spectrum(c.to(modes.device))[..., None]
+        return torch.fft.irfft2(modes.permute(0, 3, 1, 2), s=self.shape, norm="ortho")
 
     def noise(self, generator: torch.Generator, n: int) -> torch.Tensor:
-        """``n`` draws of the residual F⁻¹[S^{1/2} Ξ] (n, C, L, L), float64, on the
+        """``n`` draws of the residual F⁻¹[S^{1/2} Ξ] (n, C, ny, nx), float64, on the
         generator's device."""
         root = self.root.to(generator.device)
-        size, channels = root.shape[0], root.shape[-1]
         white = torch.randn(
-            (n, channels, size, size),
+            (n, root.shape[-1], *self.shape),
             generator=generator,
             dtype=torch.float64,
             device=generator.device,
         )
         modes = torch.einsum("klac,bklc->bkla", root, _spectrum(white).permute(0, 2, 3, 1))
-        return torch.fft.irfft2(modes.permute(0, 3, 1, 2), s=(size, size), norm="ortho")
+        return torch.fft.irfft2(modes.permute(0, 3, 1, 2), s=self.shape, norm="ortho")
 
     def draw(self, c: torch.Tensor | None, generator: torch.Generator, n: int) -> torch.Tensor:
-        """``n`` starts y = E[y | c] + residual (n, C, L, L), float64, on the generator's
-        device, given coarse fields ``c`` (n, L, L) (None for the coarsest factor)."""
-        noise = self.noise(generator, n)
-        return self.mean(c, n).to(noise.device) + noise
+        """``n`` starts y = E[y | c] + residual (n, C, ny, nx), float64, on the generator's
+        device, given coarse fields ``c`` (n, ny, nx) (None for the coarsest factor)."""
+        return self.mean(c, n, generator.device) + self.noise(generator, n)
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Real arrays (real and imaginary parts on a last axis of 2) for a model file."""
-        state = {"root": torch.view_as_real(self.root.resolve_conj()).numpy()}
+
+        def real(value: torch.Tensor) -> np.ndarray:
+            return torch.view_as_real(value.resolve_conj()).cpu().numpy()
+
+        state = {
+            "root": real(self.root),
+            "offset": real(self.offset),
+            "shape": np.array(self.shape, dtype=np.int64),
+        }
         if self.gain is not None:
-            state["gain"] = torch.view_as_real(self.gain.resolve_conj()).numpy()
+            state["gain"] = real(self.gain)
         return state
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> GaussianStart:
-        def complex_of(name: str) -> torch.Tensor:
-            return torch.view_as_complex(torch.as_tensor(np.ascontiguousarray(state[name])))
+        """The start of :meth:`get_state`'s arrays; a ValueError for arrays of wrong shapes."""
 
-        return cls(complex_of("gain") if "gain" in state else None, complex_of("root"))
+        def complex_of(name: str) -> torch.Tensor:
+            value = np.ascontiguousarray(state[name], dtype=np.float64)
+            if value.shape[-1:] != (2,):
+                raise ValueError(f"{name}: expected (real, imaginary) on the last axis")
+            return torch.view_as_complex(torch.as_tensor(value))
+
+        shape = tuple(int(v) for v in np.asarray(state["shape"]).reshape(-1))
+        root, offset = complex_of("root"), complex_of("offset")
+        gain = complex_of("gain") if "gain" in state else None
+        channels = root.shape[-1]
+        grid = (shape[0], shape[1] // 2 + 1) if len(shape) == 2 else None
+        if (
+            grid is None
+            or root.shape != (*grid, channels, channels)
+            or offset.shape != (channels,)
+            or (gain is not None and gain.shape != (*grid, channels))
+        ):
+            raise ValueError(
+                f"the arrays do not make a start of grid {shape}: root {tuple(root.shape)},"
+                f" offset {tuple(offset.shape)}, gain {None if gain is None else tuple(gain.shape)}"
+            )
+        return cls(gain, root, offset, shape)

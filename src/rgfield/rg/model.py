@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -49,7 +50,8 @@ class HierarchicalModel:
     features : sequence of names or mapping name → options
         Feature families of every conditional and of the coarsest model, by registered name
         (:func:`rgfield.energies.register_feature`): by default the scalar potential and the
-        quadratic couplings.
+        quadratic couplings. The coarsest model always has the scalar potential too (it
+        carries the fields' mean; :func:`~rgfield.rg.parameters.factor_features`).
     ridge : float or sequence of floats
         Ridge added to the preconditioned score-matching matrix (unit diagonal). With several
         values, each scale takes the one with the lowest held-out score-matching loss. On the
@@ -349,6 +351,13 @@ class HierarchicalModel:
         check_sampler(sampler, adjusted)
         if start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}; got {start!r}")
+        if start == "gaussian" and not self.starts_:
+            warnings.warn(
+                "this model (from a file written before rgfield stored chain starts) has no"
+                " Gaussian starts; its chains start from zero details, with a longer burn-in."
+                " Fit it again to get them",
+                stacklevel=2,
+            )
         device = resolve_device(device)
         seed = fresh_seed() if seed is None else int(seed)
         generator = torch.Generator(device).manual_seed(seed)

@@ -10,9 +10,10 @@ Layout (``format_version`` 2; files of format 1, written before it had a number,
   ``<factor>_<i>_<name>`` per array state of family i, ``gamma`` (dim ``level``) and
   ``gamma_low``: the γ of :func:`rgfield.wavelets.estimate_scales`, and the fit reports
   ``fit_<column>`` (dim ``scale``) and ``free_fit_<column>`` (dim ``free_scale``);
-* ``start_<factor>_root`` and ``start_<factor>_gain`` (conditionals only): the chains' Gaussian
-  starts (:mod:`rgfield.rg.gaussian_start`), complex values as (real, imaginary) on the last
-  axis; files written before they existed load without them (chains then start from zero).
+* ``start_<factor>_root``, ``_offset``, ``_shape`` and ``_gain`` (conditionals only): the
+  chains' Gaussian starts (:mod:`rgfield.rg.gaussian_start`), complex values as (real,
+  imaginary) on the last axis; files written before they existed load without them (chains
+  then start from zero details, with a warning).
 
 A family registered with :func:`rgfield.energies.register_feature` is saved and loaded through
 its ``get_state`` / ``from_state`` with no change here.
@@ -204,9 +205,16 @@ def _starts(ds: xr.Dataset, levels: int, source: str) -> dict[str, GaussianStart
         prefix = f"{_START}{_key(name)}_"
         parts = {v[len(prefix) :]: ds[v].values for v in ds.data_vars if v.startswith(prefix)}
         if parts:
-            if "root" not in parts or not set(parts) <= {"root", "gain"}:
-                raise ValueError(f"{source}: the start of factor {name} is incomplete: {parts}")
-            starts[name] = GaussianStart.from_state(parts)
+            needed = {"root", "offset", "shape"} | ({"gain"} if name != "low" else set())
+            if set(parts) != needed:
+                raise ValueError(
+                    f"{source}: the start of factor {name} has arrays {sorted(parts)};"
+                    f" expected {sorted(needed)}"
+                )
+            try:
+                starts[name] = GaussianStart.from_state(parts)
+            except ValueError as err:
+                raise ValueError(f"{source}: the start of factor {name}: {err}") from err
             known.update(prefix + part for part in parts)
     stray = [v for v in ds.data_vars if v.startswith(_START) and v not in known]
     if stray:

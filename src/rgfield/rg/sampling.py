@@ -252,17 +252,20 @@ def finite_start(
 
     A Gaussian draw can leave the support of a potential family (the data's range, widened
     a little), where U = +∞ (22 % of the chains at j = 1 of φ⁴ at L = 32): there the residual
-    ξ is halved, up to :data:`START_HALVINGS` times, and a chain still outside starts from
-    zero details.
+    ξ is halved, up to :data:`START_HALVINGS` times, then dropped (s = 0, the mean); a chain
+    still outside starts from zero details.
     """
-    mean, noise = start.mean(c, n).to(generator.device), start.noise(generator, n)
+    mean = start.mean(c, n, generator.device)
+    noise = start.noise(generator, n)
     scale = torch.ones(n, 1, 1, 1, dtype=torch.float64, device=generator.device)
-    for _ in range(START_HALVINGS):
+    for smaller in [2.0**-k for k in range(1, START_HALVINGS + 1)] + [0.0]:
         y = mean + scale * noise
         outside = ~torch.isfinite(model.energy(y, c))
         if not outside.any():
             return y
-        scale[outside] /= 2
+        scale[outside] = smaller
+    y = mean + scale * noise
+    outside = ~torch.isfinite(model.energy(y, c))
     return torch.where(outside[:, None, None, None], 0.0, y)
 
 
