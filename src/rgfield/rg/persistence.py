@@ -1,6 +1,7 @@
 """Models as self-describing netCDF files: one variable per learned array, the spec in attrs.
 
-Layout (``format_version`` 2; files of format 1, written before it had a number, load too):
+Layout (``format_version`` 3; files of formats 2 (no chain starts) and 1 (written before it
+had a number) load too):
 
 * attrs ``model`` (the class), ``format_version``, ``rgfield_version``, ``created`` and
   ``specification``: JSON with the constructor ``parameters``, the fitted ``levels`` and
@@ -39,7 +40,7 @@ from rgfield.wavelets import PyramidScales
 
 __all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
 _REPORTS = ("fit_", "free_fit_")
 _START = "start_"
