@@ -258,14 +258,12 @@ def finite_start(
     mean = start.mean(c, n, generator.device)
     noise = start.noise(generator, n)
     scale = torch.ones(n, 1, 1, 1, dtype=torch.float64, device=generator.device)
-    for smaller in [2.0**-k for k in range(1, START_HALVINGS + 1)] + [0.0]:
+    for smaller in [2.0**-k for k in range(1, START_HALVINGS + 1)] + [0.0, None]:
         y = mean + scale * noise
         outside = ~torch.isfinite(model.energy(y, c))
-        if not outside.any():
-            return y
+        if not outside.any() or smaller is None:
+            break
         scale[outside] = smaller
-    y = mean + scale * noise
-    outside = ~torch.isfinite(model.energy(y, c))
     return torch.where(outside[:, None, None, None], 0.0, y)
 
 
