@@ -2,6 +2,7 @@
 the energy against the microscopic couplings, and errors."""
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -380,3 +381,20 @@ def test_per_sample_losses_average_to_the_score_matching_loss(free_field):
         assert float(losses.mean()) == pytest.approx(statistics.loss(factor.theta), rel=1e-8)
     se = model.fit_report_["heldout_loss_se"].values
     assert np.all(np.isfinite(se) & (se > 0)), se
+
+
+def test_automatic_steps_stop_when_no_chain_has_moved():
+    # chains stuck at their start (acceptance 0, a degenerate fit): τ_int is undefined, and the
+    # rule stops at its first check instead of raising (the caller then warns of stuck chains)
+    rule = sampling.MixingRule(warmup=10, multiple=15, check=5)
+    stuck = SimpleNamespace(logdensity=torch.full((3,), -2.0), position=torch.ones(3, 1, 2, 2))
+    for _ in range(5):
+        rule.observe(stuck, None, True)
+    assert rule(5) and np.isnan(rule.tau)
+    # one trace moving is enough to measure τ_int from it
+    moving = sampling.MixingRule(warmup=10, multiple=15, check=5)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(25):
+        y = torch.randn(3, 1, 2, 2, generator=generator, dtype=torch.float64)
+        moving.observe(SimpleNamespace(logdensity=torch.full((3,), -2.0), position=y), None, True)
+    assert moving(25) and 0.5 <= moving.tau < 2  # white noise: τ_int = ½

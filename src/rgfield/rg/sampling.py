@@ -147,10 +147,12 @@ class MixingRule:
     def __call__(self, done: int) -> bool:
         if done % self.check:
             return False
-        self.tau = max(
-            integrated_autocorrelation_time(torch.stack(trace, 1)).tau
-            for trace in (self.energy, self.sums)
-        )
+        traces = [torch.stack(trace, 1) for trace in (self.energy, self.sums)]
+        moving = [trace for trace in traces if bool((trace != trace[:, :1]).any())]
+        if not moving:  # no chain has accepted a move: more steps would not mix them
+            self.tau = np.nan
+            return True
+        self.tau = max(integrated_autocorrelation_time(trace).tau for trace in moving)
         return self.warmup + done >= self.multiple * self.tau
 
 
