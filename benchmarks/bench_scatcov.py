@@ -129,7 +129,8 @@ def kernel_table(sizes: list[int]) -> list[str]:
     kernels = ("values", "laplacians", "sums", "energy")
     lines = [
         f"Per conditional j = 1, {BATCH} fields (details 3 × (L/2)²): ms (median of 3, or one"
-        " call over 2 s) and the peak resident memory above the level before the call (MB);"
+        " call over 2 s) and the peak resident memory above the level before the call (MB; 0"
+        " where the call fits in memory the allocator already held);"
         " ratio: to potential + quadratic. Score-matching sums in mini-batches within the fit's"
         " memory budget (fields per batch in brackets).",
         "",
