@@ -3,12 +3,13 @@
 1. Per conditional (the finest, j = 1, whose details are the largest), 64 fields of 128² and
    256²: the features Φ, the exact Laplacians ΔΦ, the score-matching sums H = Σ∇Φ∇Φᵀ and
    b = ΣΔΦ in the fit's memory-bounded mini-batches (``rgfield.rg.scorematching``), and U, ∇U
-   for a fixed θ (one step of 64 chains), for each family alone; wall time (median of 3 after
-   a warm-up call, or the one call where it takes over 2 s) and the peak of the process's
-   resident memory above its level before the call (Linux ``/proc/self/clear_refs``). Timings
-   do not depend on the fields' values, so the fields are Gaussian with a power-law spectrum;
-   the ratio is to the potential + quadratic families, the model ``rgfield fit`` uses for φ⁴
-   and turbulence.
+   for a fixed θ and fixed coarse fields as a chain evaluates them
+   (``ExponentialModel.given``: one step of 64 chains), for each family alone; wall time
+   (median of 3 after a warm-up call, or the one call where it takes over 2 s) and the peak
+   of the process's resident memory above its level before the call (Linux
+   ``/proc/self/clear_refs``). Timings do not depend on the fields' values, so the fields
+   are Gaussian with a power-law spectrum; the ratio is to the potential + quadratic
+   families, the model ``rgfield fit`` uses for φ⁴ and turbulence.
 2. Whole models on cosmic-web slabs (2LPT, log-density, ``CosmicConfig(size, box=2·size)``),
    ``rgfield fit``'s cosmic default (quadratic + scatcov, curvature floor 0.1) and the
    potential + quadratic model: fit time per scale, then ``rgfield.rg.mixing`` from the
@@ -105,13 +106,13 @@ def finest_conditional(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 def family_row(name: str, family: FeatureFamily, y: torch.Tensor, c: torch.Tensor) -> dict:
     """Times (ms) and peak memory (MB) of one family's kernels on the batch (y, c)."""
     theta = torch.randn(family.n_features, generator=torch.Generator().manual_seed(0)) * 1e-2
-    energy = ExponentialModel([family], theta).energy_and_grad
+    step = ExponentialModel([family], theta).given(c)  # what a chain evaluates
     batch = batch_size([family], y)
     kernels = {
         "values": lambda: family.values(y, c),
         "laplacians": lambda: family.laplacians(y, c),
         "sums": lambda: accumulate([family], y, c, batch),
-        "energy": lambda: energy(y, c),
+        "energy": lambda: step(y),
     }
     row = {"name": name, "parameters": family.n_features, "batch": batch}
     for key, fn in kernels.items():

@@ -319,3 +319,31 @@ def test_batches_larger_than_a_cpu_chunk_give_each_fields_own_energy_and_gradien
         alone = model.energy_and_grad(y[i : i + 1], c[i : i + 1])
         torch.testing.assert_close(energy[i : i + 1], alone[0], rtol=1e-13, atol=0)
         torch.testing.assert_close(grad[i : i + 1], alone[1], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_energy_given_a_coarse_field_equals_the_energy_at_every_call(monkeypatch, conditioned):
+    # the chain's energy y ↦ U(y | c) binds c once per chunk (scatcov keeps its coarse maps'
+    # share); new y at every call (a chain's steps) must give what U(y, c) gives afresh
+    import rgfield.energies.base as base
+
+    y, c = small_inputs(conditioned, n=8, batch=7)
+    families = [
+        ScalarPotential(windows=6).fit(y, c),
+        QuadraticInteractions(radius=1).fit(y, c),
+        ScatteringCovariance(scales=1, orientations=2, widths=2, field_square=True).fit(y, c),
+    ]
+    generator = torch.Generator().manual_seed(3)
+    theta = 0.1 * torch.randn(sum(f.n_features for f in families), generator=generator).double()
+    model = ExponentialModel(families, theta)
+    monkeypatch.setattr(base, "_CPU_CHUNK", 3 * y[0].numel())  # chunks of 3, 3 and 1 fields
+    chain = model.given(c)
+    for _ in range(3):
+        step = y + 0.3 * torch.randn(y.shape, generator=generator, dtype=y.dtype)
+        energy, grad = chain(step)
+        expected_energy, expected_grad = model.energy_and_grad(step, c)
+        torch.testing.assert_close(energy, expected_energy, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+    if conditioned:
+        with pytest.raises(ValueError, match="one per coarse field"):
+            chain(y[:3])

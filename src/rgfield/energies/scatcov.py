@@ -51,12 +51,19 @@ with p' = 1, p'' = 0 for y, m' = y/m, m'' = ε²/m³ for the modulus and p' = y,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.energies.base import EnergyFn, FeatureFamily, register_feature, sampled_names
+from rgfield.energies.base import (
+    EnergyFn,
+    FeatureFamily,
+    GivenEnergyFn,
+    register_feature,
+    sampled_names,
+)
 from rgfield.scattering import filter_bank
 
 __all__ = ["ScatteringCovariance"]
@@ -277,20 +284,26 @@ class ScatteringCovariance(FeatureFamily):
 
     def _maps(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Z = (y, m(y), ½y², M̃(c), c̃[, c̃²]): (B, 3C + K·L + 1 [+ 1], ny, nx), 3C without c."""
+        maps = self._sampled_maps(y)
+        return torch.cat([maps, self._coarse_maps(c.to(y))], 1) if self.conditioned else maps
+
+    def _sampled_maps(self, y: torch.Tensor) -> torch.Tensor:
+        """(y, m(y), ½y²): (B, 3C, ny, nx)."""
         if tuple(y.shape[-2:]) != self.shape or y.shape[1] != self.sampled:
             raise ValueError(
                 f"y: expected shape (B, {self.sampled}, {self.shape[0]}, {self.shape[1]}),"
                 f" got {tuple(y.shape)}"
             )
-        maps = [y, torch.sqrt(y.square() + self.epsilon**2), 0.5 * y.square()]
-        if self.conditioned:
-            centres, scales = (
-                torch.as_tensor(v, dtype=y.dtype, device=y.device).view(-1, 1, 1)
-                for v in (self.coarse_centres, self.coarse_scales)
-            )
-            coarse = torch.tanh((self._raw_coarse(c.to(y)) - centres) / scales)
-            maps += [coarse, coarse[:, -1:].square()] if self.field_square else [coarse]
-        return torch.cat(maps, dim=1)
+        return torch.cat([y, torch.sqrt(y.square() + self.epsilon**2), 0.5 * y.square()], 1)
+
+    def _coarse_maps(self, c: torch.Tensor) -> torch.Tensor:
+        """(M̃(c), c̃[, c̃²]): (B, K·L + 1 [+ 1], ny, nx)."""
+        centres, scales = (
+            torch.as_tensor(v, dtype=c.dtype, device=c.device).view(-1, 1, 1)
+            for v in (self.coarse_centres, self.coarse_scales)
+        )
+        coarse = torch.tanh((self._raw_coarse(c) - centres) / scales)
+        return torch.cat([coarse, coarse[:, -1:].square()], 1) if self.field_square else coarse
 
     def _derivatives(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """First and second derivatives of the sampled maps (y and m) in their channel's
@@ -353,21 +366,23 @@ class ScatteringCovariance(FeatureFamily):
         return lap
 
     def bind(self, theta: torch.Tensor) -> EnergyFn:
-        """U and ∇_y U for fixed θ through the combined kernels K̂_pq = Σ_t θ_t ĥ_t over the
-        terms t = (p, q, h):
+        combined = self._combined_kernel(theta)
+        return lambda y, c: self._bound_given(combined, c)(y)
 
-            U = Σ_p ⟨Z_p, Σ_q K_pq ⋆ Z_q⟩,
-            ∇_{y_a} U = Σ_i Z_i'(y_a) G_i,   G_i = Σ_j (K_ij + K̃_ji) ⋆ Z_j,
+    def bind_given(self, theta: torch.Tensor, c: torch.Tensor | None) -> GivenEnergyFn:
+        """As :meth:`bind`, with the coarse maps' share of the energy made once for ``c``: the
+        envelopes and their transforms are half of an evaluation's cost, and fixed in a chain."""
+        return self._bound_given(self._combined_kernel(theta), c)
 
-        i over the sampled maps of channel a (y_a, m_a, ½y_a²) and K̃ the flipped kernel
-        (conj K̂): one FFT of the maps and one inverse FFT per map that some term uses.
+    def _combined_kernel(self, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """y ↦ the combined kernels K̂_pq = Σ_t θ_t ĥ_t over the terms t = (p, q, h), on y's
+        device and dtype (made once per device and dtype): the rows of the energy's maps p,
+        then those of the gradient, K_iq + K̃_qi for the sampled maps i that some term uses
+        (K̃ the flipped kernel, conj K̂); shape (rows, maps, ny, nx // 2 + 1).
         """
-        sampled = 3 * self.sampled
-        maps = sampled + self.n_envelopes + self.conditioned * (1 + self.field_square)
-        p, q, _ = self.terms.T
-        rows = np.unique(p)  # maps multiplying a filtered map: the energy's rows
-        used = np.unique(np.concatenate([p, q[q < sampled]]))  # sampled maps in any term
-        kernels = {}  # per device and dtype
+        maps = 3 * self.sampled + self.n_envelopes + self.conditioned * (1 + self.field_square)
+        rows, used = self._rows_and_used()
+        kernels = {}
 
         def combined(y: torch.Tensor) -> torch.Tensor:
             key = (str(y.device), y.dtype)
@@ -380,20 +395,47 @@ class ScatteringCovariance(FeatureFamily):
                 kernels[key] = torch.cat([kernel[rows], kernel[used] + adjoint])
             return kernels[key]
 
-        def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
+        return combined
+
+    def _rows_and_used(self) -> tuple[np.ndarray, np.ndarray]:
+        """The maps that multiply a filtered map (the energy's rows; always sampled maps) and
+        the sampled maps in any term."""
+        p, q, _ = self.terms.T
+        return np.unique(p), np.unique(np.concatenate([p, q[q < 3 * self.sampled]]))
+
+    def _bound_given(
+        self, combined: Callable[[torch.Tensor], torch.Tensor], c: torch.Tensor | None
+    ) -> GivenEnergyFn:
+        """U and ∇_y U for the combined kernels and a fixed c:
+
+            U = Σ_p ⟨Z_p, Σ_q K_pq ⋆ Z_q⟩,
+            ∇_{y_a} U = Σ_i Z_i'(y_a) G_i,   G_i = Σ_j (K_ij + K̃_ji) ⋆ Z_j,
+
+        i over the sampled maps of channel a (y_a, m_a, ½y_a²): one FFT of the sampled maps and
+        one inverse FFT per map that some term uses per evaluation; the coarse maps' share
+        Σ_{q coarse} K̂_pq Ẑ_q is made at the first evaluation and kept.
+        """
+        sampled = 3 * self.sampled
+        rows, used = self._rows_and_used()
+        fixed: list[torch.Tensor] = []
+
+        def energy_and_grad(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if not len(self.terms):
                 return y.new_zeros(y.shape[0]), torch.zeros_like(y)
-            z = self._maps(y, c)
-            mixed = torch.einsum("pqkl,bqkl->bpkl", combined(y), torch.fft.rfft2(z))
+            kernel = combined(y)
+            z = self._sampled_maps(y)
+            mixed = torch.einsum("pqkl,bqkl->bpkl", kernel[:, :sampled], torch.fft.rfft2(z))
+            if self.conditioned:
+                if not fixed:
+                    coarse = torch.fft.rfft2(self._coarse_maps(c.to(y)))
+                    fixed.append(torch.einsum("pqkl,bqkl->bpkl", kernel[:, sampled:], coarse))
+                mixed = mixed + fixed[0]
             out = torch.fft.irfft2(mixed, s=self.shape)
             energy = (z[:, rows] * out[:, : len(rows)]).sum((1, 2, 3))
             first, _ = self._derivatives(z)
             grad = y.new_zeros(y.shape)
-            grad.index_add_(
-                1,
-                torch.as_tensor(used % self.sampled, device=y.device),
-                first[:, used] * out[:, len(rows) :],
-            )
+            index = torch.as_tensor(used % self.sampled, device=y.device)
+            grad.index_add_(1, index, first[:, used] * out[:, len(rows) :])
             return energy, grad
 
         return energy_and_grad

@@ -109,7 +109,7 @@ def kernel_for(
     if block is not None:
         density = _negated(lambda y: model.density_and_grad(y, c))
         return BlockMALA(density, step_size, block)
-    return MALA(_negated(lambda y: model.energy_and_grad(y, c)), step_size, adjusted)
+    return MALA(_negated(model.given(c)), step_size, adjusted)
 
 
 def gradients_per_step(kernel: MALA | BlockMALA) -> int:
