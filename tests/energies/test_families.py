@@ -338,10 +338,16 @@ def test_energy_given_a_coarse_field_equals_the_energy_at_every_call(monkeypatch
     model = ExponentialModel(families, theta)
     monkeypatch.setattr(base, "_CPU_CHUNK", 3 * y[0].numel())  # chunks of 3, 3 and 1 fields
     chain = model.given(c)
-    for _ in range(3):
+    scatcov, made = families[2], []
+    coarse_maps = scatcov._coarse_maps
+    monkeypatch.setattr(scatcov, "_coarse_maps", lambda c: made.append(len(c)) or coarse_maps(c))
+    for i in range(3):
         step = y + 0.3 * torch.randn(y.shape, generator=generator, dtype=y.dtype)
+        made.clear()
         energy, grad = chain(step)
-        expected_energy, expected_grad = model.energy_and_grad(step, c)
+        # the coarse maps are made once per chunk (3, 3 and 1 fields), at the first step only
+        assert made == ([3, 3, 1] if conditioned and i == 0 else [])
+        expected_energy, expected_grad = model.energy_and_grad(step, c)  # made afresh
         torch.testing.assert_close(energy, expected_energy, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
     if conditioned:

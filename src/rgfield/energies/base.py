@@ -28,6 +28,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -126,15 +127,15 @@ class FeatureFamily(ABC):
 
         return energy_and_grad
 
-    def bind_given(self, theta: torch.Tensor, c: torch.Tensor | None) -> GivenEnergyFn:
-        """U = θᵀΦ and ∇U for fixed θ and a fixed coarse field ``c``: a function of y alone.
+    def bind_given(self, theta: torch.Tensor) -> Callable[[torch.Tensor | None], GivenEnergyFn]:
+        """For fixed θ, c ↦ (y ↦ (U, ∇U)): the energy with a fixed coarse field ``c``.
 
         A chain is conditioned on one ``c`` for all its steps; a family whose terms in ``c``
-        cost much may override this to compute them once (the default calls :meth:`bind`'s
-        function with ``c`` at every evaluation).
+        cost much may override this to compute them once per ``c`` (the default calls
+        :meth:`bind`'s function with ``c`` at every evaluation).
         """
         energy = self.bind(theta)
-        return lambda y: energy(y, c)
+        return lambda c: _given(energy, c)
 
     @abstractmethod
     def get_state(self) -> dict:
@@ -241,8 +242,13 @@ class ExponentialModel:
             f.bind(t) if d is None else _summed(d)
             for f, t, d in zip(self.features, thetas, densities, strict=True)
         ]
+        binders = [
+            f.bind_given(t) if d is None else partial(_given, energy)
+            for f, t, d, energy in zip(self.features, thetas, densities, bound, strict=True)
+        ]
         # θ is bound once: the model is immutable
         object.__setattr__(self, "_bound", bound)
+        object.__setattr__(self, "_binders", binders)
         object.__setattr__(self, "_densities", densities)
 
     @property
@@ -308,16 +314,11 @@ class ExponentialModel:
         same values as :meth:`energy_and_grad`; each family binds ``c`` once per chunk of
         the batch (:meth:`FeatureFamily.bind_given`), at its first evaluation."""
         bound: dict[tuple[int, int], list[GivenEnergyFn]] = {}
-        families = list(zip(self.features, self.thetas, self._densities, self._bound, strict=True))
 
         def evaluate(rows: slice, part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             key = (rows.start, rows.stop)
-            if key not in bound:  # local families have nothing to precompute: reuse their U
-                given = _rows(c, rows)
-                bound[key] = [
-                    f.bind_given(t, given) if d is None else _given(energy, given)
-                    for f, t, d, energy in families
-                ]
+            if key not in bound:
+                bound[key] = [binder(_rows(c, rows)) for binder in self._binders]
             return _total(bound[key], part)
 
         def energy_and_grad(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -366,13 +366,17 @@ class ScatteringCovariance(FeatureFamily):
         return lap
 
     def bind(self, theta: torch.Tensor) -> EnergyFn:
-        combined = self._combined_kernel(theta)
-        return lambda y, c: self._bound_given(combined, c)(y)
+        """U = θᵀΦ and ∇_y U for fixed θ through the combined kernels (see :meth:`_bound_given`),
+        the coarse maps made afresh at every evaluation."""
+        given = self.bind_given(theta)
+        return lambda y, c: given(c)(y)
 
-    def bind_given(self, theta: torch.Tensor, c: torch.Tensor | None) -> GivenEnergyFn:
-        """As :meth:`bind`, with the coarse maps' share of the energy made once for ``c``: the
-        envelopes and their transforms are half of an evaluation's cost, and fixed in a chain."""
-        return self._bound_given(self._combined_kernel(theta), c)
+    def bind_given(self, theta: torch.Tensor) -> Callable[[torch.Tensor | None], GivenEnergyFn]:
+        """As :meth:`bind`, with the coarse maps' share of the energy made once per ``c``: the
+        envelopes and their transforms are half of an evaluation's cost, and fixed in a chain.
+        The combined kernels are made once for all ``c``."""
+        combined = self._combined_kernel(theta)
+        return lambda c: self._bound_given(combined, c)
 
     def _combined_kernel(self, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """y ↦ the combined kernels K̂_pq = Σ_t θ_t ĥ_t over the terms t = (p, q, h), on y's
@@ -413,11 +417,11 @@ class ScatteringCovariance(FeatureFamily):
 
         i over the sampled maps of channel a (y_a, m_a, ½y_a²): one FFT of the sampled maps and
         one inverse FFT per map that some term uses per evaluation; the coarse maps' share
-        Σ_{q coarse} K̂_pq Ẑ_q is made at the first evaluation and kept.
+        Σ_{q coarse} K̂_pq Ẑ_q is made at the first evaluation on each device and dtype, and kept.
         """
         sampled = 3 * self.sampled
         rows, used = self._rows_and_used()
-        fixed: list[torch.Tensor] = []
+        fixed: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
         def energy_and_grad(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if not len(self.terms):
@@ -426,10 +430,11 @@ class ScatteringCovariance(FeatureFamily):
             z = self._sampled_maps(y)
             mixed = torch.einsum("pqkl,bqkl->bpkl", kernel[:, :sampled], torch.fft.rfft2(z))
             if self.conditioned:
-                if not fixed:
+                key = (str(y.device), y.dtype)
+                if key not in fixed:
                     coarse = torch.fft.rfft2(self._coarse_maps(c.to(y)))
-                    fixed.append(torch.einsum("pqkl,bqkl->bpkl", kernel[:, sampled:], coarse))
-                mixed = mixed + fixed[0]
+                    fixed[key] = torch.einsum("pqkl,bqkl->bpkl", kernel[:, sampled:], coarse)
+                mixed = mixed + fixed[key]
             out = torch.fft.irfft2(mixed, s=self.shape)
             energy = (z[:, rows] * out[:, : len(rows)]).sum((1, 2, 3))
             first, _ = self._derivatives(z)
