@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from rgfield._validate import is_integer
+from rgfield.energies import cubic_table
 from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
 from rgfield.wavelets import merge, split
 
@@ -171,7 +172,7 @@ class ScalarPotential(FeatureFamily):
         return v, slope
 
     def _cubic_table(self, theta: torch.Tensor) -> torch.Tensor:
-        """Coefficients (a, b, c, d) per cell of the cubic Hermite interpolant of v on the support.
+        """Coefficients (a, b, c, d) of the cubic Hermite interpolant of v, one row per cell.
 
         On cell i of ``_TABLE_CELLS`` equal cells of width h, v(lo + (i + t) h) ≈ a + bt + ct² +
         dt³ with v and v' exact at both ends: a = v_i, b = h v'_i, c = 3(v_{i+1} − v_i) −
@@ -183,7 +184,7 @@ class ScalarPotential(FeatureFamily):
         v, slope = self._potential_and_slope(theta.double().cpu(), nodes)
         h = (hi - lo) / _TABLE_CELLS
         v0, v1, s0, s1 = v[:-1], v[1:], h * slope[:-1], h * slope[1:]
-        return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1])
+        return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1], 1)
 
     @property
     def bounded(self) -> bool:
@@ -210,23 +211,14 @@ class ScalarPotential(FeatureFamily):
         table = self._cubic_table(theta).to(theta.device)
         tables = {}  # the table per (device, dtype), copied once
         lo, hi = self.support.tolist()
-        h = (hi - lo) / _TABLE_CELLS
 
         def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
             key = (x.device, x.dtype)
             if key not in tables:
                 tables[key] = table.to(x)
-            u = ((x - lo) / h).clamp(0, _TABLE_CELLS)
-            cell = u.long().clamp_(0, _TABLE_CELLS - 1)  # NaN casts to garbage: clamp both ends
-            t = u - cell  # in [0, 1]; t = 1 only at the upper end of the support
-            a, b, c2, d = (row[cell] for row in tables[key])
-            v = a + t * (b + t * (c2 + t * d))
-            slope = (b + t * (2 * c2 + 3 * t * d)) / h
-            v = torch.where((x < lo) | (x > hi) | x.isnan(), torch.inf, v)
-            if c is not None:  # the four field pixels of each cell of y's grid
-                n, m = y.shape[-2:]
-                v = v.reshape(-1, n, 2, m, 2).sum((2, 4))
+            # the four field pixels of each cell of y's grid, or the pixel itself (coarsest)
+            v, slope = cubic_table.evaluate(x, tables[key], lo, hi, pool=1 if c is None else 2)
             return v, self._pull_back(slope, c)
 
         return density_and_grad

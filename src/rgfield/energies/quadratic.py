@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from rgfield._validate import is_integer
-from rgfield.energies.base import DensityFn, FeatureFamily, register_feature, sampled_names
+from rgfield.energies.base import (
+    DensityFn,
+    FeatureFamily,
+    GivenEnergyFn,
+    register_feature,
+    sampled_names,
+)
 
 __all__ = ["QuadraticInteractions"]
+
+
+def _convolve(spectrum: torch.Tensor, x: torch.Tensor, outputs: int) -> torch.Tensor:
+    """(K ⊛ X)_a = F⁻¹[Σ_b K̂_ab X̂_b] for a < ``outputs``: ``spectrum`` K̂ (A, C, ny, nx//2+1)
+    from :meth:`QuadraticInteractions.kernel`, ``x`` (B, C, ny, nx); shape (B, outputs, ny, nx).
+
+    The channel sum is a loop of fused multiply-adds: with A, C ≤ 4 it is 2–5× faster on the
+    CPU than einsum's batched matrix products."""
+    xf = torch.fft.rfft2(x)
+    spectrum = spectrum.to(xf)
+    rows = []
+    for a in range(outputs):
+        row = xf[:, 0] * spectrum[a, 0]
+        for b in range(1, xf.shape[1]):
+            row.addcmul_(xf[:, b], spectrum[a, b])
+        rows.append(row)
+    return torch.fft.irfft2(torch.stack(rows, 1), s=x.shape[-2:]).to(x.dtype)
 
 
 def auto_radius(size: int) -> int:
@@ -87,12 +112,15 @@ class QuadraticInteractions(FeatureFamily):
             for a, b, sy, sx in self.pairs
         ]
 
-    def _stack(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    def _check(self, y: torch.Tensor) -> None:
         if tuple(y.shape[-2:]) != self.shape or y.shape[1] != self.sampled:
             raise ValueError(
                 f"y: expected shape (B, {self.sampled}, {self.shape[0]}, {self.shape[1]}),"
                 f" got {tuple(y.shape)}"
             )
+
+    def _stack(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        self._check(y)
         return y if c is None else torch.cat([y, c.unsqueeze(1)], dim=1)
 
     def _shifted(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -179,12 +207,40 @@ class QuadraticInteractions(FeatureFamily):
 
         def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._stack(y, c)
-            xf = torch.fft.rfft2(x)
-            product = torch.einsum("abkl,Bbkl->Bakl", spectrum.to(xf), xf)
-            ax = torch.fft.irfft2(product, s=self.shape).to(x.dtype)
+            ax = _convolve(spectrum, x, len(spectrum))
             return 0.5 * (x * ax).sum(1), ax[:, : self.sampled]
 
         return density_and_grad
+
+    def bind_given(self, theta: torch.Tensor) -> Callable[[torch.Tensor | None], GivenEnergyFn]:
+        """As :meth:`bind`, with the coarse field's share made once per ``c``: with X = (y, c),
+
+            U = ½ yᵀ K_yy y + yᵀ (K_yc c) + ½ cᵀ K_cc c,    ∇_y U = K_yy y + K_yc c,
+
+        so an evaluation convolves the sampled channels only, by the K_yy block of the kernel."""
+        spectrum = torch.fft.rfft2(self.kernel(theta))
+        sampled = self.sampled
+
+        def given(c: torch.Tensor | None) -> GivenEnergyFn:
+            drive, constant = 0.0, 0.0
+            if c is not None:
+                coupling = _convolve(spectrum[:, sampled:], c.unsqueeze(1), len(spectrum))
+                drive = coupling[:, :sampled]  # K_yc c
+                constant = 0.5 * (c * coupling[:, sampled]).sum((-2, -1))
+            kernels = {}  # the K_yy block per (device, dtype)
+
+            def energy_and_grad(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                self._check(y)
+                key = (y.device, y.dtype)
+                if key not in kernels:
+                    kernels[key] = spectrum[:sampled, :sampled].to(y.device, y.dtype.to_complex())
+                ky = _convolve(kernels[key], y, sampled)
+                energy = (y * (0.5 * ky + drive)).sum((1, 2, 3)) + constant
+                return energy, ky + drive
+
+            return energy_and_grad
+
+        return given
 
     def get_state(self) -> dict:
         return {

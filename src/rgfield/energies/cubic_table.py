@@ -1,0 +1,107 @@
+"""A scalar function tabulated as cubic Hermite cells, evaluated pixel by pixel with its slope.
+
+On cell i of a table of equal cells of width h on [lo, hi], v(lo + (i + t) h) = a_i + b_i t +
+c_i t² + d_i t³ (t ∈ [0, 1]) and v'(x) = (b_i + 2 c_i t + 3 d_i t²) / h. :func:`evaluate`
+returns, for fields x (B, N, M), the density Σ v(x(u)) over blocks of ``pool`` × ``pool``
+pixels and the slope v'(x(u)) at every pixel; v = +∞ where x leaves [lo, hi] or is NaN (the
+slope there is that of the nearest end, NaN for NaN).
+
+On the CPU one compiled pass does it, in parallel over the rows of the batch; on any other
+device, for an ``x`` that autograd follows (the microscopic energy's gradient, Hessian-vector
+products), or with ``backend="torch"``, the same arithmetic runs as torch operations. Measured
+for the potential family (docs/benchmarks.md, "kernels"): the compiled pass replaces about ten
+temporaries of the field's size per evaluation.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+__all__ = ["evaluate"]
+
+
+@numba.njit(parallel=True, cache=True)
+def _evaluate_numba(x, table, lo, hi, h, pool, density, slope):  # pragma: no cover - compiled
+    """x (R, N, M) → density (R, N/pool, M/pool) += v, slope (R, N, M) = v'; table (cells, 4)."""
+    rows, n, m = x.shape
+    cells = table.shape[0]
+    blocks = n // pool
+    for rk in numba.prange(rows * blocks):  # one density row each: no two write the same cell
+        r, p = rk // blocks, rk % blocks
+        for k in range(p * pool, (p + 1) * pool):
+            for col in range(m):
+                value = x[r, k, col]
+                u = (value - lo) / h
+                u = min(u, cells) if u >= 0 else 0.0  # NaN → 0: a valid cell
+                cell = min(int(u), cells - 1)
+                t = u - cell
+                a, b, c, d = table[cell, 0], table[cell, 1], table[cell, 2], table[cell, 3]
+                slope[r, k, col] = (b + t * (2 * c + 3 * t * d)) / h
+                if value >= lo and value <= hi:  # False for NaN
+                    v = a + t * (b + t * (c + t * d))
+                else:
+                    v = np.inf
+                    if value != value:
+                        slope[r, k, col] = value
+                density[r, p, col // pool] += v
+
+
+def _evaluate_torch(x, table, lo, hi, h, pool):
+    cells = table.shape[0]
+    u = ((x - lo) / h).clamp(0, cells)
+    cell = u.long().clamp_(0, cells - 1)  # NaN casts to garbage: clamp both ends
+    t = u - cell  # in [0, 1]; t = 1 only at the upper end of the support
+    a, b, c, d = (table[:, i][cell] for i in range(4))
+    v = a + t * (b + t * (c + t * d))
+    slope = (b + t * (2 * c + 3 * t * d)) / h
+    v = torch.where((x < lo) | (x > hi) | x.isnan(), torch.inf, v)
+    if pool > 1:
+        n, m = x.shape[-2:]
+        v = v.reshape(-1, n // pool, pool, m // pool, pool).sum((2, 4))
+    return v, slope
+
+
+def evaluate(
+    x: torch.Tensor,
+    table: torch.Tensor,
+    lo: float,
+    hi: float,
+    pool: int = 1,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Density and slope of the tabulated function at ``x`` (see the module docstring).
+
+    Parameters
+    ----------
+    x : torch.Tensor (B, N, M)
+        Fields; N and M multiples of ``pool``.
+    table : torch.Tensor (cells, 4)
+        (a, b, c, d) per cell, in x's dtype and on its device.
+    lo, hi : float
+        The table's support; h = (hi − lo) / cells.
+    pool : int
+        Side of the blocks of pixels whose values are summed into one density cell.
+    backend : {"auto", "numba", "torch"}
+        ``"auto"``: the compiled pass for CPU tensors outside autograd, torch otherwise.
+
+    Returns
+    -------
+    density : torch.Tensor (B, N/pool, M/pool)
+    slope : torch.Tensor (B, N, M)
+    """
+    h = (hi - lo) / table.shape[0]
+    if backend not in ("auto", "numba", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'torch'; got {backend!r}")
+    differentiated = x.requires_grad and torch.is_grad_enabled()
+    if backend == "torch" or (backend == "auto" and (x.device.type != "cpu" or differentiated)):
+        return _evaluate_torch(x, table, lo, hi, h, pool)
+    x = x.detach().contiguous()
+    batch, n, m = x.shape
+    density = x.new_zeros(batch, n // pool, m // pool)
+    slope = torch.empty_like(x)
+    _evaluate_numba(
+        x.numpy(), table.contiguous().numpy(), lo, hi, h, pool, density.numpy(), slope.numpy()
+    )
+    return density, slope

@@ -1,0 +1,60 @@
+"""The compiled cubic-table pass against the torch path and against the cubic it tabulates."""
+
+import numpy as np
+import pytest
+import torch
+
+from rgfield.energies import cubic_table
+
+
+def _table_of_cubic(lo: float, hi: float, cells: int) -> torch.Tensor:
+    """Hermite cells of v(x) = x³ − 2x, which they reproduce exactly (a cubic)."""
+    nodes = torch.linspace(lo, hi, cells + 1, dtype=torch.float64)
+    v, dv = nodes**3 - 2 * nodes, 3 * nodes**2 - 2
+    h = (hi - lo) / cells
+    v0, v1, s0, s1 = v[:-1], v[1:], h * dv[:-1], h * dv[1:]
+    return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1], 1)
+
+
+@pytest.mark.parametrize("pool", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_pass_equals_torch_and_the_cubic(pool, dtype):
+    lo, hi = -1.5, 2.0
+    table = _table_of_cubic(lo, hi, 37).to(dtype)
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(5, 6, 8, generator=g, dtype=torch.float64) * 3.2 - 1.4).to(dtype)
+    x[0, 0, 0], x[1, 2, 3], x[2, 4, 5], x[3, 1, 1] = lo, hi, hi + 0.1, lo - 3.0
+    x[4, 5, 7] = float("nan")
+    density, slope = cubic_table.evaluate(x, table, lo, hi, pool, backend="numba")
+    reference = cubic_table.evaluate(x, table, lo, hi, pool, backend="torch")
+    tol = {torch.float64: 1e-12, torch.float32: 2e-5}[dtype]
+    torch.testing.assert_close(density, reference[0], rtol=tol, atol=tol, equal_nan=True)
+    torch.testing.assert_close(slope, reference[1], rtol=tol, atol=tol, equal_nan=True)
+    # independent: the cubic and its derivative inside the support, +∞ outside, NaN slope at NaN
+    inside = (x >= lo) & (x <= hi)
+    xd = x.double()
+    values = torch.where(inside, xd**3 - 2 * xd, torch.inf)
+    expected = values.reshape(5, 6 // pool, pool, 8 // pool, pool).sum((2, 4))
+    torch.testing.assert_close(density.double(), expected, rtol=10 * tol, atol=10 * tol)
+    torch.testing.assert_close(
+        slope.double()[inside], (3 * xd**2 - 2)[inside], rtol=10 * tol, atol=10 * tol
+    )
+    assert np.isnan(slope[4, 5, 7].item())
+
+
+def test_unknown_backend_is_refused():
+    table = _table_of_cubic(0.0, 1.0, 4)
+    with pytest.raises(ValueError, match="backend"):
+        cubic_table.evaluate(torch.zeros(1, 2, 2, dtype=torch.float64), table, 0.0, 1.0, 1, "c")
+
+
+def test_fields_that_autograd_follows_take_the_differentiable_path():
+    # the microscopic energy differentiates the potential through x: the slope must be its
+    # gradient there too (the compiled pass is outside autograd)
+    lo, hi = -1.0, 1.0
+    table = _table_of_cubic(lo, hi, 16)
+    x = torch.linspace(-0.9, 0.9, 16, dtype=torch.float64).reshape(1, 4, 4).requires_grad_()
+    density, slope = cubic_table.evaluate(x, table, lo, hi, pool=2)
+    (grad,) = torch.autograd.grad(density.sum(), x)
+    torch.testing.assert_close(grad, slope.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, 3 * x.detach() ** 2 - 2, rtol=1e-9, atol=1e-9)
