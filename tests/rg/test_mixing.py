@@ -20,3 +20,14 @@ def test_mixing_reports_tau_per_mala_scale(free_field):
         mixing(model, free_field(10, size=16))
     with pytest.raises(ValueError, match="not fitted"):
         mixing(HierarchicalModel(), fields)
+
+
+def test_stuck_chains_give_nan_tau_and_a_warning_naming_the_scale(free_field):
+    # steps of 1e8 leave every chain where it started (a degenerate fit looks the same):
+    # the study reports NaN τ_int instead of raising on the constant traces
+    fields = free_field(100, size=8)
+    model = HierarchicalModel(progress=False).fit(fields)
+    with pytest.warns(UserWarning, match=r"scale j=1: acceptance 0\.000.*τ_int is undefined"):
+        study = mixing(model, fields[:8], steps=10, warmup=0, step_size=1e8)
+    assert (study["acceptance"] == 0).all()
+    assert study["tau_energy"].isnull().all() and study["tau_sum"].isnull().all()

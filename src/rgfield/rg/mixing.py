@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import xarray as xr
 
@@ -9,11 +10,29 @@ from rgfield._validate import is_integer
 from rgfield.fields import resolve_device
 from rgfield.mcmc import BlockMALA, Info, State, integrated_autocorrelation_time
 from rgfield.rg.fitting import report_dataset
-from rgfield.rg.sampling import check_sampler, gradients_per_step, kernel_for, run_scale
+from rgfield.rg.sampling import (
+    STUCK_ACCEPTANCE,
+    check_sampler,
+    gradients_per_step,
+    kernel_for,
+    run_scale,
+    warn_stuck,
+)
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose
 
 __all__ = ["mixing"]
+
+
+def _tau(series: torch.Tensor | np.ndarray) -> float:
+    """τ_int of (chains, steps) series; NaN where no chain moved (a constant series)."""
+    values = torch.as_tensor(series)
+    if not bool((values != values[:, :1]).any()):
+        return np.nan
+    return integrated_autocorrelation_time(values).tau
+
+
+STUCK = "its τ_int is undefined (NaN where no chain moved)"
 
 
 def mixing(
@@ -47,7 +66,8 @@ def mixing(
 
     Returns
     -------
-    xarray.Dataset, dim ``scale``: ``tau_energy``, ``tau_sum``, ``step_size``, ``acceptance``,
+    xarray.Dataset, dim ``scale``: ``tau_energy``, ``tau_sum`` (NaN where no chain moved, with a
+    warning naming the scale whose chains barely moved), ``step_size``, ``acceptance``,
     ``variance_ratio`` (mean square of the details at the end over that of the data: 1 when the
     conditional reproduces the data's fluctuations given the data's coarse fields),
     ``seconds_per_step`` (for the whole batch), ``variables`` (per chain), ``gradients_per_step``
@@ -77,11 +97,13 @@ def mixing(
                 totals.append(state.position.sum((1, 2, 3)))
 
         run, row = run_scale(kernel, y, generator, warmup, steps, observe)
+        if row["acceptance"] < STUCK_ACCEPTANCE:
+            warn_stuck(scale.name, row["acceptance"], float(np.median(row["step_size"])), STUCK)
         rows.append(
             {
                 "scale": scale.name,
-                "tau_energy": run.autocorrelation().tau,
-                "tau_sum": integrated_autocorrelation_time(torch.stack(totals, 1)).tau,
+                "tau_energy": _tau(run.logdensity[:, run.warmup :]),
+                "tau_sum": _tau(torch.stack(totals, 1)),
                 "step_size": row["step_size"],
                 "acceptance": row["acceptance"],
                 "variance_ratio": float(run.state.position.square().mean() / y.square().mean()),
