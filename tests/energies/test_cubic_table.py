@@ -42,10 +42,39 @@ def test_compiled_pass_equals_torch_and_the_cubic(pool, dtype):
     assert np.isnan(slope[4, 5, 7].item())
 
 
-def test_unknown_backend_is_refused():
+def test_limits_not_exact_in_single_precision_give_the_same_support_on_both_paths():
+    # the compiled pass compares x with the limits in x's precision, as torch does
+    lo, hi = -0.1, 0.3
+    table = _table_of_cubic(lo, hi, 8).float()
+    edges = torch.tensor([lo, hi, float("inf"), -float("inf")], dtype=torch.float32)
+    x = edges.reshape(1, 2, 2)
+    density, slope = cubic_table.evaluate(x, table, lo, hi, backend="numba")
+    reference = cubic_table.evaluate(x, table, lo, hi, backend="torch")
+    torch.testing.assert_close(density, reference[0])
+    torch.testing.assert_close(slope, reference[1])
+    assert density.flatten()[:2].isfinite().all() and density.flatten()[2:].isinf().all()
+
+
+def test_cpu_fields_outside_autograd_take_the_compiled_pass(monkeypatch):
+    calls = []
+    compiled = cubic_table._evaluate_numba
+    monkeypatch.setattr(
+        cubic_table, "_evaluate_numba", lambda *args: calls.append(1) or compiled(*args)
+    )
     table = _table_of_cubic(0.0, 1.0, 4)
+    cubic_table.evaluate(torch.full((1, 2, 2), 0.5, dtype=torch.float64), table, 0.0, 1.0)
+    assert calls == [1]
+
+
+def test_bad_arguments_are_refused():
+    table = _table_of_cubic(0.0, 1.0, 4)
+    x = torch.zeros(1, 2, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="backend"):
-        cubic_table.evaluate(torch.zeros(1, 2, 2, dtype=torch.float64), table, 0.0, 1.0, 1, "c")
+        cubic_table.evaluate(x, table, 0.0, 1.0, 1, "c")
+    with pytest.raises(ValueError, match="multiples of pool = 2"):
+        cubic_table.evaluate(torch.zeros(1, 5, 4, dtype=torch.float64), table, 0.0, 1.0, 2)
+    with pytest.raises(ValueError, match=r"\(B, N, M\)"):
+        cubic_table.evaluate(torch.zeros(2, 2, dtype=torch.float64), table, 0.0, 1.0)
 
 
 def test_fields_that_autograd_follows_take_the_differentiable_path():

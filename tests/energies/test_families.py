@@ -353,3 +353,24 @@ def test_energy_given_a_coarse_field_equals_the_energy_at_every_call(monkeypatch
     if conditioned:
         with pytest.raises(ValueError, match="one per coarse field"):
             chain(y[:3])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_quadratic_energy_given_c_is_theta_times_the_features(conditioned, dtype):
+    # the chain energy splits U = ½ yᵀK_yy y + yᵀ(K_yc c); the reference is θᵀΦ from the
+    # features' own cross-correlations and Σ θ_f ∇Φ_f from their rolled gradients
+    y, c = small_inputs(conditioned, n=8, batch=3, seed=5)
+    family = QuadraticInteractions(radius=2).fit(y, c)
+    theta = 0.1 * torch.randn(family.n_features, generator=torch.Generator().manual_seed(6))
+    theta = theta.double()
+    energy = family.values(y, c) @ theta
+    grad = torch.einsum("bf...,f->b...", family.gradients(y, c), theta)
+    given = family.bind_given(theta)(None if c is None else c.to(dtype))
+    value, gradient = given(y.to(dtype))
+    assert value.dtype == gradient.dtype == dtype
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5}[dtype]
+    torch.testing.assert_close(value.double(), energy, rtol=tol, atol=tol)
+    torch.testing.assert_close(gradient.double(), grad, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="fitted with" if conditioned else "fitted without"):
+        family.bind_given(theta)(None if conditioned else y[:, 0])

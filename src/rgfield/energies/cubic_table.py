@@ -22,7 +22,7 @@ import torch
 __all__ = ["evaluate"]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")  # no fastmath: NaN tests below
 def _evaluate_numba(x, table, lo, hi, h, pool, density, slope):  # pragma: no cover - compiled
     """x (R, N, M) → density (R, N/pool, M/pool) += v, slope (R, N, M) = v'; table (cells, 4)."""
     rows, n, m = x.shape
@@ -53,7 +53,7 @@ def _evaluate_torch(x, table, lo, hi, h, pool):
     u = ((x - lo) / h).clamp(0, cells)
     cell = u.long().clamp_(0, cells - 1)  # NaN casts to garbage: clamp both ends
     t = u - cell  # in [0, 1]; t = 1 only at the upper end of the support
-    a, b, c, d = (table[:, i][cell] for i in range(4))
+    a, b, c, d = table[cell].unbind(-1)
     v = a + t * (b + t * (c + t * d))
     slope = (b + t * (2 * c + 3 * t * d)) / h
     v = torch.where((x < lo) | (x > hi) | x.isnan(), torch.inf, v)
@@ -84,23 +84,33 @@ def evaluate(
     pool : int
         Side of the blocks of pixels whose values are summed into one density cell.
     backend : {"auto", "numba", "torch"}
-        ``"auto"``: the compiled pass for CPU tensors outside autograd, torch otherwise.
+        ``"auto"``: the compiled pass for CPU tensors outside autograd, torch otherwise;
+        ``"numba"`` forces the compiled pass (CPU only; its results carry no gradient).
 
     Returns
     -------
     density : torch.Tensor (B, N/pool, M/pool)
     slope : torch.Tensor (B, N, M)
     """
-    h = (hi - lo) / table.shape[0]
     if backend not in ("auto", "numba", "torch"):
         raise ValueError(f"backend must be 'auto', 'numba' or 'torch'; got {backend!r}")
+    if x.dim() != 3 or x.shape[1] % pool or x.shape[2] % pool:
+        raise ValueError(
+            f"x: expected fields (B, N, M) with N and M multiples of pool = {pool};"
+            f" got shape {tuple(x.shape)}"
+        )
+    h = (hi - lo) / table.shape[0]
     differentiated = x.requires_grad and torch.is_grad_enabled()
     if backend == "torch" or (backend == "auto" and (x.device.type != "cpu" or differentiated)):
         return _evaluate_torch(x, table, lo, hi, h, pool)
+    if x.device.type != "cpu":
+        raise ValueError(f"backend='numba' runs on CPU tensors; got a tensor on {x.device}")
     x = x.detach().contiguous()
     batch, n, m = x.shape
     density = x.new_zeros(batch, n // pool, m // pool)
     slope = torch.empty_like(x)
+    # the limits and cell width in x's precision, as torch's arithmetic takes them
+    lo, hi, h = (x.numpy().dtype.type(v) for v in (lo, hi, h))
     _evaluate_numba(
         x.numpy(), table.contiguous().numpy(), lo, hi, h, pool, density.numpy(), slope.numpy()
     )

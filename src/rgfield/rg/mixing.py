@@ -32,7 +32,7 @@ def _tau(series: torch.Tensor | np.ndarray) -> float:
     return integrated_autocorrelation_time(values).tau
 
 
-STUCK = "its τ_int is undefined (NaN where no chain moved)"
+_STUCK_CONSEQUENCE = "its τ_int is undefined (NaN where no chain moved)"
 
 
 def mixing(
@@ -98,7 +98,12 @@ def mixing(
 
         run, row = run_scale(kernel, y, generator, warmup, steps, observe)
         if row["acceptance"] < STUCK_ACCEPTANCE:
-            warn_stuck(scale.name, row["acceptance"], float(np.median(row["step_size"])), STUCK)
+            warn_stuck(
+                scale.name,
+                row["acceptance"],
+                float(np.median(row["step_size"])),
+                _STUCK_CONSEQUENCE,
+            )
         rows.append(
             {
                 "scale": scale.name,
