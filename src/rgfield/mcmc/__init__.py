@@ -17,7 +17,8 @@ per block of a coloured tiling, for sums of local densities) and :class:`HMC`; t
 Metropolis and Wolff kernels, on compiled lattice updates, are in :mod:`rgfield.fields.lattice`.
 :func:`run_chains` warms a kernel up and runs it, recording the log-density trace;
 :func:`advance` runs steps without recording (in one call for a :class:`MultiStep` kernel);
-:func:`integrated_autocorrelation_time` and :func:`effective_sample_size` measure mixing.
+:func:`integrated_autocorrelation_time` and :func:`effective_sample_size` measure mixing;
+a :class:`Trace` records per-step values of the chains without growing the heap.
 """
 
 from rgfield.mcmc.adaptation import adapt_step_size
@@ -31,6 +32,7 @@ from rgfield.mcmc.diagnostics import (
 )
 from rgfield.mcmc.hmc import HMC
 from rgfield.mcmc.mala import MALA
+from rgfield.mcmc.trace import Trace
 
 __all__ = [
     "HMC",
@@ -44,6 +46,7 @@ __all__ = [
     "MultiStep",
     "State",
     "StepSize",
+    "Trace",
     "Tunable",
     "adapt_step_size",
     "advance",

@@ -69,22 +69,24 @@ def adapt_step_size(
         # cost more than a sweep of a small lattice (docs/benchmarks.md, "ab").
         eps = np.exp(log_eps)
         kernel = replace(kernel, step_size=eps)
-    accepted = []
+    # per step only the mean is kept: small arrays kept across steps would pin the C heap
+    # under the steps' large temporaries (see rgfield.mcmc.trace)
+    acceptance = np.empty(steps)
     for t in range(steps):
         state, info = kernel.step(state, generator)
-        accepted.append(as_numpy(info.accepted))  # numpy: a few chains, every step
+        accepted = as_numpy(info.accepted)  # numpy: a few chains, every step
+        rate = accepted.sum() / accepted.size  # = mean(), without its Python layer
+        acceptance[t] = rate
         if callback is not None:
             callback(state, info)
         if per_chain:
-            log_eps += (accepted[-1] - target) / math.sqrt(t + 1.0)
+            log_eps += (accepted - target) / math.sqrt(t + 1.0)
             np.exp(log_eps, out=eps)
         else:
-            rate = accepted[-1].sum() / accepted[-1].size  # = mean(), without its Python layer
             log_eps = log_eps + (rate - target) / math.sqrt(t + 1.0)
             kernel = replace(kernel, step_size=float(np.exp(log_eps)))
         if provides(type(kernel), Tunable):
             kernel = kernel.tune(state, info)
     if per_chain:
         kernel = replace(kernel, step_size=eps.copy())
-    acceptance = np.stack(accepted).mean(1) if accepted else np.empty(0)
     return kernel, state, acceptance

@@ -13,6 +13,7 @@ from rgfield._validate import is_integer
 from rgfield.mcmc.adaptation import adapt_step_size
 from rgfield.mcmc.base import Info, Kernel, MultiStep, State, as_numpy, mean_info, provides
 from rgfield.mcmc.diagnostics import Autocorrelation, integrated_autocorrelation_time
+from rgfield.mcmc.trace import Trace
 
 __all__ = ["ChainRun", "advance", "run_chains"]
 
@@ -114,7 +115,7 @@ def run_chains(
     """
     if not (is_integer(steps) and steps >= 0):
         raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
-    trace = []
+    trace, accepted = Trace(warmup + steps), Trace(steps)
 
     def record(state: State, info: Info, sampling: bool) -> None:
         trace.append(state.logdensity)
@@ -128,7 +129,6 @@ def run_chains(
         warmup,
         callback=lambda state, info: record(state, info, False),
     )
-    accepted = []
     _synchronize(position.device)
     start = time.perf_counter()
     for t in range(1, steps + 1):
@@ -139,14 +139,12 @@ def run_chains(
             break
     _synchronize(position.device)
     seconds = time.perf_counter() - start
-    logdensity = (
-        torch.stack(trace, 1).double().cpu().numpy() if trace else np.empty((position.shape[0], 0))
-    )
+    logdensity = as_numpy(trace.values()) if len(trace) else np.empty((position.shape[0], 0))
     return ChainRun(
         state=state,
         kernel=kernel,
         warmup_acceptance=warm,
-        acceptance=np.array([as_numpy(a).mean() for a in accepted]),
+        acceptance=as_numpy(accepted.values()).mean(0) if len(accepted) else np.empty(0),
         logdensity=np.where(np.isfinite(logdensity), logdensity, np.nan),
         warmup=int(warmup),
         seconds=seconds,

@@ -8,7 +8,7 @@ import xarray as xr
 
 from rgfield._validate import is_integer
 from rgfield.fields import resolve_device
-from rgfield.mcmc import BlockMALA, Info, State, integrated_autocorrelation_time
+from rgfield.mcmc import BlockMALA, Info, State, Trace, integrated_autocorrelation_time
 from rgfield.rg.fitting import report_dataset
 from rgfield.rg.sampling import (
     STUCK_ACCEPTANCE,
@@ -90,7 +90,7 @@ def mixing(
         y, c = scale.variables(pyramid)
         factor = model.factor(scale).to(device)
         kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler)
-        totals = []
+        totals = Trace(steps)
 
         def observe(state: State, info: Info, sampling: bool, totals=totals) -> None:
             if sampling:
@@ -108,7 +108,7 @@ def mixing(
             {
                 "scale": scale.name,
                 "tau_energy": _tau(run.logdensity[:, run.warmup :]),
-                "tau_sum": _tau(torch.stack(totals, 1)),
+                "tau_sum": _tau(totals.values()),
                 "step_size": row["step_size"],
                 "acceptance": row["acceptance"],
                 "variance_ratio": float(run.state.position.square().mean() / y.square().mean()),

@@ -19,6 +19,7 @@ from rgfield.mcmc import (
     Info,
     LogDensityFn,
     State,
+    Trace,
     integrated_autocorrelation_time,
     run_chains,
 )
@@ -135,8 +136,7 @@ class MixingRule:
 
     def __init__(self, warmup: int, multiple: float, check: int) -> None:
         self.warmup, self.multiple, self.check = warmup, multiple, check
-        self.energy: list[torch.Tensor] = []
-        self.sums: list[torch.Tensor] = []
+        self.energy, self.sums = Trace(), Trace()
         self.tau = np.nan
 
     def observe(self, state: State, info: Info, sampling: bool) -> None:
@@ -147,7 +147,7 @@ class MixingRule:
     def __call__(self, done: int) -> bool:
         if done % self.check:
             return False
-        traces = [torch.stack(trace, 1) for trace in (self.energy, self.sums)]
+        traces = [trace.values() for trace in (self.energy, self.sums)]
         moving = [trace for trace in traces if bool((trace != trace[:, :1]).any())]
         if not moving:  # no chain has accepted a move: more steps would not mix them
             self.tau = np.nan
