@@ -115,7 +115,10 @@ def run_chains(
     """
     if not (is_integer(steps) and steps >= 0):
         raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
-    trace, accepted = Trace(warmup + steps), Trace(steps)
+    if not (is_integer(warmup) and warmup >= 0):
+        raise ValueError(f"warmup must be a non-negative integer; got {warmup!r}")
+    # a first buffer for the whole run, unless ``steps`` is only a cap for ``enough``
+    trace, accepted = Trace(min(warmup + steps, 4096)), Trace(min(steps, 4096))
 
     def record(state: State, info: Info, sampling: bool) -> None:
         trace.append(state.logdensity)

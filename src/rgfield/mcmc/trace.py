@@ -19,20 +19,24 @@ class Trace:
 
     Parameters
     ----------
-    capacity : int
+    initial : int
         Steps the first buffer holds.
     """
 
-    def __init__(self, capacity: int = 256) -> None:
-        self.capacity = max(1, int(capacity))
+    def __init__(self, initial: int = 256) -> None:
+        self.initial = max(1, int(initial))
         self.buffer: torch.Tensor | None = None
         self.size = 0
 
     def append(self, values: torch.Tensor | np.ndarray) -> None:
-        """Record one step's values (a tensor on any device, or a numpy array)."""
-        values = torch.as_tensor(values)
+        """Record one step's values, shape (chains,): a tensor on any device (detached; the
+        buffer takes the first step's dtype and device) or a numpy array."""
+        values = torch.as_tensor(values).detach()
+        if values.dim() != 1 or (self.buffer is not None and len(values) != len(self.buffer)):
+            expected = "(chains,)" if self.buffer is None else f"({len(self.buffer)},)"
+            raise ValueError(f"values: expected shape {expected}; got {tuple(values.shape)}")
         if self.buffer is None:
-            self.buffer = values.new_empty((values.shape[0], self.capacity))
+            self.buffer = values.new_empty((values.shape[0], self.initial))
         elif self.size == self.buffer.shape[1]:
             grown = self.buffer.new_empty((self.buffer.shape[0], 2 * self.size))
             grown[:, : self.size] = self.buffer
@@ -44,7 +48,8 @@ class Trace:
         return self.size
 
     def values(self) -> torch.Tensor:
-        """The record so far, (chains, steps); a view of the buffer."""
+        """The record so far, (chains, steps), a view of the buffer; an empty (0, 0) tensor
+        before the first step."""
         if self.buffer is None:
             return torch.empty((0, 0))
         return self.buffer[:, : self.size]

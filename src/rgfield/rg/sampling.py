@@ -136,7 +136,7 @@ class MixingRule:
 
     def __init__(self, warmup: int, multiple: float, check: int) -> None:
         self.warmup, self.multiple, self.check = warmup, multiple, check
-        self.energy, self.sums = Trace(), Trace()
+        self.energy, self.sums = (Trace(warmup + AUTO_STEPS["most"]) for _ in range(2))
         self.tau = np.nan
 
     def observe(self, state: State, info: Info, sampling: bool) -> None:
