@@ -29,33 +29,17 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from _report import write_section
 from bench_ab import alternate, load_base, ratio_quartiles
+from bench_scatcov import BATCH as CHAINS
+from bench_scatcov import finest_conditional
 
 import rgfield
 from rgfield.fields import phi4
-from rgfield.fields.gaussian import gaussian_field
 from rgfield.rg import HierarchicalModel
-from rgfield.wavelets import decompose
 
-CHAINS = 64
 FAMILIES = {"potential": {}, "quadratic": {}}
-
-
-def finest_conditional(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y, c) of the j = 1 conditional of CHAINS free fields of size², y normalised."""
-    fields = gaussian_field(
-        lambda ky, kx: 1 / (ky**2 + kx**2 + (2 * np.pi / size) ** 2),
-        (size, size),
-        CHAINS,
-        seed=size,
-        dtype=torch.float64,
-    )
-    pyramid = decompose(fields, 1, "db4")
-    y = pyramid.details[0]
-    return y / y.std(), pyramid.coarse(1)
 
 
 def chain_workloads(package, y: torch.Tensor, c: torch.Tensor, theta: torch.Tensor) -> dict:
@@ -79,7 +63,7 @@ def chain_workloads(package, y: torch.Tensor, c: torch.Tensor, theta: torch.Tens
 def kernel_rows(base, sizes: list[int], repeats: int) -> list[str]:
     rows = []
     for size in sizes:
-        y, c = finest_conditional(size)
+        y, c = finest_conditional(size, power=1.0)
         count = sum(
             spec.n_features
             for spec in importlib.import_module("rgfield.rg.scorematching").new_families(

@@ -89,10 +89,11 @@ def timed_ms(fn: Callable[[], object]) -> float:
     return 1e3 * (first if first > 2 else statistics.median(wall_times(fn, 3, 0)))
 
 
-def finest_conditional(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y, c) of the j = 1 conditional of 64 Gaussian fields with spectrum ∝ k⁻³ on size²."""
+def finest_conditional(size: int, power: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, c) of the j = 1 conditional of 64 Gaussian fields of size² with spectrum
+    (k² + m²)^(−power), m = 2π / size (1.5: a k⁻³ spectrum; 1: a free field's), y normalised."""
     fields = gaussian_field(
-        lambda ky, kx: (ky**2 + kx**2 + (2 * np.pi / size) ** 2) ** -1.5,
+        lambda ky, kx: (ky**2 + kx**2 + (2 * np.pi / size) ** 2) ** -power,
         (size, size),
         BATCH,
         seed=size,
