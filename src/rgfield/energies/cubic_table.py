@@ -9,7 +9,7 @@ slope there is that of the nearest end, NaN for NaN).
 On the CPU one compiled pass does it, in parallel over the rows of the batch; on any other
 device, for an ``x`` that autograd follows (the microscopic energy's gradient, Hessian-vector
 products), or with ``backend="torch"``, the same arithmetic runs as torch operations. Measured
-for the potential family (docs/benchmarks.md, "kernels"): the compiled pass replaces about ten
+for the potential family (docs/benchmarks.md, "Chain kernels"): the compiled pass replaces about ten
 temporaries of the field's size per evaluation.
 """
 

@@ -223,6 +223,7 @@ class QuadraticInteractions(FeatureFamily):
         evaluation convolves the sampled channels only, by the K_yy block of the kernel."""
         spectrum = torch.fft.rfft2(self.kernel(theta))
         sampled = self.sampled
+        kernels = {}  # the K_yy block per (device, dtype), made once for all c
 
         def given(c: torch.Tensor | None) -> GivenEnergyFn:
             if (c is None) == self.conditioned:
@@ -233,7 +234,6 @@ class QuadraticInteractions(FeatureFamily):
             drive = 0.0
             if c is not None:
                 drive = _convolve(spectrum[:sampled, sampled:], c.unsqueeze(1), sampled)
-            kernels = {}  # the K_yy block per (device, dtype)
 
             def energy_and_grad(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 self._check(y)

@@ -8,7 +8,7 @@ import xarray as xr
 
 from rgfield._validate import is_integer
 from rgfield.fields import resolve_device
-from rgfield.mcmc import BlockMALA, Info, State, Trace, integrated_autocorrelation_time
+from rgfield.mcmc import BlockMALA, Info, State, Trace
 from rgfield.rg.fitting import report_dataset
 from rgfield.rg.sampling import (
     STUCK_ACCEPTANCE,
@@ -16,20 +16,13 @@ from rgfield.rg.sampling import (
     gradients_per_step,
     kernel_for,
     run_scale,
+    tau_or_nan,
     warn_stuck,
 )
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose
 
 __all__ = ["mixing"]
-
-
-def _tau(series: torch.Tensor | np.ndarray) -> float:
-    """τ_int of (chains, steps) series; NaN where no chain moved (a constant series)."""
-    values = torch.as_tensor(series)
-    if not bool((values != values[:, :1]).any()):
-        return np.nan
-    return integrated_autocorrelation_time(values).tau
 
 
 _STUCK_CONSEQUENCE = "its τ_int is undefined (NaN where no chain moved)"
@@ -107,8 +100,8 @@ def mixing(
         rows.append(
             {
                 "scale": scale.name,
-                "tau_energy": _tau(run.logdensity[:, run.warmup :]),
-                "tau_sum": _tau(totals.values()),
+                "tau_energy": tau_or_nan(run.logdensity[:, run.warmup :]),
+                "tau_sum": tau_or_nan(totals.values()),
                 "step_size": row["step_size"],
                 "acceptance": row["acceptance"],
                 "variance_ratio": float(run.state.position.square().mean() / y.square().mean()),

@@ -40,6 +40,7 @@ __all__ = [
     "gradients_per_step",
     "kernel_for",
     "run_scale",
+    "tau_or_nan",
     "warn_stuck",
 ]
 
@@ -147,13 +148,21 @@ class MixingRule:
     def __call__(self, done: int) -> bool:
         if done % self.check:
             return False
-        traces = [trace.values() for trace in (self.energy, self.sums)]
-        moving = [trace for trace in traces if bool((trace != trace[:, :1]).any())]
-        if not moving:  # no chain has accepted a move: more steps would not mix them
+        taus = [tau_or_nan(trace.values()) for trace in (self.energy, self.sums)]
+        if np.isnan(taus).all():  # no chain has accepted a move: more steps would not mix them
             self.tau = np.nan
             return True
-        self.tau = max(integrated_autocorrelation_time(trace).tau for trace in moving)
+        self.tau = float(np.nanmax(taus))
         return self.warmup + done >= self.multiple * self.tau
+
+
+def tau_or_nan(series: torch.Tensor | np.ndarray) -> float:
+    """τ_int (Madras–Sokal) of (chains, steps) series; NaN where no chain moved (a constant
+    series, whose autocorrelation time is undefined)."""
+    values = torch.as_tensor(series)
+    if not bool((values != values[:, :1]).any()):
+        return np.nan
+    return integrated_autocorrelation_time(values).tau
 
 
 def run_scale(
