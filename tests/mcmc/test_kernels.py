@@ -129,6 +129,14 @@ CASES = {
         VARIANCES,
         gaussian,
     ),
+    "hmc-length": Case(  # trajectories of a fixed duration, the step jittered per chain
+        lambda h: HMC(gaussian, h, length=1.5, jitter=0.5),
+        vector_start,
+        gaussian_statistics,
+        gaussian_exact,
+        VARIANCES,
+        gaussian,
+    ),
     "block": Case(
         lambda h: BlockMALA(local_gaussian, h, block=2),
         field_start,
@@ -335,6 +343,10 @@ def test_kernels_check_their_arguments():
         HMC(gaussian, np.array([0.1, 0.0]))
     with pytest.raises(ValueError, match="n_leapfrog"):
         HMC(gaussian, 0.1, n_leapfrog=0)
+    with pytest.raises(ValueError, match="length"):
+        HMC(gaussian, 0.1, length=0.0)
+    with pytest.raises(ValueError, match="jitter"):
+        HMC(gaussian, 0.1, length=1.0, jitter=1.0)
     with pytest.raises(ValueError, match="block"):
         BlockMALA(local_gaussian, 0.5, block=3)
     with pytest.raises(ValueError, match="multiple of 2 × block"):
@@ -351,3 +363,29 @@ def test_kernels_check_their_arguments():
 def gaussian_field_total(y):
     density, grad = local_gaussian(y)
     return density.sum((-2, -1)), grad
+
+
+def standard_normal(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return -0.5 * x.square().sum(-1), -x
+
+
+def test_hmc_trajectories_follow_the_step_and_jitter_breaks_a_resonance():
+    # a trajectory of duration θ turns a unit Gaussian's (x, q) by the angle θ, so that
+    # corr(x², x'²) = cos²θ: 1 at θ = π (x → −x, x² never changes), and its mean over
+    # θ uniform in [π/2, π], ½, with the jitter
+    kernel = HMC(standard_normal, 0.01 * math.pi, length=math.pi)
+    assert kernel.leapfrogs() == 100
+    assert HMC(standard_normal, 0.1, length=1.0, n_leapfrog=3).leapfrogs() == 10
+    assert HMC(standard_normal, 0.1, n_leapfrog=3).leapfrogs() == 3
+    lag1 = []
+    for jitter in (0.0, 0.5):
+        generator = torch.Generator().manual_seed(0)
+        hmc = HMC(standard_normal, 0.01 * math.pi, length=math.pi, jitter=jitter)
+        state = hmc.init(torch.randn(4000, 1, generator=generator, dtype=torch.float64))
+        before = state.position.square().flatten()
+        state, _ = hmc.step(state, generator)
+        after = state.position.square().flatten()
+        lag1.append(float(torch.corrcoef(torch.stack([before, after]))[0, 1]))
+    # 4000 pairs of χ² variables: the correlation's standard error is about 0.012 (five seeds
+    # gave 0.473–0.503)
+    assert lag1[0] > 0.99 and abs(lag1[1] - 0.5) < 0.05, lag1

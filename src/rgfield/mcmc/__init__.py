@@ -22,7 +22,16 @@ a :class:`Trace` records per-step values of the chains without growing the heap.
 """
 
 from rgfield.mcmc.adaptation import adapt_step_size
-from rgfield.mcmc.base import Info, Kernel, LogDensityFn, MultiStep, State, StepSize, Tunable
+from rgfield.mcmc.base import (
+    CountingDensity,
+    Info,
+    Kernel,
+    LogDensityFn,
+    MultiStep,
+    State,
+    StepSize,
+    Tunable,
+)
 from rgfield.mcmc.block import BlockMALA
 from rgfield.mcmc.chains import ChainRun, advance, run_chains
 from rgfield.mcmc.diagnostics import (
@@ -40,6 +49,7 @@ __all__ = [
     "Autocorrelation",
     "BlockMALA",
     "ChainRun",
+    "CountingDensity",
     "Info",
     "Kernel",
     "LogDensityFn",

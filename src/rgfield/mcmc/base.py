@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "CountingDensity",
     "Info",
     "Kernel",
     "LogDensityFn",
@@ -35,6 +36,20 @@ LogDensityFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 log p has shape (chains,), or (chains, *cells) for a sum of per-cell log-densities (what
 :class:`~rgfield.mcmc.BlockMALA` needs; the other kernels sum it). −∞ marks a point outside
 the support; such a proposal is always rejected."""
+
+
+class CountingDensity:
+    """A :data:`LogDensityFn` that counts its calls: each is one gradient evaluation of every
+    chain, the unit in which the samplers' costs are reported (a MALA step makes one, an HMC
+    trajectory one per leapfrog step, a BlockMALA sweep four, ``init`` one)."""
+
+    def __init__(self, logdensity_and_grad: LogDensityFn) -> None:
+        self.logdensity_and_grad = logdensity_and_grad
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        return self.logdensity_and_grad(x)
 
 
 def per_chain(logdensity: torch.Tensor) -> torch.Tensor:
