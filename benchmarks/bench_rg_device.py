@@ -60,7 +60,9 @@ def rg_row(folder: Path, size: int, device: torch.device, chains: int, steps: in
     study = mixing(model, starts, steps=steps, seed=size, device=device)
     tau = np.maximum(study["tau_energy"].values, study["tau_sum"].values)
     per_field = float((2 * tau * study["seconds_per_step"].values).sum() / chains)
-    _, seconds = synchronized_seconds(device, lambda: model.sample(chains, seed=1, device=device))
+    _, seconds = synchronized_seconds(
+        device, lambda: model.sample(chains, seed=1, device=device, sampler="mala")
+    )
     return tau, study["seconds_per_step"].values, per_field, seconds / chains, len(fields)
 
 

@@ -57,7 +57,7 @@ def main() -> None:
         model = ensembles.fit(HierarchicalModel(), args.out / "wolff", client=client)
         print(f"fitted from the chunks in {time.perf_counter() - start:.1f} s:")
         print(model.fit_report_[["grid", "features", "heldout_loss"]].to_dataframe())
-        sampling = ensembles.ModelSampling(model, {"steps": 300, "warmup": 200})
+        sampling = ensembles.ModelSampling(model, {"steps": 30, "warmup": 50})
         start = time.perf_counter()
         drawn = ensembles.generate(sampling, args.samples, args.out / "rg", seed=2, client=client)
         print(f"{args.samples} RG fields in {time.perf_counter() - start:.1f} s")

@@ -169,15 +169,13 @@ class RGPathway:
         fitted = time.perf_counter()
         result = model.sample(samples, seed=seed + 1)
         sampled = time.perf_counter()
-        d = result.diagnostics.where(result.diagnostics["exact"] == 0)  # MCMC scales only
-        steps = d["steps"].sum() + d["warmup"].sum()  # one gradient per MALA step
         factors = [model.low_, *model.conditionals_]
         return Generated(
             result.fields,
             parameters=sum(int(m.theta.numel()) for m in factors),
             fit_seconds=fitted - start,
             seconds_per_sample=(sampled - fitted) / samples,
-            evaluations_per_sample=float(steps),
+            evaluations_per_sample=float(result.attrs["gradients_per_field"]),
         )
 
 

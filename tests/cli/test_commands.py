@@ -122,6 +122,8 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
         "3",
         "--steps",
         "50",
+        "--sampler",
+        "mala",
         "--out",
         str(samples),
         "--no-progress",
@@ -129,8 +131,8 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
     assert main(command) == 0
     out = capsys.readouterr().out
     assert "acceptance per scale" in out
-    # j = 3, 2, 1 by MALA (the 1×1 coarsest field exactly), 200 warm-up + 50 steps each
-    assert "750 gradient evaluations per field" in out
+    # j = 3, 2, 1 by MALA (the 1×1 coarsest field exactly), 1 + 200 warm-up + 50 steps each
+    assert "753 gradient evaluations per field" in out
     drawn = io.load(samples)
     assert drawn.shape == (50, 8, 8) and drawn.attrs["seed"] == 3
     assert drawn.attrs["sampler"] == "mala"

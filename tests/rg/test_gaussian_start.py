@@ -141,6 +141,14 @@ def test_chains_start_inside_the_support_of_a_potential():
     # only the chains outside were shrunk: the others keep their full residual
     kept = torch.isfinite(factor.energy(drawn, c))
     torch.testing.assert_close(y0[kept], drawn[kept])
+    # and those only near their offending pixels (the energy is local): far from them the
+    # residual is whole, so the start keeps more of the draw's mean square than even one
+    # halving of each outside chain's whole residual would
+    shrunk = y0[~kept] != drawn[~kept]
+    assert 0 < shrunk.double().mean() < 0.5, shrunk.double().mean()
+    mean = start.mean(c, 100, torch.device("cpu"))
+    halved = torch.where(kept[:, None, None, None], drawn, mean + 0.5 * (drawn - mean))
+    assert y0.square().mean() > halved.square().mean()
 
 
 @pytest.mark.parametrize("offset", [2.0, None])  # None: every field's mean removed exactly

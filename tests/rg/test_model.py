@@ -62,7 +62,7 @@ def test_gaussian_free_field_is_reproduced_scale_by_scale(free_field):
     # exact conditionals of a stationary Gaussian field, so only statistical error remains
     train = free_field(2000, seed=1)
     model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
-    result = model.sample(2000, seed=2, steps=150, warmup=100)
+    result = model.sample(2000, seed=2, steps=150, warmup=100, sampler="mala")
     z = spectrum_z(train, result.fields)
     assert np.abs(z).max() < 5, z
     diagnostics = result.diagnostics
@@ -73,23 +73,30 @@ def test_gaussian_free_field_is_reproduced_scale_by_scale(free_field):
     assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
 
 
-def test_automatic_steps_run_each_scale_for_fifteen_tau_int(free_field, monkeypatch):
+def test_automatic_steps_measure_tau_int_on_a_pilot_and_run_ten(free_field, monkeypatch):
     train = free_field(1000, seed=1)
     model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
-    result = model.sample(1000, seed=2, warmup=50)  # steps="auto", the default
+    result = model.sample(1000, seed=2, warmup=50, sampler="mala")  # steps="auto", the default
     assert np.abs(spectrum_z(train, result.fields)).max() < 5
     d = result.diagnostics.isel(scale=slice(1, None))  # the 1×1 coarsest field is exact
-    tau, steps = d["tau"].values, d["steps"].values
+    tau, steps, pilot_steps = d["tau"].values, d["steps"].values, d["pilot_steps"].values
     assert np.all(np.isfinite(tau) & (tau >= 0.5)), tau
-    # stopped at the first check (every 25 steps) where warm-up + steps reach 15 τ_int
-    assert np.all(steps % 25 == 0) and np.all(50 + steps >= 15 * tau), (steps, tau)
+    # the pilot (32 chains) stopped at a check (every 25 MALA steps) where its steps after the
+    # warm-up reach 50 τ_int, as estimated then; then all 1000 chains ran 10 τ_int
+    assert np.all(pilot_steps % 25 == 0) and np.all(pilot_steps >= 50 * tau), (pilot_steps, tau)
+    np.testing.assert_array_equal(steps, np.ceil(10 * tau))
     assert d["mixed"].values.all()
-    assert result.attrs["gradients_per_field"] == (50 + steps).sum()
-    # a rule it cannot meet within its most steps: a warning naming the scale
+    # gradient evaluations: each run's first (init) and one per MALA step; the pilot's
+    # 1 + 50 + pilot steps shared among the 1000 fields
+    share = sampling.PILOT_CHAINS / 1000
+    gradients = steps + 1 + (51 + pilot_steps) * share
+    np.testing.assert_allclose(d["gradients"].values, gradients)
+    assert result.attrs["gradients_per_field"] == round(float(gradients.sum()))
+    # a pilot that cannot measure τ_int within its most steps: a warning naming the scale
     monkeypatch.setitem(sampling.AUTO_STEPS, "most", 25)
-    monkeypatch.setitem(sampling.AUTO_STEPS, "multiple", 1000)
-    with pytest.warns(UserWarning, match=r"scale j=\d: steps='auto' stopped at its most"):
-        unmixed = model.sample(20, seed=2, warmup=10)
+    monkeypatch.setitem(sampling.AUTO_STEPS, "pilot", 1000)
+    with pytest.warns(UserWarning, match=r"scale j=\d: the steps='auto' pilot stopped at its"):
+        unmixed = model.sample(20, seed=2, warmup=10, sampler="mala")
     assert not unmixed.diagnostics["mixed"].values[1:].any()
 
 
@@ -108,12 +115,37 @@ def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_fie
     assert study["block"].values.tolist() == [0, 0, 0, 0, 8]
     assert study["gradients_per_step"].values.tolist() == [1, 1, 1, 1, 4]
     # cost per field: the 1×1 coarsest field exact, j = 5 … 2 by MALA, j = 1 by block sweeps
-    assert result.attrs["gradients_per_field"] == 4 * 100 + 4 * 100
+    # (four evaluations each), every run with one more to start
+    assert result.attrs["gradients_per_field"] == 4 * 101 + (4 * 100 + 1)
     assert result.attrs["seconds_per_field"] > 0
     with pytest.raises(ValueError, match="sampler must be"):
         model.sample(2, sampler="gibbs")
     with pytest.raises(ValueError, match="adjusted=True"):
         model.sample(2, sampler="block", adjusted=False)
+
+
+def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_field):
+    # 200 fields with steps="auto": a pilot of 32 chains tunes each scale's step and measures
+    # τ_int, then all 200 run 10 τ_int HMC trajectories of duration HMC_LENGTH
+    train = free_field(1000, size=32, seed=3)
+    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    result = model.sample(200, seed=4, warmup=40, step_size=0.3, sampler="hmc")
+    z = spectrum_z(train, result.fields)
+    assert np.abs(z).max() < 5, z
+    d = result.diagnostics.isel(scale=slice(1, None))
+    assert np.all(np.abs(d["acceptance"].values - 0.8) < 0.1), d["acceptance"].values
+    assert d["mixed"].values.all()
+    np.testing.assert_array_equal(d["steps"].values, np.ceil(10 * d["tau"].values))
+    # a trajectory makes ⌈length / h⌉ leapfrog steps, one gradient evaluation each
+    leapfrogs = np.ceil(sampling.HMC_LENGTH / d["step_size"].values)
+    assert np.all(d["gradients"].values >= d["steps"].values * leapfrogs)
+    study = mixing(model, train[:20], steps=30, warmup=20, sampler="hmc")
+    np.testing.assert_array_equal(
+        study["gradients_per_step"].values,
+        np.ceil(sampling.HMC_LENGTH / study["step_size"].values),
+    )
+    with pytest.raises(ValueError, match="adjusted=True"):
+        model.sample(2, sampler="hmc", adjusted=False)
 
 
 def test_energy_recovers_the_free_field_couplings(free_field):
@@ -386,15 +418,19 @@ def test_per_sample_losses_average_to_the_score_matching_loss(free_field):
 def test_automatic_steps_stop_when_no_chain_has_moved():
     # chains stuck at their start (acceptance 0, a degenerate fit): τ_int is undefined, and the
     # rule stops at its first check instead of raising (the caller then warns of stuck chains)
-    rule = sampling.MixingRule(warmup=10, multiple=15, check=5)
+    rule = sampling.MixingRule(multiple=50, check=5)
     stuck = SimpleNamespace(logdensity=torch.full((3,), -2.0), position=torch.ones(3, 1, 2, 2))
     for _ in range(5):
         rule.observe(stuck, None, True)
     assert rule(5) and np.isnan(rule.tau)
     # one trace moving is enough to measure τ_int from it
-    moving = sampling.MixingRule(warmup=10, multiple=15, check=5)
+    moving = sampling.MixingRule(multiple=15, check=5)
     generator = torch.Generator().manual_seed(0)
     for _ in range(25):
         y = torch.randn(3, 1, 2, 2, generator=generator, dtype=torch.float64)
         moving.observe(SimpleNamespace(logdensity=torch.full((3,), -2.0), position=y), None, True)
     assert moving(25) and 0.5 <= moving.tau < 2  # white noise: τ_int = ½
+    # warm-up steps are not recorded: τ_int is that of the chains at their tuned step
+    warm = sampling.MixingRule(multiple=15, check=5)
+    warm.observe(stuck, None, False)
+    assert len(warm.energy) == 0

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     model = HierarchicalModel(
         refine=args.refine, refine_coarse="generated", progress=not args.no_progress
     ).fit(data, seed=args.seed)
-    print(f"2/{steps} sampling {args.samples} new fields coarse to fine (MALA per scale)")
+    print(f"2/{steps} sampling {args.samples} new fields coarse to fine (HMC per scale)")
     result = model.sample(args.samples, seed=args.seed)
     print_acceptance(result.diagnostics)
     print(f"3/{steps} comparing them with the reference ensemble")

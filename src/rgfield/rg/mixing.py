@@ -11,6 +11,7 @@ from rgfield.fields import resolve_device
 from rgfield.mcmc import BlockMALA, Info, State, Trace
 from rgfield.rg.fitting import report_dataset
 from rgfield.rg.sampling import (
+    SAMPLER_DEFAULTS,
     STUCK_ACCEPTANCE,
     check_sampler,
     gradients_per_step,
@@ -34,7 +35,7 @@ def mixing(
     steps: int = 1000,
     warmup: int = 200,
     seed: int = 0,
-    step_size: float = 0.05,
+    step_size: float | None = None,
     sampler: str = "mala",
     device: str | torch.device = "cpu",
 ) -> xr.Dataset:
@@ -51,8 +52,9 @@ def mixing(
     data : array_like (samples, L, L)
         Fields of the model's size; one chain per field.
     steps, warmup, seed, step_size :
-        Chain length after and during the warm-up, the generator's seed, the initial step.
-    sampler : {"mala", "block"}
+        Chain length after and during the warm-up, the generator's seed, the initial step
+        (default: the sampler's, :data:`~rgfield.rg.sampling.SAMPLER_DEFAULTS`).
+    sampler : {"mala", "block", "hmc"}
         As in :meth:`~rgfield.rg.HierarchicalModel.sample`.
     device : str or torch.device
         Where the chains run, as in :meth:`~rgfield.rg.HierarchicalModel.sample`.
@@ -64,10 +66,13 @@ def mixing(
     ``variance_ratio`` (mean square of the details at the end over that of the data: 1 when the
     conditional reproduces the data's fluctuations given the data's coarse fields),
     ``seconds_per_step`` (for the whole batch), ``variables`` (per chain), ``gradients_per_step``
-    (1 for MALA, 4 for a BlockMALA sweep), ``block`` (its side, 0 for MALA).
+    (1 for MALA, 4 for a BlockMALA sweep, an HMC trajectory's leapfrog steps at the tuned
+    step), ``block`` (its side, 0 for MALA).
     """
     model.check_fitted()
     check_sampler(sampler)
+    if step_size is None:
+        step_size = SAMPLER_DEFAULTS[sampler]["step_size"]
     if not (is_integer(steps) and steps >= 10 and is_integer(warmup) and warmup >= 0):
         raise ValueError(
             f"steps (>= 10) and warmup (>= 0) must be integers; got {steps!r}, {warmup!r}"
@@ -107,7 +112,7 @@ def mixing(
                 "variance_ratio": float(run.state.position.square().mean() / y.square().mean()),
                 "seconds_per_step": row["seconds"] / steps,
                 "variables": y[0].numel(),
-                "gradients_per_step": gradients_per_step(kernel),
+                "gradients_per_step": gradients_per_step(run.kernel),
                 "block": kernel.block if isinstance(kernel, BlockMALA) else 0,
             }
         )

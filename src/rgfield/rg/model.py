@@ -21,7 +21,13 @@ from rgfield.io import as_tensor
 from rgfield.rg import persistence
 from rgfield.rg.fitting import Fitted, fit_hierarchy
 from rgfield.rg.parameters import check_parameters, feature_spec
-from rgfield.rg.sampling import STARTS, SampleResult, check_sampler, generate
+from rgfield.rg.sampling import (
+    SAMPLER_DEFAULTS,
+    STARTS,
+    SampleResult,
+    check_sampler,
+    generate,
+)
 from rgfield.rg.scales import Scale, coarse_to_fine, per_scale
 from rgfield.wavelets import decompose
 
@@ -34,7 +40,7 @@ class HierarchicalModel:
     The orthonormal wavelet pyramid x_0 ↔ (x_J, x̄_J, ..., x̄_1) has unit Jacobian, so the
     density factorises exactly; each factor is an exponential model
     p̄_j ∝ exp(−θ_jᵀ Φ_j(x̄_j, x_j)) of the renormalised variables (:mod:`rgfield.rg.scales`),
-    fitted by score matching and sampled coarse to fine by MALA (Marchand, Ozawa, Biroli &
+    fitted by score matching and sampled coarse to fine by MCMC (Marchand, Ozawa, Biroli &
     Mallat, "Multiscale data-driven energy estimation and generation", PRX 13, 041038 (2023)).
 
     It follows scikit-learn's estimator rules: the constructor stores its parameters and
@@ -285,10 +291,10 @@ class HierarchicalModel:
         n: int,
         seed: int | None = None,
         steps: int | Sequence[int] | str = "auto",
-        warmup: int | Sequence[int] = 200,
-        step_size: float = 0.05,
+        warmup: int | Sequence[int] | None = None,
+        step_size: float | None = None,
         adjusted: bool = True,
-        sampler: str = "mala",
+        sampler: str = "hmc",
         device: str | torch.device = "cpu",
         start: str = "gaussian",
     ) -> SampleResult:
@@ -297,10 +303,11 @@ class HierarchicalModel:
         Each factor is sampled with ``n`` chains in one batch, started from a draw of the
         stationary Gaussian fitted to the training details (``starts_``): ``warmup`` steps
         tune the step size to the kernel's target acceptance (then it is frozen), ``steps``
-        more produce the sample; with ``steps="auto"`` the chains run until
-        warm-up and steps make 15 τ_int of the batch's energy and summed details
-        (:class:`~rgfield.rg.sampling.MixingRule`, at most 3,000 steps). A one-variable
-        coarsest model is drawn exactly.
+        more produce the sample. With ``steps="auto"`` a pilot of 32 chains warms up and
+        measures τ_int (the larger of the energy's and the summed details') over 50 τ_int,
+        then every chain runs 10 τ_int from its start
+        (:func:`~rgfield.rg.sampling.draw_with_pilot`). A one-variable coarsest model is
+        drawn exactly.
 
         Parameters
         ----------
@@ -312,12 +319,19 @@ class HierarchicalModel:
         steps, warmup : int or sequence of J + 1 ints
             MCMC steps per factor, one count for all or one per conditional (finest first) and
             last the coarsest field; ``steps="auto"`` (the default) sets each factor's from
-            the τ_int its chains show.
-        step_size : float
-            Initial step h before the warm-up.
+            the τ_int its chains show. ``warmup`` defaults to 50 HMC trajectories or 200
+            MALA steps.
+        step_size : float, optional
+            Initial step h before the warm-up (default 0.2 for HMC, 0.05 for MALA).
         adjusted : bool
-            False: unadjusted Langevin (no Metropolis test; biased by O(h)).
-        sampler : {"mala", "block"}
+            False: unadjusted Langevin (``sampler="mala"`` only; no Metropolis test, biased
+            by O(h)).
+        sampler : {"hmc", "mala", "block"}
+            ``"hmc"`` (the default since 2026-12-06): :class:`~rgfield.mcmc.HMC`, a step is a
+            trajectory of duration :data:`~rgfield.rg.sampling.HMC_LENGTH` (jittered),
+            ⌈length / h⌉ gradient evaluations; ``steps`` and ``warmup`` count trajectories.
+            At L = 128 (φ⁴) its τ_int is 1–2 trajectories at every scale, and a field costs
+            5.7× less than with MALA (docs/rg.md, "Sampling").
             ``"mala"``: :class:`~rgfield.mcmc.MALA`, one Metropolis test per field.
             ``"block"``: :class:`~rgfield.mcmc.BlockMALA` (one test per block, a step is a
             sweep of four colours) on the scales whose grid admits blocks of twice the energy's
@@ -347,8 +361,10 @@ class HierarchicalModel:
             steps = ["auto"] * (self.levels_ + 1)
         else:
             steps = per_scale(steps, self.levels_, "steps")
-        warmup = per_scale(warmup, self.levels_, "warmup")
         check_sampler(sampler, adjusted)
+        defaults = SAMPLER_DEFAULTS[sampler]
+        warmup = per_scale(defaults["warmup"] if warmup is None else warmup, self.levels_, "warmup")
+        step_size = defaults["step_size"] if step_size is None else step_size
         if start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}; got {start!r}")
         if start == "gaussian" and not self.starts_:
@@ -387,7 +403,7 @@ class HierarchicalModel:
             "start": "gaussian" if start == "gaussian" and self.starts_ else "zero",
             "device": str(device),
             "seconds_per_field": seconds / n,
-            "gradients_per_field": int(np.nansum(diagnostics.gradients.values)),
+            "gradients_per_field": round(float(np.nansum(diagnostics.gradients.values))),
         }
         return SampleResult(fields, diagnostics, attrs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,9 +14,11 @@ import xarray as xr
 from rgfield.energies import ExponentialModel
 from rgfield.io import to_dataset
 from rgfield.mcmc import (
+    HMC,
     MALA,
     BlockMALA,
     ChainRun,
+    CountingDensity,
     Info,
     LogDensityFn,
     State,
@@ -30,11 +33,17 @@ from rgfield.rg.scales import Scale, coarse_to_fine
 __all__ = [
     "AUTO_STEPS",
     "SAMPLERS",
+    "SAMPLER_DEFAULTS",
     "STARTS",
+    "HMC_JITTER",
+    "HMC_LENGTH",
+    "HMC_MAX_LEAPFROGS",
     "MixingRule",
+    "PILOT_CHAINS",
     "STUCK_ACCEPTANCE",
     "SampleResult",
     "check_sampler",
+    "draw_with_pilot",
     "finite_start",
     "generate",
     "gradients_per_step",
@@ -44,7 +53,13 @@ __all__ = [
     "warn_stuck",
 ]
 
-SAMPLERS = ("mala", "block")
+SAMPLERS = ("hmc", "mala", "block")
+SAMPLER_DEFAULTS = {
+    "hmc": {"warmup": 50, "step_size": 0.2},
+    "mala": {"warmup": 200, "step_size": 0.05},
+    "block": {"warmup": 200, "step_size": 0.05},
+}
+"""Warm-up steps (HMC: trajectories) and initial step of each sampler when not given."""
 STARTS = ("gaussian", "zero")
 
 
@@ -57,10 +72,12 @@ class SampleResult:
     fields : torch.Tensor, shape (n, L, L), float64, on the device the chains ran on
     diagnostics : xarray.Dataset
         Per scale (coarse to fine): ``acceptance`` (mean over chains after warm-up),
-        ``step_size`` (frozen after warm-up), ``steps``, ``gradients`` (gradient evaluations per
-        chain, warm-up included), ``exact`` (1 where drawn exactly), and
-        per step ``energy`` (mean energy per variable over chains, warm-up included,
-        NaN-padded) and ``warmup_acceptance``.
+        ``step_size`` (frozen after warm-up), ``steps``, ``pilot_steps`` and ``tau`` (of the
+        ``steps="auto"`` pilot, :func:`draw_with_pilot`; NaN with a fixed count),
+        ``gradients`` (gradient evaluations per field, every evaluation counted: warm-up,
+        the chains' first, the pilot's share), ``exact`` (1 where drawn exactly), and per step
+        ``energy`` (mean energy per variable over chains, warm-up included, NaN-padded; with
+        a pilot, its 32 chains' warm-up and run, then all chains') and ``warmup_acceptance``.
     attrs : dict
         Provenance for :meth:`to_dataset`.
     """
@@ -77,8 +94,8 @@ class SampleResult:
 def check_sampler(sampler: str, adjusted: bool = True) -> None:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
-    if sampler == "block" and not adjusted:
-        raise ValueError("sampler: 'block' makes Metropolis tests; it needs adjusted=True")
+    if sampler != "mala" and not adjusted:
+        raise ValueError(f"sampler: {sampler!r} makes Metropolis tests; it needs adjusted=True")
 
 
 def _block_size(reach: int | None, n: int) -> int | None:
@@ -86,6 +103,15 @@ def _block_size(reach: int | None, n: int) -> int | None:
     if reach is None:
         return None
     return next((b for b in range(max(2, 2 * reach), n // 2 + 1, 2) if n % (2 * b) == 0), None)
+
+
+HMC_LENGTH = 2.0
+"""Duration of the RG sampler's HMC trajectories, in units of the normalised details."""
+HMC_JITTER = 0.5
+"""Relative spread of each chain's HMC step per trajectory (:class:`~rgfield.mcmc.HMC`)."""
+HMC_MAX_LEAPFROGS = 50
+"""The most leapfrog steps of a trajectory (14–15 at j = 1 of φ⁴ at L = 128): a stiff
+conditional (a fit on data with a null space) gets shorter trajectories, not unbounded cost."""
 
 
 def _negated(function: Callable) -> LogDensityFn:
@@ -105,55 +131,80 @@ def kernel_for(
     step_size: float,
     sampler: str = "mala",
     adjusted: bool = True,
-) -> MALA | BlockMALA:
-    """The kernel of one factor (grid n × n): BlockMALA when asked for and blocks fit, else MALA."""
+) -> MALA | BlockMALA | HMC:
+    """The kernel of one factor (grid n × n): HMC, or BlockMALA when asked for and blocks fit,
+    else MALA; its log-density counts the gradient evaluations (:class:`CountingDensity`)."""
     block = _block_size(model.reach, n) if sampler == "block" else None
     if block is not None:
-        density = _negated(lambda y: model.density_and_grad(y, c))
+        density = CountingDensity(_negated(lambda y: model.density_and_grad(y, c)))
         return BlockMALA(density, step_size, block)
-    return MALA(_negated(model.given(c)), step_size, adjusted)
+    density = CountingDensity(_negated(model.given(c)))
+    if sampler == "hmc":
+        return HMC(
+            density,
+            step_size,
+            length=HMC_LENGTH,
+            max_leapfrogs=HMC_MAX_LEAPFROGS,
+            jitter=HMC_JITTER,
+        )
+    return MALA(density, step_size, adjusted)
 
 
-def gradients_per_step(kernel: MALA | BlockMALA) -> int:
-    """Gradient evaluations per step of a chain: 1 for MALA, 4 for a BlockMALA sweep."""
+def gradients_per_step(kernel: MALA | BlockMALA | HMC) -> int:
+    """Gradient evaluations per step of a chain at the kernel's present step size: 1 for MALA,
+    4 for a BlockMALA sweep, the leapfrog steps of an HMC trajectory."""
+    if isinstance(kernel, HMC):
+        return kernel.leapfrogs()
     return 4 if isinstance(kernel, BlockMALA) else 1
 
 
-AUTO_STEPS = {"multiple": 15, "check": 25, "most": 3000}
-"""``steps="auto"``: run each factor's chains until warm-up + steps ≥ ``multiple`` × τ_int,
-checked every ``check`` steps, at most ``most`` steps (see :class:`MixingRule`)."""
+AUTO_STEPS = {"pilot": 50, "multiple": 10, "check": 25, "most": 3000}
+"""``steps="auto"`` (see :func:`draw_with_pilot`): a pilot of :data:`PILOT_CHAINS` chains runs
+after its warm-up until those steps make ``pilot`` × its τ_int; then every chain runs
+``multiple`` × τ_int steps from its start. ``check`` and ``most`` count gradient evaluations
+at the step a run starts with (the initial step for the pilot, the tuned one after): τ_int
+is re-estimated every 25 (25 MALA steps, 6 BlockMALA sweeps, one to three HMC trajectories),
+and the pilot and the other chains run at most 3,000 (3,000 MALA steps)."""
 
 
 class MixingRule:
-    """The stopping rule of ``steps="auto"``: enough once warm-up + t ≥ m τ_int.
+    """The pilot's stopping rule: enough once its t steps after the warm-up make m τ_int.
 
     τ_int (Madras–Sokal, chains pooled) is the larger of the energy's and the summed details'
-    (the slowest, long-wavelength mode) over all warm-up + t steps, re-estimated every
-    ``check`` steps. Measured on φ⁴ at L = 32 (docs/rg.md, "burn-in"): from zero details the
-    mean square of the details reaches its stationary level after 5–6 τ_int of their sum at
-    every scale, and over a window of about 10 τ_int the estimate is about 30 % low (13.3
-    against 19.4 steps at j = 1), so m = 15 is about 10 true τ_int, twice the burn-in.
+    (the slowest, long-wavelength mode) over those t steps, re-estimated every ``check``
+    steps. Each chain's own mean absorbs the fluctuations slower than its window, so over a
+    window of a few τ_int the estimate is far too low: at j = 1 of φ⁴ at L = 128 (MALA, 500
+    chains from Gaussian starts) 10 steps over 150 steps, against 48 over 1,200 steps at
+    equilibrium (docs/rg.md, "Sampling"). Over m = 50 τ_int its bias is a few per cent
+    (about −2τ/t) and 32 chains give it to about 10 %.
     """
 
-    def __init__(self, warmup: int, multiple: float, check: int) -> None:
-        self.warmup, self.multiple, self.check = warmup, multiple, check
-        self.energy, self.sums = (Trace(warmup + AUTO_STEPS["most"]) for _ in range(2))
+    def __init__(self, multiple: float, check: int) -> None:
+        self.multiple, self.check = multiple, check
+        self.energy, self.sums = (Trace(AUTO_STEPS["most"]) for _ in range(2))
         self.tau = np.nan
 
     def observe(self, state: State, info: Info, sampling: bool) -> None:
-        """A chain-runner callback: records the energy and the summed details of every step."""
-        self.energy.append(state.logdensity)
-        self.sums.append(state.position.flatten(1).sum(1))
+        """A chain-runner callback: records the energy and the summed details of every step
+        after the warm-up."""
+        if sampling:
+            self.energy.append(state.logdensity)
+            self.sums.append(state.position.flatten(1).sum(1))
 
     def __call__(self, done: int) -> bool:
-        if done % self.check:
+        if done % self.check or done < 4:  # τ_int needs four steps at least
             return False
         taus = [tau_or_nan(trace.values()) for trace in (self.energy, self.sums)]
         if np.isnan(taus).all():  # no chain has accepted a move: more steps would not mix them
             self.tau = np.nan
             return True
         self.tau = float(np.nanmax(taus))
-        return self.warmup + done >= self.multiple * self.tau
+        return done >= self.multiple * self.tau
+
+
+def in_steps(kernel: MALA | BlockMALA | HMC, gradients: int) -> int:
+    """A number of gradient evaluations in steps of ``kernel`` (at least one)."""
+    return max(1, gradients // gradients_per_step(kernel))
 
 
 def tau_or_nan(series: torch.Tensor | np.ndarray) -> float:
@@ -166,7 +217,7 @@ def tau_or_nan(series: torch.Tensor | np.ndarray) -> float:
 
 
 def run_scale(
-    kernel: MALA | BlockMALA,
+    kernel: MALA | BlockMALA | HMC,
     y: torch.Tensor,
     generator: torch.Generator,
     warmup: int,
@@ -174,15 +225,18 @@ def run_scale(
     callback: Callable[[State, Info, bool], None] | None = None,
 ) -> tuple[ChainRun, dict]:
     """Chains of one factor from ``y``: warm-up (tuning h), then ``steps`` frozen steps, or
-    as many as :class:`MixingRule` asks for when ``steps`` is ``"auto"``.
+    as many as :class:`MixingRule` asks for when ``steps`` is ``"auto"`` (``AUTO_STEPS["pilot"]``
+    τ_int). ``kernel`` comes from :func:`kernel_for`: its log-density counts the gradient
+    evaluations.
 
     Returns the run and its diagnostics row (see :class:`SampleResult`).
     """
     rule = None
     if steps == "auto":
-        rule = MixingRule(warmup, AUTO_STEPS["multiple"], AUTO_STEPS["check"])
-        steps, observe = AUTO_STEPS["most"], rule.observe
+        rule = MixingRule(AUTO_STEPS["pilot"], in_steps(kernel, AUTO_STEPS["check"]))
+        steps, observe = in_steps(kernel, AUTO_STEPS["most"]), rule.observe
         callback = observe if callback is None else _both(observe, callback)
+    calls = kernel.logdensity_and_grad.calls
     run = run_chains(
         kernel, y, generator, warmup=warmup, steps=steps, callback=callback, enough=rule
     )
@@ -196,8 +250,8 @@ def run_scale(
         "warmup": warmup,
         "steps": run.steps,
         "tau": np.nan if rule is None else rule.tau,
-        "mixed": rule is None or warmup + run.steps >= rule.multiple * rule.tau,
-        "gradients": (warmup + run.steps) * gradients_per_step(kernel),
+        "mixed": rule is None or run.steps >= rule.multiple * rule.tau,
+        "gradients": kernel.logdensity_and_grad.calls - calls,
         "seconds": run.seconds,
         "energy": np.where(counts > 0, mean, np.nan) / y[0].numel(),
         "warmup_acceptance": run.warmup_acceptance,
@@ -230,7 +284,8 @@ def draw_scale(
 
     A one-variable factor is drawn exactly; any other by chains on the generator's device,
     started from a draw of ``start`` (from zero details without one). ``on_step(k)`` reports
-    k more steps done (progress).
+    k more steps done (progress). With a number of ``steps``, every chain warms up and runs
+    them; with ``"auto"``, see :func:`draw_with_pilot`.
     """
     model = model.to(generator.device)
     if shape[1:] == (1, 1, 1):
@@ -238,14 +293,73 @@ def draw_scale(
             on_step(warmup + (0 if steps == "auto" else steps))
         return sample_scalar(model, shape[0], generator), {"exact": 1}
     c = scale.condition(coarse)
-    kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted)
     callback = None if on_step is None else lambda state, info, sampling: on_step(1)
     if start is None:
         y0 = torch.zeros(shape, dtype=torch.float64, device=generator.device)
     else:
         y0 = finite_start(model, start, c, generator, shape[0])
+    chains = (model, c, step_size, sampler, adjusted)
+    if steps == "auto":
+        pilot = shape[0] if start is None else PILOT_CHAINS
+        y, row = draw_with_pilot(chains, y0, generator, warmup, callback, pilot)
+        return y, {**row, "exact": 0}
+    kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted)
     run, row = run_scale(kernel, y0, generator, warmup, steps, callback)
-    return run.state.position, {**row, "exact": 0}
+    return run.state.position, {**row, "pilot_steps": np.nan, "exact": 0}
+
+
+PILOT_CHAINS = 32
+"""Chains of the pilot that tunes the step and measures τ_int under ``steps="auto"``."""
+
+
+def draw_with_pilot(
+    chains: tuple,
+    y0: torch.Tensor,
+    generator: torch.Generator,
+    warmup: int,
+    callback: Callable[[State, Info, bool], None] | None,
+    pilot: int = PILOT_CHAINS,
+) -> tuple[torch.Tensor, dict]:
+    """``steps="auto"``: a pilot of the first ``pilot`` chains warms up (tuning the step) and
+    runs until its steps make ``AUTO_STEPS["pilot"]`` (50) τ_int (:class:`MixingRule`); then
+    every chain, the pilot's from where they are and the others from their starts, runs
+    ``AUTO_STEPS["multiple"]`` (10) τ_int steps at the tuned step. The burn-in from the
+    Gaussian start is 3–6 τ_int (docs/rg.md, "Sampling"), so 10 are about twice it. The
+    pilot's cost is shared among the fields: with n chains, the warm-up and the τ_int
+    measurement cost pilot/n of theirs per field. A batch no larger than the pilot is the
+    pilot; so is every batch started from zero details (``draw_scale`` passes ``pilot=n``),
+    whose burn-in is longer and needs the warm-up's tuning (at L = 32, 13 HMC trajectories
+    from zero details at the pilot's step left the finest details 30 % short of their power).
+
+    ``chains`` holds (model, c, initial step, sampler, adjusted) as for :func:`kernel_for`.
+    Returns the last states and the diagnostics row: ``steps`` after the start of the
+    non-pilot chains, ``pilot_steps``, ``tau`` the pilot's, ``gradients`` per field.
+    """
+    model, c, step_size, sampler, adjusted = chains
+    n, pilot = len(y0), min(len(y0), pilot)
+    kernel = kernel_for(model, _first(c, pilot), y0.shape[-1], step_size, sampler, adjusted)
+    tuned, row = run_scale(kernel, y0[:pilot], generator, warmup, "auto", callback)
+    row["pilot_steps"] = row["steps"]
+    if pilot == n:
+        return tuned.state.position, row
+    steps = 0 if np.isnan(row["tau"]) else math.ceil(AUTO_STEPS["multiple"] * row["tau"])
+    kernel = kernel_for(model, c, y0.shape[-1], tuned.kernel.step_size, sampler, adjusted)
+    y = torch.cat([tuned.state.position, y0[pilot:]])
+    most = in_steps(kernel, AUTO_STEPS["most"])
+    run, main = run_scale(kernel, y, generator, 0, min(steps, most), callback)
+    moved = main if main["steps"] else row  # a stuck pilot (τ_int NaN): its acceptance tells
+    return run.state.position, {
+        **main,
+        **{k: row[k] for k in ("tau", "warmup", "warmup_acceptance", "pilot_steps")},
+        "acceptance": moved["acceptance"],
+        "mixed": row["mixed"] and main["steps"] >= steps,
+        "gradients": main["gradients"] + row["gradients"] * pilot / n,
+        "energy": np.concatenate([row["energy"], main["energy"]]),
+    }
+
+
+def _first(c: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    return None if c is None else c[:n]
 
 
 START_HALVINGS = 8
@@ -262,20 +376,39 @@ def finite_start(
     """Starts y = E[y | c] + s ξ of ``n`` chains with finite energy U(y | c).
 
     A Gaussian draw can leave the support of a potential family (the data's range, widened
-    a little), where U = +∞ (22 % of the chains at j = 1 of φ⁴ at L = 32): there the residual
-    ξ is halved, up to :data:`START_HALVINGS` times, then dropped (s = 0, the mean); a chain
-    still outside starts from zero details.
+    a little), where U = +∞: at j = 1 of φ⁴ at β_c, 22 % of the chains at L = 32 and 61 % at
+    L = 128, each through a few pixels. For a local energy (:attr:`ExponentialModel.reach`)
+    the residual ξ is halved only on the cells within the reach of a cell whose energy
+    density is infinite, so the rest of the field keeps its stationary amplitude; for
+    another energy, on the whole chain. After :data:`START_HALVINGS` halvings the residual
+    is dropped where still needed (s = 0, the mean), and a chain still outside starts from
+    zero details. Whole-chain halving at L = 128 left the finest details at 52 % of their
+    mean square, a burn-in of about 250 MALA steps (docs/rg.md, "Sampling").
     """
     mean = start.mean(c, n, generator.device)
     noise = start.noise(generator, n)
-    scale = torch.ones(n, 1, 1, 1, dtype=torch.float64, device=generator.device)
-    for smaller in [2.0**-k for k in range(1, START_HALVINGS + 1)] + [0.0, None]:
+    scale = torch.ones_like(noise)
+    for smaller in [0.5] * START_HALVINGS + [0.0, None]:
         y = mean + scale * noise
         outside = ~torch.isfinite(model.energy(y, c))
         if not outside.any() or smaller is None:
             break
-        scale[outside] = smaller
+        shrink = outside[:, None, None, None]
+        if model.reach is not None:  # where an infinite energy has no infinite cell: whole
+            near = _near_infinite_density(model, y, c)
+            shrink = (near | (outside & ~near.flatten(1).any(1))[:, None, None])[:, None]
+        scale = torch.where(shrink, scale * smaller, scale)
     return torch.where(outside[:, None, None, None], 0.0, y)
+
+
+def _near_infinite_density(
+    model: ExponentialModel, y: torch.Tensor, c: torch.Tensor | None
+) -> torch.Tensor:
+    """Cells (B, n, n) within the energy's reach (periodically) of a cell of infinite density."""
+    near = ~torch.isfinite(model.density_and_grad(y, c)[0])
+    for dim in (-2, -1):  # a periodic dilation, one axis at a time (grids smaller than 2r + 1 too)
+        near = torch.stack([near.roll(s, dim) for s in range(-model.reach, model.reach + 1)]).any(0)
+    return near
 
 
 def trace_dataset(rows: list[dict]) -> xr.Dataset:
@@ -350,15 +483,15 @@ STUCK_ACCEPTANCE = 0.05
 
 def _warn_if_stuck(name: str, row: dict) -> None:
     """A warning naming the scale when its chains barely moved after the warm-up, or when
-    ``steps="auto"`` stopped at its most steps before the chains had mixed."""
+    the ``steps="auto"`` pilot stopped at its most steps before it had measured τ_int."""
     if row.get("acceptance", np.nan) < STUCK_ACCEPTANCE:
         warn_stuck(name, row["acceptance"], float(np.median(row["step_size"])))
     elif not row.get("mixed", True):
         warnings.warn(
-            f"scale {name}: steps='auto' stopped at its most, {row['steps']} steps after the"
-            f" warm-up, short of {AUTO_STEPS['multiple']} τ_int"
-            f" ({AUTO_STEPS['multiple'] * row['tau']:.0f} steps); these samples may not be"
-            " equilibrated",
+            f"scale {name}: the steps='auto' pilot stopped at its most,"
+            f" {row['pilot_steps']} steps after the warm-up, short of {AUTO_STEPS['pilot']}"
+            f" τ_int ({AUTO_STEPS['pilot'] * row['tau']:.0f} steps); τ_int, and with it the"
+            " chains' length, may be underestimated: these samples may not be equilibrated",
             stacklevel=4,
         )
 
