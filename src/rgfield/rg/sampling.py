@@ -298,10 +298,15 @@ def draw_scale(
         y0 = torch.zeros(shape, dtype=torch.float64, device=generator.device)
     else:
         y0 = finite_start(model, start, c, generator, shape[0])
-    chains = (model, c, step_size, sampler, adjusted)
     if steps == "auto":
+
+        def make_kernel(given: torch.Tensor | None, h: float) -> MALA | BlockMALA | HMC:
+            return kernel_for(model, given, shape[-1], h, sampler, adjusted)
+
         pilot = shape[0] if start is None else PILOT_CHAINS
-        y, row = draw_with_pilot(chains, y0, generator, warmup, callback, pilot)
+        y, row = draw_with_pilot(
+            make_kernel, c, y0, generator, (warmup, step_size), callback, pilot
+        )
         return y, {**row, "exact": 0}
     kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted)
     run, row = run_scale(kernel, y0, generator, warmup, steps, callback)
@@ -313,10 +318,11 @@ PILOT_CHAINS = 32
 
 
 def draw_with_pilot(
-    chains: tuple,
+    make_kernel: Callable[[torch.Tensor | None, float], MALA | BlockMALA | HMC],
+    c: torch.Tensor | None,
     y0: torch.Tensor,
     generator: torch.Generator,
-    warmup: int,
+    tuning: tuple[int, float],
     callback: Callable[[State, Info, bool], None] | None,
     pilot: int = PILOT_CHAINS,
 ) -> tuple[torch.Tensor, dict]:
@@ -331,19 +337,20 @@ def draw_with_pilot(
     whose burn-in is longer and needs the warm-up's tuning (at L = 32, 13 HMC trajectories
     from zero details at the pilot's step left the finest details 30 % short of their power).
 
-    ``chains`` holds (model, c, initial step, sampler, adjusted) as for :func:`kernel_for`.
-    Returns the last states and the diagnostics row: ``steps`` after the start of the
-    non-pilot chains, ``pilot_steps``, ``tau`` the pilot's, ``gradients`` per field.
+    ``make_kernel(c, h)`` builds the kernel of chains given coarse fields ``c`` at step h
+    (:func:`kernel_for`); ``tuning`` holds the warm-up steps and the initial step. Returns the
+    last states and the diagnostics row: ``steps`` after the start of the non-pilot chains,
+    ``pilot_steps``, ``tau`` the pilot's, ``gradients`` per field.
     """
-    model, c, step_size, sampler, adjusted = chains
+    warmup, step_size = tuning
     n, pilot = len(y0), min(len(y0), pilot)
-    kernel = kernel_for(model, _first(c, pilot), y0.shape[-1], step_size, sampler, adjusted)
+    kernel = make_kernel(_first(c, pilot), step_size)
     tuned, row = run_scale(kernel, y0[:pilot], generator, warmup, "auto", callback)
     row["pilot_steps"] = row["steps"]
     if pilot == n:
         return tuned.state.position, row
     steps = 0 if np.isnan(row["tau"]) else math.ceil(AUTO_STEPS["multiple"] * row["tau"])
-    kernel = kernel_for(model, c, y0.shape[-1], tuned.kernel.step_size, sampler, adjusted)
+    kernel = make_kernel(c, tuned.kernel.step_size)
     y = torch.cat([tuned.state.position, y0[pilot:]])
     most = in_steps(kernel, AUTO_STEPS["most"])
     run, main = run_scale(kernel, y, generator, 0, min(steps, most), callback)
