@@ -5,19 +5,20 @@ For each lattice size L, in one process:
 1. Wolff ensembles at β_c (``rgfield.fields.phi4.simulate``) train a ``HierarchicalModel``;
    the fit time per scale is recorded.
 2. ``rgfield.rg.mixing`` runs the chains of every scale from equilibrium starts (MALA,
-   or with ``--sampler block`` BlockMALA wherever blocks fit) and measures τ_int (the larger of
-   the energy's and the summed details') and the time per step. The RG cost per effectively
-   independent sample is Σ_j 2 τ_j × (time per step of scale j) / chains, and its gradient
-   evaluations Σ_j 2 τ_j g_j (g_j = 1 per MALA step, 4 per BlockMALA sweep; the coarsest 1×1
-   field is drawn exactly). The growth of τ_j with L at fixed j (fixed distance from the
+   with ``--sampler block`` BlockMALA wherever blocks fit, with ``--sampler hmc`` HMC
+   trajectories of the sampler's defaults) and measures τ_int (the larger of the energy's and
+   the summed details') and the time per step. The RG cost per effectively independent sample
+   is Σ_j 2 τ_j × (time per step of scale j) / chains, and its gradient evaluations
+   Σ_j 2 τ_j g_j (g_j = 1 per MALA step, 4 per BlockMALA sweep, the leapfrog steps of an HMC
+   trajectory; the coarsest 1×1 field is drawn exactly). The growth of τ_j with L at fixed j (fixed distance from the
    finest scale) is fitted as τ_j ∝ L^a.
 3. The same figures for Metropolis, HMC and Wolff: the larger τ_int of |M| and E from
    ``simulate``'s pilot runs (fixed length as in bench_phi4.py; † marks a τ_int the pilot did
    not span 50 times, a low estimate), the time per step timed again in this process.
 
 Run: ``python benchmarks/bench_rg.py [--sizes 32 64 128 256] [--train 500]
-[--local-max-size 128] [--sampler mala|block]``;
-writes the ``rg`` (MALA) or ``rg-block`` section of docs/benchmarks.md.
+[--local-max-size 128] [--sampler mala|block|hmc] [--steps 1000] [--warmup W]``;
+writes the ``rg`` (MALA), ``rg-block`` or ``rg-hmc`` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -32,24 +33,39 @@ from bench_phi4 import cost_per_sample, critical_beta, pilot, seconds_per_step
 
 from rgfield.fields.phi4 import Phi4, Phi4Config, simulate
 from rgfield.rg import HierarchicalModel, mixing
+from rgfield.rg.sampling import SAMPLER_DEFAULTS
+
+
+LABELS = {"mala": "MALA", "block": "BlockMALA", "hmc": "HMC"}
+SECTIONS = {"mala": "rg", "block": "rg-block", "hmc": "rg-hmc"}
+STEPS = {
+    "mala": "MALA step",
+    "block": "BlockMALA sweep (MALA step below 16²)",
+    "hmc": "HMC trajectory",
+}
 
 
 def rg_row(
-    size: int, beta: float, train: int, chains: int, steps: int, sampler: str
+    size: int, beta: float, train: int, chains: int, run: tuple[int, int, str]
 ) -> tuple[str, float, np.ndarray]:
     config = Phi4Config(Phi4(beta), size, sampler="wolff")
     data = simulate(config, train, seed=size, progress=False)["phi"]
     start = time.perf_counter()
     model = HierarchicalModel(progress=False).fit(data)
     fit_seconds = time.perf_counter() - start
-    study = mixing(model, data[:chains], steps=steps, seed=size, sampler=sampler)
+    steps, warmup, sampler = run
+    study = mixing(
+        model, data[:chains], steps=steps, warmup=warmup, seed=size, sampler=sampler
+    )
     tau = np.maximum(study["tau_energy"].values, study["tau_sum"].values)
     per_sample = float((2 * tau * study["seconds_per_step"].values).sum() / chains)
     gradients = float((2 * tau * study["gradients_per_step"].values).sum())
     taus = " ".join(f"{t:.1f}" for t in tau)
     fit = " ".join(f"{s:.1f}" for s in model.fit_report_["seconds"].values)
     blocks = study["block"].values
-    label = "MALA" if not blocks.any() else f"BlockMALA ({blocks.max()}² blocks) on n ≥ 16"
+    label = LABELS[sampler]
+    if blocks.any():
+        label = f"BlockMALA ({blocks.max()}² blocks) on n ≥ 16"
     row = (
         f"| RG ({label}) | {size} | {taus} | {gradients:.0f} | {per_sample * 1e3:.2f}"
         f" | {fit_seconds:.0f} s (per scale, coarse to fine: {fit}) |"
@@ -93,12 +109,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--train", type=int, default=500, help="Wolff training fields per size")
     parser.add_argument("--chains", type=int, default=100, help="RG chains in the mixing run")
-    parser.add_argument("--steps", type=int, default=1000, help="MALA steps per scale measured")
+    parser.add_argument("--steps", type=int, default=1000, help="RG steps per scale measured")
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="RG warm-up steps (default: the sampler's)"
+    )
     parser.add_argument(
         "--sampler",
-        choices=("mala", "block"),
+        choices=tuple(LABELS),
         default="mala",
-        help="RG sampler: MALA per scale, or BlockMALA where blocks fit (section rg-block)",
+        help="RG sampler: MALA per scale, BlockMALA where blocks fit (section rg-block),"
+        " or HMC (section rg-hmc)",
     )
     parser.add_argument(
         "--local-max-size",
@@ -107,6 +127,8 @@ def main() -> None:
         help="largest L for Metropolis and HMC (their pilots take hours to days at L = 256)",
     )
     args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = SAMPLER_DEFAULTS[args.sampler]["warmup"]
     beta = critical_beta()
     chains = 2 * numba.get_num_threads()
     # warm-up: numba compilation and thread pools must not be timed
@@ -116,7 +138,7 @@ def main() -> None:
     rows, ratios, costs, taus = [], [], {}, {}
     for size in args.sizes:
         rg, rg_cost, taus[size] = rg_row(
-            size, beta, args.train, args.chains, args.steps, args.sampler
+            size, beta, args.train, args.chains, (args.steps, args.warmup, args.sampler)
         )
         rows.append(rg)
         costs.setdefault("RG", []).append((size, rg_cost, True))
@@ -131,12 +153,12 @@ def main() -> None:
             print(row, flush=True)
             if sampler != "wolff":
                 ratios.append((sampler, size, cost / rg_cost, converged))
-    kind = "MALA" if args.sampler == "mala" else "BlockMALA"
-    step = "MALA step" if args.sampler == "mala" else "BlockMALA sweep (MALA step below 16²)"
+    kind, step = LABELS[args.sampler], STEPS[args.sampler]
     lines = [
         f"### RG sampler ({kind}) against direct MCMC at β_c = {beta} (λ = 1)",
         "",
-        f"{args.chains} RG chains × {args.steps} steps per scale after a warm-up of 200."
+        f"{args.chains} RG chains × {args.steps} steps per scale after a warm-up of"
+        f" {args.warmup}."
         " τ_int in steps of each sampler (RG: per scale sampled by MCMC, coarse to fine, one"
         f" step a {step}, the larger of the"
         " energy's and the summed details'; MCMC: the larger of |M|'s and E's, not counting the"
@@ -144,7 +166,8 @@ def main() -> None:
         " their costs here are conservative). Cost: wall time"
         " per effectively independent configuration. RG gradient evaluations per independent"
         " sample: Σ_j 2 τ_j g_j, g_j the evaluations per step (1 per MALA step, 4 per"
-        " BlockMALA sweep), each on a grid of that scale.",
+        " BlockMALA sweep, the leapfrog steps of an HMC trajectory), each on a grid of"
+        " that scale.",
         "",
         "| sampler | L | τ_int | gradient evaluations | ms per independent sample | fit time |",
         "|---|---:|---|---:|---:|---|",
@@ -172,7 +195,7 @@ def main() -> None:
         f"|---:|{'---:|' * len(taus)}---:|",
         *tau_growth(taus),
     ]
-    write_section("rg" if args.sampler == "mala" else "rg-block", "\n".join(lines))
+    write_section(SECTIONS[args.sampler], "\n".join(lines))
     print("\n".join(lines))
 
 
