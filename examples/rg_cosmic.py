@@ -12,6 +12,8 @@ default of ``rgfield fit`` for the cosmic web; docs/rg_fields.md) and ``microcan
 comparison report (report/: figures with example fields of every ensemble, spectra, pixel
 PDFs, Minkowski functionals, peak counts, and the tables), the ensembles (ensembles/) and
 pathways.md (costs and, per statistic, each pathway's largest |z| against the held-out slabs).
+Each pathway's fields are saved as soon as it is done and each fitted RG model before it
+samples (OUT/work/), so a stopped run continues with ``--resume``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("cosmic-rg"))
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped run in OUT (fitted models and finished pathways are kept)",
+    )
     args = parser.parse_args()
     train = slabs(args.train_file, args.size, args.train, args.seed)
     held_out = slabs(args.held_out_file, args.size, args.held_out, args.seed + 1)
@@ -61,6 +68,7 @@ def main() -> None:
         seed=args.seed,
         out=args.out,
         overwrite=args.overwrite,
+        resume=args.resume,
     )
     print((args.out / "pathways.md").read_text())
 

@@ -49,7 +49,11 @@ def test_every_existing_pathway_is_fitted_generated_and_compared(small_run):
     assert sum(r.startswith("| pixels (KS") for r in table.splitlines()) == 1
     assert (out / "report" / "report.md").is_file()
     saved = sorted(p.name for p in (out / "ensembles").iterdir())
-    assert saved == sorted(["train.nc", "held_out.nc", *(f"{n}.nc" for n in pathways.PATHWAYS)])
+    per_pathway = [f"{n}.{ext}" for n in pathways.PATHWAYS for ext in ("nc", "json")]
+    assert saved == sorted(["train.nc", "held_out.nc", *per_pathway])
+    assert sorted(p.name for p in (out / "work").iterdir()) == sorted(
+        ["rg.model.nc", "rg-scattering.model.nc", "diffusion.checkpoint"]
+    )
 
 
 def test_an_existing_report_is_refused_before_any_work(small_run):
@@ -92,3 +96,51 @@ def test_ensembles_a_user_has_are_compared_the_same_way(small_run, tmp_path):
         pathways.compare_pathways(result.train, result.held_out, 1, progress=False)
     with pytest.raises(ValueError, match="pathways: unknown"):
         pathways.compare_pathways(result.train, result.held_out, 4, pathways=["gan"])
+
+
+def test_a_stopped_run_resumes_without_fitting_again(small_run, tmp_path, monkeypatch):
+    from rgfield.rg import HierarchicalModel
+
+    _, first = small_run
+    out, chosen = tmp_path / "run", ["rg", "microcanonical"]
+    kwargs = {"pathways": chosen, "out": out, "progress": False}
+    done = pathways.compare_pathways(first.train, first.held_out, 8, **kwargs, log=print)
+    assert (out / "work" / "rg.model.nc").is_file()
+    # stopped while the RG pathway sampled (its model saved) and before microcanonical ended
+    for name in ("rg.nc", "rg.json", "microcanonical.json"):
+        (out / "ensembles" / name).unlink()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a resumed run fitted the RG model again")
+
+    monkeypatch.setattr(HierarchicalModel, "fit", no_fit)
+    lines = []
+    again = pathways.compare_pathways(
+        first.train, first.held_out, 8, **kwargs, resume=True, log=lines.append
+    )
+    # the saved model draws the fields the fitted one drew (same seed)
+    np.testing.assert_allclose(again.generated["rg"], done.generated["rg"], atol=1e-10)
+    rg = next(c for c in again.costs if c["pathway"] == "rg")
+    fitted = HierarchicalModel.load(out / "work" / "rg.model.nc", progress=False)
+    assert rg["fit_seconds"] == pytest.approx(float(fitted.fit_report_["seconds"].sum()))
+    assert (out / "ensembles" / "microcanonical.json").is_file()
+    # a finished pathway is read back, not generated
+    lines.clear()
+    monkeypatch.setattr(pathways.RGPathway, "generate", no_fit)
+    last = pathways.compare_pathways(
+        first.train, first.held_out, 8, **kwargs, resume=True, log=lines.append
+    )
+    assert any(line.startswith("rg: read back") for line in lines)
+    np.testing.assert_allclose(last.generated["rg"], done.generated["rg"], atol=1e-6)
+
+
+def test_a_run_is_not_resumed_on_other_data_nor_replaced_unasked(small_run, tmp_path):
+    _, first = small_run
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="resume: .* does not exist"):
+        pathways.compare_pathways(first.train, first.held_out, 4, out=out, resume=True)
+    (out / "ensembles").mkdir(parents=True)  # an earlier run, stopped before its report
+    with pytest.raises(FileExistsError, match="ensembles of an earlier run"):
+        pathways.compare_pathways(first.train, first.held_out, 4, pathways=["rg"], out=out)
+    with pytest.raises(ValueError, match="resume: .*train.nc is missing or holds other"):
+        pathways.compare_pathways(first.train, first.held_out, 4, out=out, resume=True)

@@ -18,7 +18,9 @@ and the training fields for the memorisation test.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,13 +126,23 @@ class Generated:
 
 
 class Pathway(Protocol):
-    """A way to generate fields: it fits itself to the training fields and generates."""
+    """A way to generate fields: it fits itself to the training fields and generates.
+
+    ``workdir``, when given, is a directory of the run where the pathway may keep what it
+    fitted (a model file, a training checkpoint) and take it back from when the run is
+    resumed after a stop; None: keep nothing.
+    """
 
     name: str
     description: str
 
     def generate(
-        self, train: xr.DataArray, samples: int, seed: int, progress: bool
+        self,
+        train: xr.DataArray,
+        samples: int,
+        seed: int,
+        progress: bool,
+        workdir: Path | None = None,
     ) -> Generated: ...
 
 
@@ -159,13 +171,30 @@ class RGPathway:
 
         return cls("rg-scattering", **GEOMETRIC)
 
-    def generate(self, train: xr.DataArray, samples: int, seed: int, progress: bool) -> Generated:
+    def generate(
+        self,
+        train: xr.DataArray,
+        samples: int,
+        seed: int,
+        progress: bool,
+        workdir: Path | None = None,
+    ) -> Generated:
+        """Fit (or, with ``workdir`` holding ``<name>.model.nc`` from a stopped run, load) the
+        model and draw ``samples`` fields; a fitted model is saved there before sampling."""
         from rgfield.rg import HierarchicalModel
 
+        saved = None if workdir is None else workdir / f"{self.name}.model.nc"
         start = time.perf_counter()
-        model = HierarchicalModel(
-            features=self.features, min_curvature=self.min_curvature, progress=progress
-        ).fit(train, seed=seed)
+        if saved is not None and saved.is_file():
+            model = HierarchicalModel.load(saved, progress=progress)
+            fit_seconds = float(model.fit_report_["seconds"].sum())  # the fit's, per scale
+        else:
+            model = HierarchicalModel(
+                features=self.features, min_curvature=self.min_curvature, progress=progress
+            ).fit(train, seed=seed)
+            fit_seconds = time.perf_counter() - start
+            if saved is not None:
+                model.save(saved)
         fitted = time.perf_counter()
         result = model.sample(samples, seed=seed + 1)
         sampled = time.perf_counter()
@@ -173,7 +202,7 @@ class RGPathway:
         return Generated(
             result.fields,
             parameters=sum(int(m.theta.numel()) for m in factors),
-            fit_seconds=fitted - start,
+            fit_seconds=fit_seconds,
             seconds_per_sample=(sampled - fitted) / samples,
             evaluations_per_sample=float(result.attrs["gradients_per_field"]),
         )
@@ -186,7 +215,15 @@ class MicrocanonicalPathway:
     name = "microcanonical"
     description = "microcanonical scattering-covariance synthesis (L-BFGS from Gaussian surrogates)"
 
-    def generate(self, train: xr.DataArray, samples: int, seed: int, progress: bool) -> Generated:
+    def generate(
+        self,
+        train: xr.DataArray,
+        samples: int,
+        seed: int,
+        progress: bool,
+        workdir: Path | None = None,
+    ) -> Generated:
+        """Synthesise ``samples`` fields (each on its own: nothing to keep in ``workdir``)."""
         from rgfield.microcanonical import synthesize
 
         start = time.perf_counter()
@@ -214,10 +251,20 @@ class DiffusionPathway:
         "score diffusion: circular UNet denoiser (EDM preconditioning), Heun sampler"
     )
 
-    def generate(self, train: xr.DataArray, samples: int, seed: int, progress: bool) -> Generated:
+    def generate(
+        self,
+        train: xr.DataArray,
+        samples: int,
+        seed: int,
+        progress: bool,
+        workdir: Path | None = None,
+    ) -> Generated:
+        """Train (resuming from ``workdir``'s checkpoint of a stopped run) and sample."""
         from rgfield.diffusion import DiffusionModel
 
-        model = DiffusionModel(seed=seed, progress=progress, **self.options).fit(train)
+        checkpoint = None if workdir is None else workdir / f"{self.name}.checkpoint"
+        model = DiffusionModel(seed=seed, progress=progress, **self.options)
+        model.fit(train, checkpoint=checkpoint)
         start = time.perf_counter()
         generated = model.sample(samples, seed=seed + 1)
         elapsed = time.perf_counter() - start
@@ -270,6 +317,7 @@ def run(
     seed: int = 0,
     out: str | Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> PathwaysResult:
@@ -285,8 +333,9 @@ def run(
         Fields of size × size.
     train, held_out, samples : int
         Training fields, held-out fields (the reference) and fields generated per pathway.
-    pathways, seed, out, overwrite, progress, log :
-        As in :func:`compare_pathways`.
+    pathways, seed, out, overwrite, resume, progress, log :
+        As in :func:`compare_pathways` (a resumed run simulates its seeded ensembles again
+        and checks them against those it saved).
 
     Returns
     -------
@@ -301,7 +350,7 @@ def run(
     ):
         if not is_integer(number) or number < least:
             raise ValueError(f"{name} must be an integer >= {least}; got {number!r}")
-    target = None if out is None else _check_out(Path(out), overwrite)
+    target = None if out is None else _check_out(Path(out), overwrite, resume)
 
     log(
         f"simulating {train} training and {held_out} held-out fields of {size}²:"
@@ -317,6 +366,7 @@ def run(
         seed=seed,
         out=target,
         overwrite=overwrite,
+        resume=resume,
         progress=progress,
         log=log,
     )
@@ -331,6 +381,7 @@ def compare_pathways(
     seed: int = 0,
     out: str | Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> PathwaysResult:
@@ -349,9 +400,15 @@ def compare_pathways(
     seed : int
     out : path, optional
         Directory for the report (``report/``: :func:`rgfield.compare.save_report`),
-        ``pathways.md`` (the cost table) and ``ensembles/`` (train.nc, held_out.nc and one file
-        per pathway, to compare again with ``rgfield compare``); a report there is replaced
+        ``pathways.md`` (the cost table) and ``ensembles/`` (train.nc and held_out.nc at the
+        start, then each pathway's fields and costs as soon as it is done, to compare again
+        with ``rgfield compare``); ``work/`` keeps what pathways fitted (an RG model file, a
+        diffusion checkpoint). The ensembles or report of an earlier run there are replaced
         only with ``overwrite``, checked before any work.
+    resume : bool
+        Continue a stopped run in ``out`` (the same training fields, checked): pathways whose
+        fields were saved are read back, the others take what they kept in ``work/`` (an RG
+        pathway stopped while sampling does not fit again).
     progress : bool
     log : callable
         Receives one line per stage.
@@ -365,21 +422,29 @@ def compare_pathways(
     chosen = _chosen(pathways)
     if not is_integer(samples) or samples < 2:
         raise ValueError(f"samples must be an integer >= 2; got {samples!r}")
-    target = None if out is None else _check_out(Path(out), overwrite)
+    target = None if out is None else _check_out(Path(out), overwrite, resume)
+    store = None if target is None else RunStore(target, training, reference, resume)
     generated, costs = {}, []
     for pathway in chosen:
         name = pathway.name
-        log(f"{name}: {pathway.description}")
-        result = pathway.generate(training, samples, seed, progress)
-        generated[name] = result.fields
-        costs.append({"pathway": name, **{k: v for k, v in vars(result).items() if k != "fields"}})
+        done = None if store is None else store.finished(name, samples)
+        if done is not None:
+            log(f"{name}: read back from {store.ensembles} (resumed run)")
+            generated[name], cost = done
+        else:
+            log(f"{name}: {pathway.description}")
+            workdir = None if store is None else store.work
+            made = pathway.generate(training, samples, seed, progress, workdir)
+            generated[name] = made.fields
+            cost = {k: v for k, v in vars(made).items() if k != "fields"}
+            if store is not None:
+                store.keep(name, made.fields, cost, train_name=training.name)
+        costs.append({"pathway": name, **cost})
     log("comparing with the held-out fields")
     result = summary(reference, generated, train=training)
     if target is not None:
-        target.mkdir(exist_ok=True)
         examples = {"held-out": reference.values, **generated}
-        save_report(result, target / "report", overwrite=overwrite, examples=examples)
-        _save_ensembles(target / "ensembles", training, reference, generated)
+        save_report(result, target / "report", overwrite=overwrite or resume, examples=examples)
         table = target / "pathways.md"
         partial = table.with_suffix(".md.partial")
         partial.write_text(cost_table(costs, result) + "\n" + ahead_table(result))
@@ -403,25 +468,73 @@ def _chosen(pathways: list[str | Pathway] | None) -> list[Pathway]:
     return chosen
 
 
-def _save_ensembles(folder: Path, train, held_out, generated: dict[str, torch.Tensor]) -> None:
-    """train.nc, held_out.nc and one <pathway>.nc per pathway (rgfield.io.save: atomic)."""
-    from rgfield import io
+class RunStore:
+    """What a run keeps in its output directory as it goes, so that a stopped run resumes.
 
-    folder.mkdir(exist_ok=True)
-    io.save(train, folder / "train.nc", overwrite=True)
-    io.save(held_out, folder / "held_out.nc", overwrite=True)
-    for name, fields in generated.items():
-        io.save(
-            io.to_dataset(fields.float(), name=train.name), folder / f"{name}.nc", overwrite=True
-        )
+    ``ensembles/`` holds train.nc and held_out.nc (written first) and, as each pathway
+    finishes, ``<pathway>.nc`` (its fields) and ``<pathway>.json`` (its costs), each written
+    whole or not at all; ``work/`` is the pathways' own (see :class:`Pathway`). A new run
+    (``resume`` False) empties both; a resumed one checks that its training and held-out
+    fields are those saved.
+    """
+
+    def __init__(self, out: Path, train: xr.DataArray, held_out: xr.DataArray, resume: bool):
+        from rgfield import io
+
+        self.ensembles, self.work = out / "ensembles", out / "work"
+        if resume:
+            for name, fields in (("train", train), ("held_out", held_out)):
+                saved = self.ensembles / f"{name}.nc"
+                if not saved.is_file() or not np.array_equal(io.load(saved).values, fields.values):
+                    raise ValueError(
+                        f"resume: {saved} is missing or holds other fields than this run's"
+                        f" {name}; resume a run with the data it started with"
+                    )
+        else:
+            for folder in (self.ensembles, self.work):
+                shutil.rmtree(folder, ignore_errors=True)
+        for folder in (self.ensembles, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            io.save(train, self.ensembles / "train.nc")
+            io.save(held_out, self.ensembles / "held_out.nc")
+
+    def finished(self, name: str, samples: int) -> tuple[torch.Tensor, dict] | None:
+        """The fields and costs of pathway ``name`` if a run saved ``samples`` of them."""
+        from rgfield import io
+
+        fields, costs = self.ensembles / f"{name}.nc", self.ensembles / f"{name}.json"
+        if not (fields.is_file() and costs.is_file()):
+            return None
+        values = torch.as_tensor(io.load(fields).values).double()
+        return (values, json.loads(costs.read_text())) if len(values) == samples else None
+
+    def keep(self, name: str, fields: torch.Tensor, cost: dict, train_name: str | None) -> None:
+        """Save a pathway's fields, then its costs (the mark that it is done)."""
+        from rgfield import io
+
+        dataset = io.to_dataset(fields.float(), name=train_name)
+        io.save(dataset, self.ensembles / f"{name}.nc", overwrite=True)
+        partial = self.ensembles / f"{name}.json.partial"
+        partial.write_text(json.dumps(cost))
+        os.replace(partial, self.ensembles / f"{name}.json")
 
 
-def _check_out(out: Path, overwrite: bool) -> Path:
-    """Refuse, before any work, an output :func:`run` could not write at the end."""
+def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
+    """Refuse, before any work, an output :func:`run` could not write at the end, and an
+    earlier run's output replaced without ``overwrite`` or continued without ``resume``."""
     from rgfield.compare import check_report_path
 
     if out.is_dir():
-        check_report_path(out / "report", overwrite)
+        if not resume:
+            check_report_path(out / "report", overwrite)
+            if (out / "ensembles").exists() and not overwrite:
+                raise FileExistsError(
+                    f"out: {out} holds the ensembles of an earlier run; resume it (resume=True,"
+                    " --resume) or replace it (overwrite=True, --overwrite)"
+                )
+    elif resume:
+        raise ValueError(f"resume: {out} does not exist; there is no run to resume")
     elif out.exists():
         raise ValueError(f"out: {out} is a file; give a directory")
     elif not out.parent.is_dir():

@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=False,
         default="rgfield-pathways",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped run in OUT: finished pathways are read back, a fitted RG"
+        " model is not fitted again",
+    )
     _options.add_progress(parser)
 
 
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=args.out,
         overwrite=args.overwrite,
+        resume=args.resume,
         progress=not args.no_progress,
     )
     print(cost_table(result.costs, result.summary))
