@@ -199,11 +199,14 @@ def step_sizes(
     return expanded, (2 * expanded).sqrt(), h
 
 
-def axpy(y: torch.Tensor, a: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """y + a x in one pass: ``a`` a number or a step per chain from :func:`step_sizes`."""
+def axpy(
+    y: torch.Tensor, a: float | torch.Tensor, x: torch.Tensor, in_place: bool = False
+) -> torch.Tensor:
+    """y + a x in one pass: ``a`` a number or a step per chain from :func:`step_sizes`;
+    written into ``y`` with ``in_place``."""
     if isinstance(a, torch.Tensor):
-        return torch.addcmul(y, a, x)
-    return torch.add(y, x, alpha=a)
+        return y.addcmul_(a, x) if in_place else torch.addcmul(y, a, x)
+    return y.add_(x, alpha=a) if in_place else torch.add(y, x, alpha=a)
 
 
 def select(accept: torch.Tensor, proposal: State, current: State) -> State:

@@ -13,6 +13,7 @@ from rgfield.mcmc.base import (
     LogDensityFn,
     State,
     StepSize,
+    axpy,
     check_step_size,
     metropolis_test,
     per_chain,
@@ -44,7 +45,8 @@ class HMC:
     Parameters
     ----------
     logdensity_and_grad : :data:`~rgfield.mcmc.LogDensityFn`
-        Called once per leapfrog step.
+        Called once per leapfrog step, on a position the next leapfrog step updates in place
+        (it must return new tensors, not keep or return its argument).
     step_size : float or array_like (chains,)
         For every chain or one per chain.
     n_leapfrog : int
@@ -102,14 +104,17 @@ class HMC:
         q = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         dims = tuple(range(1, x.dim()))
         kinetic = 0.5 * q.square().sum(dims)
-        q = q + 0.5 * eps * g
+        # in place on this trajectory's own copies: a large batch's fresh tensors per leapfrog
+        # cost more than the arithmetic (pages faulted in anew; docs/benchmarks.md, "rg-hmc")
+        axpy(q, 0.5 * eps, g, in_place=True)
+        x = x.clone()
         n = self.leapfrogs()
         for i in range(n):
-            x = x + eps * q
+            axpy(x, eps, q, in_place=True)
             logdensity, g = self.logdensity_and_grad(x)
             if i < n - 1:
-                q = q + eps * g
-        q = q + 0.5 * eps * g
+                axpy(q, eps, g, in_place=True)
+        axpy(q, 0.5 * eps, g, in_place=True)
         logdensity = per_chain(logdensity)
         delta = state.logdensity - logdensity + 0.5 * q.square().sum(dims) - kinetic  # ΔH
         accept, rate = metropolis_test(-delta, generator)
