@@ -10,8 +10,8 @@ For each lattice size L, in one process:
    the summed details') and the time per step. The RG cost per effectively independent sample
    is Σ_j 2 τ_j × (time per step of scale j) / chains, and its gradient evaluations
    Σ_j 2 τ_j g_j (g_j = 1 per MALA step, 4 per BlockMALA sweep, the leapfrog steps of an HMC
-   trajectory; the coarsest 1×1 field is drawn exactly). The growth of τ_j with L at fixed j (fixed distance from the
-   finest scale) is fitted as τ_j ∝ L^a.
+   trajectory; the coarsest 1×1 field is drawn exactly). The growth of τ_j with L at fixed j
+   (fixed distance from the finest scale) is fitted as τ_j ∝ L^a.
 3. The same figures for Metropolis, HMC and Wolff: the larger τ_int of |M| and E from
    ``simulate``'s pilot runs (fixed length as in bench_phi4.py; † marks a τ_int the pilot did
    not span 50 times, a low estimate), the time per step timed again in this process.
@@ -35,7 +35,6 @@ from rgfield.fields.phi4 import Phi4, Phi4Config, simulate
 from rgfield.rg import HierarchicalModel, mixing
 from rgfield.rg.sampling import SAMPLER_DEFAULTS
 
-
 LABELS = {"mala": "MALA", "block": "BlockMALA", "hmc": "HMC"}
 SECTIONS = {"mala": "rg", "block": "rg-block", "hmc": "rg-hmc"}
 STEPS = {
@@ -54,9 +53,7 @@ def rg_row(
     model = HierarchicalModel(progress=False).fit(data)
     fit_seconds = time.perf_counter() - start
     steps, warmup, sampler = run
-    study = mixing(
-        model, data[:chains], steps=steps, warmup=warmup, seed=size, sampler=sampler
-    )
+    study = mixing(model, data[:chains], steps=steps, warmup=warmup, seed=size, sampler=sampler)
     tau = np.maximum(study["tau_energy"].values, study["tau_sum"].values)
     per_sample = float((2 * tau * study["seconds_per_step"].values).sum() / chains)
     gradients = float((2 * tau * study["gradients_per_step"].values).sum())
