@@ -45,14 +45,13 @@ STEPS = {
 
 
 def rg_row(
-    size: int, beta: float, train: int, chains: int, run: tuple[int, int, str]
+    size: int, beta: float, train: int, chains: int, *, steps: int, warmup: int, sampler: str
 ) -> tuple[str, float, np.ndarray]:
     config = Phi4Config(Phi4(beta), size, sampler="wolff")
     data = simulate(config, train, seed=size, progress=False)["phi"]
     start = time.perf_counter()
     model = HierarchicalModel(progress=False).fit(data)
     fit_seconds = time.perf_counter() - start
-    steps, warmup, sampler = run
     study = mixing(model, data[:chains], steps=steps, warmup=warmup, seed=size, sampler=sampler)
     tau = np.maximum(study["tau_energy"].values, study["tau_sum"].values)
     per_sample = float((2 * tau * study["seconds_per_step"].values).sum() / chains)
@@ -124,8 +123,7 @@ def main() -> None:
         help="largest L for Metropolis and HMC (their pilots take hours to days at L = 256)",
     )
     args = parser.parse_args()
-    if args.warmup is None:
-        args.warmup = SAMPLER_DEFAULTS[args.sampler]["warmup"]
+    warmup = SAMPLER_DEFAULTS[args.sampler]["warmup"] if args.warmup is None else args.warmup
     beta = critical_beta()
     chains = 2 * numba.get_num_threads()
     # warm-up: numba compilation and thread pools must not be timed
@@ -135,7 +133,13 @@ def main() -> None:
     rows, ratios, costs, taus = [], [], {}, {}
     for size in args.sizes:
         rg, rg_cost, taus[size] = rg_row(
-            size, beta, args.train, args.chains, (args.steps, args.warmup, args.sampler)
+            size,
+            beta,
+            args.train,
+            args.chains,
+            steps=args.steps,
+            warmup=warmup,
+            sampler=args.sampler,
         )
         rows.append(rg)
         costs.setdefault("RG", []).append((size, rg_cost, True))
@@ -155,7 +159,7 @@ def main() -> None:
         f"### RG sampler ({kind}) against direct MCMC at β_c = {beta} (λ = 1)",
         "",
         f"{args.chains} RG chains × {args.steps} steps per scale after a warm-up of"
-        f" {args.warmup}."
+        f" {warmup}."
         " τ_int in steps of each sampler (RG: per scale sampled by MCMC, coarse to fine, one"
         f" step a {step}, the larger of the"
         " energy's and the summed details'; MCMC: the larger of |M|'s and E's, not counting the"

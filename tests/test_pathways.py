@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from rgfield import pathways
 from rgfield.cli.pathways import KIND_CHOICES
@@ -52,7 +53,10 @@ def test_every_existing_pathway_is_fitted_generated_and_compared(small_run):
     per_pathway = [f"{n}.{ext}" for n in pathways.PATHWAYS for ext in ("nc", "json")]
     assert saved == sorted(["train.nc", "held_out.nc", *per_pathway])
     assert sorted(p.name for p in (out / "work").iterdir()) == sorted(
-        ["rg.model.nc", "rg-scattering.model.nc", "diffusion.checkpoint"]
+        [
+            *(f"{n}.{ext}" for n in ("rg", "rg-scattering") for ext in ("model.nc", "fit.json")),
+            "diffusion.checkpoint",
+        ]
     )
 
 
@@ -118,29 +122,65 @@ def test_a_stopped_run_resumes_without_fitting_again(small_run, tmp_path, monkey
     again = pathways.compare_pathways(
         first.train, first.held_out, 8, **kwargs, resume=True, log=lines.append
     )
-    # the saved model draws the fields the fitted one drew (same seed)
+    # the saved model draws the fields the fitted one drew (same seed), and its fit time stays
     np.testing.assert_allclose(again.generated["rg"], done.generated["rg"], atol=1e-10)
-    rg = next(c for c in again.costs if c["pathway"] == "rg")
-    fitted = HierarchicalModel.load(out / "work" / "rg.model.nc", progress=False)
-    assert rg["fit_seconds"] == pytest.approx(float(fitted.fit_report_["seconds"].sum()))
+    assert again.costs[0].keys() == done.costs[0].keys()
+    assert again.costs[0]["fit_seconds"] == done.costs[0]["fit_seconds"]
     assert (out / "ensembles" / "microcanonical.json").is_file()
-    # a finished pathway is read back, not generated
+    # a finished pathway is read back exactly, not generated; the report is the same
     lines.clear()
     monkeypatch.setattr(pathways.RGPathway, "generate", no_fit)
     last = pathways.compare_pathways(
         first.train, first.held_out, 8, **kwargs, resume=True, log=lines.append
     )
     assert any(line.startswith("rg: read back") for line in lines)
-    np.testing.assert_allclose(last.generated["rg"], done.generated["rg"], atol=1e-6)
+    assert torch.equal(last.generated["rg"], again.generated["rg"])
+    assert torch.equal(last.generated["microcanonical"], again.generated["microcanonical"])
+    assert last.costs == again.costs
+    # other settings than the run's are refused, before any work
+    with pytest.raises(ValueError, match="resume: .*records seed 0"):
+        pathways.compare_pathways(first.train, first.held_out, 8, **kwargs, seed=1, resume=True)
+    floor = pathways.RGPathway("rg", min_curvature=0.5)
+    with pytest.raises(ValueError, match=r"other settings\s+for \['rg'\]"):
+        pathways.compare_pathways(
+            first.train, first.held_out, 8, pathways=[floor], out=out, resume=True
+        )
+
+
+def test_resuming_with_more_samples_draws_again_from_the_saved_model(
+    small_run, tmp_path, monkeypatch
+):
+    from rgfield.rg import HierarchicalModel
+
+    _, first = small_run
+    out = tmp_path / "run"
+    pathways.compare_pathways(first.train, first.held_out, 4, pathways=["rg"], out=out)
+    monkeypatch.setattr(HierarchicalModel, "fit", lambda *a, **k: pytest.fail("fitted again"))
+    more = pathways.compare_pathways(
+        first.train, first.held_out, 6, pathways=["rg"], out=out, resume=True, progress=False
+    )
+    assert more.generated["rg"].shape == (6, 8, 8)
 
 
 def test_a_run_is_not_resumed_on_other_data_nor_replaced_unasked(small_run, tmp_path):
     _, first = small_run
     out = tmp_path / "run"
-    with pytest.raises(ValueError, match="resume: .* does not exist"):
+    with pytest.raises(ValueError, match="resume: .* lacks .*no run to resume"):
         pathways.compare_pathways(first.train, first.held_out, 4, out=out, resume=True)
-    (out / "ensembles").mkdir(parents=True)  # an earlier run, stopped before its report
+    with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
+        pathways.compare_pathways(
+            first.train, first.held_out, 4, out=out, resume=True, overwrite=True
+        )
+    out.mkdir()
+    (out / "ensembles").mkdir()  # an earlier run, stopped before its report
     with pytest.raises(FileExistsError, match="ensembles of an earlier run"):
         pathways.compare_pathways(first.train, first.held_out, 4, pathways=["rg"], out=out)
-    with pytest.raises(ValueError, match="resume: .*train.nc is missing or holds other"):
+    pathways.compare_pathways(
+        first.held_out, first.train, 4, pathways=["rg"], out=out, overwrite=True, progress=False
+    )
+    assert not (out / "ensembles" / "microcanonical.json").exists()
+    with pytest.raises(ValueError, match="resume: .*train.nc holds other fields"):
         pathways.compare_pathways(first.train, first.held_out, 4, out=out, resume=True)
+    # run() reads a resumed run's ensembles back, refusing other arguments
+    with pytest.raises(ValueError, match=r"resume: .*shape \(16, 8, 8\), not \(5, 8, 8\)"):
+        pathways.run("phi4", size=8, train=5, held_out=16, samples=4, out=out, resume=True)

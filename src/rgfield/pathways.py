@@ -147,8 +147,9 @@ class Pathway(Protocol):
 
 
 class RGPathway:
-    """The hierarchical wavelet RG model, MALA per scale: by default with the potential and
-    quadratic families; ``RGPathway.scattering()`` with the scattering-covariance family."""
+    """The hierarchical wavelet RG model, sampled scale by scale with its defaults (HMC): by
+    default with the potential and quadratic families; ``RGPathway.scattering()`` with the
+    scattering-covariance family."""
 
     def __init__(
         self,
@@ -179,22 +180,25 @@ class RGPathway:
         progress: bool,
         workdir: Path | None = None,
     ) -> Generated:
-        """Fit (or, with ``workdir`` holding ``<name>.model.nc`` from a stopped run, load) the
-        model and draw ``samples`` fields; a fitted model is saved there before sampling."""
+        """Fit (or, with ``workdir`` holding ``<name>.model.nc`` and its fit time
+        ``<name>.fit.json`` from a stopped run, load) the model and draw ``samples`` fields; a
+        fitted model is saved there before sampling."""
         from rgfield.rg import HierarchicalModel
 
         saved = None if workdir is None else workdir / f"{self.name}.model.nc"
-        start = time.perf_counter()
-        if saved is not None and saved.is_file():
+        timing = None if workdir is None else workdir / f"{self.name}.fit.json"
+        if saved is not None and saved.is_file() and timing.is_file():
             model = HierarchicalModel.load(saved, progress=progress)
-            fit_seconds = float(model.fit_report_["seconds"].sum())  # the fit's, per scale
+            fit_seconds = float(json.loads(timing.read_text())["fit_seconds"])
         else:
+            start = time.perf_counter()
             model = HierarchicalModel(
                 features=self.features, min_curvature=self.min_curvature, progress=progress
             ).fit(train, seed=seed)
             fit_seconds = time.perf_counter() - start
             if saved is not None:
-                model.save(saved)
+                model.save(saved, overwrite=True)
+                _write_json(timing, {"fit_seconds": fit_seconds})  # after the model: the mark
         fitted = time.perf_counter()
         result = model.sample(samples, seed=seed + 1)
         sampled = time.perf_counter()
@@ -247,9 +251,13 @@ class DiffusionPathway:
 
     options: dict = field(default_factory=dict)
     name: ClassVar[str] = "diffusion"
-    description: ClassVar[str] = (
-        "score diffusion: circular UNet denoiser (EDM preconditioning), Heun sampler"
-    )
+
+    @property
+    def description(self) -> str:
+        options = f", options {self.options}" if self.options else ""
+        return (
+            "score diffusion: circular UNet denoiser (EDM preconditioning), Heun sampler" + options
+        )
 
     def generate(
         self,
@@ -334,8 +342,8 @@ def run(
     train, held_out, samples : int
         Training fields, held-out fields (the reference) and fields generated per pathway.
     pathways, seed, out, overwrite, resume, progress, log :
-        As in :func:`compare_pathways` (a resumed run simulates its seeded ensembles again
-        and checks them against those it saved).
+        As in :func:`compare_pathways`; a resumed run reads its training and held-out fields
+        back from ``out`` instead of simulating them (``out`` is required).
 
     Returns
     -------
@@ -352,12 +360,16 @@ def run(
             raise ValueError(f"{name} must be an integer >= {least}; got {number!r}")
     target = None if out is None else _check_out(Path(out), overwrite, resume)
 
-    log(
-        f"simulating {train} training and {held_out} held-out fields of {size}²:"
-        f" {KINDS[kind].description}"
-    )
-    training = simulate_kind(kind, size, train, seed, progress)
-    reference = simulate_kind(kind, size, held_out, seed + 1, progress)
+    if resume:
+        training, reference = _saved_ensembles(target, (train, held_out), size)
+        log(f"resuming the run in {target}: its training and held-out fields read back")
+    else:
+        log(
+            f"simulating {train} training and {held_out} held-out fields of {size}²:"
+            f" {KINDS[kind].description}"
+        )
+        training = simulate_kind(kind, size, train, seed, progress)
+        reference = simulate_kind(kind, size, held_out, seed + 1, progress)
     return compare_pathways(
         training,
         reference,
@@ -423,7 +435,10 @@ def compare_pathways(
     if not is_integer(samples) or samples < 2:
         raise ValueError(f"samples must be an integer >= 2; got {samples!r}")
     target = None if out is None else _check_out(Path(out), overwrite, resume)
-    store = None if target is None else RunStore(target, training, reference, resume)
+    store = None
+    if target is not None:
+        store = _RunStore(target, training, reference, resume)
+        store.check_settings(seed, chosen)
     generated, costs = {}, []
     for pathway in chosen:
         name = pathway.name
@@ -434,11 +449,11 @@ def compare_pathways(
         else:
             log(f"{name}: {pathway.description}")
             workdir = None if store is None else store.work
-            made = pathway.generate(training, samples, seed, progress, workdir)
+            made = pathway.generate(training, samples, seed, progress, workdir=workdir)
             generated[name] = made.fields
             cost = {k: v for k, v in vars(made).items() if k != "fields"}
             if store is not None:
-                store.keep(name, made.fields, cost, train_name=training.name)
+                store.keep(name, made.fields, cost, training.name)
         costs.append({"pathway": name, **cost})
     log("comparing with the held-out fields")
     result = summary(reference, generated, train=training)
@@ -468,73 +483,123 @@ def _chosen(pathways: list[str | Pathway] | None) -> list[Pathway]:
     return chosen
 
 
-class RunStore:
+class _RunStore:
     """What a run keeps in its output directory as it goes, so that a stopped run resumes.
 
     ``ensembles/`` holds train.nc and held_out.nc (written first) and, as each pathway
-    finishes, ``<pathway>.nc`` (its fields) and ``<pathway>.json`` (its costs), each written
-    whole or not at all; ``work/`` is the pathways' own (see :class:`Pathway`). A new run
-    (``resume`` False) empties both; a resumed one checks that its training and held-out
-    fields are those saved.
+    finishes, ``<pathway>.nc`` (its fields, float64) and ``<pathway>.json`` (its costs, written
+    after the fields: the mark that it is done); ``run.json`` the seed and each pathway's
+    description; ``work/`` is the pathways' own (see :class:`Pathway`). A new run (``resume``
+    False) first removes all of it and an earlier report; a resumed one checks that its
+    training and held-out fields and its settings are those saved.
     """
 
     def __init__(self, out: Path, train: xr.DataArray, held_out: xr.DataArray, resume: bool):
         from rgfield import io
 
-        self.ensembles, self.work = out / "ensembles", out / "work"
+        self.ensembles, self.work, self.settings = out / "ensembles", out / "work", out / "run.json"
         if resume:
             for name, fields in (("train", train), ("held_out", held_out)):
-                saved = self.ensembles / f"{name}.nc"
-                if not saved.is_file() or not np.array_equal(io.load(saved).values, fields.values):
+                saved = io.load(self.ensembles / f"{name}.nc")
+                if not np.array_equal(saved.values, fields.values):
                     raise ValueError(
-                        f"resume: {saved} is missing or holds other fields than this run's"
+                        f"resume: {self.ensembles / name}.nc holds other fields than this run's"
                         f" {name}; resume a run with the data it started with"
                     )
-        else:
-            for folder in (self.ensembles, self.work):
-                shutil.rmtree(folder, ignore_errors=True)
+            return
+        for folder in (self.ensembles, self.work, out / "report"):
+            shutil.rmtree(folder, ignore_errors=True)
+        for path in (self.settings, out / "pathways.md"):
+            path.unlink(missing_ok=True)
         for folder in (self.ensembles, self.work):
-            folder.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            io.save(train, self.ensembles / "train.nc")
-            io.save(held_out, self.ensembles / "held_out.nc")
+            folder.mkdir(parents=True)
+        io.save(train, self.ensembles / "train.nc")
+        io.save(held_out, self.ensembles / "held_out.nc")
+
+    def check_settings(self, seed: int, chosen: list[Pathway]) -> None:
+        """Record the seed and the pathways' descriptions; on resume, refuse other ones for
+        the pathways both runs share (their fields and fitted models would not be this run's)."""
+        settings = {"seed": seed, "pathways": {p.name: p.description for p in chosen}}
+        if self.settings.is_file():
+            saved = json.loads(self.settings.read_text())
+            shared = set(saved["pathways"]) & set(settings["pathways"])
+            differ = [k for k in shared if saved["pathways"][k] != settings["pathways"][k]]
+            if saved["seed"] != seed or differ:
+                raise ValueError(
+                    f"resume: {self.settings} records seed {saved['seed']} and other settings"
+                    f" for {sorted(differ)}; this run has seed {seed}. Resume with the same"
+                    " settings, or start again with overwrite"
+                )
+            settings["pathways"] = {**saved["pathways"], **settings["pathways"]}
+        _write_json(self.settings, settings)
 
     def finished(self, name: str, samples: int) -> tuple[torch.Tensor, dict] | None:
         """The fields and costs of pathway ``name`` if a run saved ``samples`` of them."""
         from rgfield import io
 
         fields, costs = self.ensembles / f"{name}.nc", self.ensembles / f"{name}.json"
-        if not (fields.is_file() and costs.is_file()):
+        if not costs.is_file():
             return None
-        values = torch.as_tensor(io.load(fields).values).double()
-        return (values, json.loads(costs.read_text())) if len(values) == samples else None
+        cost = json.loads(costs.read_text())
+        if cost.pop("samples") != samples:
+            return None
+        return torch.as_tensor(io.load(fields).values), cost
 
-    def keep(self, name: str, fields: torch.Tensor, cost: dict, train_name: str | None) -> None:
+    def keep(self, name: str, fields: torch.Tensor, cost: dict, variable: str | None) -> None:
         """Save a pathway's fields, then its costs (the mark that it is done)."""
         from rgfield import io
 
-        dataset = io.to_dataset(fields.float(), name=train_name)
-        io.save(dataset, self.ensembles / f"{name}.nc", overwrite=True)
-        partial = self.ensembles / f"{name}.json.partial"
-        partial.write_text(json.dumps(cost))
-        os.replace(partial, self.ensembles / f"{name}.json")
+        mark = self.ensembles / f"{name}.json"
+        mark.unlink(missing_ok=True)  # a stop between the two writes leaves no stale mark
+        io.save(io.to_dataset(fields, name=variable), self.ensembles / f"{name}.nc", overwrite=True)
+        _write_json(mark, {**cost, "samples": len(fields)})
+
+
+def _write_json(path: Path, values: dict) -> None:
+    """``values`` as JSON (numbers as floats where not plain), whole or not at all."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(values, default=float))
+    os.replace(partial, path)
+
+
+def _saved_ensembles(
+    out: Path | None, counts: tuple[int, int], size: int
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """The training and held-out fields a stopped run saved in ``out``, refused unless they
+    have the counts and size asked for."""
+    from rgfield import io
+
+    if out is None:
+        raise ValueError("resume: give out, the directory of the run to resume")
+    ensembles = [io.load(out / "ensembles" / f"{name}.nc") for name in ("train", "held_out")]
+    for fields, count, name in zip(ensembles, counts, ("train", "held_out"), strict=True):
+        if fields.shape != (count, size, size):
+            raise ValueError(
+                f"resume: {out}/ensembles/{name}.nc holds fields of shape {fields.shape}, not"
+                f" ({count}, {size}, {size}); resume with the run's own arguments"
+            )
+    return ensembles[0], ensembles[1]
 
 
 def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
-    """Refuse, before any work, an output :func:`run` could not write at the end, and an
-    earlier run's output replaced without ``overwrite`` or continued without ``resume``."""
+    """Refuse, before any work, an output :func:`run` could not write at the end, an earlier
+    run's output replaced without ``overwrite``, and a resume without a run to resume."""
     from rgfield.compare import check_report_path
 
-    if out.is_dir():
-        if not resume:
-            check_report_path(out / "report", overwrite)
-            if (out / "ensembles").exists() and not overwrite:
-                raise FileExistsError(
-                    f"out: {out} holds the ensembles of an earlier run; resume it (resume=True,"
-                    " --resume) or replace it (overwrite=True, --overwrite)"
-                )
-    elif resume:
-        raise ValueError(f"resume: {out} does not exist; there is no run to resume")
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue a run, or replace it")
+    if resume:
+        missing = [f for f in ("train.nc", "held_out.nc") if not (out / "ensembles" / f).is_file()]
+        if missing:
+            raise ValueError(f"resume: {out}/ensembles lacks {missing}; there is no run to resume")
+        check_report_path(out / "report", overwrite=True)
+    elif out.is_dir():
+        check_report_path(out / "report", overwrite)
+        if (out / "ensembles").exists() and not overwrite:
+            raise FileExistsError(
+                f"out: {out} holds the ensembles of an earlier run; resume it (resume=True,"
+                " --resume) or replace it (overwrite=True, --overwrite)"
+            )
     elif out.exists():
         raise ValueError(f"out: {out} is a file; give a directory")
     elif not out.parent.is_dir():

@@ -305,7 +305,11 @@ def test_states_cache_the_log_density_and_gradient(name):
             torch.testing.assert_close(state.grad, grad, rtol=1e-12, atol=1e-12)
         if step == 0:
             torch.testing.assert_close(state.position, start)
-        state, info = kernel.step(state, generator)
+        before = state.position.clone()
+        moved, info = kernel.step(state, generator)
+        # a step never writes into its input (HMC updates its trajectory's own copy in place)
+        assert torch.equal(state.position, before)
+        state = moved
         assert isinstance(info, Info)
         for value in (info.acceptance_rate, info.accepted, info.divergent):
             assert value.shape == (5,)

@@ -73,7 +73,7 @@ class Training:
     sigmas, example_losses : numpy.ndarray (steps × batch,)
         σ and the weighted loss of every training example, for the loss-versus-σ diagnostic.
     seconds : float
-        Wall time of the steps run in this call (a resumed run counts only its own).
+        Wall time of all the steps, those before the checkpoint a run resumed from included.
     """
 
     ema: AveragedModel
@@ -127,14 +127,14 @@ def train(
     identity = _fingerprint(fields, process, batch, lr, ema, symmetries, seed, denoiser, loss_power)
     if lr_schedule != "constant":  # a cosine rate depends on the length: a longer run is another
         identity = hashlib.sha256(f"{identity} {lr_schedule} {steps}".encode()).hexdigest()
-    done, losses, sigmas, example_losses = 0, [], [], []
+    done, before, losses, sigmas, example_losses = 0, 0.0, [], [], []
     if checkpoint is not None and Path(checkpoint).exists():
         state = _read_checkpoint(checkpoint, identity)
         denoiser.load_state_dict(state["network"])
         averaged.load_state_dict(state["ema"])
         optimiser.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        done = int(state["step"])
+        done, before = int(state["step"]), float(state.get("seconds", 0.0))
         losses, sigmas, example_losses = ([state[k]] for k in ("losses", "sigmas", "example"))
     if done > steps:
         raise ValueError(f"steps: the checkpoint has {done} steps already, more than {steps}")
@@ -158,6 +158,7 @@ def train(
                     "format": CHECKPOINT_FORMAT,
                     "identity": identity,
                     "step": step + 1,
+                    "seconds": before + time.perf_counter() - start,
                     "network": denoiser.state_dict(),
                     "ema": averaged.state_dict(),
                     "optimizer": optimiser.state_dict(),
@@ -167,7 +168,7 @@ def train(
                     "example": torch.cat(example_losses),
                 }
                 _write_checkpoint(checkpoint, state)
-    seconds = time.perf_counter() - start
+    seconds = before + time.perf_counter() - start
     averaged.eval()
     cat = lambda parts: torch.cat(parts).numpy() if parts else np.zeros(0)  # noqa: E731
     return Training(averaged, cat(losses), cat(sigmas), cat(example_losses), seconds)

@@ -33,7 +33,7 @@ def mixing(
     model,
     data,
     steps: int = 1000,
-    warmup: int = 200,
+    warmup: int | None = None,
     seed: int = 0,
     step_size: float | None = None,
     sampler: str = "mala",
@@ -53,7 +53,8 @@ def mixing(
         Fields of the model's size; one chain per field.
     steps, warmup, seed, step_size :
         Chain length after and during the warm-up, the generator's seed, the initial step
-        (default: the sampler's, :data:`~rgfield.rg.sampling.SAMPLER_DEFAULTS`).
+        (warm-up and step default to the sampler's,
+        :data:`~rgfield.rg.sampling.SAMPLER_DEFAULTS`: 200 MALA steps, 50 HMC trajectories).
     sampler : {"mala", "block", "hmc"}
         As in :meth:`~rgfield.rg.HierarchicalModel.sample`.
     device : str or torch.device
@@ -71,8 +72,9 @@ def mixing(
     """
     model.check_fitted()
     check_sampler(sampler)
-    if step_size is None:
-        step_size = SAMPLER_DEFAULTS[sampler]["step_size"]
+    defaults = SAMPLER_DEFAULTS[sampler]
+    warmup = defaults["warmup"] if warmup is None else warmup
+    step_size = defaults["step_size"] if step_size is None else step_size
     if not (is_integer(steps) and steps >= 10 and is_integer(warmup) and warmup >= 0):
         raise ValueError(
             f"steps (>= 10) and warmup (>= 0) must be integers; got {steps!r}, {warmup!r}"
