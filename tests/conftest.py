@@ -24,7 +24,7 @@ if not hasattr(scipy.special, "sph_harm"):
     scipy.special.sph_harm = _sph_harm
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def free_field():
     """Factory of lattice Gaussian free fields, float64 (n, size, size); its couplings are the
     factory's attributes ``beta`` and ``m2``."""

@@ -100,11 +100,17 @@ def test_automatic_steps_measure_tau_int_on_a_pilot_and_run_ten(free_field, monk
     assert not unmixed.diagnostics["mixed"].values[1:].any()
 
 
-def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_field):
+@pytest.fixture(scope="module")
+def free_model_32(free_field):
+    """1,000 free fields of 32² and the quadratic model fitted to them (for the samplers)."""
+    train = free_field(1000, size=32, seed=3)
+    return train, HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+
+
+def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_model_32):
     # L = 32: the finest grid (16²) takes 8×8 blocks (twice the 9×9 stencil's reach of 4),
     # the coarser ones fall back to MALA
-    train = free_field(1000, size=32, seed=3)
-    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    train, model = free_model_32
     result = model.sample(300, seed=4, steps=60, warmup=40, sampler="block")
     z = spectrum_z(train, result.fields)
     assert np.abs(z).max() < 5, z
@@ -124,11 +130,10 @@ def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_fie
         model.sample(2, sampler="block", adjusted=False)
 
 
-def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_field):
+def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_model_32):
     # 200 fields with steps="auto": a pilot of 32 chains tunes each scale's step and measures
     # τ_int, then all 200 run 10 τ_int HMC trajectories of duration HMC_LENGTH
-    train = free_field(1000, size=32, seed=3)
-    model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
+    train, model = free_model_32
     result = model.sample(200, seed=4, warmup=40, step_size=0.3, sampler="hmc")
     z = spectrum_z(train, result.fields)
     assert np.abs(z).max() < 5, z
