@@ -49,9 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features",
         type=feature_names,
-        help="feature families of every scale, comma-separated: potential, quadratic, scatcov"
-        " (default by the data's kind: quadratic,scatcov for the cosmic web,"
-        " potential,quadratic otherwise; docs/rg_fields.md)",
+        help="feature families of every scale, comma-separated: potential, quadratic,"
+        " stiffness, scatcov (default by the data's kind: quadratic,scatcov for the cosmic"
+        " web, potential,quadratic otherwise; docs/rg.md, docs/rg_fields.md)",
     )
     parser.add_argument(
         "--windows", type=int, default=20, help="sigmoid windows per scale (default 20)"

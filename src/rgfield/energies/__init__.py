@@ -6,6 +6,8 @@
   of the detail channels with each other and with the coarse field, over a stencil of shifts.
 * :class:`ScatteringCovariance` (``"scatcov"``): phase–modulus and modulus–modulus products
   of the details, their smoothed moduli and the coarse field's wavelet envelopes.
+* :class:`FieldStiffness` (``"stiffness"``): a stiffness ½ Σ Z(m)(x_q − x_p)² of the finer
+  field's nearest-neighbour bonds, Z a function of the bond's midpoint m.
 * :class:`ExponentialModel`: energy, gradient and Hessian diagnostics of θᵀΦ.
 
 New families plug in through :class:`FeatureFamily` and :func:`register_feature`.
@@ -21,11 +23,13 @@ from rgfield.energies.base import (
 from rgfield.energies.potential import ScalarPotential
 from rgfield.energies.quadratic import QuadraticInteractions
 from rgfield.energies.scatcov import ScatteringCovariance
+from rgfield.energies.stiffness import FieldStiffness
 
 __all__ = [
     "FEATURES",
     "ExponentialModel",
     "FeatureFamily",
+    "FieldStiffness",
     "QuadraticInteractions",
     "ScalarPotential",
     "ScatteringCovariance",

@@ -15,33 +15,39 @@ temporaries of the field's size per evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 import torch
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "hermite"]
+
+
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def cell_value_and_slope(value, table, lo, h):  # pragma: no cover - compiled
+    """v and v' of the table at ``value`` (no support test; NaN reads cell 0)."""
+    cells = table.shape[0]
+    u = (value - lo) / h
+    u = min(u, cells) if u >= 0 else 0.0  # NaN → 0: a valid cell
+    cell = min(int(u), cells - 1)
+    t = u - cell
+    a, b, c, d = table[cell, 0], table[cell, 1], table[cell, 2], table[cell, 3]
+    return a + t * (b + t * (c + t * d)), (b + t * (2 * c + 3 * t * d)) / h
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")  # no fastmath: NaN tests below
 def _evaluate_numba(x, table, lo, hi, h, pool, density, slope):  # pragma: no cover - compiled
     """x (R, N, M) → density (R, N/pool, M/pool) += v, slope (R, N, M) = v'; table (cells, 4)."""
     rows, n, m = x.shape
-    cells = table.shape[0]
     blocks = n // pool
     for rk in numba.prange(rows * blocks):  # one density row each: no two write the same cell
         r, p = rk // blocks, rk % blocks
         for k in range(p * pool, (p + 1) * pool):
             for col in range(m):
                 value = x[r, k, col]
-                u = (value - lo) / h
-                u = min(u, cells) if u >= 0 else 0.0  # NaN → 0: a valid cell
-                cell = min(int(u), cells - 1)
-                t = u - cell
-                a, b, c, d = table[cell, 0], table[cell, 1], table[cell, 2], table[cell, 3]
-                slope[r, k, col] = (b + t * (2 * c + 3 * t * d)) / h
-                if value >= lo and value <= hi:  # False for NaN
-                    v = a + t * (b + t * (c + t * d))
-                else:
+                v, slope[r, k, col] = cell_value_and_slope(value, table, lo, h)
+                if not (value >= lo and value <= hi):  # True for NaN
                     v = np.inf
                     if value != value:
                         slope[r, k, col] = value
@@ -115,3 +121,23 @@ def evaluate(
         x.numpy(), table.contiguous().numpy(), lo, hi, h, pool, density.numpy(), slope.numpy()
     )
     return density, slope
+
+
+def hermite(
+    function: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    lo: float,
+    hi: float,
+    cells: int = 2**14,
+) -> torch.Tensor:
+    """Coefficients (a, b, c, d) (cells, 4) of the cubic Hermite interpolant of v on [lo, hi].
+
+    ``function(t)`` returns v(t) and v'(t) at float64 nodes t. On cell i of width h,
+    v(lo + (i + t) h) ≈ a + bt + ct² + dt³ with v and v' exact at both ends: a = v_i,
+    b = h v'_i, c = 3(v_{i+1} − v_i) − h(2v'_i + v'_{i+1}), d = 2(v_i − v_{i+1}) +
+    h(v'_i + v'_{i+1}). The error is at most h⁴ max|v⁗| / 384.
+    """
+    nodes = torch.linspace(lo, hi, cells + 1, dtype=torch.float64)
+    v, slope = function(nodes)
+    h = (hi - lo) / cells
+    v0, v1, s0, s1 = v[:-1], v[1:], h * slope[:-1], h * slope[1:]
+    return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1], 1)

@@ -172,19 +172,14 @@ class ScalarPotential(FeatureFamily):
         return v, slope
 
     def _cubic_table(self, theta: torch.Tensor) -> torch.Tensor:
-        """Coefficients (a, b, c, d) of the cubic Hermite interpolant of v, one row per cell.
-
-        On cell i of ``_TABLE_CELLS`` equal cells of width h, v(lo + (i + t) h) ≈ a + bt + ct² +
-        dt³ with v and v' exact at both ends: a = v_i, b = h v'_i, c = 3(v_{i+1} − v_i) −
-        h(2v'_i + v'_{i+1}), d = 2(v_i − v_{i+1}) + h(v'_i + v'_{i+1}). The error is at most
-        h⁴ max|d⁴v/dx⁴| / 384, about 1e-12 of v for the default windows.
-        """
+        """The cubic Hermite table of v on ``support`` (:func:`~rgfield.energies.cubic_table.
+        hermite`, ``_TABLE_CELLS`` cells): the error is about 1e-12 of v for the default
+        windows."""
         lo, hi = self.support.tolist()
-        nodes = torch.linspace(lo, hi, _TABLE_CELLS + 1, dtype=torch.float64)
-        v, slope = self._potential_and_slope(theta.double().cpu(), nodes)
-        h = (hi - lo) / _TABLE_CELLS
-        v0, v1, s0, s1 = v[:-1], v[1:], h * slope[:-1], h * slope[1:]
-        return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1], 1)
+        theta = theta.double().cpu()
+        return cubic_table.hermite(
+            lambda t: self._potential_and_slope(theta, t), lo, hi, _TABLE_CELLS
+        )
 
     @property
     def bounded(self) -> bool:

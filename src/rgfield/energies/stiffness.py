@@ -1,0 +1,309 @@
+"""Field-dependent stiffness of the reconstructed finer field: ½ Σ_bonds Z(m) (x_q − x_p)²."""
+
+from __future__ import annotations
+
+import numba
+import torch
+
+from rgfield._validate import is_integer
+from rgfield.energies import cubic_table
+from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
+from rgfield.energies.potential import _atom_radius
+from rgfield.wavelets import merge, split
+
+__all__ = ["FieldStiffness"]
+
+_VALUES_PER_WINDOW = 100  # bond midpoints per window at least, as for the potential
+_TABLE_CELLS = 2**12  # cells of the tabulated stiffness used for sampling
+_OFFSETS = ((1, 0), (0, 1))  # the bonds (p, p + e): nearest neighbours along both axes
+
+
+def _bonds(x: torch.Tensor) -> list[tuple[tuple[int, int], torch.Tensor, torch.Tensor]]:
+    """(e, m, d) of the bonds (p, p + e) of fields x (B, N, M), periodic: midpoint
+    m = (x_p + x_{p+e})/2 and difference d = x_{p+e} − x_p, both stored at p."""
+    bonds = []
+    for e in _OFFSETS:
+        nxt = x.roll((-e[0], -e[1]), (-2, -1))
+        bonds.append((e, 0.5 * (x + nxt), nxt - x))
+    return bonds
+
+
+def _spread(g: torch.Tensor, e: tuple[int, int]) -> torch.Tensor:
+    """A per-bond quantity stored at p moved to the bond's other end p + e."""
+    return g.roll(e, (-2, -1))
+
+
+def _bond_terms_torch(
+    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_bond_terms_numba` in torch operations (any device, autograd)."""
+    density, grad = torch.zeros_like(x), torch.zeros_like(x)
+    for e, m, d in _bonds(x):
+        z, slope = cubic_table.evaluate(m.clamp(lo, hi), table, lo, hi, backend="torch")
+        slope = torch.where((m >= lo) & (m <= hi), slope, 0.0)
+        square = d.square()
+        density = density + 0.5 * z * square
+        shared, odd = 0.25 * slope * square, z * d
+        grad = grad + (shared - odd) + _spread(shared + odd, e)
+    return density, grad
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _bond_terms_numba(x, table, lo, hi, h, density, grad):  # pragma: no cover - compiled
+    """density (R, N, M) += ½ Z(m) d² of the bonds starting at each pixel, grad (R, N, M) +=
+    ∇_x of their sum; Z from the cubic table on [lo, hi], constant beyond. Rows in parallel:
+    a bond writes the gradient of both its ends, so only whole fields are split."""
+    rows, n, m = x.shape
+    for r in numba.prange(rows):
+        for i in range(n):
+            for j in range(m):
+                a = x[r, i, j]
+                for axis in range(2):
+                    qi, qj = ((i + 1) % n, j) if axis == 0 else (i, (j + 1) % m)
+                    d = x[r, qi, qj] - a
+                    mid = a + 0.5 * d
+                    z, slope = cubic_table.cell_value_and_slope(min(max(mid, lo), hi), table, lo, h)
+                    if mid < lo or mid > hi:
+                        slope = 0.0
+                    square = d * d
+                    density[r, i, j] += 0.5 * z * square
+                    shared, odd = 0.25 * slope * square, z * d
+                    grad[r, i, j] += shared - odd
+                    grad[r, qi, qj] += shared + odd
+
+
+def _bond_terms_cpu(
+    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_bond_terms_numba` on CPU tensors: (density, ∇_x) per pixel."""
+    x = x.detach().contiguous()
+    density, grad = torch.zeros_like(x), torch.zeros_like(x)
+    # the limits and cell width in x's precision, as torch's arithmetic takes them
+    lo, hi, h = (x.numpy().dtype.type(v) for v in (lo, hi, (hi - lo) / table.shape[0]))
+    _bond_terms_numba(
+        x.numpy(), table.contiguous().numpy(), lo, hi, h, density.numpy(), grad.numpy()
+    )
+    return density, grad
+
+
+@register_feature
+class FieldStiffness(FeatureFamily):
+    """Features Φ_k = ½ Σ_{bonds (p, q)} w_k(m) d², m = (x_p + x_q)/2, d = x_q − x_p, over the
+    nearest-neighbour bonds of the finer field x along both axes (periodic).
+
+    A combination Z(m) = Σ_k θ_k w_k(m) is a stiffness that depends on the local field: the
+    term after the potential in the derivative expansion of a coarse-grained action,
+    Γ[φ] = Σ U(φ) + ½ Z(φ)(∇φ)² + O(∇⁴) (Berges, Tetradis & Wetterich, Phys. Rep. 363, 223
+    (2002), §4). The microscopic φ⁴ energy has Z constant, so its finest conditional needs
+    none; a coarser conditional models the law of a block-averaged field, whose interfaces
+    (m ≈ 0) and bulk (m ≈ ±⟨|φ|⟩) pay different gradient costs (docs/rg.md, "Right tails").
+
+    The windows are Gaussian bumps w_k(m) = exp(−½ ((m̃ − c_k)/s_k)²) with centres at the
+    data's midpoint quantiles (k − ½)/K, s_k = ``width`` × the local spacing of the centres,
+    and m̃ = m clamped to the data's midpoint range widened by ``margin`` × that range on each
+    side: Z is constant beyond it. The field is the potential family's: x = merge(c, y) at a
+    conditional scale, x = y at the coarsest. With h = ½ w(m) d² for a bond a → b,
+
+        ∂h/∂x_a = ¼ w' d² − w d,             ∂h/∂x_b = ¼ w' d² + w d,
+        ∂²h/∂x_a² = ⅛ w'' d² − w' d + w,      ∂²h/∂x_b² = ⅛ w'' d² + w' d + w,
+        ∂²h/∂x_a∂x_b = ⅛ w'' d² − w,
+
+    ∇_y Φ_k = Jᵀ ∇_x Φ_k (J = ∂x/∂y, the orthonormal synthesis) and
+    Δ_y Φ_k = Σ_bonds (h_aa G_aa + h_bb G_bb + 2 h_ab G_ab), with G = J Jᵀ the projector onto
+    the details' span in pixel space: G = 1 − C_y ⊗ C_x from the 1-D low-pass projectors C
+    of the wavelet (a pattern of period 2); G = 1 at the coarsest scale. A field of one
+    pixel has no bonds and the family no features there.
+
+    Parameters
+    ----------
+    windows : int
+        Number K of windows, at most one per 100 bond midpoints of the data.
+    width : float
+        Window width in units of the local spacing between centres.
+    margin : float
+        Range of m̃ beyond the data's, as a fraction of that range on each side.
+    """
+
+    name = "stiffness"
+
+    def __init__(self, windows: int = 16, width: float = 1.0, margin: float = 0.1) -> None:
+        if not is_integer(windows) or windows < 1:
+            raise ValueError(f"windows must be a positive integer; got {windows!r}")
+        if not width > 0:
+            raise ValueError(f"width must be positive; got {width!r}")
+        if not margin >= 0:
+            raise ValueError(f"margin must be non-negative; got {margin!r}")
+        self.windows, self.width, self.margin = int(windows), float(width), float(margin)
+        self.wavelet: str | None = None
+        self.centres = self.scales = self.support = None
+        self._projector: dict[tuple[int, int], list[torch.Tensor]] = {}
+
+    # -- the finer field and its Jacobian ---------------------------------------------------
+
+    def _field(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return y[:, 0] if c is None else merge(c, y, self.wavelet)
+
+    def _pull_back(self, g: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """Jᵀ g: a field gradient (..., N, M) as a y-gradient (..., C, n, m)."""
+        return g.unsqueeze(-3) if c is None else split(g, self.wavelet)[1]
+
+    def _details_projector(self, shape: tuple[int, int]) -> list[torch.Tensor]:
+        """G(p, p), then G(p, p + e) for every bond offset e, on the finer grid ``shape``
+        (each (N, M)): G = 1 − C_y ⊗ C_x, C the periodic 1-D low-pass projector."""
+        if shape not in self._projector:
+            lows = []  # per axis: s ↦ C(u, u + s) for s = 0, 1
+            for n in shape:
+                atoms = merge(
+                    torch.eye(n // 2, dtype=torch.float64),
+                    torch.zeros(n // 2, 1, n // 2, dtype=torch.float64),
+                    self.wavelet,
+                )  # row k: the synthesis atom of coarse coefficient k
+                low, u = atoms.T @ atoms, torch.arange(n)
+                lows.append([low[u, (u + s) % n] for s in (0, 1)])
+            cy, cx = lows
+            self._projector[shape] = [1 - cy[0][:, None] * cx[0][None, :]] + [
+                -cy[dy][:, None] * cx[dx][None, :] for dy, dx in _OFFSETS
+            ]
+        return self._projector[shape]
+
+    def _windows(self, m: torch.Tensor, order: int) -> list[torch.Tensor]:
+        """[w, w', w''][: order + 1] of every window at midpoints m (derivatives in m, 0 where
+        m is clamped): each (B, K, N, M)."""
+        lo, hi = self.support.tolist()
+        inside = ((m >= lo) & (m <= hi)).to(m).unsqueeze(1)
+        inv = (1.0 / self.scales.to(m)).reshape(-1, 1, 1)
+        z = (m.clamp(lo, hi).unsqueeze(1) - self.centres.to(m).reshape(-1, 1, 1)) * inv
+        w = torch.exp(-0.5 * z.square())
+        if order == 0:
+            return [w]
+        slope = -z * inv * w * inside
+        return [w, slope, (z.square() - 1) * inv.square() * w * inside][: order + 1]
+
+    # -- FeatureFamily ---------------------------------------------------------------------
+
+    def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4") -> FieldStiffness:
+        self.wavelet = wavelet
+        x = self._field(y, c).detach()
+        if x.shape[-2:] == (1, 1):  # one pixel: no bonds, no features
+            self.centres = self.scales = torch.zeros(0, dtype=torch.float64)
+            self.support = torch.zeros(2, dtype=torch.float64)
+            return self
+        m = torch.cat([mid.reshape(-1) for _, mid, _ in _bonds(x)]).double()
+        lo, hi = m.min(), m.max()
+        if not hi > lo:
+            raise ValueError("data: the field is constant at one scale; no stiffness can be fitted")
+        if m.numel() > 2**22:  # quantiles of a deterministic subsample
+            m = m[:: m.numel() // 2**22 + 1]
+        count = min(self.windows, max(2, m.numel() // _VALUES_PER_WINDOW))
+        levels = (torch.arange(count, dtype=torch.float64) + 0.5) / count
+        centres = torch.quantile(m, levels).unique()
+        if centres.numel() == 1:
+            spacing = (hi - lo).reshape(1)
+        else:
+            gaps = centres.diff()
+            spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
+        self.centres, self.scales = centres, self.width * spacing
+        pad = self.margin * (hi - lo)
+        self.support = torch.stack([lo - pad, hi + pad])
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"stiffness@{c:.3g}" for c in self.centres.tolist()]
+
+    def values(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        x = self._field(y, c)
+        total = x.new_zeros(len(x), self.n_features)
+        for _, m, d in _bonds(x):
+            (w,) = self._windows(m, 0)
+            total += 0.5 * (w * d.square().unsqueeze(1)).sum((-2, -1))
+        return total
+
+    def gradients(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        x = self._field(y, c)
+        grad = x.new_zeros(len(x), self.n_features, *x.shape[-2:])
+        for e, m, d in _bonds(x):
+            w, slope = self._windows(m, 1)
+            d = d.unsqueeze(1)
+            shared, odd = 0.25 * slope * d.square(), w * d
+            grad += (shared - odd) + _spread(shared + odd, e)
+        return self._pull_back(grad, c)
+
+    def laplacians(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        x = self._field(y, c)
+        if c is None:
+            own, *across = [torch.ones_like(x[0])] + [torch.zeros_like(x[0])] * len(_OFFSETS)
+        else:
+            own, *across = (g.to(x) for g in self._details_projector(tuple(x.shape[-2:])))
+        total = x.new_zeros(len(x), self.n_features)
+        for (e, m, d), pair in zip(_bonds(x), across, strict=True):
+            w, slope, curve = self._windows(m, 2)
+            d = d.unsqueeze(1)
+            bend = 0.125 * curve * d.square()
+            # h_aa G(a, a) + h_bb G(b, b) + 2 h_ab G(a, b), b = a + e
+            far = own.roll((-e[0], -e[1]), (-2, -1))
+            terms = (bend + w - slope * d) * own + (bend + w + slope * d) * far
+            total += (terms + 2 * (bend - w) * pair).sum((-2, -1))
+        return total
+
+    @property
+    def reach(self) -> int:
+        """The potential's reach (:func:`~rgfield.energies.potential._atom_radius`) and one
+        cell more: a bond joins a pixel to its neighbour."""
+        return _atom_radius(self.wavelet) + 1
+
+    def _stiffness_table(self, theta: torch.Tensor) -> torch.Tensor:
+        """The cubic Hermite table of Z = Σ_k θ_k w_k on ``support``."""
+
+        def stiffness_and_slope(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            w, slope = self._windows(t.reshape(1, 1, -1), 1)
+            coefficients = theta.double().cpu().reshape(1, -1, 1, 1)
+            return (w * coefficients).sum(1).flatten(), (slope * coefficients).sum(1).flatten()
+
+        lo, hi = self.support.tolist()
+        return cubic_table.hermite(stiffness_and_slope, lo, hi, _TABLE_CELLS)
+
+    def bind_density(self, theta: torch.Tensor) -> DensityFn:
+        """u(p) = ½ Σ Z(m) d² over the bonds that start on the field pixels of cell p, and
+        ∇_y U, with Z and Z' from a cubic Hermite table of ``_TABLE_CELLS`` cells (error about
+        1e-12 of Z; the sampled energy is the table's, its gradient the table's exact one)."""
+        if not self.n_features:
+            return lambda y, c: (y.new_zeros(len(y), *y.shape[-2:]), torch.zeros_like(y))
+        table = self._stiffness_table(theta).to(theta.device)
+        tables = {}  # the table per (device, dtype), copied once
+        lo, hi = self.support.tolist()
+
+        def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
+            x = self._field(y, c)
+            key = (x.device, x.dtype)
+            if key not in tables:
+                tables[key] = table.to(x)
+            if x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled()):
+                density, grad = _bond_terms_cpu(x, tables[key], lo, hi)
+            else:
+                density, grad = _bond_terms_torch(x, tables[key], lo, hi)
+            if c is not None:  # the four field pixels of each cell of y's grid
+                n, m = density.shape[-2:]
+                density = density.reshape(-1, n // 2, 2, m // 2, 2).sum((2, 4))
+            return density, self._pull_back(grad, c)
+
+        return density_and_grad
+
+    def get_state(self) -> dict:
+        return {
+            "windows": self.windows,
+            "width": self.width,
+            "margin": self.margin,
+            "wavelet": self.wavelet,
+            "centres": self.centres.numpy(),
+            "scales": self.scales.numpy(),
+            "support": self.support.numpy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> FieldStiffness:
+        family = cls(int(state["windows"]), float(state["width"]), float(state["margin"]))
+        family.wavelet = str(state["wavelet"])
+        for key in ("centres", "scales", "support"):
+            setattr(family, key, torch.as_tensor(state[key], dtype=torch.float64))
+        return family
