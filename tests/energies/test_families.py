@@ -52,7 +52,7 @@ FAMILIES = [
         scales=1, orientations=2, widths=2, within=True, field_square=True
     ),
     lambda: FieldStiffness(windows=4),
-    lambda: FieldStiffness(windows=3, width=0.3, margin=0.0),  # midpoints beyond the support
+    lambda: FieldStiffness(windows=3, width=0.3, margin=0.0),  # narrow windows, support's ends
 ]
 
 
@@ -403,6 +403,13 @@ def test_stiffness_is_constant_beyond_the_support_in_features_and_energy():
     energy, grad = family.bind(theta)(y, c)
     torch.testing.assert_close(energy, family.values(y, c) @ theta)
     torch.testing.assert_close(grad, torch.einsum("bf...,f->b...", family.gradients(y, c), theta))
+    # the torch path (autograd, other devices) gives the compiled pass's density and gradient
+    density, grad = family.bind_density(theta)(y, c)
+    followed = family.bind_density(theta)(y.clone().requires_grad_(True), c)
+    torch.testing.assert_close(followed[0].detach(), density, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(followed[1].detach(), grad, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="theta"):
+        family.bind_density(theta[:1])
 
 
 def test_a_one_pixel_field_has_no_bonds_and_no_features():

@@ -11,6 +11,12 @@ device, for an ``x`` that autograd follows (the microscopic energy's gradient, H
 products), or with ``backend="torch"``, the same arithmetic runs as torch operations. Measured
 for the potential family (docs/benchmarks.md, "Chain kernels"): the compiled pass replaces about ten
 temporaries of the field's size per evaluation.
+
+:func:`hermite` builds a table from v and v'; :func:`evaluate_bonds` evaluates a tabulated
+stiffness Z on the midpoints of the bonds between neighbouring pixels (the stiffness family),
+in one compiled pass on the CPU. The compiled passes share :func:`cell_value_and_slope`,
+which lives here so that numba's on-disk cache of every pass that inlines it is renewed
+when it changes.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numba
 import numpy as np
 import torch
 
-__all__ = ["evaluate", "hermite"]
+__all__ = ["evaluate", "evaluate_bonds", "hermite"]
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
@@ -127,7 +133,7 @@ def hermite(
     function: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     lo: float,
     hi: float,
-    cells: int = 2**14,
+    cells: int,
 ) -> torch.Tensor:
     """Coefficients (a, b, c, d) (cells, 4) of the cubic Hermite interpolant of v on [lo, hi].
 
@@ -141,3 +147,44 @@ def hermite(
     h = (hi - lo) / cells
     v0, v1, s0, s1 = v[:-1], v[1:], h * slope[:-1], h * slope[1:]
     return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1], 1)
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _bonds_numba(x, table, lo, hi, h, density, grad):  # pragma: no cover - compiled
+    """density (R, N, M) += ½ Z(m) d² of the bonds (p, p + e) starting at each pixel p (e one
+    step along either axis, periodic; m the midpoint clamped to [lo, hi], d the difference),
+    grad (R, N, M) += ∇_x of their sum. Rows in parallel: a bond writes the gradient of both
+    its ends, so only whole fields are split among threads."""
+    rows, n, m = x.shape
+    for r in numba.prange(rows):
+        for i in range(n):
+            for j in range(m):
+                a = x[r, i, j]
+                for axis in range(2):
+                    qi, qj = ((i + 1) % n, j) if axis == 0 else (i, (j + 1) % m)
+                    d = x[r, qi, qj] - a
+                    mid = a + 0.5 * d
+                    z, slope = cell_value_and_slope(min(max(mid, lo), hi), table, lo, h)
+                    if mid < lo or mid > hi:
+                        slope = 0.0
+                    square = d * d
+                    density[r, i, j] += 0.5 * z * square
+                    shared, odd = 0.25 * slope * square, z * d
+                    grad[r, i, j] += shared - odd
+                    grad[r, qi, qj] += shared + odd
+
+
+def evaluate_bonds(
+    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel p of CPU fields x (B, N, M): ½ Σ_e Z(m) d² over the bonds (p, p + e), e one
+    step along each axis (periodic), m = (x_p + x_{p+e})/2 clamped to [lo, hi] (Z constant
+    beyond), d = x_{p+e} − x_p, with Z tabulated in ``table``; and the gradient of their sum
+    with respect to x. One compiled pass (the stiffness family's energy,
+    :class:`~rgfield.energies.FieldStiffness`)."""
+    x = x.detach().contiguous()
+    density, grad = torch.zeros_like(x), torch.zeros_like(x)
+    # the limits and cell width in x's precision, as torch's arithmetic takes them
+    lo, hi, h = (x.numpy().dtype.type(v) for v in (lo, hi, (hi - lo) / table.shape[0]))
+    _bonds_numba(x.numpy(), table.contiguous().numpy(), lo, hi, h, density.numpy(), grad.numpy())
+    return density, grad

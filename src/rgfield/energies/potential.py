@@ -37,6 +37,31 @@ def _atom_radius(wavelet: str) -> int:
     return max((b - a) // 2, b // 2, (1 - a) // 2)
 
 
+def quantile_windows(
+    values: torch.Tensor, windows: int, width: float, margin: float, what: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Centres c_k at the quantiles (k − ½)/K of ``values``, widths s_k = ``width`` × the
+    local spacing of the centres, and the support: the values' range widened by ``margin`` ×
+    that range on each side. K is ``windows``, at most one per 100 values (the coarse
+    scales hold few). ``what`` names the family in the error for constant values."""
+    values = values.reshape(-1).double()
+    lo, hi = values.min(), values.max()
+    if not hi > lo:
+        raise ValueError(f"data: the field is constant at one scale; no {what} can be fitted")
+    if values.numel() > 2**22:  # quantiles of a deterministic subsample
+        values = values[:: values.numel() // 2**22 + 1]
+    count = min(windows, max(2, values.numel() // _VALUES_PER_WINDOW))
+    levels = (torch.arange(count, dtype=torch.float64) + 0.5) / count
+    centres = torch.quantile(values, levels).unique()
+    if centres.numel() == 1:
+        spacing = (hi - lo).reshape(1)
+    else:
+        gaps = centres.diff()
+        spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
+    pad = margin * (hi - lo)
+    return centres, width * spacing, torch.stack([lo - pad, hi + pad])
+
+
 @register_feature
 class ScalarPotential(FeatureFamily):
     """Features Φ_k = Σ_u σ((x(u) − c_k) / s_k), k = 1..K, of the finer field x.
@@ -114,23 +139,9 @@ class ScalarPotential(FeatureFamily):
 
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4") -> ScalarPotential:
         self.wavelet = wavelet
-        x = self._field(y, c).detach().reshape(-1).double()
-        lo, hi = x.min(), x.max()
-        if x.numel() > 2**22:  # quantiles of a deterministic subsample
-            x = x[:: x.numel() // 2**22 + 1]
-        count = min(self.windows, max(2, x.numel() // _VALUES_PER_WINDOW))
-        levels = (torch.arange(count, dtype=torch.float64) + 0.5) / count
-        centres = torch.quantile(x, levels).unique()
-        if not hi > lo:
-            raise ValueError("data: the field is constant at one scale; no potential can be fitted")
-        if centres.numel() == 1:
-            spacing = (hi - lo).reshape(1)
-        else:
-            gaps = centres.diff()
-            spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
-        self.centres, self.scales = centres, self.width * spacing
-        pad = self.margin * (hi - lo)
-        self.support = torch.stack([lo - pad, hi + pad])
+        self.centres, self.scales, self.support = quantile_windows(
+            self._field(y, c).detach(), self.windows, self.width, self.margin, "potential"
+        )
         return self
 
     @property

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import numba
+import math
+
 import torch
 
 from rgfield._validate import is_integer
 from rgfield.energies import cubic_table
 from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
-from rgfield.energies.potential import _atom_radius
+from rgfield.energies.potential import _atom_radius, quantile_windows
 from rgfield.wavelets import merge, split
 
 __all__ = ["FieldStiffness"]
 
-_VALUES_PER_WINDOW = 100  # bond midpoints per window at least, as for the potential
-_TABLE_CELLS = 2**12  # cells of the tabulated stiffness used for sampling
+_CELLS_PER_WIDTH = 1000  # table cells per width of the narrowest window (slope error ~1e-9)
 _OFFSETS = ((1, 0), (0, 1))  # the bonds (p, p + e): nearest neighbours along both axes
 
 
@@ -36,7 +36,8 @@ def _spread(g: torch.Tensor, e: tuple[int, int]) -> torch.Tensor:
 def _bond_terms_torch(
     x: torch.Tensor, table: torch.Tensor, lo: float, hi: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_bond_terms_numba` in torch operations (any device, autograd)."""
+    """:func:`~rgfield.energies.cubic_table.evaluate_bonds` in torch operations (any device,
+    autograd)."""
     density, grad = torch.zeros_like(x), torch.zeros_like(x)
     for e, m, d in _bonds(x):
         z, slope = cubic_table.evaluate(m.clamp(lo, hi), table, lo, hi, backend="torch")
@@ -45,44 +46,6 @@ def _bond_terms_torch(
         density = density + 0.5 * z * square
         shared, odd = 0.25 * slope * square, z * d
         grad = grad + (shared - odd) + _spread(shared + odd, e)
-    return density, grad
-
-
-@numba.njit(parallel=True, cache=True, error_model="numpy")
-def _bond_terms_numba(x, table, lo, hi, h, density, grad):  # pragma: no cover - compiled
-    """density (R, N, M) += ½ Z(m) d² of the bonds starting at each pixel, grad (R, N, M) +=
-    ∇_x of their sum; Z from the cubic table on [lo, hi], constant beyond. Rows in parallel:
-    a bond writes the gradient of both its ends, so only whole fields are split."""
-    rows, n, m = x.shape
-    for r in numba.prange(rows):
-        for i in range(n):
-            for j in range(m):
-                a = x[r, i, j]
-                for axis in range(2):
-                    qi, qj = ((i + 1) % n, j) if axis == 0 else (i, (j + 1) % m)
-                    d = x[r, qi, qj] - a
-                    mid = a + 0.5 * d
-                    z, slope = cubic_table.cell_value_and_slope(min(max(mid, lo), hi), table, lo, h)
-                    if mid < lo or mid > hi:
-                        slope = 0.0
-                    square = d * d
-                    density[r, i, j] += 0.5 * z * square
-                    shared, odd = 0.25 * slope * square, z * d
-                    grad[r, i, j] += shared - odd
-                    grad[r, qi, qj] += shared + odd
-
-
-def _bond_terms_cpu(
-    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_bond_terms_numba` on CPU tensors: (density, ∇_x) per pixel."""
-    x = x.detach().contiguous()
-    density, grad = torch.zeros_like(x), torch.zeros_like(x)
-    # the limits and cell width in x's precision, as torch's arithmetic takes them
-    lo, hi, h = (x.numpy().dtype.type(v) for v in (lo, hi, (hi - lo) / table.shape[0]))
-    _bond_terms_numba(
-        x.numpy(), table.contiguous().numpy(), lo, hi, h, density.numpy(), grad.numpy()
-    )
     return density, grad
 
 
@@ -136,7 +99,7 @@ class FieldStiffness(FeatureFamily):
         self.windows, self.width, self.margin = int(windows), float(width), float(margin)
         self.wavelet: str | None = None
         self.centres = self.scales = self.support = None
-        self._projector: dict[tuple[int, int], list[torch.Tensor]] = {}
+        self._projector: dict[tuple[str, tuple[int, int]], list[torch.Tensor]] = {}
 
     # -- the finer field and its Jacobian ---------------------------------------------------
 
@@ -150,7 +113,8 @@ class FieldStiffness(FeatureFamily):
     def _details_projector(self, shape: tuple[int, int]) -> list[torch.Tensor]:
         """G(p, p), then G(p, p + e) for every bond offset e, on the finer grid ``shape``
         (each (N, M)): G = 1 − C_y ⊗ C_x, C the periodic 1-D low-pass projector."""
-        if shape not in self._projector:
+        key = (self.wavelet, shape)
+        if key not in self._projector:
             lows = []  # per axis: s ↦ C(u, u + s) for s = 0, 1
             for n in shape:
                 atoms = merge(
@@ -161,10 +125,10 @@ class FieldStiffness(FeatureFamily):
                 low, u = atoms.T @ atoms, torch.arange(n)
                 lows.append([low[u, (u + s) % n] for s in (0, 1)])
             cy, cx = lows
-            self._projector[shape] = [1 - cy[0][:, None] * cx[0][None, :]] + [
+            self._projector[key] = [1 - cy[0][:, None] * cx[0][None, :]] + [
                 -cy[dy][:, None] * cx[dx][None, :] for dy, dx in _OFFSETS
             ]
-        return self._projector[shape]
+        return self._projector[key]
 
     def _windows(self, m: torch.Tensor, order: int) -> list[torch.Tensor]:
         """[w, w', w''][: order + 1] of every window at midpoints m (derivatives in m, 0 where
@@ -188,23 +152,10 @@ class FieldStiffness(FeatureFamily):
             self.centres = self.scales = torch.zeros(0, dtype=torch.float64)
             self.support = torch.zeros(2, dtype=torch.float64)
             return self
-        m = torch.cat([mid.reshape(-1) for _, mid, _ in _bonds(x)]).double()
-        lo, hi = m.min(), m.max()
-        if not hi > lo:
-            raise ValueError("data: the field is constant at one scale; no stiffness can be fitted")
-        if m.numel() > 2**22:  # quantiles of a deterministic subsample
-            m = m[:: m.numel() // 2**22 + 1]
-        count = min(self.windows, max(2, m.numel() // _VALUES_PER_WINDOW))
-        levels = (torch.arange(count, dtype=torch.float64) + 0.5) / count
-        centres = torch.quantile(m, levels).unique()
-        if centres.numel() == 1:
-            spacing = (hi - lo).reshape(1)
-        else:
-            gaps = centres.diff()
-            spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
-        self.centres, self.scales = centres, self.width * spacing
-        pad = self.margin * (hi - lo)
-        self.support = torch.stack([lo - pad, hi + pad])
+        midpoints = torch.cat([mid.reshape(-1) for _, mid, _ in _bonds(x)])
+        self.centres, self.scales, self.support = quantile_windows(
+            midpoints, self.windows, self.width, self.margin, "stiffness"
+        )
         return self
 
     @property
@@ -261,12 +212,19 @@ class FieldStiffness(FeatureFamily):
             return (w * coefficients).sum(1).flatten(), (slope * coefficients).sum(1).flatten()
 
         lo, hi = self.support.tolist()
-        return cubic_table.hermite(stiffness_and_slope, lo, hi, _TABLE_CELLS)
+        cells = math.ceil(_CELLS_PER_WIDTH * (hi - lo) / float(self.scales.min()))
+        return cubic_table.hermite(stiffness_and_slope, lo, hi, min(max(cells, 2**12), 2**18))
 
     def bind_density(self, theta: torch.Tensor) -> DensityFn:
         """u(p) = ½ Σ Z(m) d² over the bonds that start on the field pixels of cell p, and
-        ∇_y U, with Z and Z' from a cubic Hermite table of ``_TABLE_CELLS`` cells (error about
-        1e-12 of Z; the sampled energy is the table's, its gradient the table's exact one)."""
+        ∇_y U, with Z and Z' from a cubic Hermite table whose cells are 1/1000 of the narrowest
+        window's width s (between 2¹² and 2¹⁸ cells): errors of order (h/s)⁴ in Z and (h/s)³ in
+        s Z' relative to max|θ|, 1e-12 and 1e-9 unless the cap binds (windows narrower than
+        1/262 of the support); the sampled energy is the table's, its gradient the table's
+        exact one."""
+        if theta.shape != (self.n_features,):
+            shape = tuple(theta.shape)
+            raise ValueError(f"theta must have shape ({self.n_features},); got {shape}")
         if not self.n_features:
             return lambda y, c: (y.new_zeros(len(y), *y.shape[-2:]), torch.zeros_like(y))
         table = self._stiffness_table(theta).to(theta.device)
@@ -279,7 +237,7 @@ class FieldStiffness(FeatureFamily):
             if key not in tables:
                 tables[key] = table.to(x)
             if x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled()):
-                density, grad = _bond_terms_cpu(x, tables[key], lo, hi)
+                density, grad = cubic_table.evaluate_bonds(x, tables[key], lo, hi)
             else:
                 density, grad = _bond_terms_torch(x, tables[key], lo, hi)
             if c is not None:  # the four field pixels of each cell of y's grid
