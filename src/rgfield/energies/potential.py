@@ -2,68 +2,20 @@
 
 from __future__ import annotations
 
-from functools import cache
-
-import numpy as np
 import torch
 
-from rgfield._validate import is_integer
 from rgfield.energies import cubic_table
-from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
-from rgfield.wavelets import merge, split
+from rgfield.energies.base import DensityFn, register_feature
+from rgfield.energies.finer_field import FinerFieldFamily, atom_radius, quantile_windows
+from rgfield.wavelets import merge
 
 __all__ = ["ScalarPotential"]
 
-_VALUES_PER_WINDOW = 100  # data values per window at least: coarse scales are data-poor
 _TABLE_CELLS = 2**14  # cells of the tabulated potential used for sampling
 
 
-@cache
-def _atom_radius(wavelet: str) -> int:
-    """Reach (in cells) of the potential's density and gradient, from the synthesis atoms.
-
-    A detail coefficient at cell k moves the finer field on fine pixels 2k + a .. 2k + b (all
-    three detail channels together, read off the synthesis of one impulse). The gradient at k
-    reaches the coefficients whose atoms overlap k's, |k − k'| ≤ ⌊(b − a)/2⌋; the density of
-    cell p (fine pixels 2p, 2p + 1) those whose atoms cover them, k − p in
-    [⌈−b/2⌉, ⌊(1 − a)/2⌋]. Returns the larger reach: 3 for db4 (a, b = −3, 4).
-    """
-    n = 64  # wide enough that the atom does not wrap around
-    impulse = torch.zeros(1, 3, n, n, dtype=torch.float64)
-    impulse[0, :, n // 2, n // 2] = 1.0
-    rows = merge(torch.zeros(1, n, n, dtype=torch.float64), impulse, wavelet)[0].abs().sum(1)
-    covered = torch.nonzero(rows > 0).flatten()
-    a, b = int(covered.min()) - n, int(covered.max()) - n
-    return max((b - a) // 2, b // 2, (1 - a) // 2)
-
-
-def quantile_windows(
-    values: torch.Tensor, windows: int, width: float, margin: float, what: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Centres c_k at the quantiles (k − ½)/K of ``values``, widths s_k = ``width`` × the
-    local spacing of the centres, and the support: the values' range widened by ``margin`` ×
-    that range on each side. K is ``windows``, at most one per 100 values (the coarse
-    scales hold few). ``what`` names the family in the error for constant values."""
-    values = values.reshape(-1).double()
-    lo, hi = values.min(), values.max()
-    if not hi > lo:
-        raise ValueError(f"data: the field is constant at one scale; no {what} can be fitted")
-    if values.numel() > 2**22:  # quantiles of a deterministic subsample
-        values = values[:: values.numel() // 2**22 + 1]
-    count = min(windows, max(2, values.numel() // _VALUES_PER_WINDOW))
-    levels = (torch.arange(count, dtype=torch.float64) + 0.5) / count
-    centres = torch.quantile(values, levels).unique()
-    if centres.numel() == 1:
-        spacing = (hi - lo).reshape(1)
-    else:
-        gaps = centres.diff()
-        spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
-    pad = margin * (hi - lo)
-    return centres, width * spacing, torch.stack([lo - pad, hi + pad])
-
-
 @register_feature
-class ScalarPotential(FeatureFamily):
+class ScalarPotential(FinerFieldFamily):
     """Features Φ_k = Σ_u σ((x(u) − c_k) / s_k), k = 1..K, of the finer field x.
 
     At a conditional scale x = merge(c, y) is the reconstructed finer field x_{j-1} (in the
@@ -95,25 +47,10 @@ class ScalarPotential(FeatureFamily):
     name = "potential"
 
     def __init__(self, windows: int = 20, width: float = 1.0, margin: float = 0.1) -> None:
-        if not is_integer(windows) or windows < 1:
-            raise ValueError(f"windows must be a positive integer; got {windows!r}")
-        if not width > 0:
-            raise ValueError(f"width must be positive; got {width!r}")
-        if not margin >= 0:
-            raise ValueError(f"margin must be non-negative; got {margin!r}")
-        self.windows, self.width, self.margin = int(windows), float(width), float(margin)
-        self.wavelet: str | None = None
-        self.centres = self.scales = self.support = None
+        super().__init__(windows, width, margin)
         self._weight: torch.Tensor | None = None
 
-    # -- the finer field and its Jacobian ---------------------------------------------------
-
-    def _field(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        return y[:, 0] if c is None else merge(c, y, self.wavelet)
-
-    def _pull_back(self, g: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """Jᵀ g: a field gradient (..., N, N) as a y-gradient (..., C, n, n)."""
-        return g.unsqueeze(-3) if c is None else split(g, self.wavelet)[1]
+    # -- the Jacobian of the finer field ----------------------------------------------------
 
     def _jacobian_weight(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """w(u) = Σ_i (∂x(u)/∂y_i)² over the sampled coefficients, shape of the field."""
@@ -201,9 +138,9 @@ class ScalarPotential(FeatureFamily):
     @property
     def reach(self) -> int:
         """Reach of the density and gradient set by the wavelet's synthesis atoms (see
-        :func:`_atom_radius`; 3 for db4). Without a coarse field (the coarsest model) the reach
-        is 0, which this bound covers."""
-        return _atom_radius(self.wavelet)
+        :func:`~rgfield.energies.finer_field.atom_radius`; 3 for db4). Without a coarse field
+        (the coarsest model) the reach is 0, which this bound covers."""
+        return atom_radius(self.wavelet)
 
     def bind_density(self, theta: torch.Tensor) -> DensityFn:
         """u(p) = Σ v(x(u)) over the field pixels of cell p, and ∇_y U, with v and v' from the
@@ -232,22 +169,3 @@ class ScalarPotential(FeatureFamily):
     def potential(self, theta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """v(t) = Σ_k θ_k σ((t − c_k)/s_k) at values ``t`` (for plots of the learned potential)."""
         return self._potential_and_slope(theta, torch.as_tensor(t, dtype=torch.float64))[0]
-
-    def get_state(self) -> dict:
-        return {
-            "windows": self.windows,
-            "width": self.width,
-            "margin": self.margin,
-            "wavelet": self.wavelet,
-            "centres": self.centres.numpy(),
-            "scales": self.scales.numpy(),
-            "support": self.support.numpy(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> ScalarPotential:
-        family = cls(int(state["windows"]), float(state["width"]), float(state["margin"]))
-        family.wavelet = str(state["wavelet"])
-        for key in ("centres", "scales", "support"):
-            setattr(family, key, torch.as_tensor(np.asarray(state[key], dtype=np.float64)))
-        return family

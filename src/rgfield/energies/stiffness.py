@@ -6,11 +6,10 @@ import math
 
 import torch
 
-from rgfield._validate import is_integer
 from rgfield.energies import cubic_table
-from rgfield.energies.base import DensityFn, FeatureFamily, register_feature
-from rgfield.energies.potential import _atom_radius, quantile_windows
-from rgfield.wavelets import merge, split
+from rgfield.energies.base import DensityFn, register_feature
+from rgfield.energies.finer_field import FinerFieldFamily, atom_radius, quantile_windows
+from rgfield.wavelets import merge
 
 __all__ = ["FieldStiffness"]
 
@@ -50,7 +49,7 @@ def _bond_terms_torch(
 
 
 @register_feature
-class FieldStiffness(FeatureFamily):
+class FieldStiffness(FinerFieldFamily):
     """Features Φ_k = ½ Σ_{bonds (p, q)} w_k(m) d², m = (x_p + x_q)/2, d = x_q − x_p, over the
     nearest-neighbour bonds of the finer field x along both axes (periodic).
 
@@ -90,25 +89,10 @@ class FieldStiffness(FeatureFamily):
     name = "stiffness"
 
     def __init__(self, windows: int = 16, width: float = 1.0, margin: float = 0.1) -> None:
-        if not is_integer(windows) or windows < 1:
-            raise ValueError(f"windows must be a positive integer; got {windows!r}")
-        if not width > 0:
-            raise ValueError(f"width must be positive; got {width!r}")
-        if not margin >= 0:
-            raise ValueError(f"margin must be non-negative; got {margin!r}")
-        self.windows, self.width, self.margin = int(windows), float(width), float(margin)
-        self.wavelet: str | None = None
-        self.centres = self.scales = self.support = None
+        super().__init__(windows, width, margin)
         self._projector: dict[tuple[str, tuple[int, int]], list[torch.Tensor]] = {}
 
-    # -- the finer field and its Jacobian ---------------------------------------------------
-
-    def _field(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        return y[:, 0] if c is None else merge(c, y, self.wavelet)
-
-    def _pull_back(self, g: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """Jᵀ g: a field gradient (..., N, M) as a y-gradient (..., C, n, m)."""
-        return g.unsqueeze(-3) if c is None else split(g, self.wavelet)[1]
+    # -- the details' projector in pixel space ----------------------------------------------
 
     def _details_projector(self, shape: tuple[int, int]) -> list[torch.Tensor]:
         """G(p, p), then G(p, p + e) for every bond offset e, on the finer grid ``shape``
@@ -199,9 +183,9 @@ class FieldStiffness(FeatureFamily):
 
     @property
     def reach(self) -> int:
-        """The potential's reach (:func:`~rgfield.energies.potential._atom_radius`) and one
+        """The potential's reach (:func:`~rgfield.energies.finer_field.atom_radius`) and one
         cell more: a bond joins a pixel to its neighbour."""
-        return _atom_radius(self.wavelet) + 1
+        return atom_radius(self.wavelet) + 1
 
     def _stiffness_table(self, theta: torch.Tensor) -> torch.Tensor:
         """The cubic Hermite table of Z = Σ_k θ_k w_k on ``support``."""
@@ -246,22 +230,3 @@ class FieldStiffness(FeatureFamily):
             return density, self._pull_back(grad, c)
 
         return density_and_grad
-
-    def get_state(self) -> dict:
-        return {
-            "windows": self.windows,
-            "width": self.width,
-            "margin": self.margin,
-            "wavelet": self.wavelet,
-            "centres": self.centres.numpy(),
-            "scales": self.scales.numpy(),
-            "support": self.support.numpy(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> FieldStiffness:
-        family = cls(int(state["windows"]), float(state["width"]), float(state["margin"]))
-        family.wavelet = str(state["wavelet"])
-        for key in ("centres", "scales", "support"):
-            setattr(family, key, torch.as_tensor(state[key], dtype=torch.float64))
-        return family
