@@ -3,6 +3,7 @@ x = merge(c, y) on windows placed at the data's quantiles."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -12,7 +13,7 @@ from rgfield._validate import is_integer
 from rgfield.energies.base import FeatureFamily
 from rgfield.wavelets import merge, split
 
-__all__ = ["FinerFieldFamily", "atom_radius", "quantile_windows"]
+__all__ = ["FinerFieldFamily", "atom_radius", "quantile_windows", "table_like"]
 
 _VALUES_PER_WINDOW = 100  # data values per window at least: coarse scales are data-poor
 
@@ -60,6 +61,19 @@ def quantile_windows(
         spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
     pad = margin * (hi - lo)
     return centres, width * spacing, torch.stack([lo - pad, hi + pad])
+
+
+def table_like(table: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x ↦ ``table`` on x's device and in its dtype, each copy made once."""
+    copies = {}
+
+    def like(x: torch.Tensor) -> torch.Tensor:
+        key = (x.device, x.dtype)
+        if key not in copies:
+            copies[key] = table.to(x)
+        return copies[key]
+
+    return like
 
 
 class FinerFieldFamily(FeatureFamily):

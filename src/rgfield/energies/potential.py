@@ -6,7 +6,12 @@ import torch
 
 from rgfield.energies import cubic_table
 from rgfield.energies.base import DensityFn, register_feature
-from rgfield.energies.finer_field import FinerFieldFamily, atom_radius, quantile_windows
+from rgfield.energies.finer_field import (
+    FinerFieldFamily,
+    atom_radius,
+    quantile_windows,
+    table_like,
+)
 from rgfield.wavelets import merge
 
 __all__ = ["ScalarPotential"]
@@ -151,17 +156,13 @@ class ScalarPotential(FinerFieldFamily):
         costs the same whatever the number of windows (several times less than summing 20
         sigmoids).
         """
-        table = self._cubic_table(theta).to(theta.device)
-        tables = {}  # the table per (device, dtype), copied once
+        table = table_like(self._cubic_table(theta).to(theta.device))
         lo, hi = self.support.tolist()
 
         def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
-            key = (x.device, x.dtype)
-            if key not in tables:
-                tables[key] = table.to(x)
             # the four field pixels of each cell of y's grid, or the pixel itself (coarsest)
-            v, slope = cubic_table.evaluate(x, tables[key], lo, hi, pool=1 if c is None else 2)
+            v, slope = cubic_table.evaluate(x, table(x), lo, hi, pool=1 if c is None else 2)
             return v, self._pull_back(slope, c)
 
         return density_and_grad

@@ -8,7 +8,12 @@ import torch
 
 from rgfield.energies import cubic_table
 from rgfield.energies.base import DensityFn, register_feature
-from rgfield.energies.finer_field import FinerFieldFamily, atom_radius, quantile_windows
+from rgfield.energies.finer_field import (
+    FinerFieldFamily,
+    atom_radius,
+    quantile_windows,
+    table_like,
+)
 from rgfield.wavelets import merge
 
 __all__ = ["FieldStiffness"]
@@ -211,19 +216,15 @@ class FieldStiffness(FinerFieldFamily):
             raise ValueError(f"theta must have shape ({self.n_features},); got {shape}")
         if not self.n_features:
             return lambda y, c: (y.new_zeros(len(y), *y.shape[-2:]), torch.zeros_like(y))
-        table = self._stiffness_table(theta).to(theta.device)
-        tables = {}  # the table per (device, dtype), copied once
+        table = table_like(self._stiffness_table(theta).to(theta.device))
         lo, hi = self.support.tolist()
 
         def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
-            key = (x.device, x.dtype)
-            if key not in tables:
-                tables[key] = table.to(x)
             if x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled()):
-                density, grad = cubic_table.evaluate_bonds(x, tables[key], lo, hi)
+                density, grad = cubic_table.evaluate_bonds(x, table(x), lo, hi)
             else:
-                density, grad = _bond_terms_torch(x, tables[key], lo, hi)
+                density, grad = _bond_terms_torch(x, table(x), lo, hi)
             if c is not None:  # the four field pixels of each cell of y's grid
                 n, m = density.shape[-2:]
                 density = density.reshape(-1, n // 2, 2, m // 2, 2).sum((2, 4))
