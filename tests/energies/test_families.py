@@ -416,6 +416,8 @@ def test_a_one_pixel_field_has_no_bonds_and_no_features():
     y = torch.randn(5, 1, 1, 1, dtype=torch.float64)
     family = FieldStiffness().fit(y, None)
     assert family.n_features == 0 and family.values(y, None).shape == (5, 0)
+    assert family.gradients(y, None).shape == (5, 0, 1, 1, 1)
+    assert family.laplacians(y, None).shape == (5, 0)
     energy, grad = family.bind(torch.zeros(0, dtype=torch.float64))(y, None)
     assert (energy == 0).all() and (grad == 0).all()
     again = FieldStiffness.from_state(family.get_state())

@@ -160,6 +160,8 @@ class FieldStiffness(FinerFieldFamily):
         return total
 
     def gradients(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if not self.n_features:  # the wavelet analysis refuses an empty stack of fields
+            return y.new_zeros(len(y), 0, *y.shape[1:])
         x = self._field(y, c)
         grad = x.new_zeros(len(x), self.n_features, *x.shape[-2:])
         for e, m, d in _bonds(x):
