@@ -51,8 +51,8 @@ FAMILIES = [
     lambda: ScatteringCovariance(
         scales=1, orientations=2, widths=2, within=True, field_square=True
     ),
-    lambda: FieldStiffness(windows=4),
-    lambda: FieldStiffness(windows=3, width=0.3, margin=0.0),  # narrow windows, support's ends
+    lambda: FieldStiffness(windows=4, smallest=1),  # on every grid: wrap-around bonds too
+    lambda: FieldStiffness(windows=3, width=0.3, margin=0.0, smallest=1),  # narrow windows
 ]
 
 
@@ -413,6 +413,9 @@ def test_stiffness_is_constant_beyond_the_support_in_features_and_energy():
 
 
 def test_a_one_pixel_field_has_no_bonds_and_no_features():
+    small = torch.randn(5, 1, 4, 4, dtype=torch.float64)  # below `smallest` (8): none either
+    assert FieldStiffness().fit(small, None).n_features == 0
+    assert FieldStiffness(smallest=4).fit(small, None).n_features > 0
     y = torch.randn(5, 1, 1, 1, dtype=torch.float64)
     family = FieldStiffness().fit(y, None)
     assert family.n_features == 0 and family.values(y, None).shape == (5, 0)
@@ -420,8 +423,8 @@ def test_a_one_pixel_field_has_no_bonds_and_no_features():
     assert family.laplacians(y, None).shape == (5, 0)
     energy, grad = family.bind(torch.zeros(0, dtype=torch.float64))(y, None)
     assert (energy == 0).all() and (grad == 0).all()
-    again = FieldStiffness.from_state(family.get_state())
-    assert again.n_features == 0
+    again = FieldStiffness.from_state(FieldStiffness(smallest=1).fit(y, None).get_state())
+    assert again.n_features == 0 and again.smallest == 1
 
 
 def _statistics(model: ExponentialModel, y: torch.Tensor) -> ScoreMatchingStatistics:
