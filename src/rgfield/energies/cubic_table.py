@@ -174,17 +174,41 @@ def _bonds_numba(x, table, lo, hi, h, density, grad):  # pragma: no cover - comp
                     grad[r, qi, qj] += shared + odd
 
 
+def _bonds_torch(x, table, lo, hi, h):
+    density, grad = torch.zeros_like(x), torch.zeros_like(x)
+    for e in ((1, 0), (0, 1)):
+        d = x.roll((-e[0], -e[1]), (-2, -1)) - x
+        mid = x + 0.5 * d
+        z, slope = _evaluate_torch(mid.clamp(lo, hi), table, lo, hi, h, 1)
+        slope = torch.where((mid >= lo) & (mid <= hi), slope, 0.0)
+        square = d.square()
+        density = density + 0.5 * z * square
+        shared, odd = 0.25 * slope * square, z * d
+        grad = grad + (shared - odd) + (shared + odd).roll(e, (-2, -1))
+    return density, grad
+
+
 def evaluate_bonds(
-    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float
+    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float, backend: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per pixel p of CPU fields x (B, N, M): ½ Σ_e Z(m) d² over the bonds (p, p + e), e one
-    step along each axis (periodic), m = (x_p + x_{p+e})/2 clamped to [lo, hi] (Z constant
-    beyond), d = x_{p+e} − x_p, with Z tabulated in ``table``; and the gradient of their sum
-    with respect to x. One compiled pass (the stiffness family's energy,
-    :class:`~rgfield.energies.FieldStiffness`)."""
+    """Per pixel p of fields x (B, N, M): ½ Σ_e Z(m) d² over the bonds (p, p + e), e one step
+    along each axis (periodic), m = (x_p + x_{p+e})/2 clamped to [lo, hi] (Z constant beyond,
+    Z' = 0 there), d = x_{p+e} − x_p, with Z tabulated in ``table``; and the gradient of their
+    sum with respect to x (the stiffness family's energy,
+    :class:`~rgfield.energies.FieldStiffness`). ``backend`` as in :func:`evaluate`: one
+    compiled pass on the CPU, torch operations on other devices or under autograd.
+    """
+    if backend not in ("auto", "numba", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'torch'; got {backend!r}")
+    h = (hi - lo) / table.shape[0]
+    differentiated = x.requires_grad and torch.is_grad_enabled()
+    if backend == "torch" or (backend == "auto" and (x.device.type != "cpu" or differentiated)):
+        return _bonds_torch(x, table, lo, hi, h)
+    if x.device.type != "cpu":
+        raise ValueError(f"backend='numba' runs on CPU tensors; got a tensor on {x.device}")
     x = x.detach().contiguous()
     density, grad = torch.zeros_like(x), torch.zeros_like(x)
     # the limits and cell width in x's precision, as torch's arithmetic takes them
-    lo, hi, h = (x.numpy().dtype.type(v) for v in (lo, hi, (hi - lo) / table.shape[0]))
+    lo, hi, h = (x.numpy().dtype.type(v) for v in (lo, hi, h))
     _bonds_numba(x.numpy(), table.contiguous().numpy(), lo, hi, h, density.numpy(), grad.numpy())
     return density, grad

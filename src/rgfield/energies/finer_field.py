@@ -13,7 +13,7 @@ from rgfield._validate import is_integer
 from rgfield.energies.base import FeatureFamily
 from rgfield.wavelets import merge, split
 
-__all__ = ["FinerFieldFamily", "atom_radius", "quantile_windows", "table_like"]
+__all__ = ["FinerFieldFamily", "atom_radius", "details_projector", "quantile_windows", "table_like"]
 
 _VALUES_PER_WINDOW = 100  # data values per window at least: coarse scales are data-poor
 
@@ -61,6 +61,30 @@ def quantile_windows(
         spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
     pad = margin * (hi - lo)
     return centres, width * spacing, torch.stack([lo - pad, hi + pad])
+
+
+@cache
+def details_projector(
+    wavelet: str, shape: tuple[int, int], offsets: tuple[tuple[int, int], ...] = ()
+) -> tuple[torch.Tensor, ...]:
+    """G(p, p), then G(p, p + e) for every offset e in ``offsets`` (steps of 0 or +1 per axis),
+    on a finer grid of ``shape`` (each (N, M), float64): G = J Jᵀ, the projector onto the
+    details' span in pixel space (J = ∂x/∂y, the orthonormal synthesis of the details), so
+    G(p, p) = Σ_i J_{p,i}². For a separable wavelet G = 1 − C_y ⊗ C_x with C the periodic 1-D
+    low-pass projector, C(u, v) = Σ_k φ_k(u) φ_k(v) over the synthesis atoms φ_k of the coarse
+    coefficients; a pattern of period 2."""
+    lows = []  # per axis: s ↦ C(u, u + s) for s = 0, 1
+    for n in shape:
+        atoms = merge(
+            torch.eye(n // 2, dtype=torch.float64),
+            torch.zeros(n // 2, 1, n // 2, dtype=torch.float64),
+            wavelet,
+        )  # row k: the synthesis atom of coarse coefficient k
+        low, u = atoms.T @ atoms, torch.arange(n)
+        lows.append([low[u, (u + s) % n] for s in (0, 1)])
+    cy, cx = lows
+    own = 1 - cy[0][:, None] * cx[0][None, :]
+    return (own, *(-cy[dy][:, None] * cx[dx][None, :] for dy, dx in offsets))
 
 
 def table_like(table: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -9,10 +9,10 @@ from rgfield.energies.base import DensityFn, register_feature
 from rgfield.energies.finer_field import (
     FinerFieldFamily,
     atom_radius,
+    details_projector,
     quantile_windows,
     table_like,
 )
-from rgfield.wavelets import merge
 
 __all__ = ["ScalarPotential"]
 
@@ -53,7 +53,6 @@ class ScalarPotential(FinerFieldFamily):
 
     def __init__(self, windows: int = 20, width: float = 1.0, margin: float = 0.1) -> None:
         super().__init__(windows, width, margin)
-        self._weight: torch.Tensor | None = None
 
     # -- the Jacobian of the finer field ----------------------------------------------------
 
@@ -61,15 +60,8 @@ class ScalarPotential(FinerFieldFamily):
         """w(u) = Σ_i (∂x(u)/∂y_i)² over the sampled coefficients, shape of the field."""
         if c is None:
             return torch.ones(y.shape[-2:], dtype=y.dtype, device=y.device)
-        if self._weight is None or self._weight.shape != (2 * y.shape[-2], 2 * y.shape[-1]):
-            # the coarse coefficients' share is separable: c1(u_y) c1(u_x), c1 from 1D impulses
-            shares = []
-            for n in y.shape[-2:]:
-                impulses = torch.eye(n, dtype=torch.float64)
-                columns = merge(impulses, torch.zeros(n, 1, n, dtype=torch.float64), self.wavelet)
-                shares.append(columns.square().sum(0))
-            self._weight = 1.0 - shares[0][:, None] * shares[1][None, :]
-        return self._weight.to(y)
+        shape = (2 * y.shape[-2], 2 * y.shape[-1])
+        return details_projector(self.wavelet, shape)[0].to(y)
 
     def _windows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """σ(z_k) and 1/s_k for z_k = (x − c_k)/s_k: shapes (B, K, N, N) and (K, 1, 1)."""

@@ -12,10 +12,10 @@ from rgfield.energies.base import DensityFn, register_feature
 from rgfield.energies.finer_field import (
     FinerFieldFamily,
     atom_radius,
+    details_projector,
     quantile_windows,
     table_like,
 )
-from rgfield.wavelets import merge
 
 __all__ = ["FieldStiffness"]
 
@@ -31,27 +31,6 @@ def _bonds(x: torch.Tensor) -> list[tuple[tuple[int, int], torch.Tensor, torch.T
         nxt = x.roll((-e[0], -e[1]), (-2, -1))
         bonds.append((e, 0.5 * (x + nxt), nxt - x))
     return bonds
-
-
-def _spread(g: torch.Tensor, e: tuple[int, int]) -> torch.Tensor:
-    """A per-bond quantity stored at p moved to the bond's other end p + e."""
-    return g.roll(e, (-2, -1))
-
-
-def _bond_terms_torch(
-    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`~rgfield.energies.cubic_table.evaluate_bonds` in torch operations (any device,
-    autograd)."""
-    density, grad = torch.zeros_like(x), torch.zeros_like(x)
-    for e, m, d in _bonds(x):
-        z, slope = cubic_table.evaluate(m.clamp(lo, hi), table, lo, hi, backend="torch")
-        slope = torch.where((m >= lo) & (m <= hi), slope, 0.0)
-        square = d.square()
-        density = density + 0.5 * z * square
-        shared, odd = 0.25 * slope * square, z * d
-        grad = grad + (shared - odd) + _spread(shared + odd, e)
-    return density, grad
 
 
 @register_feature
@@ -78,8 +57,8 @@ class FieldStiffness(FinerFieldFamily):
 
     ∇_y Φ_k = Jᵀ ∇_x Φ_k (J = ∂x/∂y, the orthonormal synthesis) and
     Δ_y Φ_k = Σ_bonds (h_aa G_aa + h_bb G_bb + 2 h_ab G_ab), with G = J Jᵀ the projector onto
-    the details' span in pixel space: G = 1 − C_y ⊗ C_x from the 1-D low-pass projectors C
-    of the wavelet (a pattern of period 2); G = 1 at the coarsest scale.
+    the details' span in pixel space (:func:`~rgfield.energies.finer_field.details_projector`);
+    G = 1 at the coarsest scale.
 
     A finer field with a side below ``smallest`` (8) gets no features: on the 2 × 2 and 4 × 4
     fields of the coarsest conditionals of φ⁴ at L = 64 the family made the coarse-field growth
@@ -108,29 +87,6 @@ class FieldStiffness(FinerFieldFamily):
         if not is_integer(smallest) or smallest < 1:
             raise ValueError(f"smallest must be a positive integer; got {smallest!r}")
         self.smallest = int(smallest)
-        self._projector: dict[tuple[str, tuple[int, int]], list[torch.Tensor]] = {}
-
-    # -- the details' projector in pixel space ----------------------------------------------
-
-    def _details_projector(self, shape: tuple[int, int]) -> list[torch.Tensor]:
-        """G(p, p), then G(p, p + e) for every bond offset e, on the finer grid ``shape``
-        (each (N, M)): G = 1 − C_y ⊗ C_x, C the periodic 1-D low-pass projector."""
-        key = (self.wavelet, shape)
-        if key not in self._projector:
-            lows = []  # per axis: s ↦ C(u, u + s) for s = 0, 1
-            for n in shape:
-                atoms = merge(
-                    torch.eye(n // 2, dtype=torch.float64),
-                    torch.zeros(n // 2, 1, n // 2, dtype=torch.float64),
-                    self.wavelet,
-                )  # row k: the synthesis atom of coarse coefficient k
-                low, u = atoms.T @ atoms, torch.arange(n)
-                lows.append([low[u, (u + s) % n] for s in (0, 1)])
-            cy, cx = lows
-            self._projector[key] = [1 - cy[0][:, None] * cx[0][None, :]] + [
-                -cy[dy][:, None] * cx[dx][None, :] for dy, dx in _OFFSETS
-            ]
-        return self._projector[key]
 
     def _windows(self, m: torch.Tensor, order: int) -> list[torch.Tensor]:
         """[w, w', w''][: order + 1] of every window at midpoints m (derivatives in m, 0 where
@@ -181,7 +137,7 @@ class FieldStiffness(FinerFieldFamily):
             w, slope = self._windows(m, 1)
             d = d.unsqueeze(1)
             shared, odd = 0.25 * slope * d.square(), w * d
-            grad += (shared - odd) + _spread(shared + odd, e)
+            grad += (shared - odd) + (shared + odd).roll(e, (-2, -1))  # to the bond's end p + e
         return self._pull_back(grad, c)
 
     def laplacians(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -189,7 +145,8 @@ class FieldStiffness(FinerFieldFamily):
         if c is None:
             own, *across = [torch.ones_like(x[0])] + [torch.zeros_like(x[0])] * len(_OFFSETS)
         else:
-            own, *across = (g.to(x) for g in self._details_projector(tuple(x.shape[-2:])))
+            projector = details_projector(self.wavelet, tuple(x.shape[-2:]), _OFFSETS)
+            own, *across = (g.to(x) for g in projector)
         total = x.new_zeros(len(x), self.n_features)
         for (e, m, d), pair in zip(_bonds(x), across, strict=True):
             w, slope, curve = self._windows(m, 2)
@@ -236,10 +193,7 @@ class FieldStiffness(FinerFieldFamily):
 
         def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
-            if x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled()):
-                density, grad = cubic_table.evaluate_bonds(x, table(x), lo, hi)
-            else:
-                density, grad = _bond_terms_torch(x, table(x), lo, hi)
+            density, grad = cubic_table.evaluate_bonds(x, table(x), lo, hi)
             if c is not None:  # the four field pixels of each cell of y's grid
                 n, m = density.shape[-2:]
                 density = density.reshape(-1, n // 2, 2, m // 2, 2).sum((2, 4))
