@@ -32,13 +32,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="fields to generate (1000)")
     parser.add_argument("--noise", choices=("white", "spectrum"), default="white")
     parser.add_argument("--skip", choices=("scalar", "wiener"), default="scalar")
-    parser.add_argument("--weighting", choices=("edm", "spectral"), default="edm")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
+    parser.add_argument("--weighting", choices=("edm", "spectral"), default="spectral")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--train-steps", type=int, default=4000)
     parser.add_argument("--sampler", default="heun")
     parser.add_argument("--steps", type=int, default=64, help="sampler noise levels")
+    parser.add_argument("--churn", type=float, help="S_churn (default: the model's, 10 for heun)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)
@@ -56,7 +57,9 @@ def main() -> None:
     model.fit(data, checkpoint=args.out / "training.pt")
     model.save(args.out / "model.nc", overwrite=True)
     start = time.perf_counter()
-    generated = model.sample(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed + 1)
+    generated = model.sample(
+        args.n, sampler=args.sampler, steps=args.steps, churn=args.churn, seed=args.seed + 1
+    )
     wall = time.perf_counter() - start
     io.save(generated, args.out / "generated.nc", overwrite=True)
     tables = summary(reference, generated["field"], observables=("phi4",))

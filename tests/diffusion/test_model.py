@@ -7,7 +7,7 @@ import xarray as xr
 
 from rgfield import io
 from rgfield.cli import main
-from rgfield.diffusion import SAMPLERS, DiffusionModel
+from rgfield.diffusion import SAMPLERS, DiffusionModel, Symmetries
 
 # denoiser calls per batch for N steps (the module docstring of rgfield.diffusion.samplers)
 EVALUATIONS = {
@@ -44,6 +44,15 @@ def test_every_sampler_draws_fields_and_counts_its_evaluations(model, sampler):
     assert ds["field"].shape == (5, 8, 8) and np.isfinite(ds["field"].values).all()
     assert ds.attrs["network_evaluations"] == EVALUATIONS[sampler](4)
     assert ds.attrs["sampler"] == sampler and ds.attrs["seed"] == 1
+
+
+@pytest.mark.parametrize(("sampler", "churn"), [("heun", 10.0), ("euler", 10.0), ("ddim", None)])
+def test_the_ode_samplers_churn_by_default_and_record_it(model, sampler, churn):
+    ds = model.sample(2, sampler=sampler, steps=4, seed=1, progress=False)
+    assert ds.attrs.get("option_churn") == churn
+    ode = model.sample(2, sampler=sampler, steps=4, churn=0.0, seed=1, progress=False)
+    if churn:  # the same initial noise, fresh noise in every step: other fields
+        assert not np.allclose(ds["field"].values, ode["field"].values)
 
 
 def test_a_saved_model_loads_back_to_the_same_samples(model, tmp_path):
@@ -93,6 +102,10 @@ def test_unfitted_model_and_bad_options_are_refused(model):
         DiffusionModel().sample(2)
     with pytest.raises(ValueError, match="sampler"):
         model.sample(2, sampler="nope")
+    with pytest.raises(ValueError, match="churn"):
+        model.sample(2, sampler="ddim", churn=1.0)
+    with pytest.raises(ValueError, match="churn"):
+        model.sample(2, churn=-1.0)
     with pytest.raises(ValueError, match="noise"):
         DiffusionModel(noise="pink").fit(torch.randn(4, 8, 8))
     with pytest.raises(ValueError, match="skip"):
@@ -128,11 +141,13 @@ def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, c
                 "wiener",
                 "--seed",
                 "0",
+                "--no-augmentation",
                 "--no-progress",
             ]
         )
         == 0
     )
+    assert DiffusionModel.load(model_path).symmetries_ == Symmetries(shifts=False)
     assert (
         main(
             [
@@ -223,13 +238,14 @@ class ZeroNetwork(torch.nn.Module):
         return torch.zeros_like(x)
 
 
+@pytest.mark.parametrize("churn", [0.0, None])
 @pytest.mark.parametrize(("noise", "skip"), [("spectrum", "scalar"), ("white", "wiener")])
-def test_a_zero_network_generates_the_training_spectrum(noise, skip):
+def test_a_zero_network_generates_the_training_spectrum(noise, skip, churn):
     """The Gaussian limit of the whole pathway (whitening, preconditioning, Heun, colouring):
     with noise coloured by the spectrum, or with the Wiener skip, and F ≡ 0, the model is the
     Gaussian field of the training fields' mean periodogram, so its samples have the training
     fields' shell spectrum exactly, up to the statistical error (and Heun's 0.1 % at 128
-    levels)."""
+    levels), with the deterministic Heun and with the default churn alike."""
     from rgfield.stats import power_spectrum
 
     train = torch.randn(64, 16, 16, generator=torch.Generator().manual_seed(0)).cumsum(-1)
@@ -238,7 +254,8 @@ def test_a_zero_network_generates_the_training_spectrum(noise, skip):
     )
     model.fit(train)
     model.denoiser_.network = ZeroNetwork()
-    spectra = power_spectrum(model.sample(512, steps=128, seed=1, progress=False)["field"]).values
+    generated = model.sample(512, steps=128, churn=churn, seed=1, progress=False)
+    spectra = power_spectrum(generated["field"]).values
     expected = power_spectrum(train).values.mean(0)
     z = (spectra.mean(0) - expected) / (spectra.std(0) / np.sqrt(len(spectra)))
     assert np.abs(z).max() < 3, np.round(z, 2)

@@ -31,25 +31,30 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weighting",
         choices=("edm", "spectral"),
-        default="edm",
-        help="training loss: EDM's λ(σ), or per Fourier mode by its Wiener error (edm)",
+        default="spectral",
+        help="training loss: EDM's λ(σ), or per Fourier mode by its Wiener error (spectral)",
     )
     parser.add_argument("--width", type=int, default=16, help="UNet channels (16)")
     parser.add_argument("--levels", type=int, default=4, help="UNet resolutions (4)")
     parser.add_argument("--bias-free", action="store_true", help="bias-free, noise-blind UNet")
+    parser.add_argument(
+        "--no-augmentation",
+        action="store_true",
+        help="train on the fields as given (default: moved by the data's symmetries)",
+    )
     parser.add_argument("--train-steps", type=int, default=4000, help="training steps (4000)")
     parser.add_argument("--batch", type=int, default=32, help="fields per training step (32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     parser.add_argument(
         "--lr-schedule",
         choices=("constant", "cosine"),
-        default="constant",
-        help="learning rate constant, or decaying to 0 on a cosine (constant)",
+        default="cosine",
+        help="learning rate constant, or decaying to 0 on a cosine (cosine)",
     )
 
 
 def _model_options(args: argparse.Namespace) -> dict:
-    from rgfield.diffusion import make_process
+    from rgfield.diffusion import Symmetries, make_process
 
     if args.schedule is not None and args.process != "vp":
         raise ValueError("--schedule applies to --process vp only")
@@ -66,6 +71,7 @@ def _model_options(args: argparse.Namespace) -> dict:
         batch=args.batch,
         lr=args.lr,
         lr_schedule=args.lr_schedule,
+        symmetries=Symmetries(shifts=False) if args.no_augmentation else None,
     )
 
 
@@ -88,7 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("--steps", type=int, default=64, help="noise levels (64)")
     sample.add_argument("--batch", type=int, default=64, help="fields per batch (64)")
     sample.add_argument(
-        "--churn", type=float, help="EDM stochastic churn S_churn (euler, heun, euler_maruyama)"
+        "--churn",
+        type=float,
+        help="EDM stochastic churn S_churn (euler, heun, euler_maruyama; 10 for heun and euler, 0"
+        " for euler_maruyama; 0 makes heun deterministic)",
     )
     sample.add_argument("--eta", type=float, help="DDIM's η (0: deterministic)")
     _options.add_seed(sample)

@@ -103,7 +103,12 @@ def generalisation(
                 draws.append(
                     torch.as_tensor(
                         model.sample(
-                            samples, sampler=sampler, steps=sampler_steps, seed=seed, progress=False
+                            samples,
+                            sampler=sampler,
+                            steps=sampler_steps,
+                            churn=0.0,
+                            seed=seed,
+                            progress=False,
                         )["field"].values
                     )
                 )
