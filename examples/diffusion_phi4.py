@@ -39,7 +39,11 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=4000)
     parser.add_argument("--sampler", default="heun")
     parser.add_argument("--steps", type=int, default=64, help="sampler noise levels")
-    parser.add_argument("--churn", type=float, help="S_churn (default: the model's, 10 for heun)")
+    parser.add_argument(
+        "--churn",
+        type=float,
+        help="S_churn (default: DiffusionModel.sample's, 10 for heun and euler, 0 otherwise)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)

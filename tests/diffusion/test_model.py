@@ -1,5 +1,7 @@
 """DiffusionModel: fit, sample with every sampler, save and load; the command line."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -68,16 +70,36 @@ def test_a_saved_model_loads_back_to_the_same_samples(model, tmp_path):
 
 def test_a_model_with_the_wiener_skip_loads_back_to_the_same_samples(fields, tmp_path):
     model = DiffusionModel(
-        skip="wiener", weighting="spectral", width=4, levels=2, steps=3, batch=4, seed=0
+        skip="wiener",
+        weighting="edm",
+        lr_schedule="constant",
+        width=4,
+        levels=2,
+        steps=3,
+        batch=4,
+        seed=0,
     )
     model.fit(fields)
     assert np.isfinite(model.history_["loss"].values).all()
     loaded = DiffusionModel.load(model.save(tmp_path / "wiener.nc"))
-    assert loaded.skip == "wiener" and loaded.weighting == "spectral"
+    assert loaded.skip == "wiener" and loaded.weighting == "edm"
+    assert loaded.lr_schedule == "constant"
     torch.testing.assert_close(loaded.denoiser_.power, model.denoiser_.power, rtol=0, atol=0)
     a = model.sample(3, steps=4, seed=2, progress=False)["field"].values
     b = loaded.sample(3, steps=4, seed=2, progress=False)["field"].values
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_file_from_before_the_loss_options_loads_as_it_was_trained(model, tmp_path):
+    """Files written before ``weighting`` and ``lr_schedule`` existed were trained with EDM's
+    λ at a constant rate: they load so, not with today's defaults."""
+    ds = xr.load_dataset(model.save(tmp_path / "model.nc"))
+    spec = json.loads(ds.attrs["specification"])
+    for name in ("weighting", "lr_schedule"):
+        del spec["parameters"][name]
+    ds.attrs["specification"] = json.dumps(spec)
+    loaded = DiffusionModel.load(io.save(ds, tmp_path / "old.nc"))
+    assert (loaded.weighting, loaded.lr_schedule) == ("edm", "constant")
 
 
 def test_foreign_and_damaged_files_are_refused(model, fields, tmp_path):
@@ -195,6 +217,21 @@ def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, c
         == 1
     )
     assert "--schedule applies to --process vp" in capsys.readouterr().err
+
+
+def test_an_ensemble_records_the_churn_it_resolved(model):
+    """A job without ``churn`` describes itself with the default it runs, and an explicit
+    ``churn=0`` is another job (a resumed directory never mixes the two)."""
+    from rgfield import ensembles
+
+    implicit = ensembles.DiffusionSampling(model, {"steps": 3})
+    explicit = ensembles.DiffusionSampling(model, {"steps": 3, "churn": 10.0})
+    ode = ensembles.DiffusionSampling(model, {"steps": 3, "churn": 0.0})
+    assert implicit.describe() == explicit.describe() != ode.describe()
+    np.testing.assert_array_equal(
+        ode.run(2, 1)["field"].values,
+        model.sample(2, steps=3, churn=0.0, seed=1, progress=False)["field"].values,
+    )
 
 
 def test_sampling_into_an_ensemble_directory_matches_and_resumes(model, tmp_path):

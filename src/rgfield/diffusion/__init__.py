@@ -20,7 +20,7 @@ Layers, each usable alone (docs/diffusion.md):
 
 from rgfield.diffusion.augmentation import Symmetries, symmetries_for
 from rgfield.diffusion.denoisers import SKIPS, Preconditioned, UNet
-from rgfield.diffusion.model import Counted, DiffusionModel
+from rgfield.diffusion.model import DEFAULT_CHURN, Counted, DiffusionModel, default_churn
 from rgfield.diffusion.oracles import EmpiricalDenoiser, WienerDenoiser
 from rgfield.diffusion.processes import (
     PROCESSES,
@@ -48,6 +48,7 @@ from rgfield.diffusion.training import (
 from rgfield.diffusion.whitening import Whitening, fit_whitening
 
 __all__ = [
+    "DEFAULT_CHURN",
     "LR_SCHEDULES",
     "PROCESSES",
     "SAMPLERS",
@@ -58,6 +59,7 @@ __all__ = [
     "EmpiricalDenoiser",
     "Preconditioned",
     "Symmetries",
+    "default_churn",
     "Training",
     "UNet",
     "VarianceExploding",

@@ -92,6 +92,9 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
     )
     try:
         names, params = list(spec["state"]), dict(spec["parameters"])
+        # files written before these options existed were trained so (not today's defaults)
+        params.setdefault("weighting", "edm")
+        params.setdefault("lr_schedule", "constant")
         network = UNet(**spec["network"])
         process = make_process(params.pop("process"), **spec["process_options"])
         symmetries = Symmetries(**params.pop("symmetries"))

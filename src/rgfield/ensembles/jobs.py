@@ -154,7 +154,12 @@ class DiffusionSampling:
 
         state = to_dataset(self.model).drop_attrs()
         model = fingerprint(*(state[name] for name in sorted(state.data_vars)))
-        return {"job": "diffusion sampling", "model": model, "options": _plain(self.options)}
+        # the churn as resolved, so a rerun under another default is another job
+        from rgfield.diffusion.model import DEFAULT_SAMPLER, default_churn
+
+        sampler = self.options.get("sampler", DEFAULT_SAMPLER)
+        options = {"churn": default_churn(sampler), **self.options}
+        return {"job": "diffusion sampling", "model": model, "options": _plain(options)}
 
 
 @dataclass(frozen=True)
