@@ -36,7 +36,9 @@ def main() -> None:
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--networks", type=int, default=1, help="UNets averaged (1)")
     parser.add_argument("--train-steps", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=32, help="fields per training step (32)")
     parser.add_argument("--sampler", default="heun")
     parser.add_argument("--steps", type=int, default=64, help="sampler noise levels")
     parser.add_argument(
@@ -55,7 +57,9 @@ def main() -> None:
         lr_schedule=args.lr_schedule,
         width=args.width,
         levels=args.levels,
+        networks=args.networks,
         steps=args.train_steps,
+        batch=args.batch,
         seed=args.seed,
     )
     model.fit(data, checkpoint=args.out / "training.pt")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from rgfield.diffusion import Preconditioned, UNet
+from rgfield.diffusion import Ensemble, Preconditioned, UNet
 
 
 def test_unet_is_periodic_translation_equivariant():
@@ -98,3 +98,17 @@ def test_unet_refuses_bad_sizes_and_options():
         UNet(width=4, levels=3)(torch.zeros(1, 1, 10, 10), torch.zeros(1))
     with pytest.raises(ValueError, match="width"):
         UNet(width=0)
+
+
+def test_an_ensemble_averages_its_members():
+    """D = (D_1 + D_2 + D_3)/3 for three differently initialised preconditioned UNets."""
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(Preconditioned(UNet(width=4, levels=2)).eval())
+    x = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = sum(m(x, 0.7) for m in members) / 3
+        torch.testing.assert_close(Ensemble(members)(x, 0.7), expected)
+    with pytest.raises(ValueError, match="members"):
+        Ensemble([])

@@ -84,22 +84,54 @@ def test_a_model_with_the_wiener_skip_loads_back_to_the_same_samples(fields, tmp
     loaded = DiffusionModel.load(model.save(tmp_path / "wiener.nc"))
     assert loaded.skip == "wiener" and loaded.weighting == "edm"
     assert loaded.lr_schedule == "constant"
-    torch.testing.assert_close(loaded.denoiser_.power, model.denoiser_.power, rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded.denoiser_.members[0].power, model.denoiser_.members[0].power, rtol=0, atol=0
+    )
     a = model.sample(3, steps=4, seed=2, progress=False)["field"].values
     b = loaded.sample(3, steps=4, seed=2, progress=False)["field"].values
     np.testing.assert_array_equal(a, b)
 
 
 def test_a_file_from_before_the_loss_options_loads_as_it_was_trained(model, tmp_path):
-    """Files written before ``weighting`` and ``lr_schedule`` existed were trained with EDM's
-    λ at a constant rate: they load so, not with today's defaults."""
+    """Files written before ``weighting``, ``lr_schedule`` and ``networks`` existed held one
+    network trained with EDM's λ at a constant rate: they load so, not with today's defaults,
+    and draw the same fields."""
     ds = xr.load_dataset(model.save(tmp_path / "model.nc"))
     spec = json.loads(ds.attrs["specification"])
-    for name in ("weighting", "lr_schedule"):
+    for name in ("weighting", "lr_schedule", "networks"):
         del spec["parameters"][name]
+    spec["state"] = [name.removeprefix("members.0.") for name in spec["state"]]
     ds.attrs["specification"] = json.dumps(spec)
     loaded = DiffusionModel.load(io.save(ds, tmp_path / "old.nc"))
-    assert (loaded.weighting, loaded.lr_schedule) == ("edm", "constant")
+    assert (loaded.weighting, loaded.lr_schedule, loaded.networks) == ("edm", "constant", 1)
+    a = model.sample(3, steps=4, seed=2, progress=False)["field"].values
+    b = loaded.sample(3, steps=4, seed=2, progress=False)["field"].values
+    np.testing.assert_array_equal(a, b)
+
+
+def test_an_ensemble_is_the_mean_of_networks_trained_from_successive_seeds(fields, tmp_path):
+    """``networks=2`` with seed 0 denoises as the mean of two one-network models fitted alone
+    with seeds 0 and 1, counts both networks' parameters, saves and loads back to the same
+    fields, and keeps one training checkpoint per network."""
+    options = dict(width=4, levels=2, steps=5, batch=4, progress=False)
+    pair = DiffusionModel(networks=2, seed=0, **options)
+    pair.fit(fields, checkpoint=tmp_path / "training.pt")
+    alone = [DiffusionModel(seed=s, **options).fit(fields) for s in (0, 1)]
+    assert pair.n_parameters_ == 2 * alone[0].n_parameters_
+    noisy = torch.as_tensor(fields.values[:4], dtype=torch.float32)
+    for sigma in (0.1, 3.0):
+        mean = (alone[0].denoise(noisy, sigma) + alone[1].denoise(noisy, sigma)) / 2
+        torch.testing.assert_close(pair.denoise(noisy, sigma), mean)
+    assert (tmp_path / "training.pt").exists() and (tmp_path / "training.pt.1").exists()
+    resumed = DiffusionModel(networks=2, seed=0, **options)
+    resumed.fit(fields, checkpoint=tmp_path / "training.pt")  # both complete: nothing to train
+    torch.testing.assert_close(resumed.denoise(noisy, 1.0), pair.denoise(noisy, 1.0))
+    loaded = DiffusionModel.load(pair.save(tmp_path / "pair.nc"))
+    assert loaded.networks == 2 and loaded.n_parameters_ == pair.n_parameters_
+    a = pair.sample(3, steps=4, seed=2, progress=False)
+    b = loaded.sample(3, steps=4, seed=2, progress=False)
+    np.testing.assert_array_equal(a["field"].values, b["field"].values)
+    assert a.attrs["networks"] == 2
 
 
 def test_foreign_and_damaged_files_are_refused(model, fields, tmp_path):
@@ -136,6 +168,8 @@ def test_unfitted_model_and_bad_options_are_refused(model):
         DiffusionModel(weighting="uniform").fit(torch.randn(4, 8, 8))
     with pytest.raises(ValueError, match="2D fields"):
         DiffusionModel().fit(torch.randn(4, 8))
+    with pytest.raises(ValueError, match="networks"):
+        DiffusionModel(networks=0).fit(torch.randn(4, 8, 8))
 
 
 def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, capsys):
@@ -164,12 +198,15 @@ def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, c
                 "--seed",
                 "0",
                 "--no-augmentation",
+                "--networks",
+                "2",
                 "--no-progress",
             ]
         )
         == 0
     )
-    assert DiffusionModel.load(model_path).symmetries_ == Symmetries(shifts=False)
+    trained = DiffusionModel.load(model_path)
+    assert trained.symmetries_ == Symmetries(shifts=False) and trained.networks == 2
     assert (
         main(
             [
@@ -290,7 +327,7 @@ def test_a_zero_network_generates_the_training_spectrum(noise, skip, churn):
         noise=noise, skip=skip, width=4, levels=2, steps=1, seed=0, progress=False
     )
     model.fit(train)
-    model.denoiser_.network = ZeroNetwork()
+    model.denoiser_.members[0].network = ZeroNetwork()
     generated = model.sample(512, steps=128, churn=churn, seed=1, progress=False)
     spectra = power_spectrum(generated["field"]).values
     expected = power_spectrum(train).values.mean(0)

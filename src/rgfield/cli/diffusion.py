@@ -38,6 +38,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=int, default=4, help="UNet resolutions (4)")
     parser.add_argument("--bias-free", action="store_true", help="bias-free, noise-blind UNet")
     parser.add_argument(
+        "--networks",
+        type=int,
+        default=1,
+        help="UNets trained from successive seeds, their outputs averaged (1)",
+    )
+    parser.add_argument(
         "--no-augmentation",
         action="store_true",
         help="train on the fields as given (default: moved by the data's symmetries)",
@@ -67,6 +73,7 @@ def _model_options(args: argparse.Namespace) -> dict:
         width=args.width,
         levels=args.levels,
         bias=not args.bias_free,
+        networks=args.networks,
         steps=args.train_steps,
         batch=args.batch,
         lr=args.lr,

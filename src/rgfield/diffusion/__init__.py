@@ -9,7 +9,7 @@ Layers, each usable alone (docs/diffusion.md):
 * :mod:`~rgfield.diffusion.whitening`: white or spectrum-coloured noise, as a linear map of the
   fields;
 * :mod:`~rgfield.diffusion.denoisers`: a circular-padded UNet (and its bias-free variant) with
-  EDM preconditioning;
+  EDM preconditioning, and the mean of several denoisers;
 * :mod:`~rgfield.diffusion.training`: denoising score matching with EMA and exact checkpoints;
 * :mod:`~rgfield.diffusion.samplers`: Euler, Heun, DDIM, Euler–Maruyama, predictor–corrector,
   ``sample_x(denoiser, x, sigmas, ...)``;
@@ -19,7 +19,7 @@ Layers, each usable alone (docs/diffusion.md):
 """
 
 from rgfield.diffusion.augmentation import Symmetries, symmetries_for
-from rgfield.diffusion.denoisers import SKIPS, Preconditioned, UNet
+from rgfield.diffusion.denoisers import SKIPS, Ensemble, Preconditioned, UNet
 from rgfield.diffusion.model import DEFAULT_CHURN, Counted, DiffusionModel, default_churn
 from rgfield.diffusion.oracles import EmpiricalDenoiser, WienerDenoiser
 from rgfield.diffusion.processes import (
@@ -56,6 +56,7 @@ __all__ = [
     "WEIGHTINGS",
     "Counted",
     "DiffusionModel",
+    "Ensemble",
     "EmpiricalDenoiser",
     "Preconditioned",
     "Symmetries",

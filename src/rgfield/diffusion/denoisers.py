@@ -30,11 +30,12 @@ without moving the network to whitened coordinates).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["SKIPS", "Preconditioned", "UNet"]
+__all__ = ["SKIPS", "Ensemble", "Preconditioned", "UNet"]
 
 SKIPS = ("scalar", "wiener")
 """The skip connections of :class:`Preconditioned`: EDM's scalar c_skip, or a Wiener filter."""
@@ -233,3 +234,22 @@ class Preconditioned(nn.Module):
         c_out, c_in = (c[:, None, None, None] for c in self.coefficients(sigma))
         out = self.skip(x, sigma) + c_out * self.network(x * c_in, sigma.log() / 4)
         return out[:, 0] if scalar else out
+
+
+class Ensemble(nn.Module):
+    """The mean of K denoisers, D(x, σ) = (1/K) Σ_k D_k(x, σ).
+
+    Every D_k estimates the same posterior mean E[x | x + σ n]. Networks trained from other
+    initial weights and draws of the training examples err differently; where their errors are
+    independent, the mean's variance is one K-th of one network's and a bias they share stays
+    (the deep ensembles of Lakshminarayanan et al., NeurIPS 2017). ``members[k]`` is D_k.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("members: an ensemble needs at least one denoiser")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x, sigma) for member in self.members]).mean(0)

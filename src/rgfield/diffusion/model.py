@@ -16,10 +16,10 @@ from rgfield import io
 from rgfield._progress import progress as progress_bar
 from rgfield._validate import fresh_seed
 from rgfield.diffusion.augmentation import Symmetries, symmetries_for
-from rgfield.diffusion.denoisers import SKIPS, Preconditioned, UNet
+from rgfield.diffusion.denoisers import SKIPS, Ensemble, Preconditioned, UNet
 from rgfield.diffusion.processes import NoiseProcess, make_process
 from rgfield.diffusion.samplers import SAMPLERS
-from rgfield.diffusion.training import LR_SCHEDULES, WEIGHTINGS, train
+from rgfield.diffusion.training import LR_SCHEDULES, WEIGHTINGS, Training, train
 from rgfield.diffusion.whitening import NOISES, fit_whitening
 
 __all__ = [
@@ -91,6 +91,11 @@ class DiffusionModel:
         The UNet's channels at the finest level and its number of resolutions.
     bias : bool
         False: the bias-free, noise-blind UNet.
+    networks : int
+        K UNets trained alike from the seeds ``seed_``, ``seed_ + 1``, …, their outputs
+        averaged (:class:`~rgfield.diffusion.Ensemble`): the spread from one trained network
+        to the next falls as 1/√K where it is independent; training and sampling cost K
+        times one network's.
     steps, batch, lr, ema : training steps, fields per step, Adam's learning rate, EMA decay.
     lr_schedule : "constant" or "cosine"
         Adam's learning rate constant, or decaying to 0 as ½ (1 + cos(π t / steps)) (the
@@ -108,8 +113,9 @@ class DiffusionModel:
     Attributes
     ----------
     whitening_ : Whitening
-    denoiser_ : Preconditioned
-        The EMA weights, in evaluation mode.
+    denoiser_ : Ensemble
+        The K networks' EMA weights (``denoiser_.members``, each a :class:`Preconditioned`),
+        in evaluation mode.
     process_ : noise process
     symmetries_ : Symmetries
     history_ : xarray.Dataset
@@ -132,6 +138,7 @@ class DiffusionModel:
         width: int = 16,
         levels: int = 4,
         bias: bool = True,
+        networks: int = 1,
         steps: int = 4000,
         batch: int = 32,
         lr: float = 1e-3,
@@ -149,6 +156,7 @@ class DiffusionModel:
         self.width = width
         self.levels = levels
         self.bias = bias
+        self.networks = networks
         self.steps = steps
         self.batch = batch
         self.lr = lr
@@ -180,6 +188,9 @@ class DiffusionModel:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}")
+        networks = self.networks
+        if not isinstance(networks, int) or isinstance(networks, bool) or networks < 1:
+            raise ValueError(f"networks must be a positive integer; got {networks!r}")
         data = io.load(data) if isinstance(data, str | os.PathLike) else data
         fields = io.as_tensor(data, dtype=torch.float32)
         if fields.dim() != 3:
@@ -197,35 +208,18 @@ class DiffusionModel:
         self.symmetries_ = self.symmetries or symmetries_for(str(attrs.get("generator", "")), name)
         self.whitening_ = fit_whitening(fields, self.noise)
         whitened = self.whitening_.whiten(fields)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed_)
-            network = UNet(1, self.width, self.levels, self.bias)
         # P_k of the whitened fields (the "spectrum" whitening's amplitude²), where asked for
         power = None
         if self.skip == "wiener" or self.weighting == "spectral":
             power = fit_whitening(whitened, "spectrum").amplitude.square()
-        denoiser = Preconditioned(
-            network, sigma_data=1.0, power=power if self.skip == "wiener" else None
-        ).to(device)
-        training = train(
-            denoiser,
-            whitened.to(device),
-            self.process_,
-            steps=self.steps,
-            batch=self.batch,
-            lr=self.lr,
-            lr_schedule=self.lr_schedule,
-            ema=self.ema,
-            symmetries=self.symmetries_,
-            seed=self.seed_,
-            checkpoint=checkpoint,
-            loss_power=power if self.weighting == "spectral" else None,
-            progress=self.progress,
-        )
-        self.denoiser_ = training.ema.module.eval()
-        self.history_ = _history(training.losses, training.sigmas, training.example_losses)
-        self.training_seconds_ = training.seconds
-        self.n_parameters_ = sum(p.numel() for p in network.parameters())
+        trainings = [
+            self._train_network(k, whitened.to(device), power, checkpoint)
+            for k in range(self.networks)
+        ]
+        self.denoiser_ = Ensemble([t.ema.module.eval() for t in trainings]).eval()
+        self.history_ = _history(trainings)
+        self.training_seconds_ = sum(t.seconds for t in trainings)
+        self.n_parameters_ = sum(p.numel() for p in self.denoiser_.parameters())
         self.size_ = tuple(fields.shape[-2:])
         self.data_attrs_ = {
             "generator": str(attrs.get("generator", "")),
@@ -234,6 +228,34 @@ class DiffusionModel:
             "samples": len(fields),
         }
         return self
+
+    def _train_network(self, k: int, whitened: torch.Tensor, power, checkpoint) -> Training:
+        """Train the k-th network of the ensemble, from seed ``seed_ + k`` (its own checkpoint
+        file ``checkpoint.k`` for k > 0)."""
+        seed = self.seed_ + k
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = UNet(1, self.width, self.levels, self.bias)
+        denoiser = Preconditioned(
+            network, sigma_data=1.0, power=power if self.skip == "wiener" else None
+        ).to(whitened.device)
+        if checkpoint is not None and k > 0:
+            checkpoint = f"{os.fspath(checkpoint)}.{k}"
+        return train(
+            denoiser,
+            whitened,
+            self.process_,
+            steps=self.steps,
+            batch=self.batch,
+            lr=self.lr,
+            lr_schedule=self.lr_schedule,
+            ema=self.ema,
+            symmetries=self.symmetries_,
+            seed=seed,
+            checkpoint=checkpoint,
+            loss_power=power if self.weighting == "spectral" else None,
+            progress=self.progress,
+        )
 
     # -- sampling -----------------------------------------------------------------------------
 
@@ -337,6 +359,7 @@ class DiffusionModel:
             "skip": self.skip,
             "weighting": self.weighting,
             "parameters": self.n_parameters_,
+            "networks": self.networks,
             "training_generator": self.data_attrs_["generator"],
             **{f"option_{k}": v for k, v in options.items()},
         }
@@ -368,10 +391,12 @@ def _device_generator(device: torch.device, generator: torch.Generator) -> torch
     return torch.Generator(device).manual_seed(seed)
 
 
-def _history(losses, sigmas, example_losses) -> xr.Dataset:
-    """Loss per step, and the mean loss of the last half of the examples per σ bin."""
-    half = len(sigmas) // 2
-    recent_sigma, recent_loss = sigmas[half:], example_losses[half:]
+def _history(trainings: list[Training]) -> xr.Dataset:
+    """Loss per step (mean over the networks), and the mean loss of the last half of every
+    network's examples per σ bin."""
+    losses = np.mean([t.losses for t in trainings], axis=0)
+    recent_sigma = np.concatenate([t.sigmas[len(t.sigmas) // 2 :] for t in trainings])
+    recent_loss = np.concatenate([t.example_losses[len(t.sigmas) // 2 :] for t in trainings])
     which = np.digitize(recent_sigma, SIGMA_BINS) - 1
     inside = (which >= 0) & (which < len(SIGMA_BINS) - 1)
     totals = np.bincount(which[inside], recent_loss[inside], len(SIGMA_BINS) - 1)

@@ -3,10 +3,12 @@
 Layout (``format_version`` 1): attrs ``model`` = ``rgfield.diffusion.DiffusionModel``,
 ``format_version``, ``rgfield_version``, ``created`` and ``specification`` (JSON: constructor
 parameters, the noise process and its options, the UNet's configuration, the symmetries, the
-seed, the training data's attrs and size, the training time, and the names of the network's
-state entries in order); variables ``state_<i>`` (one per entry of the EMA denoiser's state
-dict, attr ``name``), ``whitening_amplitude`` (y, x) and ``whitening_mean``, and the training
-history ``loss`` (step), ``loss_by_sigma`` and ``examples_by_sigma`` (sigma).
+seed, the training data's attrs and size, the training time, and the names of the denoiser's
+state entries in order); variables ``state_<i>`` (one per entry of the EMA denoisers' state
+dict, attr ``name``: ``members.<k>.…`` for the k-th network of the ensemble),
+``whitening_amplitude`` (y, x) and ``whitening_mean``, and the training history ``loss``
+(step), ``loss_by_sigma`` and ``examples_by_sigma`` (sigma). A file without ``networks`` in its
+parameters (written before ensembles) holds one network under the names without the prefix.
 
 Loading reads numbers only (no pickle), rebuilds the network from its configuration and
 refuses a file of another kind, a newer format, a missing or surplus variable, or a weight of
@@ -26,7 +28,7 @@ import xarray as xr
 import rgfield
 from rgfield._modelfile import read_specification
 from rgfield.diffusion.augmentation import Symmetries
-from rgfield.diffusion.denoisers import Preconditioned, UNet
+from rgfield.diffusion.denoisers import Ensemble, Preconditioned, UNet
 from rgfield.diffusion.processes import make_process
 from rgfield.diffusion.whitening import Whitening
 
@@ -54,7 +56,7 @@ def to_dataset(model) -> xr.Dataset:
     spec = {
         "parameters": params,
         "process_options": dataclasses.asdict(model.process_),
-        "network": model.denoiser_.network.config,
+        "network": model.denoiser_.members[0].network.config,
         "size": list(model.size_),
         "data": model.data_attrs_,
         "training_seconds": model.training_seconds_,
@@ -95,7 +97,10 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
         # files written before these options existed were trained so (not today's defaults)
         params.setdefault("weighting", "edm")
         params.setdefault("lr_schedule", "constant")
-        network = UNet(**spec["network"])
+        if "networks" not in params:  # one network, saved before ensembles existed
+            params["networks"] = 1
+            names = [f"members.0.{name}" for name in names]
+        networks = [UNet(**spec["network"]) for _ in range(int(params["networks"]))]
         process = make_process(params.pop("process"), **spec["process_options"])
         symmetries = Symmetries(**params.pop("symmetries"))
         # a Wiener skip's spectrum is a state entry: a tensor of its shape that
@@ -112,7 +117,7 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
             f"{source}: variables missing {sorted(missing)} or not part of the model"
             f" {sorted(surplus)}"
         )
-    denoiser = Preconditioned(network, sigma_data=1.0, power=power)
+    denoiser = Ensemble([Preconditioned(n, sigma_data=1.0, power=power) for n in networks])
     state = {name: torch.from_numpy(ds[f"state_{i}"].values.copy()) for i, name in enumerate(names)}
     try:
         denoiser.load_state_dict(state, strict=True)
@@ -126,7 +131,7 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
     )
     model.history_ = ds[list(_HISTORY)]
     model.training_seconds_ = float(spec["training_seconds"])
-    model.n_parameters_ = sum(p.numel() for p in network.parameters())
+    model.n_parameters_ = sum(p.numel() for p in denoiser.parameters())
     model.size_ = tuple(spec["size"])
     model.data_attrs_ = dict(spec["data"])
     return model
