@@ -1,6 +1,7 @@
 """DiffusionModel: fit, sample with every sampler, save and load; the command line."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,10 +110,24 @@ def test_a_file_from_before_the_loss_options_loads_as_it_was_trained(model, tmp_
     np.testing.assert_array_equal(a, b)
 
 
+def test_a_file_written_by_an_earlier_version_draws_its_fields():
+    """A one-network model file written by rgfield at commit 21e174d (before ensembles: no
+    ``networks``, state names without ``members.0.``) with the fields that version drew from
+    it (3 fields, Heun's ODE over 4 levels, seed 2): today's code loads it and draws them."""
+    data = Path(__file__).parent / "data"
+    model = DiffusionModel.load(data / "model_21e174d.nc")
+    assert model.networks == 1 and model.weighting == "spectral"
+    fields = model.sample(3, steps=4, seed=2, churn=0.0, progress=False)["field"].values
+    np.testing.assert_allclose(
+        fields, np.load(data / "model_21e174d_samples.npy"), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_an_ensemble_is_the_mean_of_networks_trained_from_successive_seeds(fields, tmp_path):
     """``networks=2`` with seed 0 denoises as the mean of two one-network models fitted alone
-    with seeds 0 and 1, counts both networks' parameters, saves and loads back to the same
-    fields, and keeps one training checkpoint per network."""
+    with seeds 0 and 1, counts both networks' parameters and evaluations, keeps one training
+    checkpoint per network, saves and loads back to the same fields, and a file with a bad
+    ``networks`` is refused."""
     options = dict(width=4, levels=2, steps=5, batch=4, progress=False)
     pair = DiffusionModel(networks=2, seed=0, **options)
     pair.fit(fields, checkpoint=tmp_path / "training.pt")
@@ -122,16 +137,25 @@ def test_an_ensemble_is_the_mean_of_networks_trained_from_successive_seeds(field
     for sigma in (0.1, 3.0):
         mean = (alone[0].denoise(noisy, sigma) + alone[1].denoise(noisy, sigma)) / 2
         torch.testing.assert_close(pair.denoise(noisy, sigma), mean)
-    assert (tmp_path / "training.pt").exists() and (tmp_path / "training.pt.1").exists()
-    resumed = DiffusionModel(networks=2, seed=0, **options)
-    resumed.fit(fields, checkpoint=tmp_path / "training.pt")  # both complete: nothing to train
-    torch.testing.assert_close(resumed.denoise(noisy, 1.0), pair.denoise(noisy, 1.0))
+    # one checkpoint per network: the second network (seed 1) resumes only its own
+    first, second = tmp_path / "training.pt", tmp_path / "training.pt.1"
+    assert first.exists() and second.exists()
+    second.write_bytes(first.read_bytes())
+    with pytest.raises(ValueError, match="another training"):
+        DiffusionModel(networks=2, seed=0, **options).fit(fields, checkpoint=first)
     loaded = DiffusionModel.load(pair.save(tmp_path / "pair.nc"))
     assert loaded.networks == 2 and loaded.n_parameters_ == pair.n_parameters_
     a = pair.sample(3, steps=4, seed=2, progress=False)
     b = loaded.sample(3, steps=4, seed=2, progress=False)
     np.testing.assert_array_equal(a["field"].values, b["field"].values)
     assert a.attrs["networks"] == 2
+    assert a.attrs["network_evaluations"] == 2 * EVALUATIONS["heun"](4)
+    ds = xr.load_dataset(tmp_path / "pair.nc")
+    spec = json.loads(ds.attrs["specification"])
+    spec["parameters"]["networks"] = 0
+    ds.attrs["specification"] = json.dumps(spec)
+    with pytest.raises(ValueError, match="networks must be a positive integer"):
+        DiffusionModel.load(io.save(ds, tmp_path / "bad.nc"))
 
 
 def test_foreign_and_damaged_files_are_refused(model, fields, tmp_path):
@@ -168,8 +192,9 @@ def test_unfitted_model_and_bad_options_are_refused(model):
         DiffusionModel(weighting="uniform").fit(torch.randn(4, 8, 8))
     with pytest.raises(ValueError, match="2D fields"):
         DiffusionModel().fit(torch.randn(4, 8))
-    with pytest.raises(ValueError, match="networks"):
-        DiffusionModel(networks=0).fit(torch.randn(4, 8, 8))
+    for networks in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="networks"):
+            DiffusionModel(networks=networks).fit(torch.randn(4, 8, 8))
 
 
 def test_command_line_trains_samples_and_refuses_a_non_model(fields, tmp_path, capsys):

@@ -119,8 +119,9 @@ class DiffusionModel:
     process_ : noise process
     symmetries_ : Symmetries
     history_ : xarray.Dataset
-        ``loss`` per step and ``loss_by_sigma`` (mean weighted loss of the last half of
-        training per σ bin).
+        ``loss`` per step (mean over the networks) and ``loss_by_sigma`` (mean weighted loss
+        of the last half of training per σ bin, the networks' examples pooled, their number
+        ``examples_by_sigma``).
     training_seconds_ : float
     n_parameters_ : int
     size_ : tuple of int
@@ -188,9 +189,7 @@ class DiffusionModel:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}")
-        networks = self.networks
-        if not isinstance(networks, int) or isinstance(networks, bool) or networks < 1:
-            raise ValueError(f"networks must be a positive integer; got {networks!r}")
+        check_networks(self.networks)
         data = io.load(data) if isinstance(data, str | os.PathLike) else data
         fields = io.as_tensor(data, dtype=torch.float32)
         if fields.dim() != 3:
@@ -212,9 +211,9 @@ class DiffusionModel:
         power = None
         if self.skip == "wiener" or self.weighting == "spectral":
             power = fit_whitening(whitened, "spectrum").amplitude.square()
+        on_device = whitened.to(device)
         trainings = [
-            self._train_network(k, whitened.to(device), power, checkpoint)
-            for k in range(self.networks)
+            self._train_network(k, on_device, power, checkpoint) for k in range(self.networks)
         ]
         self.denoiser_ = Ensemble([t.ema.module.eval() for t in trainings]).eval()
         self.history_ = _history(trainings)
@@ -310,7 +309,8 @@ class DiffusionModel:
         -------
         xarray.Dataset
             Variable ``field`` (sample, y, x); attrs with the sampler, its steps, the seed, the
-            ``network_evaluations`` per field and ``seconds_per_sample``.
+            ``network_evaluations`` per field (the denoiser's calls times the ensemble's
+            networks) and ``seconds_per_sample``.
         """
         self.check_fitted()
         if sampler not in SAMPLERS:
@@ -352,7 +352,7 @@ class DiffusionModel:
             "sampler": sampler,
             "steps": steps,
             "seed": seed,
-            "network_evaluations": denoiser.calls // -(-n // batch),
+            "network_evaluations": denoiser.calls * self.networks // -(-n // batch),
             "seconds_per_sample": seconds / n,
             "process": self.process_.name,
             "noise": self.noise,
@@ -389,6 +389,12 @@ def _device_generator(device: torch.device, generator: torch.Generator) -> torch
         return generator
     seed = int(torch.randint(2**62, (1,), generator=generator))
     return torch.Generator(device).manual_seed(seed)
+
+
+def check_networks(networks) -> None:
+    """Raise a ValueError naming ``networks`` unless it is a positive integer."""
+    if not isinstance(networks, int) or isinstance(networks, bool) or networks < 1:
+        raise ValueError(f"networks must be a positive integer; got {networks!r}")
 
 
 def _history(trainings: list[Training]) -> xr.Dataset:

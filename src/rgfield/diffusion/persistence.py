@@ -29,6 +29,7 @@ import rgfield
 from rgfield._modelfile import read_specification
 from rgfield.diffusion.augmentation import Symmetries
 from rgfield.diffusion.denoisers import Ensemble, Preconditioned, UNet
+from rgfield.diffusion.model import check_networks
 from rgfield.diffusion.processes import make_process
 from rgfield.diffusion.whitening import Whitening
 
@@ -100,7 +101,8 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
         if "networks" not in params:  # one network, saved before ensembles existed
             params["networks"] = 1
             names = [f"members.0.{name}" for name in names]
-        networks = [UNet(**spec["network"]) for _ in range(int(params["networks"]))]
+        check_networks(params["networks"])
+        networks = [UNet(**spec["network"]) for _ in range(params["networks"])]
         process = make_process(params.pop("process"), **spec["process_options"])
         symmetries = Symmetries(**params.pop("symmetries"))
         # a Wiener skip's spectrum is a state entry: a tensor of its shape that
