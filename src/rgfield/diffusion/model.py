@@ -14,7 +14,7 @@ import xarray as xr
 
 from rgfield import io
 from rgfield._progress import progress as progress_bar
-from rgfield._validate import fresh_seed
+from rgfield._validate import check_positive_integer, fresh_seed
 from rgfield.diffusion.augmentation import Symmetries, symmetries_for
 from rgfield.diffusion.denoisers import SKIPS, Ensemble, Preconditioned, UNet
 from rgfield.diffusion.processes import NoiseProcess, make_process
@@ -189,7 +189,7 @@ class DiffusionModel:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}")
-        check_networks(self.networks)
+        check_positive_integer(self.networks, "networks")
         data = io.load(data) if isinstance(data, str | os.PathLike) else data
         fields = io.as_tensor(data, dtype=torch.float32)
         if fields.dim() != 3:
@@ -389,12 +389,6 @@ def _device_generator(device: torch.device, generator: torch.Generator) -> torch
         return generator
     seed = int(torch.randint(2**62, (1,), generator=generator))
     return torch.Generator(device).manual_seed(seed)
-
-
-def check_networks(networks) -> None:
-    """Raise a ValueError naming ``networks`` unless it is a positive integer."""
-    if not isinstance(networks, int) or isinstance(networks, bool) or networks < 1:
-        raise ValueError(f"networks must be a positive integer; got {networks!r}")
 
 
 def _history(trainings: list[Training]) -> xr.Dataset:

@@ -27,9 +27,9 @@ import xarray as xr
 
 import rgfield
 from rgfield._modelfile import read_specification
+from rgfield._validate import check_positive_integer
 from rgfield.diffusion.augmentation import Symmetries
 from rgfield.diffusion.denoisers import Ensemble, Preconditioned, UNet
-from rgfield.diffusion.model import check_networks
 from rgfield.diffusion.processes import make_process
 from rgfield.diffusion.whitening import Whitening
 
@@ -101,7 +101,7 @@ def read(cls, path: str | os.PathLike, device: str = "cpu"):
         if "networks" not in params:  # one network, saved before ensembles existed
             params["networks"] = 1
             names = [f"members.0.{name}" for name in names]
-        check_networks(params["networks"])
+        check_positive_integer(params["networks"], "networks")
         networks = [UNet(**spec["network"]) for _ in range(params["networks"])]
         process = make_process(params.pop("process"), **spec["process_options"])
         symmetries = Symmetries(**params.pop("symmetries"))
