@@ -37,7 +37,9 @@ def check(path: Path, args: argparse.Namespace) -> str:
     start = time.perf_counter()
     size = data.shape[-2:]
     schedule = auto_refine(size, max_levels(size), fine=args.refine, coarse=args.coarse_refine)
-    model = HierarchicalModel(refine=schedule, refine_coarse=args.refine_coarse)
+    model = HierarchicalModel(
+        refine=schedule, refine_coarse=args.refine_coarse, features=args.features
+    )
     model.fit(data, seed=args.fit_seed)
     fit_seconds = time.perf_counter() - start
     fields = data.values[:200]
@@ -49,8 +51,15 @@ def check(path: Path, args: argparse.Namespace) -> str:
     tables = summary(data, result.fields, observables=("phi4", "phi4_scaling"))
     report = save_report(tables, args.out / path.stem, model=model, overwrite=True)
     model.save(report / "model.nc", overwrite=True)
-    nodes = ("statistics/power_spectrum", "observables/phi4", "pixels", "observables/phi4_scaling")
-    ps, obs, px, growth = (tables[k].to_dataset().sel(ensemble="samples") for k in nodes)
+    nodes = (
+        "statistics/power_spectrum",
+        "observables/phi4",
+        "pixels",
+        "observables/phi4_scaling",
+        "statistics/moments",
+    )
+    ps, obs, px, growth, moments = (tables[k].to_dataset().sel(ensemble="samples") for k in nodes)
+    kurtosis = moments.sel(moment="kurtosis")
     worst = int(np.argmax(np.abs(ps.ratio.values - 1)))
     z = {str(k): float(v) for k, v in zip(obs.observable.values, obs.z.values, strict=True)}
     return (
@@ -65,6 +74,9 @@ def check(path: Path, args: argparse.Namespace) -> str:
         f" | {' '.join(f'{g:.2f}' for g in growth.estimate.values)}"
         f" | {couplings['beta'] / beta:.3f} / {couplings['c4'] / lam:.3f}"
         f" / {couplings['c2'] / (-2 * lam):.3f}"
+        f" | {float(kurtosis.estimate):.3f} ± {float(kurtosis.error):.3f}"
+        f" / {float(kurtosis.reference):.3f} ± {float(kurtosis.reference_error):.3f}"
+        f" (z {float(kurtosis.z):+.2f})"
         f" | {fit_seconds:.0f} / {sample_seconds:.0f} |"
     )
 
@@ -89,15 +101,22 @@ def main() -> None:
         default="generated",
         help="coarse fields the moment-matching chains are conditioned on",
     )
+    parser.add_argument(
+        "--features",
+        type=lambda text: tuple(text.split(",")),
+        default="potential,quadratic",
+        help="conditional families, comma-separated (default: potential,quadratic;"
+        " e.g. potential,quadratic,stiffness)",
+    )
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)
     header = (
         "| ensemble | train | samples | max \\|P ratio − 1\\| | max \\|z\\| P"
         " | KS samples / halves (halvings ≥ samples)"
         " | z ⟨\\|M\\|⟩ | z χ | z U₄ | growth reference | growth samples"
-        " | β̂/β, λ̂/λ, ĉ₂/(−2λ) | fit / sample s |"
+        " | β̂/β, λ̂/λ, ĉ₂/(−2λ) | pixel excess kurtosis samples / data | fit / sample s |"
     )
-    rows = [header, "|" + "---|" * 13]
+    rows = [header, "|" + "---|" * 14]
     for path in args.files:
         rows.append(check(path, args))
         print(rows[-1], flush=True)
