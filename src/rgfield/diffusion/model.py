@@ -315,8 +315,7 @@ class DiffusionModel:
         self.check_fitted()
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}; got {sampler!r}")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive integer; got {n!r}")
+        check_positive_integer(n, "n")
         churn = default_churn(sampler) if churn is None else churn
         if sampler in CHURN_SAMPLERS:
             if not churn >= 0:

@@ -36,6 +36,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rgfield._progress import progress as progress_bar
+from rgfield._validate import check_positive_integer
 from rgfield.diffusion.augmentation import Symmetries
 from rgfield.diffusion.denoisers import Preconditioned
 from rgfield.diffusion.processes import NoiseProcess
@@ -114,8 +115,7 @@ def train(
     :func:`weighted_loss`.
     """
     for name, value in (("steps", steps), ("batch", batch), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        check_positive_integer(value, name)
     if not 0 <= ema < 1 or not lr > 0:
         raise ValueError(f"ema must be in [0, 1) and lr positive; got {ema!r}, {lr!r}")
     if lr_schedule not in LR_SCHEDULES:
