@@ -7,8 +7,8 @@ the worst power-spectrum bin, the pixel KS statistic beside the reference's own 
 level, the φ⁴ observables' z-scores, the coarse-field growth per scale, and the couplings
 β, λ read off the model's reconstructed energy (its gradient at the first 200 training fields
 projected on the φ⁴ family) relative to the true ones, and the pixel excess kurtosis of the
-samples against the data's (issue 30). ``--features`` chooses the conditional families (e.g.
-``potential,quadratic,stiffness``).
+samples against the data's (issue 30). ``--features`` chooses the conditional families (by
+default those of ``rgfield fit --preset accurate`` for φ⁴: potential, quadratic, stiffness).
 
     python examples/rg_phi4.py phi4_L64_beta0.9244.nc phi4_L64_beta0.85.nc --out rg-phi4
 
@@ -29,7 +29,7 @@ import numpy as np
 from rgfield import io
 from rgfield.compare import save_report, summary
 from rgfield.fields.phi4 import fit_couplings
-from rgfield.rg import HierarchicalModel
+from rgfield.rg import HierarchicalModel, kind_defaults
 from rgfield.rg.parameters import auto_refine
 from rgfield.wavelets import max_levels
 
@@ -106,9 +106,9 @@ def main() -> None:
     parser.add_argument(
         "--features",
         type=lambda text: tuple(name.strip() for name in text.split(",")),
-        default="potential,quadratic",
-        help="conditional families, comma-separated (default: potential,quadratic;"
-        " e.g. potential,quadratic,stiffness)",
+        default=kind_defaults("rgfield.fields.phi4.simulate", "accurate")["features"],
+        help="conditional families, comma-separated (default: those of `rgfield fit"
+        " --preset accurate` for φ⁴, potential,quadratic,stiffness)",
     )
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)

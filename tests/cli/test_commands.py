@@ -200,9 +200,9 @@ def test_fit_presets_are_recipes_that_options_override():
     from rgfield.cli import build_parser
     from rgfield.cli.fit import build_model
 
-    def params(*options):
+    def params(*options, generator=""):
         args = build_parser().parse_args(["fit", "--data", "d.nc", "--out", "m.nc", *options])
-        return build_model(args).get_params()
+        return build_model(args, generator).get_params()
 
     assert params()["refine"] == 0 and params()["refine_coarse"] == "data"
     accurate = params("--preset", "accurate")
@@ -210,6 +210,18 @@ def test_fit_presets_are_recipes_that_options_override():
     mixed = params("--preset", "accurate", "--refine", "5")
     assert mixed["refine"] == 5 and mixed["refine_coarse"] == "generated"
     assert params("--refine", "1", "2")["refine"] == [1, 2]
+    # φ⁴'s accurate recipe adds the stiffness; its fast one and other kinds' do not
+    phi4 = "rgfield.fields.phi4.simulate"
+    assert list(params("--preset", "accurate", generator=phi4)["features"]) == [
+        "potential",
+        "quadratic",
+        "stiffness",
+    ]
+    assert list(params(generator=phi4)["features"]) == ["potential", "quadratic"]
+    assert list(accurate["features"]) == ["potential", "quadratic"]
+    assert list(
+        params("--preset", "accurate", "--features", "quadratic", generator=phi4)["features"]
+    ) == ["quadratic"]
 
 
 def test_fit_features_by_name_or_by_the_datas_kind(capsys):
