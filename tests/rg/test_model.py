@@ -73,7 +73,7 @@ def test_gaussian_free_field_is_reproduced_scale_by_scale(free_field):
     assert np.all(np.abs(acceptance - 0.574) < 0.1), acceptance
 
 
-def test_automatic_steps_measure_tau_int_on_a_pilot_and_run_a_multiple(free_field, monkeypatch):
+def test_automatic_steps_measure_tau_int_on_a_pilot_and_run_ten(free_field, monkeypatch):
     train = free_field(1000, seed=1)
     model = HierarchicalModel(features=["quadratic"], progress=False).fit(train)
     result = model.sample(1000, seed=2, warmup=50, sampler="mala")  # steps="auto", the default
@@ -82,12 +82,9 @@ def test_automatic_steps_measure_tau_int_on_a_pilot_and_run_a_multiple(free_fiel
     tau, steps, pilot_steps = d["tau"].values, d["steps"].values, d["pilot_steps"].values
     assert np.all(np.isfinite(tau) & (tau >= 0.5)), tau
     # the pilot (32 chains) stopped at a check (every 25 MALA steps) where its steps after the
-    # warm-up reach 50 τ_int, as estimated then; then all 1000 chains ran 10 τ_int, or 7 from
-    # starts given the pilot's one-point law
+    # warm-up reach 50 τ_int, as estimated then; then all 1000 chains ran 10 τ_int
     assert np.all(pilot_steps % 25 == 0) and np.all(pilot_steps >= 50 * tau), (pilot_steps, tau)
-    moved = d["pixel_law_start"].values
-    assert set(moved) <= {0.0, 1.0}
-    np.testing.assert_array_equal(steps, np.ceil(np.where(moved == 1, 7, 10) * tau))
+    np.testing.assert_array_equal(steps, np.ceil(10 * tau))
     assert d["mixed"].values.all()
     # gradient evaluations: each run's first (init) and one per MALA step; the pilot's
     # 1 + 50 + pilot steps shared among the 1000 fields
@@ -135,8 +132,7 @@ def test_block_sampler_reproduces_the_free_field_and_reports_its_blocks(free_mod
 
 def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_model_32):
     # 200 fields with steps="auto": a pilot of 32 chains tunes each scale's step and measures
-    # τ_int, then all 200 run 10 (or, from starts given the pilot's one-point law, 7) τ_int HMC
-    # trajectories of duration HMC_LENGTH
+    # τ_int, then all 200 run 10 τ_int HMC trajectories of duration HMC_LENGTH
     train, model = free_model_32
     result = model.sample(200, seed=4, warmup=40, step_size=0.3, sampler="hmc")
     z = spectrum_z(train, result.fields)
@@ -144,8 +140,7 @@ def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_model_32
     d = result.diagnostics.isel(scale=slice(1, None))
     assert np.all(np.abs(d["acceptance"].values - 0.8) < 0.1), d["acceptance"].values
     assert d["mixed"].values.all()
-    multiple = np.where(d["pixel_law_start"].values == 1, 7, 10)
-    np.testing.assert_array_equal(d["steps"].values, np.ceil(multiple * d["tau"].values))
+    np.testing.assert_array_equal(d["steps"].values, np.ceil(10 * d["tau"].values))
     # a trajectory makes ⌈length / h⌉ leapfrog steps, one gradient evaluation each
     leapfrogs = np.ceil(sampling.HMC_LENGTH / d["step_size"].values)
     assert np.all(d["gradients"].values >= d["steps"].values * leapfrogs)

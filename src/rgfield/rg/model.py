@@ -305,10 +305,9 @@ class HierarchicalModel:
         tune the step size to the kernel's target acceptance (then it is frozen), ``steps``
         more produce the sample. With ``steps="auto"`` a pilot of 32 chains warms up and
         measures τ_int (the larger of the energy's and the summed details') over 50 τ_int,
-        then every chain runs 10 τ_int from its start, or 7 from a start given the pilot's
-        one-point law where that is nearer equilibrium
-        (:func:`~rgfield.rg.sampling.draw_with_pilot`, :mod:`rgfield.rg.pixel_start`). A
-        one-variable coarsest model is drawn exactly.
+        then every chain runs 10 τ_int from its start
+        (:func:`~rgfield.rg.sampling.draw_with_pilot`). A one-variable coarsest model is
+        drawn exactly.
 
         Parameters
         ----------

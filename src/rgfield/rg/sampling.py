@@ -6,7 +6,6 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -28,7 +27,6 @@ from rgfield.mcmc import (
     run_chains,
 )
 from rgfield.rg.gaussian_start import GaussianStart
-from rgfield.rg.pixel_start import pixel_law_start
 from rgfield.rg.scalar import sample_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
 
@@ -77,9 +75,7 @@ class SampleResult:
         ``step_size`` (frozen after warm-up), ``steps``, ``pilot_steps`` and ``tau`` (of the
         ``steps="auto"`` pilot, :func:`draw_with_pilot`; NaN with a fixed count),
         ``gradients`` (gradient evaluations per field, every evaluation counted: warm-up,
-        the chains' first, the pilot's share), ``exact`` (1 where drawn exactly),
-        ``pixel_law_start`` (1 where the chains after the pilot started from the pilot's
-        one-point law, :mod:`rgfield.rg.pixel_start`), and per step
+        the chains' first, the pilot's share), ``exact`` (1 where drawn exactly), and per step
         ``energy`` (mean energy per variable over chains, warm-up included, NaN-padded; with
         a pilot, its 32 chains' warm-up and run, then all chains') and ``warmup_acceptance``.
     attrs : dict
@@ -162,13 +158,10 @@ def gradients_per_step(kernel: MALA | BlockMALA | HMC) -> int:
     return 4 if isinstance(kernel, BlockMALA) else 1
 
 
-AUTO_STEPS = {"pilot": 50, "multiple": 10, "multiple_pixel_law": 7, "check": 25, "most": 3000}
+AUTO_STEPS = {"pilot": 50, "multiple": 10, "check": 25, "most": 3000}
 """``steps="auto"`` (see :func:`draw_with_pilot`): a pilot of :data:`PILOT_CHAINS` chains runs
 after its warm-up until those steps make ``pilot`` × its τ_int; then every chain runs
-``multiple`` × τ_int steps from its Gaussian start, or ``multiple_pixel_law`` × τ_int from a
-start given the pilot's one-point law (:mod:`rgfield.rg.pixel_start`), each about 1.5 times
-the burn-in measured from that start at L = 128 (docs/rg.md, "Sampling"). ``check`` and
-``most`` count gradient evaluations
+``multiple`` × τ_int steps from its start. ``check`` and ``most`` count gradient evaluations
 at the step a run starts with (the initial step for the pilot, the tuned one after): τ_int
 is re-estimated every 25 (25 MALA steps, 6 BlockMALA sweeps, one to three HMC trajectories),
 and the pilot and the other chains run at most 3,000 (3,000 MALA steps)."""
@@ -286,17 +279,13 @@ def draw_scale(
     adjusted: bool,
     start: GaussianStart | None = None,
     on_step: Callable[[int], None] | None = None,
-    wavelet: str = "db4",
 ) -> tuple[torch.Tensor, dict]:
     """Normalised draws y of one factor given the coarse field x_j (None for the coarsest).
 
     A one-variable factor is drawn exactly; any other by chains on the generator's device,
     started from a draw of ``start`` (from zero details without one). ``on_step(k)`` reports
     k more steps done (progress). With a number of ``steps``, every chain warms up and runs
-    them; with ``"auto"``, see :func:`draw_with_pilot`, whose chains after the pilot start
-    from :func:`~rgfield.rg.pixel_start.pixel_law_start` (the one-point law of the pilot's
-    equilibrated finer fields, ``wavelet`` the model's) where a conditional has a Gaussian
-    start.
+    them; with ``"auto"``, see :func:`draw_with_pilot`.
     """
     model = model.to(generator.device)
     if shape[1:] == (1, 1, 1):
@@ -315,11 +304,8 @@ def draw_scale(
             return kernel_for(model, given, shape[-1], h, sampler, adjusted)
 
         pilot = shape[0] if start is None else PILOT_CHAINS
-        restart = None
-        if start is not None and scale.conditional:
-            restart = partial(pixel_law_start, model, wavelet=wavelet)
         y, row = draw_with_pilot(
-            make_kernel, c, y0, generator, (warmup, step_size), callback, pilot, restart
+            make_kernel, c, y0, generator, (warmup, step_size), callback, pilot
         )
         return y, {**row, "exact": 0}
     kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted)
@@ -339,28 +325,20 @@ def draw_with_pilot(
     tuning: tuple[int, float],
     callback: Callable[[State, Info, bool], None] | None,
     pilot: int = PILOT_CHAINS,
-    restart: Callable | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """``steps="auto"``: a pilot of the first ``pilot`` chains warms up (tuning the step) and
     runs until its steps make ``AUTO_STEPS["pilot"]`` (50) τ_int (:class:`MixingRule`); then
     every chain, the pilot's from where they are and the others from their starts, runs
-    ``AUTO_STEPS["multiple"]`` (10) τ_int steps at the tuned step, or
-    ``AUTO_STEPS["multiple_pixel_law"]`` (7) where ``restart`` moved the starts. The burn-in
-    (the batch mean of the energy and of the details' mean square within one standard error
-    of equilibrium, 500 chains) is 6.5–7 τ_int from the Gaussian start and 3.5–4.5 from the
-    moved one (φ⁴ at β_c, L = 128, j = 1 and 2; docs/rg.md, "Sampling"). The pilot's cost
-    is shared among the fields: with n chains, the warm-up and the τ_int measurement cost
-    pilot/n of theirs per field. A batch no larger than the pilot is the
+    ``AUTO_STEPS["multiple"]`` (10) τ_int steps at the tuned step. The burn-in from the
+    Gaussian start is 3–6 τ_int (docs/rg.md, "Sampling"), so 10 are about twice it. The
+    pilot's cost is shared among the fields: with n chains, the warm-up and the τ_int
+    measurement cost pilot/n of theirs per field. A batch no larger than the pilot is the
     pilot; so is every batch started from zero details (``draw_scale`` passes ``pilot=n``),
     whose burn-in is longer and needs the warm-up's tuning (at L = 32, 13 HMC trajectories
     from zero details at the pilot's step left the finest details 30 % short of their power).
 
     ``make_kernel(c, h)`` builds the kernel of chains given coarse fields ``c`` at step h
-    (:func:`kernel_for`); ``tuning`` holds the warm-up steps and the initial step.
-    ``restart(y, c, (y0_pilot, y_pilot, c_pilot))``, if given, returns the other chains'
-    starts ``y`` (given their coarse fields ``c``) moved nearer the law using the pilot's
-    starts and equilibrated ends, or None where it would not move them
-    (:func:`~rgfield.rg.pixel_start.pixel_law_start`). Returns the
+    (:func:`kernel_for`); ``tuning`` holds the warm-up steps and the initial step. Returns the
     last states and the diagnostics row: ``steps`` after the start of the non-pilot chains,
     ``pilot_steps``, ``tau`` the pilot's, ``gradients`` per field.
     """
@@ -371,16 +349,9 @@ def draw_with_pilot(
     row["pilot_steps"] = row["steps"]
     if pilot == n:
         return tuned.state.position, row
+    steps = 0 if np.isnan(row["tau"]) else math.ceil(AUTO_STEPS["multiple"] * row["tau"])
     kernel = make_kernel(c, tuned.kernel.step_size)
-    rest, multiple = y0[pilot:], AUTO_STEPS["multiple"]
-    restarted = None
-    if restart is not None:
-        pilot_chains = (y0[:pilot], tuned.state.position, _first(c, pilot))
-        restarted = restart(rest, c[pilot:], pilot_chains)
-    if restarted is not None:
-        rest, multiple = restarted, AUTO_STEPS["multiple_pixel_law"]
-    steps = 0 if np.isnan(row["tau"]) else math.ceil(multiple * row["tau"])
-    y = torch.cat([tuned.state.position, rest])
+    y = torch.cat([tuned.state.position, y0[pilot:]])
     most = in_steps(kernel, AUTO_STEPS["most"])
     run, main = run_scale(kernel, y, generator, 0, min(steps, most), callback)
     moved = main if main["steps"] else row  # a stuck pilot (τ_int NaN): its acceptance tells
@@ -389,7 +360,6 @@ def draw_with_pilot(
         **{k: row[k] for k in ("tau", "warmup", "warmup_acceptance", "pilot_steps")},
         "acceptance": moved["acceptance"],
         "mixed": row["mixed"] and main["steps"] >= steps,
-        "pixel_law_start": float(restarted is not None),
         "gradients": main["gradients"] + row["gradients"] * pilot / n,
         "energy": np.concatenate([row["energy"], main["energy"]]),
     }
@@ -507,7 +477,6 @@ def generate(
             adjusted,
             starts.get(scale.name),
             on_step,
-            model.wavelet,
         )
         x = scale.grow(x, y, model.wavelet)
         rows.append({"scale": scale.name, **row})
