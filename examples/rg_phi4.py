@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rgfield import io
+from rgfield.cli.fit import feature_names
 from rgfield.compare import save_report, summary
 from rgfield.fields.phi4 import fit_couplings
 from rgfield.rg import HierarchicalModel, kind_defaults
@@ -105,7 +106,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--features",
-        type=lambda text: tuple(name.strip() for name in text.split(",")),
+        type=feature_names,
         default=kind_defaults("rgfield.fields.phi4.simulate", "accurate")["features"],
         help="conditional families, comma-separated (default: those of `rgfield fit"
         " --preset accurate` for φ⁴, potential,quadratic,stiffness)",
