@@ -241,6 +241,9 @@ def test_fit_features_by_name_or_by_the_datas_kind(capsys):
     assert families(generator=cosmic) == {"quadratic": {"radius": None}, "scatcov": {}}
     assert params(generator=cosmic)["min_curvature"] == 0.1
     assert params("--min-curvature", "0", generator=cosmic)["min_curvature"] is None
+    forced = "rgfield.fields.turbulence.simulate"  # the families of φ⁴, under the floor
+    assert families(generator=forced) == families()
+    assert params(generator=forced)["min_curvature"] == 0.1
     assert params("--min-curvature", "0.5")["min_curvature"] == 0.5
     assert families("--features", "scatcov,potential", "--windows", "8") == {
         "scatcov": {},

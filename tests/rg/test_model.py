@@ -46,6 +46,7 @@ def test_constructor_stores_parameters_and_fit_learns_attributes_ending_in_under
         "fit_report_",
         "free_energy_report_",
         "starts_",
+        "band_",
     }
     assert model.levels is None and model.levels_ == 3 and model.size_ == (8, 8)
     # the per-scale normalisation is the wavelets module's
@@ -335,6 +336,41 @@ def test_a_scale_whose_chains_do_not_move_is_reported(free_field):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.sample(8, seed=0, steps=20, warmup=50)  # the default step, tuned: no warning
+
+
+def test_coarse_fields_outside_the_fitted_range_stop_the_draw_with_the_scale(free_field):
+    # a run-away coarser scale hands the finer one coarse fields far outside the data: there
+    # the potential's support excludes every start, zero details included, and the chains
+    # cannot move into it; the draw stops naming the scale instead of returning fields that
+    # are not the model's (and τ_int, measured on the chains that are inside, does not fail)
+    model = HierarchicalModel(progress=False, levels=2, refine=0).fit(free_field(40, size=16))
+    finest = coarse_to_fine(model.scales_)[-1]
+    x = decompose(free_field(4, size=16, seed=1), 1, model.wavelet).low
+    generator = torch.Generator().manual_seed(0)
+    args = (generator, 5, 5, 0.2, "hmc", True, model.starts_[finest.name])
+    y, _ = sampling.draw_scale(
+        finest, model.factor(finest), x, finest.shape(4, x.shape[-2:]), *args
+    )
+    assert torch.isfinite(model.factor(finest).energy(y, finest.condition(x))).all()
+    far = 50 * x
+    for steps in (5, "auto"):
+        with pytest.raises(ValueError, match=r"scale j=1: 4 of 4 chains end at infinite energy"):
+            sampling.draw_scale(
+                finest,
+                model.factor(finest),
+                far,
+                finest.shape(4, x.shape[-2:]),
+                generator,
+                5,
+                steps,
+                0.2,
+                "hmc",
+                True,
+                model.starts_[finest.name],
+            )
+    series = torch.randn(3, 40, generator=generator, dtype=torch.float64)
+    outside = torch.cat([series, torch.full((1, 40), float("inf"))])
+    assert sampling.tau_or_nan(outside) == sampling.tau_or_nan(series)
 
 
 def test_a_scale_with_a_non_finite_loss_stops_the_fit():

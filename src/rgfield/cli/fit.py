@@ -70,8 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-curvature",
         type=float,
         help="floor on the smallest Hessian eigenvalue of every conditional at the training"
-        " fields (default by the data's kind: 0.1 for the cosmic web, none otherwise;"
-        " 0: none)",
+        " fields (default by the data's kind: 0.1 for the cosmic web and forced turbulence,"
+        " none otherwise; 0: none)",
     )
     parser.add_argument(
         "--preset",

@@ -19,6 +19,7 @@ from rgfield.energies import ExponentialModel
 from rgfield.fields import resolve_device
 from rgfield.io import as_tensor
 from rgfield.rg import persistence
+from rgfield.rg.band import Band
 from rgfield.rg.fitting import Fitted, fit_hierarchy
 from rgfield.rg.parameters import check_parameters, feature_spec
 from rgfield.rg.sampling import (
@@ -124,6 +125,10 @@ class HierarchicalModel:
         By factor name (``"low"``, ``"j=1"``, ...; none for a one-variable factor): the
         stationary Gaussian fitted to the training details that the chains of :meth:`sample`
         start from (:mod:`rgfield.rg.gaussian_start`).
+    band_ : rgfield.rg.band.Band or None
+        For band-limited training fields (a dealiased simulation), the Fourier modes without
+        power; :meth:`sample` projects its fields onto the others. None for full-band fields
+        and for fits from chunks (:func:`rgfield.ensembles.fit`).
     """
 
     def __init__(
@@ -199,17 +204,21 @@ class HierarchicalModel:
         settings = check_parameters(self.get_params(), x.shape[-2:])
         _refuse_discrete(x)
         generator = torch.Generator().manual_seed(int(seed))
-        return self.learn(fit_hierarchy(x, settings, generator, self.progress), x.shape[-2:])
+        fitted = fit_hierarchy(x, settings, generator, self.progress)
+        return self.learn(fitted, x.shape[-2:], Band.of(x))
 
-    def learn(self, fitted: Fitted, size: Sequence[int]) -> HierarchicalModel:
-        """Take the learned attributes of ``fitted`` for fields of ``size``; returns ``self``
-        (the last step of :meth:`fit` and of :func:`rgfield.ensembles.fit`)."""
+    def learn(
+        self, fitted: Fitted, size: Sequence[int], band: Band | None = None
+    ) -> HierarchicalModel:
+        """Take the learned attributes of ``fitted`` for fields of ``size`` and ``band``;
+        returns ``self`` (the last step of :meth:`fit` and of :func:`rgfield.ensembles.fit`)."""
         self.levels_, self.size_ = len(fitted.conditionals), tuple(int(n) for n in size)
         self.scales_ = fitted.scales
         self.low_, self.conditionals_ = fitted.low, fitted.conditionals
         self.free_energies_ = fitted.free_energies
         self.fit_report_, self.free_energy_report_ = fitted.fit_report, fitted.free_energy_report
         self.starts_ = fitted.starts
+        self.band_ = band
         return self
 
     def check_fitted(self) -> None:
@@ -348,9 +357,10 @@ class HierarchicalModel:
         Returns
         -------
         SampleResult
-            Its attrs hold the cost: ``seconds_per_field`` (wall time of the draw over ``n``)
-            and ``gradients_per_field`` (energy-gradient evaluations of one field's chains,
-            warm-ups included, summed over scales).
+            The fields, projected onto the live Fourier modes for a model of band-limited
+            fields (:attr:`band_`). Its attrs hold the cost: ``seconds_per_field`` (wall
+            time of the draw over ``n``) and ``gradients_per_field`` (energy-gradient
+            evaluations of one field's chains, warm-ups included, summed over scales).
         """
         self.check_fitted()
         if not is_integer(n) or n < 1:
@@ -392,6 +402,8 @@ class HierarchicalModel:
                 self.starts_ if start == "gaussian" else {},
                 on_step,
             )
+        if self.band_ is not None:
+            fields = self.band_.project(fields)
         seconds = time.perf_counter() - began
         attrs = {
             "generator": "rgfield.rg.HierarchicalModel.sample",

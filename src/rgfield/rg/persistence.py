@@ -15,6 +15,8 @@ had a number) load too):
   chains' Gaussian starts (:mod:`rgfield.rg.gaussian_start`), complex values as (real,
   imaginary) on the last axis; files written before they existed load without them (chains
   then start from zero details, with a warning).
+* ``band_empty`` (uint8, dims ``band_y``, ``band_x``), for a model of band-limited fields
+  only: 1 on the Fourier modes without power in the training fields (:mod:`rgfield.rg.band`).
 
 A family registered with :func:`rgfield.energies.register_feature` is saved and loaded through
 its ``get_state`` / ``from_state`` with no change here.
@@ -35,6 +37,7 @@ import rgfield
 from rgfield._modelfile import read_specification
 from rgfield.energies import FEATURES, ExponentialModel
 from rgfield.io import save
+from rgfield.rg.band import Band
 from rgfield.rg.gaussian_start import GaussianStart
 from rgfield.wavelets import PyramidScales
 
@@ -81,6 +84,8 @@ def to_dataset(model) -> xr.Dataset:
         for part, value in start.get_state().items():
             var = f"{_START}{_key(name)}_{part}"
             data[var] = (tuple(f"{var}_{d}" for d in range(value.ndim)), value)
+    if model.band_ is not None:
+        data["band_empty"] = (("band_y", "band_x"), model.band_.empty.numpy().astype(np.uint8))
     scales = model.scales_
     data["gamma"] = ("level", torch.stack([g.reshape(()) for g in scales.details]).numpy())
     data["gamma_low"] = ((), float(scales.low))
@@ -150,7 +155,7 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
     """
     spec = _specification(ds, source)
     levels = int(spec["levels"])
-    expected = {"gamma", "gamma_low"}
+    expected = {"gamma", "gamma_low", "band_empty"}
     factors = {}
     for key, entries in spec["families"].items():
         families = []
@@ -196,7 +201,18 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
     free = {v[9:]: ds[v] for v in ds.data_vars if v.startswith("free_fit_")}
     model.free_energy_report_ = xr.Dataset(free).rename(free_scale="scale")
     model.starts_ = _starts(ds, levels, source)
+    model.band_ = _band(ds, model.size_, source)
     return model
+
+
+def _band(ds: xr.Dataset, size: tuple[int, ...], source: str) -> Band | None:
+    """The band stored in a file (None for full-band fields and older files)."""
+    if "band_empty" not in ds.data_vars:
+        return None
+    empty = ds["band_empty"].values
+    if empty.shape != tuple(size) or not np.isin(empty, (0, 1)).all():
+        raise ValueError(f"{source}: band_empty must be 0s and 1s of shape {tuple(size)}")
+    return Band(empty=torch.as_tensor(empty == 1))
 
 
 def _starts(ds: xr.Dataset, levels: int, source: str) -> dict[str, GaussianStart]:

@@ -45,6 +45,7 @@ __all__ = [
     "check_sampler",
     "draw_with_pilot",
     "finite_start",
+    "require_finite_end",
     "generate",
     "gradients_per_step",
     "kernel_for",
@@ -209,8 +210,12 @@ def in_steps(kernel: MALA | BlockMALA | HMC, gradients: int) -> int:
 
 def tau_or_nan(series: torch.Tensor | np.ndarray) -> float:
     """τ_int (Madras–Sokal) of (chains, steps) series; NaN where no chain moved (a constant
-    series, whose autocorrelation time is undefined)."""
+    series, whose autocorrelation time is undefined). Chains whose series is not finite
+    throughout (still outside a potential's support, at infinite energy) are left out."""
     values = torch.as_tensor(series)
+    values = values[torch.isfinite(values).all(1)]
+    if not len(values):
+        return np.nan
     if not bool((values != values[:, :1]).any()):
         return np.nan
     return integrated_autocorrelation_time(values).tau
@@ -307,10 +312,13 @@ def draw_scale(
         y, row = draw_with_pilot(
             make_kernel, c, y0, generator, (warmup, step_size), callback, pilot
         )
-        return y, {**row, "exact": 0}
-    kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted)
-    run, row = run_scale(kernel, y0, generator, warmup, steps, callback)
-    return run.state.position, {**row, "pilot_steps": np.nan, "exact": 0}
+        row = {**row, "exact": 0}
+    else:
+        kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted)
+        run, row = run_scale(kernel, y0, generator, warmup, steps, callback)
+        y, row = run.state.position, {**row, "pilot_steps": np.nan, "exact": 0}
+    require_finite_end(scale.name, model, y, c)
+    return y, row
 
 
 PILOT_CHAINS = 32
@@ -406,6 +414,28 @@ def finite_start(
             shrink = (near | (outside & ~near.flatten(1).any(1))[:, None, None])[:, None]
         scale = torch.where(shrink, scale * smaller, scale)
     return torch.where(outside[:, None, None, None], 0.0, y)
+
+
+def require_finite_end(
+    name: str, model: ExponentialModel, y: torch.Tensor, c: torch.Tensor | None
+) -> None:
+    """Refuse chains that end at infinite energy U(y | c), outside the model's support.
+
+    A chain starts there only where even zero details are outside (:func:`finite_start`),
+    that is where the coarse field x_j itself lies outside the range the conditional was
+    fitted on (a potential family's support); most such chains then never move (the gradient
+    there is not finite), and their states are not the model's samples: the coarser scales'
+    draws have run away from the data. Raises ``ValueError`` naming the scale and the way out.
+    """
+    outside = int((~torch.isfinite(model.energy(y, c))).sum())
+    if outside:
+        raise ValueError(
+            f"scale {name}: {outside} of {len(y)} chains end at infinite energy, outside the"
+            " support of this conditional: their coarse fields, drawn at the coarser scales,"
+            " lie outside the range it was fitted on, so those draws ran away from the data's"
+            " law (an unstable conditional: see the warnings above); refit with a curvature"
+            " floor (HierarchicalModel(min_curvature=0.1), rgfield fit --min-curvature 0.1)"
+        )
 
 
 def _near_infinite_density(

@@ -1,0 +1,93 @@
+"""Band-limited fields: the empty Fourier modes are found, saved with the model and projected
+out of its samples."""
+
+import warnings
+
+import pytest
+import torch
+
+from rgfield.rg import HierarchicalModel
+from rgfield.rg.band import Band, mean_power
+
+SIZE = 16
+
+
+def dealiasing_mask() -> torch.Tensor:
+    """The modes beyond 2/3 of the Nyquist wavenumber on either axis (the 2/3 rule)."""
+    k = torch.fft.fftfreq(SIZE, 1 / SIZE).abs()
+    return (k[:, None] > SIZE / 3) | (k[None, :] > SIZE / 3)
+
+
+@pytest.fixture
+def dealiased(free_field):
+    """200 training and 200 held-out free fields without their dealiased modes, as a
+    pseudo-spectral simulation writes them."""
+    cut = ~dealiasing_mask()
+    return tuple(
+        torch.fft.ifft2(torch.fft.fft2(free_field(200, size=SIZE, seed=s)) * cut).real
+        for s in (0, 1)
+    )
+
+
+def test_full_band_and_zero_mean_fields_have_no_band(free_field):
+    x = free_field(50, size=SIZE)
+    assert Band.of(x) is None
+    assert Band.of(x - x.mean((1, 2), keepdim=True)) is None  # the mean is the coarsest's
+    # float32 rounding of the dealiased modes (1e-15 of the mean power) is still empty
+    x = free_field(50, size=SIZE)
+    cut = torch.fft.ifft2(torch.fft.fft2(x) * ~dealiasing_mask()).real
+    assert torch.equal(Band.of(cut.float().double()).empty, dealiasing_mask())
+
+
+def test_the_empty_modes_are_found_and_projected_out(dealiased):
+    train, _ = dealiased
+    band = Band.of(train)
+    assert torch.equal(band.empty, dealiasing_mask())
+    assert torch.equal(band.empty, band.empty.flip(0, 1).roll((1, 1), (0, 1)))  # k ↔ −k
+    noise = torch.randn(
+        train.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    projected = band.project(train + noise)
+    assert float(mean_power(projected)[band.empty].max()) < 1e-25
+    # the live modes are kept: projecting the noise alone removes exactly what was added
+    torch.testing.assert_close(projected, train + band.project(noise))
+    torch.testing.assert_close(band.project(train), train)
+
+
+def test_a_model_of_band_limited_fields_samples_band_limited_fields(dealiased, tmp_path):
+    train, held_out = dealiased
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the finest scale's degenerate loss: expected here
+        model = HierarchicalModel(levels=2, refine=0, progress=False).fit(train)
+        drawn = model.sample(200, seed=2).fields
+    assert torch.equal(model.band_.empty, dealiasing_mask())
+    power, reference = mean_power(drawn), mean_power(held_out)
+    assert float(power[model.band_.empty].max()) < 1e-20 * float(reference.mean())
+    # every live mode's mean power within 4.5 combined standard errors of the held-out's:
+    # |x̂(k)|² is exponential (relative sd 1) for a complex mode, χ²₁ (relative sd √2) for
+    # the real k = 0 mode, averaged over 200 fields per ensemble
+    live = ~model.band_.empty
+    spread = torch.ones(SIZE, SIZE, dtype=torch.float64)
+    spread[0, 0] = 2**0.5
+    se = (spread * torch.hypot(power, reference))[live] / len(drawn) ** 0.5
+    z = (power[live] - reference[live]) / se
+    assert float(z.abs().max()) < 4.5, float(z.abs().max())
+    # saved and loaded with the model; a full-band model has none
+    model.save(tmp_path / "m.nc")
+    loaded = HierarchicalModel.load(tmp_path / "m.nc", progress=False)
+    assert torch.equal(loaded.band_.empty, model.band_.empty)
+    a, b = (m.sample(3, seed=0, steps=2, warmup=2).fields for m in (model, loaded))
+    torch.testing.assert_close(a, b)
+    ds = model.to_dataset()
+    ds["band_empty"] = ds["band_empty"] * 2
+    ds.to_netcdf(tmp_path / "bad.nc")
+    with pytest.raises(ValueError, match="band_empty must be 0s and 1s"):
+        HierarchicalModel.load(tmp_path / "bad.nc", progress=False)
+
+
+def test_a_model_of_full_band_fields_has_no_band(free_field, tmp_path):
+    model = HierarchicalModel(levels=2, refine=0, progress=False).fit(free_field(40, size=SIZE))
+    assert model.band_ is None
+    assert "band_empty" not in model.to_dataset()
+    model.save(tmp_path / "m.nc")
+    assert HierarchicalModel.load(tmp_path / "m.nc", progress=False).band_ is None
