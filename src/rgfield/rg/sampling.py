@@ -423,18 +423,21 @@ def require_finite_end(
 
     A chain starts there only where even zero details are outside (:func:`finite_start`),
     that is where the coarse field x_j itself lies outside the range the conditional was
-    fitted on (a potential family's support); most such chains then never move (the gradient
-    there is not finite), and their states are not the model's samples: the coarser scales'
-    draws have run away from the data. Raises ``ValueError`` naming the scale and the way out.
+    fitted on (a potential family's support); such a chain moves in only if a trajectory
+    happens to land inside (the gradient outside is not finite), and otherwise its state is
+    not a sample of the model. Raises ``ValueError`` naming the scale, the cause and the
+    ways out.
     """
     outside = int((~torch.isfinite(model.energy(y, c))).sum())
     if outside:
         raise ValueError(
             f"scale {name}: {outside} of {len(y)} chains end at infinite energy, outside the"
             " support of this conditional: their coarse fields, drawn at the coarser scales,"
-            " lie outside the range it was fitted on, so those draws ran away from the data's"
-            " law (an unstable conditional: see the warnings above); refit with a curvature"
-            " floor (HierarchicalModel(min_curvature=0.1), rgfield fit --min-curvature 0.1)"
+            " lie beyond the range of the training fields it was fitted on. Either a coarser"
+            " conditional ran away from the data (see the warnings above; a fit with a"
+            " curvature floor, HierarchicalModel(min_curvature=0.1) or rgfield fit"
+            " --min-curvature 0.1, keeps it stable), or the chains were too short to enter the"
+            " support (more steps, or steps='auto')"
         )
 
 
