@@ -244,6 +244,13 @@ def test_fit_features_by_name_or_by_the_datas_kind(capsys):
     forced = "rgfield.fields.turbulence.simulate"  # the families of φ⁴, under the floor
     assert families(generator=forced) == families()
     assert params(generator=forced)["min_curvature"] == 0.1
+    # a fit from chunks is score matching only: the kind's floor is left out, with a note;
+    # one asked for explicitly is kept (and refused by the streaming fit, which says why)
+    args = build_parser().parse_args(["fit", "--data", "d", "--out", "m.nc", "--workers", "2"])
+    assert build_model(args, forced, streamed=True).min_curvature is None
+    assert "curvature floor 0.1 of this kind of data is left out" in capsys.readouterr().err
+    args.min_curvature = 0.2
+    assert build_model(args, forced, streamed=True).min_curvature == 0.2
     assert params("--min-curvature", "0.5")["min_curvature"] == 0.5
     assert families("--features", "scatcov,potential", "--windows", "8") == {
         "scatcov": {},

@@ -32,7 +32,7 @@ def test_save_load_sample_gives_identical_fields(tmp_path, free_field):
     assert set(again.fit_report_["features"].values) == set(model.fit_report_["features"].values)
     assert again.starts_.keys() == model.starts_.keys() and a.shape == (5, 8, 8)
     ds = model.to_dataset()
-    assert ds.attrs["format_version"] == 3 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
+    assert ds.attrs["format_version"] == 4 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
 
 
 def test_a_model_file_of_the_previous_format_loads_and_samples_as_it_did():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rgfield.cli import _options
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from rgfield import io
 
     if args.workers is not None or args.scheduler is not None:
-        model = build_model(args, _ensemble_generator(args.data))
+        model = build_model(args, _ensemble_generator(args.data), streamed=True)
         shape = _fit_on_cluster(model, args)
     else:
         data = io.load(args.data, args.var)
@@ -124,10 +125,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_model(args: argparse.Namespace, generator: str = ""):
+def build_model(args: argparse.Namespace, generator: str = "", streamed: bool = False):
     """The unfitted model of the command line: ``--preset``'s recipe, then the options that
     override it; without ``--features`` or ``--min-curvature``, those of the data's ``generator``
-    (:func:`rgfield.rg.kind_defaults`)."""
+    (:func:`rgfield.rg.kind_defaults`). A fit from chunks (``streamed``) is score matching
+    only, so a curvature floor that only the data's kind asked for is left out, with a note."""
     from rgfield.rg import HierarchicalModel, kind_defaults
 
     recipe = dict(PRESETS[args.preset])
@@ -139,6 +141,14 @@ def build_model(args: argparse.Namespace, generator: str = ""):
     defaults = kind_defaults(generator, args.preset)
     names = args.features or defaults["features"]
     floor = defaults["min_curvature"] if args.min_curvature is None else args.min_curvature
+    if streamed and args.min_curvature is None and floor:
+        print(
+            f"rgfield: note: a fit from chunks is score matching only: the curvature floor"
+            f" {floor} of this kind of data is left out (fit in memory, without --workers or"
+            " --scheduler, to apply it)",
+            file=sys.stderr,
+        )
+        floor = None
     return HierarchicalModel(
         levels=args.levels,
         wavelet=args.wavelet,

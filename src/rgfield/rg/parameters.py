@@ -55,9 +55,10 @@ STABLE = {"min_curvature": 0.1}
 """The potential and quadratic families under a curvature floor. Without it the default fit
 of the shipped 128² forced turbulence is far from convex at the training details (smallest
 Hessian eigenvalue −14.3 at j = 5, −7.1 at j = 4, −0.66 at j = 6, −0.59 at j = 3, with 64
-fields for up to 506 features per scale), its draws run away at j = 4 (details at 1.9× their
+fields for up to 629 features per scale), its draws run away at j = 4 (details at 1.95× their
 rms) and end outside the support at j = 3: no field can be drawn. With it every scale's
-details come out at their rms within 7 % (docs/rg_fields.md, 2026-12-07)."""
+details come out at their rms within 7 % (docs/rg_fields.md, 2026-12-07; measured at 128²
+only). It does not rescue decaying turbulence at 64², which keeps no floor by default."""
 
 KIND_DEFAULTS = {
     "rgfield.fields.cosmic.simulate": GEOMETRIC,

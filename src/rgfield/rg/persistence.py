@@ -1,7 +1,7 @@
 """Models as self-describing netCDF files: one variable per learned array, the spec in attrs.
 
-Layout (``format_version`` 3; files of formats 2 (no chain starts) and 1 (written before it
-had a number) load too):
+Layout (``format_version`` 4; files of formats 3 (no band), 2 (no chain starts) and 1
+(written before it had a number) load too):
 
 * attrs ``model`` (the class), ``format_version``, ``rgfield_version``, ``created`` and
   ``specification``: JSON with the constructor ``parameters``, the fitted ``levels`` and
@@ -37,13 +37,13 @@ import rgfield
 from rgfield._modelfile import read_specification
 from rgfield.energies import FEATURES, ExponentialModel
 from rgfield.io import save
-from rgfield.rg.band import Band
+from rgfield.rg.band import Band, mirrored
 from rgfield.rg.gaussian_start import GaussianStart
 from rgfield.wavelets import PyramidScales
 
 __all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
 _REPORTS = ("fit_", "free_fit_")
 _START = "start_"
@@ -85,7 +85,8 @@ def to_dataset(model) -> xr.Dataset:
             var = f"{_START}{_key(name)}_{part}"
             data[var] = (tuple(f"{var}_{d}" for d in range(value.ndim)), value)
     if model.band_ is not None:
-        data["band_empty"] = (("band_y", "band_x"), model.band_.empty.numpy().astype(np.uint8))
+        empty = model.band_.empty.cpu().numpy().astype(np.uint8)
+        data["band_empty"] = (("band_y", "band_x"), empty)
     scales = model.scales_
     data["gamma"] = ("level", torch.stack([g.reshape(()) for g in scales.details]).numpy())
     data["gamma_low"] = ((), float(scales.low))
@@ -212,7 +213,10 @@ def _band(ds: xr.Dataset, size: tuple[int, ...], source: str) -> Band | None:
     empty = ds["band_empty"].values
     if empty.shape != tuple(size) or not np.isin(empty, (0, 1)).all():
         raise ValueError(f"{source}: band_empty must be 0s and 1s of shape {tuple(size)}")
-    return Band(empty=torch.as_tensor(empty == 1))
+    empty = torch.as_tensor(empty == 1)
+    if not torch.equal(empty, mirrored(empty)):
+        raise ValueError(f"{source}: band_empty is not symmetric under k → −k")
+    return Band(empty=empty)
 
 
 def _starts(ds: xr.Dataset, levels: int, source: str) -> dict[str, GaussianStart]:

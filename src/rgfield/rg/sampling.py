@@ -45,10 +45,10 @@ __all__ = [
     "check_sampler",
     "draw_with_pilot",
     "finite_start",
-    "require_finite_end",
     "generate",
     "gradients_per_step",
     "kernel_for",
+    "require_finite_end",
     "run_scale",
     "tau_or_nan",
     "warn_stuck",
@@ -213,7 +213,7 @@ def tau_or_nan(series: torch.Tensor | np.ndarray) -> float:
     series, whose autocorrelation time is undefined). Chains whose series is not finite
     throughout (still outside a potential's support, at infinite energy) are left out."""
     values = torch.as_tensor(series)
-    values = values[torch.isfinite(values).all(1)]
+    values = values[torch.isfinite(values).all(-1)]
     if not len(values):
         return np.nan
     if not bool((values != values[:, :1]).any()):
@@ -431,13 +431,13 @@ def require_finite_end(
     outside = int((~torch.isfinite(model.energy(y, c))).sum())
     if outside:
         raise ValueError(
-            f"scale {name}: {outside} of {len(y)} chains end at infinite energy, outside the"
-            " support of this conditional: their coarse fields, drawn at the coarser scales,"
-            " lie beyond the range of the training fields it was fitted on. Either a coarser"
-            " conditional ran away from the data (see the warnings above; a fit with a"
-            " curvature floor, HierarchicalModel(min_curvature=0.1) or rgfield fit"
-            " --min-curvature 0.1, keeps it stable), or the chains were too short to enter the"
-            " support (more steps, or steps='auto')"
+            f"scale {name}: {outside} of {len(y)} chains end where the energy is not finite,"
+            " outside the support of this conditional: their coarse fields, drawn at the"
+            " coarser scales, lie beyond the range of the training fields it was fitted on."
+            " Either a coarser conditional ran away from the data (a fit with a curvature"
+            " floor, HierarchicalModel(min_curvature=0.1) or rgfield fit --min-curvature 0.1,"
+            " keeps it stable), or the chains were too short to enter the support (more"
+            " steps, or steps='auto')"
         )
 
 
