@@ -59,8 +59,10 @@ def test_a_model_of_band_limited_fields_samples_band_limited_fields(dealiased, t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the finest scale's degenerate loss: expected here
         model = HierarchicalModel(levels=2, refine=0, progress=False).fit(train)
-        drawn = model.sample(200, seed=2).fields
+        result = model.sample(200, seed=2)
+    drawn = result.fields
     assert torch.equal(model.band_.empty, dealiasing_mask())
+    assert result.attrs["empty_modes"] == int(dealiasing_mask().sum())
     power, reference = mean_power(drawn), mean_power(held_out)
     assert float(power[model.band_.empty].max()) < 1e-20 * float(reference.mean())
     # every live mode's mean power within 4.5 standard errors of the held-out's: |x̂(k)|² is
@@ -99,6 +101,7 @@ def test_a_model_of_band_limited_fields_samples_band_limited_fields(dealiased, t
 def test_a_model_of_full_band_fields_has_no_band(free_field, tmp_path):
     model = HierarchicalModel(levels=2, refine=0, progress=False).fit(free_field(40, size=SIZE))
     assert model.band_ is None
+    assert model.sample(2, seed=0, steps=2, warmup=2).attrs["empty_modes"] == 0
     assert "band_empty" not in model.to_dataset()
     model.save(tmp_path / "m.nc")
     assert HierarchicalModel.load(tmp_path / "m.nc", progress=False).band_ is None

@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result = model.sample(args.n, seed=args.seed, **options)
     print_acceptance(result.diagnostics)
+    if result.attrs["empty_modes"]:
+        print(
+            f"projected onto the training fields' band: {result.attrs['empty_modes']:,} Fourier"
+            " modes without power in the data (dealiased) removed from every field"
+        )
     io.save(result.to_dataset(), args.out, overwrite=args.overwrite)
     print(
         f"{args.n} fields written to {args.out}: {result.attrs['seconds_per_field']:.3g} s and"

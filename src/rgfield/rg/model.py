@@ -360,7 +360,8 @@ class HierarchicalModel:
             The fields, projected onto the live Fourier modes for a model of band-limited
             fields (:attr:`band_`). Its attrs hold the cost: ``seconds_per_field`` (wall
             time of the draw over ``n``) and ``gradients_per_field`` (energy-gradient
-            evaluations of one field's chains, warm-ups included, summed over scales).
+            evaluations of one field's chains, warm-ups included, summed over scales), and
+            ``empty_modes``, the number of Fourier modes projected out (0 for full-band data).
         """
         self.check_fitted()
         if not is_integer(n) or n < 1:
@@ -416,6 +417,7 @@ class HierarchicalModel:
             "device": str(device),
             "seconds_per_field": seconds / n,
             "gradients_per_field": round(float(np.nansum(diagnostics.gradients.values))),
+            "empty_modes": 0 if self.band_ is None else int(self.band_.empty.sum()),
         }
         return SampleResult(fields, diagnostics, attrs)
 
