@@ -316,3 +316,14 @@ def test_structure_functions_at_chosen_lags_equal_those_of_every_lag():
             S.structure_functions(x, lags=lags)
     with pytest.raises(ValueError, match="max_lag or lags, not both"):
         S.structure_functions(x, max_lag=4, lags=[1, 2])
+
+
+def test_mode_power_obeys_parseval_and_mirrored_maps_k_to_minus_k():
+    x = torch.randn(5, 6, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    power = S.mode_power(x)
+    assert power.shape == (6, 8)
+    # Parseval: the mean over modes is the fields' mean square; a real field has P(k) = P(−k)
+    assert float(power.mean()) == pytest.approx(float(x.square().mean()), rel=1e-12)
+    torch.testing.assert_close(S.mirrored(power), power)
+    k = torch.arange(6 * 8).reshape(6, 8)
+    assert int(S.mirrored(k)[1, 2]) == int(k[5, 6]) and int(S.mirrored(k)[0, 0]) == 0

@@ -28,6 +28,8 @@ __all__ = [
     "ks_statistic",
     "correlation_function",
     "jackknife",
+    "mirrored",
+    "mode_power",
     "moments",
     "nearest_distance",
     "pdf",
@@ -79,6 +81,19 @@ def _shell_average(
     values = values.double() * weight
     sums = values.new_zeros(values.shape[0], nbins).index_add_(1, index, values)
     return sums / count, mean_radius.cpu().numpy(), count.cpu().numpy()
+
+
+def mode_power(fields: torch.Tensor) -> torch.Tensor:
+    """P(k) = ⟨|x̂(k)|²⟩ / N of every Fourier mode (``torch.fft.fft2`` order over the last two
+    axes), averaged over the fields (B, H, W): x̂ the unnormalised DFT and N the number of
+    pixels, as in :func:`power_spectrum`, so white noise of variance σ² has P = σ² and the mean
+    of P over k is the fields' mean square."""
+    return torch.fft.fft2(fields).abs().square().mean(0) / fields[0].numel()
+
+
+def mirrored(modes: torch.Tensor) -> torch.Tensor:
+    """An array over Fourier modes (``torch.fft.fft2`` order, last two axes) at −k: a[−k]."""
+    return modes.flip((-2, -1)).roll((1, 1), (-2, -1))
 
 
 def power_spectrum(fields, ndim: int = 2) -> xr.DataArray:

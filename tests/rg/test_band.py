@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rgfield.rg import HierarchicalModel
-from rgfield.rg.band import Band, mean_power
+from rgfield.rg.band import Band
+from rgfield.stats import mode_power
 
 SIZE = 16
 
@@ -48,7 +49,7 @@ def test_the_empty_modes_are_found_and_projected_out(dealiased):
         train.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
     )
     projected = band.project(train + noise)
-    assert float(mean_power(projected)[band.empty].max()) < 1e-25
+    assert float(mode_power(projected)[band.empty].max()) < 1e-25
     # the live modes are kept: projecting the noise alone removes exactly what was added
     torch.testing.assert_close(projected, train + band.project(noise))
     torch.testing.assert_close(band.project(train), train)
@@ -63,7 +64,7 @@ def test_a_model_of_band_limited_fields_samples_band_limited_fields(dealiased, t
     drawn = result.fields
     assert torch.equal(model.band_.empty, dealiasing_mask())
     assert result.attrs["empty_modes"] == int(dealiasing_mask().sum())
-    power, reference = mean_power(drawn), mean_power(held_out)
+    power, reference = mode_power(drawn), mode_power(held_out)
     assert float(power[model.band_.empty].max()) < 1e-20 * float(reference.mean())
     # every live mode's mean power within 4.5 standard errors of the held-out's: |x̂(k)|² is
     # exponential (relative sd 1) for a complex mode, χ²₁ (relative sd √2) for the real k = 0
@@ -73,7 +74,7 @@ def test_a_model_of_band_limited_fields_samples_band_limited_fields(dealiased, t
     live = ~model.band_.empty
     spread = torch.ones(SIZE, SIZE, dtype=torch.float64)
     spread[0, 0] = 2**0.5
-    trained = mean_power(train)
+    trained = mode_power(train)
     variance = power.square() + reference.square() + trained.square()
     se = (spread * variance.sqrt())[live] / len(drawn) ** 0.5
     z = (power[live] - reference[live]) / se

@@ -333,7 +333,7 @@ def _scattering_setup(reference: torch.Tensor) -> dict[str, Any]:
 
     J = _scattering_scales(reference)  # noqa: N806
     x = reference.to(SCATTERING_DTYPE)
-    power = torch.fft.fft2(x).abs().square().mean(0) / x[0].numel() ** 2
+    power = stats.mode_power(x) / x[0].numel()
     bank = filter_bank(tuple(x.shape[1:]), J, SCATTERING_L, device=x.device, dtype=x.dtype)
     return {"J": J, "band_power": (power * bank.psi.square()).sum((-2, -1))}
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rgfield.stats import mirrored, mode_power
+
 __all__ = ["NOISES", "Whitening", "fit_whitening"]
 
 NOISES = ("white", "spectrum")
@@ -72,8 +74,8 @@ def fit_whitening(fields: torch.Tensor, noise: str = "white") -> Whitening:
         if not std > 0:
             raise ValueError("fields: the training fields are constant; nothing to model")
         return Whitening(mean, torch.full(x.shape[-2:], std, dtype=torch.float64))
-    power = torch.fft.fft2(x - mean).abs().square().mean(0) / x[0].numel()
-    power = (power + torch.roll(power.flip((-2, -1)), (1, 1), (-2, -1))) / 2  # P_k = P_−k
+    power = mode_power(x - mean)
+    power = (power + mirrored(power)) / 2  # P_k = P_−k
     if not power.mean() > 0:
         raise ValueError("fields: the training fields are constant; nothing to model")
     return Whitening(mean, power.clamp(min=1e-12 * float(power.mean())).sqrt())

@@ -31,23 +31,14 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["EMPTY_POWER", "Band", "mean_power", "mirrored"]
+from rgfield.stats import mirrored, mode_power
+
+__all__ = ["EMPTY_POWER", "Band"]
 
 EMPTY_POWER = 1e-10
 """A mode is empty where its mean power E|x̂(k)|² is below this fraction of the mean power
 per mode: float32 rounding leaves about 1e-15, the weakest live mode of the shipped 128²
 turbulence is at 5e-6."""
-
-
-def mean_power(x: torch.Tensor) -> torch.Tensor:
-    """P(k) = mean over fields of |x̂(k)|², orthonormal 2D FFT over the last two axes (so that
-    the mean of P over k is the mean square of the fields)."""
-    return torch.fft.fft2(x, norm="ortho").abs().square().mean(0)
-
-
-def mirrored(modes: torch.Tensor) -> torch.Tensor:
-    """A mask of Fourier modes (``torch.fft.fft2`` order) at −k: modes[−k]."""
-    return modes.flip(0, 1).roll((1, 1), (0, 1))
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,10 +58,10 @@ class Band:
     def of(cls, x: torch.Tensor) -> Band | None:
         """The band of fields ``x`` (B, L, L); None when every mode has power.
 
-        Empty: P(k) < :data:`EMPTY_POWER` × mean_k P(k), k ≠ 0 (fields of zero mean are not
-        band-limited: the coarsest factor carries the mean).
+        Empty: P(k) < :data:`EMPTY_POWER` × mean_k P(k) (:func:`rgfield.stats.mode_power`),
+        k ≠ 0 (fields of zero mean are not band-limited: the coarsest factor carries the mean).
         """
-        power = mean_power(x).cpu()
+        power = mode_power(x).cpu()
         empty = power < EMPTY_POWER * power.mean()
         empty &= mirrored(empty)  # P(k) and P(−k) differ by rounding: empty on both sides
         empty[0, 0] = False  # a zero mean is the coarsest factor's to model

@@ -37,8 +37,9 @@ import rgfield
 from rgfield._modelfile import read_specification
 from rgfield.energies import FEATURES, ExponentialModel
 from rgfield.io import save
-from rgfield.rg.band import Band, mirrored
+from rgfield.rg.band import Band
 from rgfield.rg.gaussian_start import GaussianStart
+from rgfield.stats import mirrored
 from rgfield.wavelets import PyramidScales
 
 __all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
