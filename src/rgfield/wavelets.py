@@ -549,12 +549,20 @@ def _synthesis(coarse: torch.Tensor, details: torch.Tensor, wavelet: str, ndim: 
 
 
 class _Split(torch.autograd.Function):
-    """Analysis step; backward is the synthesis step (the adjoint, by orthonormality)."""
+    """Analysis step, linear: its tangent is the analysis of the tangent (forward mode, as in
+    :func:`torch.func.jvp`), its backward the synthesis step (the adjoint, by orthonormality)."""
 
     @staticmethod
-    def forward(ctx, x, wavelet, ndim, backend):  # type: ignore[override]
-        ctx.args = (wavelet, ndim, backend)
+    def forward(x, wavelet, ndim, backend):  # type: ignore[override]
         return _analysis(x, wavelet, ndim, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        ctx.args = inputs[1:]
+
+    @staticmethod
+    def jvp(ctx, x_t, *_):  # type: ignore[override]
+        return _Split.apply(x_t, *ctx.args)
 
     @staticmethod
     def backward(ctx, grad_coarse, grad_details):  # type: ignore[override]
@@ -562,12 +570,25 @@ class _Split(torch.autograd.Function):
 
 
 class _Merge(torch.autograd.Function):
-    """Synthesis step; backward is the analysis step."""
+    """Synthesis step, linear; backward is the analysis step."""
 
     @staticmethod
-    def forward(ctx, coarse, details, wavelet, ndim, backend):  # type: ignore[override]
-        ctx.args = (wavelet, ndim, backend)
+    def forward(coarse, details, wavelet, ndim, backend):  # type: ignore[override]
         return _synthesis(coarse, details, wavelet, ndim, backend)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        ctx.args = inputs[2:]
+
+    @staticmethod
+    def jvp(ctx, coarse_t, details_t, *_):  # type: ignore[override]
+        ndim = ctx.args[1]
+        if coarse_t is None:  # a constant coarse field
+            coarse_t = details_t.new_zeros(details_t.shape[: -ndim - 1] + details_t.shape[-ndim:])
+        if details_t is None:
+            shape = coarse_t.shape[:-ndim] + (2**ndim - 1,) + coarse_t.shape[-ndim:]
+            details_t = coarse_t.new_zeros(shape)
+        return _Merge.apply(coarse_t, details_t, *ctx.args)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]

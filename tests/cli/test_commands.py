@@ -241,8 +241,12 @@ def test_fit_features_by_name_or_by_the_datas_kind(capsys):
     assert families(generator=cosmic) == {"quadratic": {"radius": None}, "scatcov": {}}
     assert params(generator=cosmic)["min_curvature"] == 0.1
     assert params("--min-curvature", "0", generator=cosmic)["min_curvature"] is None
-    forced = "rgfield.fields.turbulence.simulate"  # the families of φ⁴, under the floor
-    assert families(generator=forced) == families()
+    forced = "rgfield.fields.turbulence.simulate"  # φ⁴'s families and the Gaussian, floored
+    assert families(generator=forced) == {
+        "potential": {"windows": 20},
+        "gaussian": {},
+        "quadratic": {"radius": None},
+    }
     assert params(generator=forced)["min_curvature"] == 0.1
     # a fit from chunks is score matching only: the kind's floor is left out, with a note;
     # one asked for explicitly is kept (and refused by the streaming fit, which says why)

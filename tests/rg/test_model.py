@@ -406,18 +406,23 @@ def test_losses_beyond_any_smooth_density_and_overfitting_are_reported():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_losses("j=3", {**overfit, "heldout_loss_se": 0.2}, held_out=True)  # z = 2: noise
-    # the end to end cases: integer values blurred by noise of 1e-4 escape the integer check;
-    # a band-limited field (no power beyond 2/3 of the Nyquist wavenumber, as a dealiased
-    # simulation) has finest details confined to a subspace
+    # end to end: integer values blurred by noise of 1e-4 escape the integer check
     rng = np.random.default_rng(0)
     near_integers = rng.integers(-3, 3, (40, 16, 16)) + 1e-4 * rng.standard_normal((40, 16, 16))
+    with pytest.warns(UserWarning, match=r"scale j=1: the score-matching loss is -\d"):
+        HierarchicalModel(progress=False, levels=2, refine=0).fit(near_integers)
+    # a band-limited field (no power beyond 2/3 of the Nyquist wavenumber, as a dealiased
+    # simulation) has finest details on an affine subspace: fitted there, an ordinary loss
     spectrum = np.fft.fft2(rng.standard_normal((60, 16, 16)))
     k = np.abs(np.fft.fftfreq(16, 1 / 16))
     spectrum[:, (k[:, None] > 16 / 3) | (k[None, :] > 16 / 3)] = 0
-    band_limited = np.fft.ifft2(spectrum).real
-    for fields in (near_integers, band_limited):
-        with pytest.warns(UserWarning, match=r"scale j=1: the score-matching loss is -\d"):
-            HierarchicalModel(progress=False, levels=2, refine=0).fit(fields)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = HierarchicalModel(progress=False, levels=2, refine=0).fit(
+            np.fft.ifft2(spectrum).real
+        )
+    assert not [w for w in caught if "quantised or degenerate" in str(w.message)]
+    assert -10 < float(model.fit_report_.train_loss.sel(scale="j=1")) < 0
 
 
 def test_an_unnormalisable_fit_stops_with_the_scale_and_its_curvature(free_field, monkeypatch):

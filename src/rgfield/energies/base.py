@@ -58,6 +58,9 @@ class FeatureFamily(ABC):
     """A block of features Φ_k(y, c), k = 1..F, with their y-gradients and y-Laplacians."""
 
     name: ClassVar[str]
+    stationary_hessian: ClassVar[bool] = False
+    """True when ∇²_y Φ_k is the same at every (y, c) and commutes with the grid's shifts (an
+    energy quadratic in y with stationary couplings)."""
 
     @abstractmethod
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4") -> FeatureFamily:
@@ -352,7 +355,12 @@ class ExponentialModel:
         return self.energy_and_grad(y, c)[1]
 
     def hessian_extremes(
-        self, y: torch.Tensor, c: torch.Tensor | None = None, iterations: int = 100, seed: int = 0
+        self,
+        y: torch.Tensor,
+        c: torch.Tensor | None = None,
+        iterations: int = 100,
+        seed: int = 0,
+        along: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Smallest and largest eigenvalue of ∇²_y U at each ``y`` (shape (B,) each).
 
@@ -360,41 +368,50 @@ class ExponentialModel:
         quadratic energies, accurate to O(ε²) otherwise): first on H for the largest magnitude
         ρ, then on H + ρ·1 for λ_max and on ρ·1 − H for λ_min, both positive semi-definite so
         their dominant eigenvalues are the extremes sought. A diagnostic of conditioning:
-        MALA's mixing time grows like λ_max / λ_min for a convex energy.
+        MALA's mixing time grows like λ_max / λ_min for a convex energy. With ``along`` (an
+        orthogonal projection P) the eigenvalues of P H P on the range of P: the curvature of
+        U restricted to a subspace.
         """
-        rho = self._spectral_radius(y, c, iterations, seed)
-        lowest, _ = self._dominant(y, c, -1.0, rho, iterations, seed)
-        highest, _ = self._dominant(y, c, 1.0, rho, iterations, seed)
+        rho = self._spectral_radius(y, c, iterations, seed, along)
+        lowest, _ = self._dominant(y, c, -1.0, rho, iterations, seed, along)
+        highest, _ = self._dominant(y, c, 1.0, rho, iterations, seed, along)
         return rho - lowest, highest - rho
 
     def lowest_curvature(
-        self, y: torch.Tensor, c: torch.Tensor | None = None, iterations: int = 100, seed: int = 0
+        self,
+        y: torch.Tensor,
+        c: torch.Tensor | None = None,
+        iterations: int = 100,
+        seed: int = 0,
+        along: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The smallest eigenvalue of ∇²_y U at each ``y`` (B,) and its unit eigenvector (the
-        shape of ``y``), by the power iteration of :meth:`hessian_extremes`."""
-        rho = self._spectral_radius(y, c, iterations, seed)
-        lowest, vector = self._dominant(y, c, -1.0, rho, iterations, seed)
+        shape of ``y``), by the power iteration of :meth:`hessian_extremes` (``along`` as
+        there)."""
+        rho = self._spectral_radius(y, c, iterations, seed, along)
+        lowest, vector = self._dominant(y, c, -1.0, rho, iterations, seed, along)
         return rho - lowest, vector
 
-    def _spectral_radius(self, y, c, iterations: int, seed: int) -> torch.Tensor:
+    def _spectral_radius(self, y, c, iterations: int, seed: int, along) -> torch.Tensor:
         """ρ ≥ max |eigenvalue of ∇²_y U| (power iteration on H converges to ±ρ)."""
-        return self._dominant(y, c, 1.0, y.new_zeros(y.shape[0]), iterations, seed)[0].abs() * (
-            1 + 1e-6
-        )
+        zero = y.new_zeros(y.shape[0])
+        return self._dominant(y, c, 1.0, zero, iterations, seed, along)[0].abs() * (1 + 1e-6)
 
     def _dominant(
-        self, y, c, sign: float, shift: torch.Tensor, iterations: int, seed: int
+        self, y, c, sign: float, shift: torch.Tensor, iterations: int, seed: int, along
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Largest eigenvalue of sign·H + shift·1 per batch element, and its unit vector."""
+        """Largest eigenvalue of sign·H + shift·1 per batch element (H projected ``along``
+        when given), and its unit vector."""
+        project = (lambda v: v) if along is None else along
         dims = tuple(range(1, y.dim()))
         eps = 1e-4 * (1.0 + y.abs().amax(dim=dims, keepdim=True))
         gen = torch.Generator(device=y.device).manual_seed(seed)
-        v = torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device)
+        v = project(torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device))
         shift = shift.reshape(-1, *([1] * (y.dim() - 1)))
         for _ in range(iterations):
             v = v / v.square().sum(dims, keepdim=True).sqrt()
             hv = (self.gradient(y + eps * v, c) - self.gradient(y - eps * v, c)) / (2 * eps)
-            w = sign * hv + shift * v
+            w = sign * project(hv) + shift * v
             rayleigh = (v * w).sum(dims)
             v, last = w, v
         return rayleigh, last

@@ -68,6 +68,7 @@ class QuadraticInteractions(FeatureFamily):
     """
 
     name = "quadratic"
+    stationary_hessian = True
 
     def __init__(self, radius: int | None = None) -> None:
         if radius is not None and (not is_integer(radius) or radius < 0):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from rgfield.energies import ExponentialModel, FeatureFamily
+from rgfield.rg.subspace import DetailSubspace
 from rgfield.scorematching import ScoreMatchingStatistics, fit_constrained
 
 __all__ = ["NO_FLOOR", "curvature_rows", "fit_with_curvature_floor"]
@@ -57,10 +58,11 @@ def fit_with_curvature_floor(
     y: torch.Tensor,
     c: torch.Tensor | None,
     floor: float,
+    subspace: DetailSubspace | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """θ of the score-matching loss ``stats`` with the smallest Hessian eigenvalue of the
     energy at least ``floor`` at probed training samples; starts from the unconstrained
-    ``theta``.
+    ``theta``. With a ``subspace`` the details lie on, the Hessian restricted to it.
 
     Returns θ and a report: ``curvature_start`` and ``curvature_end`` (the smallest
     eigenvalue over the probes before and after), ``cuts`` (constraints added).
@@ -68,9 +70,10 @@ def fit_with_curvature_floor(
     probes = torch.linspace(0, len(y) - 1, min(PROBES, len(y))).round().long()
     yp, cp = y[probes], None if c is None else c[probes]
     cuts, start = [], None
+    along = None if subspace is None else subspace.project
     for round_ in range(ROUNDS + 1):
         lowest, vectors = ExponentialModel(families, theta).lowest_curvature(
-            yp, cp, POWER_ITERATIONS
+            yp, cp, POWER_ITERATIONS, along=along
         )
         start = float(lowest.min()) if start is None else start
         if float(lowest.min()) >= 0.9 * floor or round_ == ROUNDS:

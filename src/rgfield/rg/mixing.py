@@ -89,14 +89,19 @@ def mixing(
     for scale in coarse_to_fine(model.scales_)[1:]:
         y, c = scale.variables(pyramid)
         factor = model.factor(scale).to(device)
-        kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler)
+        coordinates = model.coordinates(scale)
+        kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler, coordinates=coordinates)
         totals = Trace(steps)
+
+        def details(w: torch.Tensor, coordinates=coordinates, c=c) -> torch.Tensor:
+            return w if coordinates is None else coordinates.onto(w, c)
 
         def observe(state: State, info: Info, sampling: bool, totals=totals) -> None:
             if sampling:
-                totals.append(state.position.sum((1, 2, 3)))
+                totals.append(details(state.position).sum((1, 2, 3)))
 
-        run, row = run_scale(kernel, y, generator, warmup, steps, observe)
+        start = y if coordinates is None else coordinates.into(y, c)
+        run, row = run_scale(kernel, start, generator, warmup, steps, observe)
         if row["acceptance"] < STUCK_ACCEPTANCE:
             warn_stuck(
                 scale.name,
@@ -111,7 +116,9 @@ def mixing(
                 "tau_sum": tau_or_nan(totals.values()),
                 "step_size": row["step_size"],
                 "acceptance": row["acceptance"],
-                "variance_ratio": float(run.state.position.square().mean() / y.square().mean()),
+                "variance_ratio": float(
+                    details(run.state.position).square().mean() / y.square().mean()
+                ),
                 "seconds_per_step": row["seconds"] / steps,
                 "variables": y[0].numel(),
                 "gradients_per_step": gradients_per_step(run.kernel),

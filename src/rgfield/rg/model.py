@@ -19,7 +19,7 @@ from rgfield.energies import ExponentialModel
 from rgfield.fields import resolve_device
 from rgfield.io import as_tensor
 from rgfield.rg import persistence
-from rgfield.rg.band import Band
+from rgfield.rg.coordinates import Coordinates, chain_coordinates
 from rgfield.rg.fitting import Fitted, fit_hierarchy
 from rgfield.rg.parameters import check_parameters, feature_spec
 from rgfield.rg.sampling import (
@@ -30,6 +30,7 @@ from rgfield.rg.sampling import (
     generate,
 )
 from rgfield.rg.scales import Scale, coarse_to_fine, per_scale
+from rgfield.rg.subspace import DetailSubspace
 from rgfield.wavelets import decompose
 
 __all__ = ["HierarchicalModel"]
@@ -124,11 +125,13 @@ class HierarchicalModel:
     starts_ : dict of str to GaussianStart
         By factor name (``"low"``, ``"j=1"``, ...; none for a one-variable factor): the
         stationary Gaussian fitted to the training details that the chains of :meth:`sample`
-        start from (:mod:`rgfield.rg.gaussian_start`).
+        start from (:mod:`rgfield.energies.stationary`).
     band_ : rgfield.rg.band.Band or None
         For band-limited training fields (a dealiased simulation), the Fourier modes without
-        power; :meth:`sample` projects its fields onto the others. None for full-band fields
-        and for fits from chunks (:func:`rgfield.ensembles.fit`).
+        power. The finest conditional is fitted and sampled on the affine subspace of details
+        such fields allow (:meth:`subspace`), and :meth:`sample` projects its fields onto the
+        live modes. None for full-band fields and for fits from chunks
+        (:func:`rgfield.ensembles.fit`).
     """
 
     def __init__(
@@ -205,20 +208,18 @@ class HierarchicalModel:
         _refuse_discrete(x)
         generator = torch.Generator().manual_seed(int(seed))
         fitted = fit_hierarchy(x, settings, generator, self.progress)
-        return self.learn(fitted, x.shape[-2:], Band.of(x))
+        return self.learn(fitted, x.shape[-2:])
 
-    def learn(
-        self, fitted: Fitted, size: Sequence[int], band: Band | None = None
-    ) -> HierarchicalModel:
-        """Take the learned attributes of ``fitted`` for fields of ``size`` and ``band``;
-        returns ``self`` (the last step of :meth:`fit` and of :func:`rgfield.ensembles.fit`)."""
+    def learn(self, fitted: Fitted, size: Sequence[int]) -> HierarchicalModel:
+        """Take the learned attributes of ``fitted`` for fields of ``size``; returns ``self``
+        (the last step of :meth:`fit` and of :func:`rgfield.ensembles.fit`)."""
         self.levels_, self.size_ = len(fitted.conditionals), tuple(int(n) for n in size)
         self.scales_ = fitted.scales
         self.low_, self.conditionals_ = fitted.low, fitted.conditionals
         self.free_energies_ = fitted.free_energies
         self.fit_report_, self.free_energy_report_ = fitted.fit_report, fitted.free_energy_report
         self.starts_ = fitted.starts
-        self.band_ = band
+        self.band_ = fitted.band
         return self
 
     def check_fitted(self) -> None:
@@ -242,6 +243,19 @@ class HierarchicalModel:
     def factor(self, scale: Scale) -> ExponentialModel:
         """The fitted model of one factor of :func:`~rgfield.rg.scales.coarse_to_fine`."""
         return self.conditionals_[scale.level - 1] if scale.conditional else self.low_
+
+    def subspace(self, scale: Scale) -> DetailSubspace | None:
+        """The affine subspace the details of ``scale`` lie on: for band-limited training
+        fields (:attr:`band_`) and the finest conditional, where a dealiased simulation's
+        empty modes are (:mod:`rgfield.rg.subspace`); None otherwise."""
+        self.check_fitted()
+        if self.band_ is None or not (scale.conditional and scale.level == 1):
+            return None
+        return DetailSubspace.of(self.band_, self.wavelet)
+
+    def coordinates(self, scale: Scale) -> Coordinates | None:
+        """The coordinates the chains of ``scale`` move in (:mod:`rgfield.rg.coordinates`)."""
+        return chain_coordinates(self.factor(scale), self.subspace(scale))
 
     # -- energy and likelihood ----------------------------------------------------------------
 

@@ -51,23 +51,28 @@ GEOMETRIC = {"features": ("quadratic", "scatcov"), "min_curvature": 0.1}
 """Fields whose structure is geometric (filaments, vortices): the scattering-covariance family
 with the quadratic couplings, fitted under a curvature floor (docs/rg_fields.md)."""
 
-STABLE = {"min_curvature": 0.1}
-"""The potential and quadratic families under a curvature floor. Without it the default fit
-of the shipped 128² forced turbulence is far from convex at the training details (smallest
-Hessian eigenvalue −14.3 at j = 5, −7.1 at j = 4, −0.66 at j = 6, −0.59 at j = 3, with 64
-fields for up to 629 features per scale), its draws run away at j = 4 (details at 1.95× their
-rms) and end outside the support at j = 3: no field can be drawn. With it every scale's
-details come out at their rms within 7 % (docs/rg_fields.md, 2026-12-07; measured at 128²
-only). It does not rescue decaying turbulence at 64², which keeps no floor by default."""
+SPECTRAL = {"features": ("potential", "gaussian", "quadratic"), "min_curvature": 0.1}
+"""The potential and quadratic families on top of the stationary Gaussian one, under a
+curvature floor. Without the floor the default fit of the shipped 128² forced turbulence is
+far from convex at the training details (smallest Hessian eigenvalue −14.3 at j = 5, −7.1 at
+j = 4, with 64 fields for up to 629 features per scale) and its draws run away. Without the
+Gaussian family the spectrum of a simulation's dissipation range, falling by orders of
+magnitude within a few modes, is beyond the local couplings, and the chains of the finest
+scale are stiff. With both, on held-out flows the spectrum passes (largest |z| 2.7, every
+shell within 0.94–1.18×), the finest step is 0.24 and a field costs 5,154 gradient
+evaluations (docs/rg_fields.md, 2026-12-07; measured at 128² only). Decaying turbulence at
+64² is not rescued: its floor is not reached at j = 4, and its draws stop at j = 1."""
 
 KIND_DEFAULTS = {
     "rgfield.fields.cosmic.simulate": GEOMETRIC,
-    "rgfield.fields.turbulence.simulate": STABLE,
+    "rgfield.fields.turbulence.simulate": SPECTRAL,
 }
 """Model parameters by the ``generator`` attribute of the training data, where a comparison
 against held-out fields favoured them (docs/rg_fields.md); forced turbulence takes the
-potential and quadratic families (the scattering-covariance model failed 12 checks against
-their 8 at 32²) under the floor; φ⁴ and every other kind take them without a floor."""
+potential, Gaussian and quadratic families (the scattering-covariance model failed 12 checks
+against 8 of potential and quadratic at 32²; with the Gaussian family at 128², 10 against
+11) under the floor; φ⁴ and every other kind take potential and quadratic without a
+floor."""
 
 
 KIND_PRESETS = {

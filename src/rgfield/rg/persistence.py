@@ -12,7 +12,7 @@ Layout (``format_version`` 4; files of formats 3 (no band), 2 (no chain starts) 
   ``gamma_low``: the γ of :func:`rgfield.wavelets.estimate_scales`, and the fit reports
   ``fit_<column>`` (dim ``scale``) and ``free_fit_<column>`` (dim ``free_scale``);
 * ``start_<factor>_root``, ``_offset``, ``_shape`` and ``_gain`` (conditionals only): the
-  chains' Gaussian starts (:mod:`rgfield.rg.gaussian_start`), complex values as (real,
+  chains' Gaussian starts (:mod:`rgfield.energies.stationary`), complex values as (real,
   imaginary) on the last axis; files written before they existed load without them (chains
   then start from zero details, with a warning).
 * ``band_empty`` (uint8, dims ``band_y``, ``band_x``), for a model of band-limited fields
@@ -36,9 +36,9 @@ import xarray as xr
 import rgfield
 from rgfield._modelfile import read_specification
 from rgfield.energies import FEATURES, ExponentialModel
+from rgfield.energies.stationary import GaussianStart
 from rgfield.io import save
 from rgfield.rg.band import Band
-from rgfield.rg.gaussian_start import GaussianStart
 from rgfield.stats import mirrored
 from rgfield.wavelets import PyramidScales
 

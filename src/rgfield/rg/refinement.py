@@ -8,7 +8,9 @@ import torch
 
 from rgfield.energies import ExponentialModel
 from rgfield.mcmc import Info, State
+from rgfield.rg.coordinates import chain_coordinates
 from rgfield.rg.sampling import kernel_for, run_scale
+from rgfield.rg.subspace import DetailSubspace
 
 __all__ = ["MOMENT_WARMUP", "match_moments"]
 
@@ -27,6 +29,7 @@ def match_moments(
     ridge: float = 0.1,
     on_step: Callable[[int], None] | None = None,
     chain_coarse: torch.Tensor | None = None,
+    subspace: DetailSubspace | None = None,
 ) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """Refine θ of p̄(y | c) ∝ exp(−θᵀΦ(y, c)) until its moments match the data's.
 
@@ -75,6 +78,9 @@ def match_moments(
     distribution the fixed point is again the conditional maximum likelihood; when they do
     not, θ compensates so that the generated fields keep the data's moments of Φ.
 
+    With a ``subspace`` (the details of band-limited fields) the chains move on it; they
+    move in the coordinates of :func:`~rgfield.rg.coordinates.chain_coordinates`.
+
     Returns
     -------
     theta : torch.Tensor
@@ -97,12 +103,19 @@ def match_moments(
         return torch.cat([f.values(v, given) for f in features], dim=1)
 
     data = values(y, c)
+    coordinates = chain_coordinates(model, subspace)
     position = y.clone() if paired else y.new_zeros(len(chain_coarse), *y.shape[1:])
+    if coordinates is not None:
+        position = coordinates.into(position, coarse)
     theta, step_size, gaps, late, acceptance = model.theta.clone(), 0.05, [], [], []
     thin = max(1, (steps - steps // 2) // 10)
+
+    def details(w: torch.Tensor) -> torch.Tensor:
+        return w if coordinates is None else coordinates.onto(w, coarse)
+
     for iteration in range(iterations):
         current = ExponentialModel(features, theta)
-        kernel = kernel_for(current, coarse, y.shape[-1], step_size)
+        kernel = kernel_for(current, coarse, y.shape[-1], step_size, coordinates=coordinates)
         kept, done = [], [0]
 
         def observe(state: State, info: Info, sampling: bool, kept=kept, done=done) -> None:
@@ -112,7 +125,7 @@ def match_moments(
                 return
             done[0] += 1
             if done[0] > steps // 2 and done[0] % thin == 0:
-                kept.append(values(state.position, coarse))
+                kept.append(values(details(state.position), coarse))
 
         tune = warmup if iteration == 0 else steps // 4  # θ moved: re-tune the step briefly
         run, row = run_scale(kernel, position, generator, tune, steps, observe)
@@ -147,7 +160,7 @@ def match_moments(
         "refine_acceptance": min(acceptance),
         "refine_step_size": step_size,
     }
-    return average, report, position
+    return average, report, details(position)
 
 
 def _covariance(values: torch.Tensor) -> torch.Tensor:

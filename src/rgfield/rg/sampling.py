@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 from rgfield.energies import ExponentialModel
+from rgfield.energies.stationary import GaussianStart
 from rgfield.io import to_dataset
 from rgfield.mcmc import (
     HMC,
@@ -26,7 +27,7 @@ from rgfield.mcmc import (
     integrated_autocorrelation_time,
     run_chains,
 )
-from rgfield.rg.gaussian_start import GaussianStart
+from rgfield.rg.coordinates import Coordinates
 from rgfield.rg.scalar import sample_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
 
@@ -132,14 +133,21 @@ def kernel_for(
     step_size: float,
     sampler: str = "mala",
     adjusted: bool = True,
+    coordinates: Coordinates | None = None,
 ) -> MALA | BlockMALA | HMC:
     """The kernel of one factor (grid n × n): HMC, or BlockMALA when asked for and blocks fit,
-    else MALA; its log-density counts the gradient evaluations (:class:`CountingDensity`)."""
-    block = _block_size(model.reach, n) if sampler == "block" else None
+    else MALA; its log-density counts the gradient evaluations (:class:`CountingDensity`).
+
+    With ``coordinates`` (:mod:`rgfield.rg.coordinates`) the chains' positions are coordinates
+    w of the details (map them with ``coordinates.onto``); the maps are not local, so no
+    blocks.
+    """
+    block = _block_size(model.reach, n) if sampler == "block" and coordinates is None else None
     if block is not None:
         density = CountingDensity(_negated(lambda y: model.density_and_grad(y, c)))
         return BlockMALA(density, step_size, block)
-    density = CountingDensity(_negated(model.given(c)))
+    energy = model.given(c) if coordinates is None else coordinates.given(model.given(c), c)
+    density = CountingDensity(_negated(energy))
     if sampler == "hmc":
         return HMC(
             density,
@@ -284,13 +292,15 @@ def draw_scale(
     adjusted: bool,
     start: GaussianStart | None = None,
     on_step: Callable[[int], None] | None = None,
+    coordinates: Coordinates | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Normalised draws y of one factor given the coarse field x_j (None for the coarsest).
 
     A one-variable factor is drawn exactly; any other by chains on the generator's device,
     started from a draw of ``start`` (from zero details without one). ``on_step(k)`` reports
     k more steps done (progress). With a number of ``steps``, every chain warms up and runs
-    them; with ``"auto"``, see :func:`draw_with_pilot`.
+    them; with ``"auto"``, see :func:`draw_with_pilot`. With ``coordinates`` the chains move
+    in them (see :func:`kernel_for`).
     """
     model = model.to(generator.device)
     if shape[1:] == (1, 1, 1):
@@ -302,11 +312,13 @@ def draw_scale(
     if start is None:
         y0 = torch.zeros(shape, dtype=torch.float64, device=generator.device)
     else:
-        y0 = finite_start(model, start, c, generator, shape[0])
+        y0 = finite_start(model, start, c, generator, shape[0], coordinates)
+    if coordinates is not None:
+        y0 = coordinates.into(y0, c)
     if steps == "auto":
 
         def make_kernel(given: torch.Tensor | None, h: float) -> MALA | BlockMALA | HMC:
-            return kernel_for(model, given, shape[-1], h, sampler, adjusted)
+            return kernel_for(model, given, shape[-1], h, sampler, adjusted, coordinates)
 
         pilot = shape[0] if start is None else PILOT_CHAINS
         y, row = draw_with_pilot(
@@ -314,9 +326,11 @@ def draw_scale(
         )
         row = {**row, "exact": 0}
     else:
-        kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted)
+        kernel = kernel_for(model, c, shape[-1], step_size, sampler, adjusted, coordinates)
         run, row = run_scale(kernel, y0, generator, warmup, steps, callback)
         y, row = run.state.position, {**row, "pilot_steps": np.nan, "exact": 0}
+    if coordinates is not None:
+        y = coordinates.onto(y, c)
     require_finite_end(scale.name, model, y, c)
     return y, row
 
@@ -387,8 +401,10 @@ def finite_start(
     c: torch.Tensor | None,
     generator: torch.Generator,
     n: int,
+    coordinates: Coordinates | None = None,
 ) -> torch.Tensor:
-    """Starts y = E[y | c] + s ξ of ``n`` chains with finite energy U(y | c).
+    """Starts y = E[y | c] + s ξ of ``n`` chains with finite energy U(y | c), placed where
+    the chains' ``coordinates`` reach when given (y ↦ onto(into(y))).
 
     A Gaussian draw can leave the support of a potential family (the data's range, widened
     a little), where U = +∞: at j = 1 of φ⁴ at β_c, 22 % of the chains at L = 32 and 61 % at
@@ -400,11 +416,15 @@ def finite_start(
     zero details. Whole-chain halving at L = 128 left the finest details at 52 % of their
     mean square, a burn-in of about 250 MALA steps (docs/rg.md, "Sampling").
     """
+
+    def place(y: torch.Tensor) -> torch.Tensor:
+        return y if coordinates is None else coordinates.onto(coordinates.into(y, c), c)
+
     mean = start.mean(c, n, generator.device)
     noise = start.noise(generator, n)
     scale = torch.ones_like(noise)
     for smaller in [0.5] * START_HALVINGS + [0.0, None]:
-        y = mean + scale * noise
+        y = place(mean + scale * noise)
         outside = ~torch.isfinite(model.energy(y, c))
         if not outside.any() or smaller is None:
             break
@@ -413,7 +433,7 @@ def finite_start(
             near = _near_infinite_density(model, y, c)
             shrink = (near | (outside & ~near.flatten(1).any(1))[:, None, None])[:, None]
         scale = torch.where(shrink, scale * smaller, scale)
-    return torch.where(outside[:, None, None, None], 0.0, y)
+    return torch.where(outside[:, None, None, None], place(torch.zeros_like(y)), y)
 
 
 def require_finite_end(
@@ -510,6 +530,7 @@ def generate(
             adjusted,
             starts.get(scale.name),
             on_step,
+            model.coordinates(scale),
         )
         x = scale.grow(x, y, model.wavelet)
         rows.append({"scale": scale.name, **row})

@@ -5,9 +5,13 @@ from __future__ import annotations
 import torch
 
 from rgfield.energies import ExponentialModel, FeatureFamily, make_feature
+from rgfield.rg.subspace import DetailSubspace, projected_laplacians
 from rgfield.scorematching import ScoreMatchingStatistics
 
-__all__ = ["accumulate", "batch_size", "new_families", "sample_losses"]
+__all__ = ["PROBES", "accumulate", "batch_size", "new_families", "sample_losses"]
+
+PROBES = 4
+"""Hutchinson probes per sample of the Laplacians along a subspace (see :func:`accumulate`)."""
 
 _GRADIENT_BYTES = 2**28  # memory for one mini-batch of feature gradients
 
@@ -26,29 +30,53 @@ def batch_size(families: list[FeatureFamily], y: torch.Tensor) -> int:
 
 
 def accumulate(
-    families: list[FeatureFamily], y: torch.Tensor, c: torch.Tensor | None, batch: int
+    families: list[FeatureFamily],
+    y: torch.Tensor,
+    c: torch.Tensor | None,
+    batch: int,
+    subspace: DetailSubspace | None = None,
+    generator: torch.Generator | None = None,
 ) -> ScoreMatchingStatistics:
-    """Score-matching sums H = Σ ∇Φ∇Φᵀ, b = Σ ΔΦ of the concatenated families over ``y``."""
+    """Score-matching sums H = Σ ∇Φ∇Φᵀ, b = Σ ΔΦ of the concatenated families over ``y``.
+
+    For details on a ``subspace`` with projection P (band-limited fields) the sums of the
+    score matching along it, H = Σ (P∇Φ)(P∇Φ)ᵀ and b = Σ tr(P ∇²Φ): the Hyvärinen loss of
+    the density restricted to the subspace, in its coordinates. The traces are Hutchinson
+    estimates with :data:`PROBES` probes per sample drawn from ``generator``
+    (:func:`~rgfield.rg.subspace.projected_laplacians`).
+    """
     stats = ScoreMatchingStatistics.empty(sum(f.n_features for f in families))
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
         grads = torch.cat([f.gradients(yb, cb) for f in families], dim=1)
-        stats.update(grads, torch.cat([f.laplacians(yb, cb) for f in families], dim=1))
+        if subspace is None:
+            laplacians = torch.cat([f.laplacians(yb, cb) for f in families], dim=1)
+        else:
+            grads = subspace.project(grads)
+            laplacians = projected_laplacians(families, yb, cb, subspace, generator, PROBES)
+        stats.update(grads, laplacians)
     return stats
 
 
 def sample_losses(
-    model: ExponentialModel, y: torch.Tensor, c: torch.Tensor | None, batch: int
+    model: ExponentialModel,
+    y: torch.Tensor,
+    c: torch.Tensor | None,
+    batch: int,
+    subspace: DetailSubspace | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The score-matching loss of each sample per variable, ℓ_i = (½|∇_y U(y_i)|² − Δ_y U(y_i))
     / d, whose mean is :meth:`~rgfield.scorematching.ScoreMatchingStatistics.loss` of the same
-    samples; shape (B,)."""
+    samples; shape (B,). Along a ``subspace`` as in :func:`accumulate`."""
     losses = []
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
         _, grad = model.energy_and_grad(yb, cb)
-        laplacian = sum(
-            f.laplacians(yb, cb) @ t for f, t in zip(model.features, model.thetas, strict=True)
-        )
-        losses.append(0.5 * grad.square().flatten(1).sum(1) - laplacian)
+        if subspace is None:
+            laplacians = torch.cat([f.laplacians(yb, cb) for f in model.features], dim=1)
+        else:
+            grad = subspace.project(grad)
+            laplacians = projected_laplacians(model.features, yb, cb, subspace, generator, PROBES)
+        losses.append(0.5 * grad.square().flatten(1).sum(1) - laplacians @ model.theta)
     return torch.cat(losses) / y[0].numel()

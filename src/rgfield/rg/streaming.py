@@ -30,7 +30,9 @@ import torch
 
 from rgfield import io
 from rgfield.energies import ExponentialModel, FeatureFamily
+from rgfield.energies.stationary import SpectralSums
 from rgfield.rg.convexity import NO_FLOOR
+from rgfield.rg.coordinates import Whitened, chain_coordinates
 from rgfield.rg.fitting import (
     NO_REFINEMENT,
     Fitted,
@@ -40,7 +42,6 @@ from rgfield.rg.fitting import (
     factor_report,
 )
 from rgfield.rg.free_energy import accumulate_regression, free_energy_families, solve_free_energy
-from rgfield.rg.gaussian_start import SpectralSums
 from rgfield.rg.parameters import Settings, check_parameters, factor_features
 from rgfield.rg.scalar import maximum_likelihood_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
@@ -307,7 +308,8 @@ def fit_streaming(
         losses = (train_loss, heldout_loss, se)
         extra = {**NO_REFINEMENT, **NO_FLOOR}
         report = factor_report(method, families[name], fit, losses, extra, start)
-        check_losses(name, report, held_out=total > n_train)
+        whitened = isinstance(chain_coordinates(models[name], None), Whitened)
+        check_losses(name, report, held_out=total > n_train, whitened=whitened)
         rows.append({"scale": name, "grid": grids[name], **report})
         if scale.conditional:
             free, report = solve_free_energy(

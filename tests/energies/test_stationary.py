@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from rgfield import io, stats
+from rgfield.energies.stationary import GaussianStart, SpectralSums
 from rgfield.fields.gaussian import gaussian_field, lattice_free_field_spectrum
 from rgfield.rg import HierarchicalModel
-from rgfield.rg.gaussian_start import GaussianStart, SpectralSums
 from rgfield.rg.sampling import finite_start
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose

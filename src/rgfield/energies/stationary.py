@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-__all__ = ["GaussianStart", "SpectralSums"]
+__all__ = ["GaussianStart", "SpectralSums", "per_mode"]
 
 
 def _spectrum(field: torch.Tensor) -> torch.Tensor:
@@ -143,15 +143,26 @@ class GaussianStart:
     def noise(self, generator: torch.Generator, n: int) -> torch.Tensor:
         """``n`` draws of the residual F⁻¹[S^{1/2} Ξ] (n, C, ny, nx), float64, on the
         generator's device."""
-        root = self.root.to(generator.device)
         white = torch.randn(
-            (n, root.shape[-1], *self.shape),
+            (n, self.root.shape[-1], *self.shape),
             generator=generator,
             dtype=torch.float64,
             device=generator.device,
         )
-        modes = torch.einsum("klac,bklc->bkla", root, _spectrum(white).permute(0, 2, 3, 1))
-        return torch.fft.irfft2(modes.permute(0, 3, 1, 2), s=self.shape, norm="ortho")
+        return self.colour(white)
+
+    def colour(self, z: torch.Tensor) -> torch.Tensor:
+        """F⁻¹[S^{1/2} F z] of fields ``z`` (B, C, ny, nx): white noise made the residual's."""
+        return per_mode(self.root, z)
+
+    def whiten(self, r: torch.Tensor) -> torch.Tensor:
+        """F⁻¹[(S^{1/2})⁺ F r], the inverse of :meth:`colour` on its range (⁺: pseudo-inverse,
+        eigenvalues of S below :data:`RELATIVE_FLOOR` of the largest taken as 0)."""
+        return per_mode(_pseudo_inverse(self.root, RELATIVE_FLOOR**0.5), r)
+
+    def precision(self) -> torch.Tensor:
+        """S⁺(k), complex (ny, nx//2+1, C, C): the inverse residual covariance on its range."""
+        return _pseudo_inverse(self.root.to(torch.complex128) @ self.root, RELATIVE_FLOOR)
 
     def draw(self, c: torch.Tensor | None, generator: torch.Generator, n: int) -> torch.Tensor:
         """``n`` starts y = E[y | c] + residual (n, C, ny, nx), float64, on the generator's
@@ -199,3 +210,20 @@ class GaussianStart:
                 f" offset {tuple(offset.shape)}, gain {None if gain is None else tuple(gain.shape)}"
             )
         return cls(gain, root, offset, shape)
+
+
+def per_mode(matrix: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """F⁻¹[A(k) F z] for a Hermitian A(k) (ny, nx//2+1, C, C) and real fields z (B, C, ny, nx)."""
+    matrix = matrix.to(z.device)
+    spectrum = _spectrum(z.to(torch.float64)).permute(0, 2, 3, 1)
+    modes = torch.einsum("klac,bklc->bkla", matrix, spectrum)
+    return torch.fft.irfft2(modes.permute(0, 3, 1, 2), s=z.shape[-2:], norm="ortho")
+
+
+def _pseudo_inverse(matrix: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """A⁺ of Hermitian positive semi-definite A(k), eigenvalues below ``tolerance`` × the
+    largest over every k taken as 0."""
+    values, vectors = torch.linalg.eigh(matrix)
+    keep = values > tolerance * values.max()
+    inverse = torch.where(keep, 1 / values.where(keep, 1.0), 0.0)
+    return (vectors * inverse.to(vectors.dtype)[..., None, :]) @ vectors.mH

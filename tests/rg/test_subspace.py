@@ -1,0 +1,109 @@
+"""The finest details of band-limited fields: their affine subspace, against a dense
+construction, and the Hutchinson traces of score matching along it, against exact ones."""
+
+import numpy as np
+import pytest
+import torch
+
+from rgfield.energies import make_feature
+from rgfield.rg.band import Band
+from rgfield.rg.subspace import DetailSubspace, projected_laplacians
+from rgfield.stats import mode_power
+from rgfield.wavelets import merge, split
+
+SIZE = 8
+
+
+def dealiased(n: int, size: int = SIZE, seed: int = 0) -> torch.Tensor:
+    """White fields without the modes beyond 2/3 of the Nyquist wavenumber on either axis."""
+    k = torch.fft.fftfreq(size, 1 / size).abs()
+    cut = (k[:, None] > size / 3) | (k[None, :] > size / 3)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, size, size, generator=gen, dtype=torch.float64)
+    return torch.fft.ifft2(torch.fft.fft2(x) * ~cut).real
+
+
+def dense_constraint(band: Band, wavelet: str) -> tuple[np.ndarray, np.ndarray]:
+    """The linear map details → empty modes of merge(0, details) and coarse → empty modes of
+    merge(coarse, 0), as dense real matrices (real and imaginary parts stacked)."""
+    n = SIZE // 2
+    eye_details = torch.eye(3 * n * n, dtype=torch.float64).reshape(-1, 3, n, n)
+    eye_coarse = torch.eye(n * n, dtype=torch.float64).reshape(-1, n, n)
+    of_details = torch.fft.fft2(merge(torch.zeros(3 * n * n, n, n).double(), eye_details, wavelet))
+    of_coarse = torch.fft.fft2(merge(eye_coarse, torch.zeros(n * n, 3, n, n).double(), wavelet))
+
+    def rows(spectra):
+        empty = spectra[:, band.empty]
+        return torch.cat([empty.real, empty.imag], 1).T.numpy()
+
+    return rows(of_details), rows(of_coarse)
+
+
+@pytest.mark.parametrize("wavelet", ["db1", "db4", "sym5"])
+def test_the_subspace_agrees_with_a_dense_null_space(wavelet):
+    x = dealiased(20)
+    band = Band.of(x)
+    subspace = DetailSubspace.of(band, wavelet)
+    a, b = dense_constraint(band, wavelet)  # merge(c, y) is band-limited ⟺ a y + b c = 0
+    u, s, vt = np.linalg.svd(a)
+    rank = int((s > 1e-10 * s[0]).sum())
+    null = vt[rank:].T
+    dense = null @ null.T  # orthogonal projection onto {y : a y = 0}
+    n = SIZE // 2
+    basis = torch.eye(3 * n * n, dtype=torch.float64).reshape(-1, 3, n, n)
+    projected = subspace.project(basis).reshape(3 * n * n, -1).numpy()
+    np.testing.assert_allclose(projected, dense, atol=1e-12)
+    assert subspace.dimension == 3 * n * n - rank
+    # the fixed part: the minimum-norm solution of a y = −b c
+    c, y = split(x, wavelet)
+    fixed = -np.linalg.pinv(a, rcond=1e-10) @ b @ c.reshape(len(c), -1).numpy().T
+    np.testing.assert_allclose(subspace.fixed(c).reshape(len(c), -1).numpy(), fixed.T, atol=1e-12)
+    # the data's details lie on the subspace, and every point of it makes a band-limited field
+    torch.testing.assert_close(subspace.onto(y, c), y)
+    w = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    power = mode_power(merge(c, subspace.onto(w, c), wavelet))
+    assert float(power[band.empty].max()) < 1e-25 * float(power.mean())
+
+
+def hessian_product(family, y, c, v):
+    """∇²_y Φ_k v for every feature k of ``family``, exactly (forward-mode differentiation)."""
+    return torch.func.jvp(lambda z: family.gradients(z, c), (y,), (v,))[1]
+
+
+@pytest.mark.parametrize("name", ["quadratic", "gaussian", "potential", "scatcov"])
+def test_the_projected_laplacians_are_the_traces_along_the_subspace(name):
+    x = dealiased(3)
+    band = Band.of(x)
+    subspace = DetailSubspace.of(band, "db4")
+    c, y = split(x, "db4")
+    family = make_feature(name, {"radius": 1} if name == "quadratic" else {}).fit(y, c, "db4")
+    n = SIZE // 2
+    basis = subspace.project(torch.eye(3 * n * n, dtype=torch.float64).reshape(-1, 3, n, n))
+    exact = []
+    for i in range(len(y)):  # tr(P H P) = Σ_k e_kᵀ P H P e_k, by exact Hessian products
+        yi = y[i : i + 1].expand(len(basis), -1, -1, -1).clone()
+        ci = c[i : i + 1].expand(len(basis), -1, -1).clone()
+        hp = hessian_product(family, yi, ci, basis)
+        exact.append((hp * basis.unsqueeze(1)).flatten(2).sum((0, 2)))
+    exact = torch.stack(exact)
+    # with P = 1 (no empty mode) they would be the family's own Laplacians: the traces differ,
+    # but for the Gaussian family's, whose S⁺ fitted to band-limited data vanishes off P
+    own = family.laplacians(y, c)
+    if name == "gaussian":
+        torch.testing.assert_close(exact, own, rtol=1e-9, atol=1e-9)
+    else:
+        assert float((exact - own).abs().max()) > 1e-3 * float(own.abs().max())
+    gen = torch.Generator().manual_seed(0)
+    if family.stationary_hessian:  # exact, mode by mode
+        torch.testing.assert_close(
+            projected_laplacians([family], y, c, subspace, gen, 1), exact, rtol=1e-9, atol=1e-9
+        )
+        return
+    probes = 400  # Hutchinson: unbiased, within its standard error
+    estimates = torch.stack(
+        [projected_laplacians([family], y, c, subspace, gen, 1) for _ in range(probes)]
+    )
+    mean, se = estimates.mean(0), estimates.std(0) / probes**0.5
+    z = (mean - exact)[se > 0] / se[se > 0]
+    assert float(z.abs().max()) < 5.0, float(z.abs().max())  # ≤ 750 values: p(5σ) ≈ 4e-4
+    torch.testing.assert_close(mean[se == 0], exact[se == 0], rtol=0, atol=1e-9)
