@@ -193,3 +193,19 @@ def test_reduced_bispectrum_of_iid_pixels_is_their_third_cumulant_over_three_var
     assert shapes.count("equilateral") == 6 and shapes.count("squeezed") == 4  # k < 16
     assert q["k1"].values[shapes.index("squeezed")] == 2
     assert not statistic.applies(torch.zeros(4, 16)) and statistic.applies(torch.zeros(4, 8, 8))
+
+
+def test_means_zero_by_construction_are_not_judged_on_their_rounding(free_field):
+    def centred(seed: int, offset: float) -> torch.Tensor:
+        x = free_field(64, size=16, seed=seed)
+        return x - x.mean((1, 2), keepdim=True) + offset
+
+    reference, rounded = centred(0, 3e-11), centred(1, -5e-10)  # rounding of a zero mean
+    tree = summary(reference, {"generated": rounded}, statistics=["moments"])
+    z = tree["statistics/moments"].dataset["z"].sel(moment="mean")
+    assert bool(np.isnan(z).all())  # both exactly 0: nothing to judge
+    assert not bool(tree.dataset["failed"].sel(quantity="statistics/moments").any())
+    # a mean of 1e-3 of the rms is a mean: judged
+    tree = summary(reference, {"shifted": centred(1, 1e-3)}, statistics=["moments"])
+    z = float(tree["statistics/moments"].dataset["z"].sel(moment="mean").squeeze())
+    assert z > 10

@@ -158,10 +158,22 @@ def power_spectrum(fields: torch.Tensor) -> xr.DataArray:
     return stats.power_spectrum(fields, _ndim(fields))
 
 
+ROUNDING = 1e-6
+"""A field's mean below this fraction of its standard deviation is the rounding of a mean that
+is zero by construction (periodic vorticity, a spectral simulation's k = 0 mode: 1e-11 of the
+rms in rgfield's float32 128² turbulence), and is compared as 0."""
+
+
 @register_statistic("moments", title="One-point moments (ensemble means)", table=True)
 def moments(fields: torch.Tensor) -> xr.DataArray:
-    """:func:`rgfield.stats.moments`, dims (sample, moment)."""
-    return stats.moments(fields, _ndim(fields))
+    """:func:`rgfield.stats.moments`, dims (sample, moment); per-field means below
+    :data:`ROUNDING` of the field's standard deviation set to 0 (two ensembles of zero-mean
+    fields were otherwise judged on their rounding: z −3.4 between generated and held-out
+    128² turbulence, means −4.8e-10 and 2.7e-10 for variances of 12)."""
+    values = stats.moments(fields, _ndim(fields))
+    mean = values.sel(moment="mean")
+    rounding = abs(mean) < ROUNDING * np.sqrt(values.sel(moment="variance"))
+    return values.where(~(rounding & (values["moment"] == "mean")), 0.0)
 
 
 def _pdf_setup(reference: torch.Tensor) -> dict[str, np.ndarray]:

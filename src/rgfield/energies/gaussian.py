@@ -96,12 +96,35 @@ class StationaryGaussian(FeatureFamily):
         return float(theta[0]) * float(values.min() if theta[0] >= 0 else values.max())
 
     def bind(self, theta: torch.Tensor):
+        t = float(theta[0])
+
         def energy_and_grad(y: torch.Tensor, c: torch.Tensor | None):
-            residual, gradient = self._residual_and_gradient(y, c)
-            t = float(theta[0])
-            return 0.5 * t * (residual * gradient).flatten(1).sum(1), t * gradient
+            return self._energy(t, *self._residual_and_gradient(y, c))
 
         return energy_and_grad
+
+    def bind_given(self, theta: torch.Tensor):
+        """As :meth:`bind`, with the mean F⁻¹[g Ĉ] of a fixed ``c`` computed once."""
+        t = float(theta[0])
+
+        def given(c: torch.Tensor | None):
+            mean: list[torch.Tensor] = []
+
+            def energy_and_grad(y: torch.Tensor):
+                if not mean or mean[0].shape != y.shape:
+                    mean[:] = [self.law.mean(c, y.shape[0], y.device).to(y.dtype)]
+                residual = y - mean[0]
+                gradient = per_mode(self._precision(y.device), residual).to(y.dtype)
+                return self._energy(t, residual, gradient)
+
+            return energy_and_grad
+
+        return given
+
+    @staticmethod
+    def _energy(t: float, residual: torch.Tensor, gradient: torch.Tensor):
+        """θ·½ rᵀS⁺r and its gradient θ·S⁺r from r and S⁺r."""
+        return 0.5 * t * (residual * gradient).flatten(1).sum(1), t * gradient
 
     def get_state(self) -> dict:
         return self.law.get_state()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from rgfield.energies import ExponentialModel, FeatureFamily, make_feature
-from rgfield.rg.subspace import DetailSubspace, projected_laplacians
+from rgfield.rg.subspace import DetailSubspace, LaplaciansAlong
 from rgfield.scorematching import ScoreMatchingStatistics
 
 __all__ = ["PROBES", "accumulate", "batch_size", "new_families", "sample_losses"]
@@ -43,17 +43,17 @@ def accumulate(
     score matching along it, H = Σ (P∇Φ)(P∇Φ)ᵀ and b = Σ tr(P ∇²Φ): the Hyvärinen loss of
     the density restricted to the subspace, in its coordinates. The traces are Hutchinson
     estimates with :data:`PROBES` probes per sample drawn from ``generator``
-    (:func:`~rgfield.rg.subspace.projected_laplacians`).
+    (:class:`~rgfield.rg.subspace.LaplaciansAlong`).
     """
     stats = ScoreMatchingStatistics.empty(sum(f.n_features for f in families))
+    along = None if subspace is None else LaplaciansAlong(families, subspace, generator, PROBES)
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
         grads = torch.cat([f.gradients(yb, cb) for f in families], dim=1)
-        if subspace is None:
+        if along is None:
             laplacians = torch.cat([f.laplacians(yb, cb) for f in families], dim=1)
         else:
-            grads = subspace.project(grads)
-            laplacians = projected_laplacians(families, yb, cb, subspace, generator, PROBES)
+            grads, laplacians = subspace.project(grads), along(yb, cb)
         stats.update(grads, laplacians)
     return stats
 
@@ -70,13 +70,15 @@ def sample_losses(
     / d, whose mean is :meth:`~rgfield.scorematching.ScoreMatchingStatistics.loss` of the same
     samples; shape (B,). Along a ``subspace`` as in :func:`accumulate`."""
     losses = []
+    along = None
+    if subspace is not None:
+        along = LaplaciansAlong(model.features, subspace, generator, PROBES)
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
         _, grad = model.energy_and_grad(yb, cb)
-        if subspace is None:
+        if along is None:
             laplacians = torch.cat([f.laplacians(yb, cb) for f in model.features], dim=1)
         else:
-            grad = subspace.project(grad)
-            laplacians = projected_laplacians(model.features, yb, cb, subspace, generator, PROBES)
+            grad, laplacians = subspace.project(grad), along(yb, cb)
         losses.append(0.5 * grad.square().flatten(1).sum(1) - laplacians @ model.theta)
     return torch.cat(losses) / y[0].numel()

@@ -20,7 +20,7 @@ M_E(q) the rows of the empty aliases,
 coarse field is itself band-limited, least squares otherwise).
 
 On A(x_1) the finest conditional is an ordinary density. Its score matching uses the scores
-along D only (:func:`projected_laplacians`), and its chains move along D only: they sample
+along D only (:class:`LaplaciansAlong`), and its chains move along D only: they sample
 w ↦ U(P w + o(x_1)), whose gradient P∇U vanishes off D (:meth:`DetailSubspace.given`), and
 their positions are mapped onto A(x_1) at the end. Without the constraint the fitted energy
 must confine the empty directions, which the data do not fill, and its chains need steps of
@@ -37,7 +37,7 @@ import torch
 from rgfield.rg.band import Band
 from rgfield.wavelets import merge
 
-__all__ = ["DetailSubspace", "projected_laplacians"]
+__all__ = ["DetailSubspace", "LaplaciansAlong"]
 
 _RANK_TOLERANCE = 1e-8  # singular values below this fraction of the largest count as zero
 
@@ -118,34 +118,44 @@ class DetailSubspace:
         return on_subspace
 
 
-def projected_laplacians(
-    families: list,
-    y: torch.Tensor,
-    c: torch.Tensor | None,
-    subspace: DetailSubspace,
-    generator: torch.Generator,
-    probes: int,
-) -> torch.Tensor:
-    """tr(P ∇²_y Φ_k(y | c)) for every feature k, shape (B, F): the Laplacians along the
-    subspace.
+class LaplaciansAlong:
+    """tr(P ∇²_y Φ_k(y | c)) for every feature k of ``families``: their Laplacians along the
+    ``subspace``, by calls ``(y, c)`` → shape (B, F).
 
     Exact for a family whose Hessian is the same everywhere and commutes with shifts
     (:attr:`~rgfield.energies.FeatureFamily.stationary_hessian`): both operators are then
     3 × 3 blocks Ĥ(q), P(q) in the coarse grid's Fourier modes, and tr(P H) = Σ_q tr(P(q) Ĥ(q)),
-    with Ĥ(q)'s columns the transforms of H applied to an impulse in each channel. Otherwise
-    a Hutchinson estimate, tr(P H) = E_v[(P v)ᵀ H (P v)] for v ~ N(0, 1) (P = Pᵀ = P²),
-    averaged over ``probes`` vectors per sample, with exact Hessian products (forward-mode
-    differentiation of the feature gradients, :func:`torch.func.jvp`): unbiased, so the
-    score-matching sums stay unbiased and linear in them.
+    with Ĥ(q)'s columns the transforms of H applied to an impulse in each channel (computed at
+    the first call, then kept). Otherwise a Hutchinson estimate, tr(P H) = E_v[(P v)ᵀ H (P v)]
+    for v ~ N(0, 1) (P = Pᵀ = P²), averaged over ``probes`` vectors per sample drawn from
+    ``generator``, with exact Hessian products (forward-mode differentiation of the feature
+    gradients, :func:`torch.func.jvp`): unbiased, so the score-matching sums stay unbiased and
+    linear in them.
     """
-    columns = []
-    for family in families:
-        if family.stationary_hessian:
-            traces = _stationary_traces(family, y, c, subspace)
-            columns.append(traces.expand(y.shape[0], -1))
-        else:
-            columns.append(_hutchinson(family, y, c, subspace, generator, probes))
-    return torch.cat(columns, 1)
+
+    def __init__(
+        self,
+        families: list,
+        subspace: DetailSubspace,
+        generator: torch.Generator | None,
+        probes: int,
+    ) -> None:
+        self.families, self.subspace = families, subspace
+        self.generator, self.probes = generator, probes
+        self._stationary: dict[int, torch.Tensor] = {}
+
+    def __call__(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        columns = []
+        for i, family in enumerate(self.families):
+            if family.stationary_hessian:
+                if i not in self._stationary:
+                    self._stationary[i] = _stationary_traces(family, y, c, self.subspace)
+                columns.append(self._stationary[i].expand(y.shape[0], -1))
+            else:
+                columns.append(
+                    _hutchinson(family, y, c, self.subspace, self.generator, self.probes)
+                )
+        return torch.cat(columns, 1)
 
 
 def _stationary_traces(family, y, c, subspace: DetailSubspace) -> torch.Tensor:
