@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from rgfield.energies import make_feature
+from rgfield.energies import ExponentialModel, make_feature
 from rgfield.rg.band import Band
+from rgfield.rg.coordinates import Whitened, chain_coordinates
 from rgfield.rg.subspace import DetailSubspace, LaplaciansAlong
 from rgfield.stats import mode_power
 from rgfield.wavelets import merge, split
@@ -70,7 +71,7 @@ def hessian_product(family, y, c, v):
     return torch.func.jvp(lambda z: family.gradients(z, c), (y,), (v,))[1]
 
 
-@pytest.mark.parametrize("name", ["quadratic", "gaussian", "potential", "scatcov"])
+@pytest.mark.parametrize("name", ["quadratic", "gaussian", "potential", "scatcov", "stiffness"])
 def test_the_projected_laplacians_are_the_traces_along_the_subspace(name):
     x = dealiased(3)
     band = Band.of(x)
@@ -106,3 +107,26 @@ def test_the_projected_laplacians_are_the_traces_along_the_subspace(name):
     z = (mean - exact)[se > 0] / se[se > 0]
     assert float(z.abs().max()) < 5.0, float(z.abs().max())  # ≤ 750 values: p(5σ) ≈ 4e-4
     torch.testing.assert_close(mean[se == 0], exact[se == 0], rtol=0, atol=1e-9)
+
+
+def test_whitened_chains_on_the_subspace_stay_on_it_and_pull_back_the_gradient():
+    x = dealiased(12)
+    subspace = DetailSubspace.of(Band.of(x), "db4")
+    c, y = split(x, "db4")
+    families = [make_feature(name).fit(y, c, "db4") for name in ("gaussian", "potential")]
+    theta = torch.full((1 + families[1].n_features,), 0.01, dtype=torch.float64)
+    theta[0] = 1.0
+    model = ExponentialModel(families, theta)
+    coordinates = chain_coordinates(model, subspace)
+    assert isinstance(coordinates, Whitened) and coordinates.subspace is subspace
+    torch.testing.assert_close(coordinates.onto(coordinates.into(y, c), c), y)
+    gen = torch.Generator().manual_seed(2)
+    w, v = (torch.randn(y.shape, generator=gen, dtype=torch.float64) for _ in range(2))
+    on = coordinates.onto(w, c)
+    torch.testing.assert_close(subspace.onto(on, c), on)  # every chain position is on A(c)
+    energy = coordinates.given(model.given(c), c)
+    u, grad = energy(w)
+    torch.testing.assert_close(u, model.energy(on, c))
+    eps = 1e-5
+    slope = (energy(w + eps * v)[0] - energy(w - eps * v)[0]) / (2 * eps)
+    torch.testing.assert_close(slope, (grad * v).flatten(1).sum(1), rtol=1e-6, atol=1e-8)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from rgfield.energies.base import FeatureFamily, register_feature
-from rgfield.energies.stationary import GaussianStart, SpectralSums, per_mode
+from rgfield.energies.stationary import RELATIVE_FLOOR, GaussianStart, SpectralSums, per_mode
 
 __all__ = ["StationaryGaussian"]
 
@@ -43,10 +43,12 @@ class StationaryGaussian(FeatureFamily):
 
     def __init__(self) -> None:
         self.law: GaussianStart | None = None
+        self._cached_precision: torch.Tensor | None = None
 
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4"):
         del wavelet  # the law is that of the coefficients themselves
         self.law = GaussianStart.fit(SpectralSums.of(y, c))
+        self._cached_precision = None
         return self
 
     @property
@@ -63,7 +65,7 @@ class StationaryGaussian(FeatureFamily):
         return residual, per_mode(self._precision(y.device), residual).to(y.dtype)
 
     def _precision(self, device: torch.device) -> torch.Tensor:
-        cached = getattr(self, "_cached_precision", None)
+        cached = self._cached_precision
         if cached is None or cached.device != torch.device(device):
             cached = self.law.precision().to(device)
             self._cached_precision = cached
@@ -91,9 +93,9 @@ class StationaryGaussian(FeatureFamily):
         """θ times the extreme eigenvalue of S⁺ on the range of S: the directions without
         variance in the data are those of band-limited fields' empty modes, which the chains
         never move along (:mod:`rgfield.rg.subspace`)."""
-        values = torch.linalg.eigvalsh(self.law.precision())
-        values = values[values > 0]
-        return float(theta[0]) * float(values.min() if theta[0] >= 0 else values.max())
+        variances = torch.linalg.eigvalsh(self.law.root.to(torch.complex128) @ self.law.root)
+        kept = variances[variances > RELATIVE_FLOOR * variances.max()]
+        return float(theta[0]) / float(kept.max() if theta[0] >= 0 else kept.min())
 
     def bind(self, theta: torch.Tensor):
         t = float(theta[0])

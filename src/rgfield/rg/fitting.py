@@ -85,7 +85,7 @@ def fit_hierarchy(
         for scale, iterations in zip(factors, settings.refine, strict=True):
             y, c = scale.variables(pyramid)
             chain_coarse = scale.condition(generated)
-            subspace = finest if scale.conditional and scale.level == 1 else None
+            subspace = finest if scale.finest else None
             model, report, drawn = _fit_factor(
                 scale,
                 y,
@@ -97,7 +97,7 @@ def fit_hierarchy(
                 subspace,
                 progress,
             )
-            whitened = isinstance(chain_coordinates(model, None), Whitened)
+            whitened = subspace is not None and isinstance(chain_coordinates(model, None), Whitened)
             check_losses(scale.name, report, held_out=y.shape[0] > n_train, whitened=whitened)
             check_normalisable(scale.name, model, report["method"])
             if report["refine_acceptance"] < STUCK_ACCEPTANCE:
@@ -174,11 +174,12 @@ def check_losses(name: str, report: dict, held_out: bool, whitened: bool = False
       −9.9e3; dealiased spectral simulations, whose modes beyond 2/3 of the Nyquist
       wavenumber are zero, −2.6e5 at the finest scale of rgfield's 32² turbulence; Gaussian
       free fields and L = 32 φ⁴ at β_c, 10 to 500 fields, at worst −4.4). A warning, not an
-      error: such data can still be worth a model of their coarser scales. Not for a factor
-      whose chains are ``whitened`` by its stationary Gaussian family
-      (:mod:`rgfield.rg.coordinates`): they step along the weak directions at their own scale,
-      and a steep spectrum (a simulation's dissipation range: −3.1e3 at the finest scale of
-      64² decaying turbulence with the Gaussian family) is then no obstacle.
+      error: such data can still be worth a model of their coarser scales. Not for the finest
+      factor of band-limited fields whose chains are ``whitened`` by its stationary Gaussian
+      family (:mod:`rgfield.rg.coordinates`): the degenerate directions are handled by the
+      subspace, and the chains step along the weak ones at their own scale, so a steep
+      spectrum (a simulation's dissipation range: −3.1e3 at the finest scale of 64² decaying
+      turbulence with the Gaussian family) is no obstacle.
     - A held-out loss of a score-matched factor more than :data:`OVERFIT_Z` standard errors
       above 0 is a warning: θ predicts the held-out scores worse than θ = 0 does, so the fit
       of this scale overfits (seen at the coarse scales of 10–50 training fields). The

@@ -249,7 +249,7 @@ class HierarchicalModel:
         fields (:attr:`band_`) and the finest conditional, where a dealiased simulation's
         empty modes are (:mod:`rgfield.rg.subspace`); None otherwise."""
         self.check_fitted()
-        if self.band_ is None or not (scale.conditional and scale.level == 1):
+        if self.band_ is None or not scale.finest:
             return None
         return DetailSubspace.of(self.band_, self.wavelet)
 

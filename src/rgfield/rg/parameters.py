@@ -59,7 +59,7 @@ j = 4, with 64 fields for up to 629 features per scale) and its draws run away. 
 Gaussian family the spectrum of a simulation's dissipation range, falling by orders of
 magnitude within a few modes, is beyond the local couplings, and the chains of the finest
 scale are stiff. With both, on held-out flows the spectrum passes (largest |z| 2.7, every
-shell within 0.94–1.18×), the finest step is 0.24 and a field costs 5,154 gradient
+shell within 0.93–1.17×), the finest step is 0.24 and a field costs 0.68 s and 2,175 gradient
 evaluations (docs/rg_fields.md, 2026-12-07; measured at 128² only). Decaying turbulence at
 64² is not rescued: its floor is not reached at j = 4, and its draws stop at j = 1."""
 

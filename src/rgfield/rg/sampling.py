@@ -188,17 +188,24 @@ class MixingRule:
     (about −2τ/t) and 32 chains give it to about 10 %.
     """
 
-    def __init__(self, multiple: float, check: int) -> None:
-        self.multiple, self.check = multiple, check
+    def __init__(
+        self,
+        multiple: float,
+        check: int,
+        details: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.multiple, self.check, self.details = multiple, check, details
         self.energy, self.sums = (Trace(AUTO_STEPS["most"]) for _ in range(2))
         self.tau = np.nan
 
     def observe(self, state: State, info: Info, sampling: bool) -> None:
         """A chain-runner callback: records the energy and the summed details of every step
-        after the warm-up."""
+        after the warm-up (the positions mapped by ``details`` when the chains move in other
+        coordinates: their null directions wander freely and would never mix)."""
         if sampling:
             self.energy.append(state.logdensity)
-            self.sums.append(state.position.flatten(1).sum(1))
+            position = state.position if self.details is None else self.details(state.position)
+            self.sums.append(position.flatten(1).sum(1))
 
     def __call__(self, done: int) -> bool:
         if done % self.check or done < 4:  # τ_int needs four steps at least
@@ -236,17 +243,19 @@ def run_scale(
     warmup: int,
     steps: int | str,
     callback: Callable[[State, Info, bool], None] | None = None,
+    details: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[ChainRun, dict]:
     """Chains of one factor from ``y``: warm-up (tuning h), then ``steps`` frozen steps, or
     as many as :class:`MixingRule` asks for when ``steps`` is ``"auto"`` (``AUTO_STEPS["pilot"]``
-    τ_int). ``kernel`` comes from :func:`kernel_for`: its log-density counts the gradient
+    τ_int; ``details`` maps positions to details for it, when the chains move in other
+    coordinates). ``kernel`` comes from :func:`kernel_for`: its log-density counts the gradient
     evaluations.
 
     Returns the run and its diagnostics row (see :class:`SampleResult`).
     """
     rule = None
     if steps == "auto":
-        rule = MixingRule(AUTO_STEPS["pilot"], in_steps(kernel, AUTO_STEPS["check"]))
+        rule = MixingRule(AUTO_STEPS["pilot"], in_steps(kernel, AUTO_STEPS["check"]), details)
         steps, observe = in_steps(kernel, AUTO_STEPS["most"]), rule.observe
         callback = observe if callback is None else _both(observe, callback)
     calls = kernel.logdensity_and_grad.calls
@@ -320,9 +329,14 @@ def draw_scale(
         def make_kernel(given: torch.Tensor | None, h: float) -> MALA | BlockMALA | HMC:
             return kernel_for(model, given, shape[-1], h, sampler, adjusted, coordinates)
 
+        def details(given: torch.Tensor | None):
+            if coordinates is None:
+                return None
+            return lambda w: coordinates.onto(w, given)
+
         pilot = shape[0] if start is None else PILOT_CHAINS
         y, row = draw_with_pilot(
-            make_kernel, c, y0, generator, (warmup, step_size), callback, pilot
+            (make_kernel, details), c, y0, generator, (warmup, step_size), callback, pilot
         )
         row = {**row, "exact": 0}
     else:
@@ -340,7 +354,7 @@ PILOT_CHAINS = 32
 
 
 def draw_with_pilot(
-    make_kernel: Callable[[torch.Tensor | None, float], MALA | BlockMALA | HMC],
+    makers: tuple[Callable, Callable],
     c: torch.Tensor | None,
     y0: torch.Tensor,
     generator: torch.Generator,
@@ -359,15 +373,20 @@ def draw_with_pilot(
     whose burn-in is longer and needs the warm-up's tuning (at L = 32, 13 HMC trajectories
     from zero details at the pilot's step left the finest details 30 % short of their power).
 
-    ``make_kernel(c, h)`` builds the kernel of chains given coarse fields ``c`` at step h
-    (:func:`kernel_for`); ``tuning`` holds the warm-up steps and the initial step. Returns the
-    last states and the diagnostics row: ``steps`` after the start of the non-pilot chains,
-    ``pilot_steps``, ``tau`` the pilot's, ``gradients`` per field.
+    ``makers`` holds ``make_kernel(c, h)``, which builds the kernel of chains given coarse
+    fields ``c`` at step h (:func:`kernel_for`), and ``details(c)``, the map from their
+    positions to details (None for the details themselves); ``tuning`` holds the warm-up
+    steps and the initial step. Returns the last states and the diagnostics row: ``steps``
+    after the start of the non-pilot chains, ``pilot_steps``, ``tau`` the pilot's,
+    ``gradients`` per field.
     """
     warmup, step_size = tuning
+    make_kernel, details = makers
     n, pilot = len(y0), min(len(y0), pilot)
     kernel = make_kernel(_first(c, pilot), step_size)
-    tuned, row = run_scale(kernel, y0[:pilot], generator, warmup, "auto", callback)
+    tuned, row = run_scale(
+        kernel, y0[:pilot], generator, warmup, "auto", callback, details(_first(c, pilot))
+    )
     row["pilot_steps"] = row["steps"]
     if pilot == n:
         return tuned.state.position, row

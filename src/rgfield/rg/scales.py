@@ -46,6 +46,11 @@ class Scale:
             return pyramid.low.unsqueeze(1) / self.gamma, None
         return pyramid.details[self.level - 1] / self.gamma, pyramid.coarse(self.level) / self.gamma
 
+    @property
+    def finest(self) -> bool:
+        """The finest conditional (j = 1): the details of the fields themselves."""
+        return self.conditional and self.level == 1
+
     def condition(self, coarse: torch.Tensor | None) -> torch.Tensor | None:
         """c = x_j / γ_j of a coarse field x_j (None for the coarsest factor or no field)."""
         return coarse / self.gamma if self.conditional and coarse is not None else None

@@ -32,7 +32,6 @@ from rgfield import io
 from rgfield.energies import ExponentialModel, FeatureFamily
 from rgfield.energies.stationary import SpectralSums
 from rgfield.rg.convexity import NO_FLOOR
-from rgfield.rg.coordinates import Whitened, chain_coordinates
 from rgfield.rg.fitting import (
     NO_REFINEMENT,
     Fitted,
@@ -308,8 +307,7 @@ def fit_streaming(
         losses = (train_loss, heldout_loss, se)
         extra = {**NO_REFINEMENT, **NO_FLOOR}
         report = factor_report(method, families[name], fit, losses, extra, start)
-        whitened = isinstance(chain_coordinates(models[name], None), Whitened)
-        check_losses(name, report, held_out=total > n_train, whitened=whitened)
+        check_losses(name, report, held_out=total > n_train)
         rows.append({"scale": name, "grid": grids[name], **report})
         if scale.conditional:
             free, report = solve_free_energy(
