@@ -209,3 +209,23 @@ def test_means_zero_by_construction_are_not_judged_on_their_rounding(free_field)
     tree = summary(reference, {"shifted": centred(1, 1e-3)}, statistics=["moments"])
     z = float(tree["statistics/moments"].dataset["z"].sel(moment="mean").squeeze())
     assert z > 10
+
+
+def test_shells_without_power_are_not_judged_on_their_rounding(free_field):
+    from rgfield.rg.band import Band
+
+    def dealiased(seed: int, corner: float) -> torch.Tensor:
+        x = free_field(64, size=16, seed=seed)
+        k = torch.fft.fftfreq(16, 1 / 16).abs()
+        cut = (k[:, None] > 16 / 3) | (k[None, :] > 16 / 3)
+        spectrum = torch.fft.fft2(x)
+        return torch.fft.ifft2(torch.where(cut, corner * spectrum, spectrum)).real
+
+    reference = dealiased(0, 1e-8)  # power 1e-16 of the live modes': float32-like rounding
+    projected = dealiased(1, 0.0)
+    assert Band.of(reference) is not None
+    tree = summary(reference, {"projected": projected}, statistics=["power_spectrum"])
+    assert not bool(tree.dataset["failed"].sel(quantity="statistics/power_spectrum").any())
+    # power on the empty shells is judged
+    tree = summary(reference, {"leaky": dealiased(1, 0.1)}, statistics=["power_spectrum"])
+    assert bool(tree.dataset["failed"].sel(quantity="statistics/power_spectrum").all())

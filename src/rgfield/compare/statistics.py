@@ -152,10 +152,20 @@ def _ndim(fields: torch.Tensor) -> int:
     return fields.dim() - 1
 
 
+EMPTY_POWER = 1e-10
+"""A field's shell power below this fraction of its mean over shells is the rounding of a shell
+without power (a dealiased simulation's corners: 1e-15 of the mean in float32 fields), and is
+compared as 0."""
+
+
 @register_statistic("power_spectrum", title="Power spectrum", table=True)
 def power_spectrum(fields: torch.Tensor) -> xr.DataArray:
-    """:func:`rgfield.stats.power_spectrum`, dims (sample, k)."""
-    return stats.power_spectrum(fields, _ndim(fields))
+    """:func:`rgfield.stats.power_spectrum`, dims (sample, k); per-field shell powers below
+    :data:`EMPTY_POWER` of the field's mean over shells set to 0 (the RG samples of the demo's
+    dealiased 32² turbulence, projected onto the live modes, were otherwise judged on the
+    rounding of the empty shells: 5.8e-30 against 6.9e-14, z −51)."""
+    values = stats.power_spectrum(fields, _ndim(fields))
+    return values.where(values >= EMPTY_POWER * values.mean("k"), 0.0)
 
 
 ROUNDING = 1e-6
