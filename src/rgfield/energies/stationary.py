@@ -83,7 +83,9 @@ class SpectralSums:
 
 RELATIVE_FLOOR = 1e-10
 """Wavenumbers whose Σ|Ĉ|² is below this fraction of its largest get no gain (g = 0): the
-k = 0 mode of zero-mean coarse fields is rounding, and a regression on it would blow up."""
+k = 0 mode of zero-mean coarse fields is rounding, and a regression on it would blow up.
+Likewise eigenvalues of S below this fraction of its largest are 0 in :meth:`GaussianStart.
+precision` and :meth:`GaussianStart.whiten` (the empty modes of band-limited fields)."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from rgfield.energies import ExponentialModel, FeatureFamily, make_feature
@@ -41,20 +43,16 @@ def accumulate(
 
     For details on a ``subspace`` with projection P (band-limited fields) the sums of the
     score matching along it, H = Σ (P∇Φ)(P∇Φ)ᵀ and b = Σ tr(P ∇²Φ): the Hyvärinen loss of
-    the density restricted to the subspace, in its coordinates. The traces are Hutchinson
-    estimates with :data:`PROBES` probes per sample drawn from ``generator``
-    (:class:`~rgfield.rg.subspace.LaplaciansAlong`).
+    the density restricted to the subspace, in its coordinates. The traces are exact for
+    families of stationary Hessians and Hutchinson estimates with :data:`PROBES` probes per
+    sample drawn from ``generator`` otherwise (:class:`~rgfield.rg.subspace.LaplaciansAlong`).
     """
     stats = ScoreMatchingStatistics.empty(sum(f.n_features for f in families))
-    along = None if subspace is None else LaplaciansAlong(families, subspace, generator, PROBES)
+    project, laplacians = _along(families, subspace, generator)
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
         grads = torch.cat([f.gradients(yb, cb) for f in families], dim=1)
-        if along is None:
-            laplacians = torch.cat([f.laplacians(yb, cb) for f in families], dim=1)
-        else:
-            grads, laplacians = subspace.project(grads), along(yb, cb)
-        stats.update(grads, laplacians)
+        stats.update(project(grads), laplacians(yb, cb))
     return stats
 
 
@@ -70,15 +68,20 @@ def sample_losses(
     / d, whose mean is :meth:`~rgfield.scorematching.ScoreMatchingStatistics.loss` of the same
     samples; shape (B,). Along a ``subspace`` as in :func:`accumulate`."""
     losses = []
-    along = None
-    if subspace is not None:
-        along = LaplaciansAlong(model.features, subspace, generator, PROBES)
+    project, laplacians = _along(model.features, subspace, generator)
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
-        _, grad = model.energy_and_grad(yb, cb)
-        if along is None:
-            laplacians = torch.cat([f.laplacians(yb, cb) for f in model.features], dim=1)
-        else:
-            grad, laplacians = subspace.project(grad), along(yb, cb)
-        losses.append(0.5 * grad.square().flatten(1).sum(1) - laplacians @ model.theta)
+        grad = project(model.energy_and_grad(yb, cb)[1])
+        square = grad.square().flatten(1).sum(1)
+        losses.append(0.5 * square - laplacians(yb, cb) @ model.theta)
     return torch.cat(losses) / y[0].numel()
+
+
+def _along(
+    families: list[FeatureFamily], subspace: DetailSubspace | None, generator
+) -> tuple[Callable, Callable]:
+    """The map applied to gradients and the Laplacians (y, c) ↦ (B, F) of score matching: the
+    identity and the families' own, or P and tr(P ∇²Φ) along a ``subspace``."""
+    if subspace is None:
+        return (lambda g: g), lambda y, c: torch.cat([f.laplacians(y, c) for f in families], 1)
+    return subspace.project, LaplaciansAlong(families, subspace, generator, PROBES)
