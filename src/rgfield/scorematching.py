@@ -174,7 +174,7 @@ def fit_closed_form(
 
 
 def fit_constrained(
-    stats: ScoreMatchingStatistics, ridge: float, cuts: torch.Tensor, floor: float | torch.Tensor
+    stats: ScoreMatchingStatistics, ridge: float, cuts: torch.Tensor, floor: float
 ) -> torch.Tensor:
     """θ minimising the score-matching loss under linear constraints ``cuts @ θ ≥ floor``.
 
@@ -194,8 +194,8 @@ def fit_constrained(
         ρ, relative to the diagonal of H.
     cuts : torch.Tensor, shape (m, F)
         Rows a_i of A.
-    floor : float or torch.Tensor of shape (m,)
-        δ, the same for every row, or one per row.
+    floor : float
+        δ, the same for every row.
     """
     from scipy.optimize import minimize
 
@@ -205,7 +205,7 @@ def fit_constrained(
     a = cuts.to(h)
     unconstrained = torch.linalg.solve(h, stats.b)
     h_inv_at = torch.linalg.solve(h, a.T)
-    m, q = (a @ h_inv_at).numpy(), (a @ unconstrained - torch.as_tensor(floor).to(h)).numpy()
+    m, q = (a @ h_inv_at).numpy(), (a @ unconstrained).numpy() - floor
     dual = minimize(
         lambda lam: (0.5 * lam @ m @ lam + lam @ q, m @ lam + q),
         np.zeros(len(q)),

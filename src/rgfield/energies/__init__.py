@@ -8,8 +8,6 @@
   of the details, their smoothed moduli and the coarse field's wavelet envelopes.
 * :class:`FieldStiffness` (``"stiffness"``): a stiffness ½ Σ Z(m)(x_q − x_p)² of the finer
   field's nearest-neighbour bonds, Z a function of the bond's midpoint m.
-* :class:`NeighbourEnvelope` (``"envelope"``): local precisions ½ y_a² B_k(s) of the details
-  that fall where their neighbours' energy s is large (clustering within a scale; θ ≥ 0).
 * :class:`StationaryGaussian` (``"gaussian"``): one feature, the energy of the stationary
   Gaussian conditional fitted mode by mode to the data (:mod:`rgfield.energies.stationary`).
 * :class:`ExponentialModel`: energy, gradient and Hessian diagnostics of θᵀΦ.
@@ -24,7 +22,6 @@ from rgfield.energies.base import (
     make_feature,
     register_feature,
 )
-from rgfield.energies.envelope import NeighbourEnvelope
 from rgfield.energies.gaussian import StationaryGaussian
 from rgfield.energies.potential import ScalarPotential
 from rgfield.energies.quadratic import QuadraticInteractions
@@ -36,7 +33,6 @@ __all__ = [
     "ExponentialModel",
     "FeatureFamily",
     "FieldStiffness",
-    "NeighbourEnvelope",
     "QuadraticInteractions",
     "ScalarPotential",
     "ScatteringCovariance",

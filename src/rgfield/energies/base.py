@@ -61,10 +61,6 @@ class FeatureFamily(ABC):
     stationary_hessian: ClassVar[bool] = False
     """True when ∇²_y Φ_k is the same at every (y, c) and commutes with the grid's shifts (an
     energy quadratic in y with stationary couplings)."""
-    nonnegative: ClassVar[bool] = False
-    """True when θ ≥ 0 makes the family's energy non-negative and adds no more than a bounded
-    precision: fits keep its θ ≥ 0, and the curvature floor (:mod:`rgfield.rg.convexity`)
-    holds for the other families' energy only, so that this one may be non-convex."""
 
     @abstractmethod
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4") -> FeatureFamily:

@@ -27,7 +27,7 @@ from rgfield.energies import ExponentialModel, FeatureFamily
 from rgfield.rg.subspace import DetailSubspace
 from rgfield.scorematching import ScoreMatchingStatistics, fit_constrained
 
-__all__ = ["NO_FLOOR", "curvature_rows", "fit_with_curvature_floor", "sign_rows"]
+__all__ = ["NO_FLOOR", "curvature_rows", "fit_with_curvature_floor"]
 
 PROBES = 256  # training samples (at most) whose curvature is probed each round
 CUTS_PER_ROUND = 8  # the lowest of them give a cut each
@@ -50,13 +50,6 @@ def curvature_rows(
     return ((plus - minus) / (2 * eps.unsqueeze(1)) * v.unsqueeze(1)).flatten(2).sum(2)
 
 
-def sign_rows(families: list[FeatureFamily]) -> torch.Tensor:
-    """Rows e_k, shape (m, Σ F), of the features of the :attr:`~FeatureFamily.nonnegative`
-    families: the constraints θ_k ≥ 0 that keep their energies non-negative."""
-    mask = torch.cat([torch.full((f.n_features,), f.nonnegative) for f in families])
-    return torch.eye(len(mask), dtype=torch.float64)[mask]
-
-
 def fit_with_curvature_floor(
     families: list[FeatureFamily],
     stats: ScoreMatchingStatistics,
@@ -64,33 +57,22 @@ def fit_with_curvature_floor(
     theta: torch.Tensor,
     y: torch.Tensor,
     c: torch.Tensor | None,
-    floor: float | None,
+    floor: float,
     subspace: DetailSubspace | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """θ of the score-matching loss ``stats`` with the smallest Hessian eigenvalue of the
     energy at least ``floor`` at probed training samples; starts from the unconstrained
     ``theta``. With a ``subspace`` the details lie on, the Hessian restricted to it.
 
-    The parameters of :attr:`~FeatureFamily.nonnegative` families are kept ≥ 0 (with or
-    without a floor), and the floor holds for the energy of the other families: the
-    non-negative ones may make the energy non-convex but cannot undo the confinement.
-
     Returns θ and a report: ``curvature_start`` and ``curvature_end`` (the smallest
     eigenvalue over the probes before and after), ``cuts`` (constraints added).
     """
-    signs = sign_rows(families).to(theta)
-    if len(signs) and bool((signs @ theta < 0).any()):
-        theta = _nonnegative(fit_constrained(stats, ridge, signs, 0.0), signs)
-    kept = [f for f in families if not f.nonnegative]
-    if floor is None or not kept:
-        return theta, NO_FLOOR
-    columns = ~sign_rows(families).bool().any(0)  # the kept families' features
     probes = torch.linspace(0, len(y) - 1, min(PROBES, len(y))).round().long()
     yp, cp = y[probes], None if c is None else c[probes]
     cuts, start = [], None
     along = None if subspace is None else subspace.project
     for round_ in range(ROUNDS + 1):
-        lowest, vectors = ExponentialModel(kept, theta[columns]).lowest_curvature(
+        lowest, vectors = ExponentialModel(families, theta).lowest_curvature(
             yp, cp, POWER_ITERATIONS, along=along
         )
         start = float(lowest.min()) if start is None else start
@@ -98,23 +80,13 @@ def fit_with_curvature_floor(
             break
         worst = torch.argsort(lowest)[:CUTS_PER_ROUND]
         given = None if cp is None else cp[worst]
-        rows = theta.new_zeros(len(worst), len(theta))
-        rows[:, columns] = curvature_rows(kept, yp[worst], given, vectors[worst])
-        cuts.append(rows)
-        rows = torch.cat(cuts)
-        floors = torch.cat([theta.new_zeros(len(signs)), theta.new_full((len(rows),), floor)])
-        theta = _nonnegative(fit_constrained(stats, ridge, torch.cat([signs, rows]), floors), signs)
+        cuts.append(curvature_rows(families, yp[worst], given, vectors[worst]))
+        theta = fit_constrained(stats, ridge, torch.cat(cuts), floor)
     return theta, {
         "curvature_start": start,
         "curvature_end": float(lowest.min()),
         "cuts": float(sum(len(rows) for rows in cuts)),
     }
-
-
-def _nonnegative(theta: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
-    """θ with the components that ``signs`` picks raised to 0 where the dual solve left them
-    a rounding below it."""
-    return theta + signs.T @ (-(signs @ theta)).clamp_min(0)
 
 
 NO_FLOOR = {"curvature_start": float("nan"), "curvature_end": float("nan"), "cuts": float("nan")}

@@ -275,8 +275,7 @@ def _fit_factor(
     fit = fit_closed_form(train, held, settings.ridges)
     theta, method = fit.theta, "score matching"
     curvature = NO_FLOOR
-    constrained = settings.min_curvature is not None or any(f.nonnegative for f in families)
-    if constrained and y.shape[1:] != (1, 1, 1):
+    if settings.min_curvature is not None and y.shape[1:] != (1, 1, 1):
         theta, curvature = fit_with_curvature_floor(
             families,
             train.merged(held) if held.count else train,
@@ -287,7 +286,7 @@ def _fit_factor(
             settings.min_curvature,
             subspace,
         )
-        method = "score matching, curvature floor" if curvature["cuts"] > 0 else method
+        method = "score matching, curvature floor" if curvature["cuts"] else method
     train_loss, heldout_loss = fit.train_loss, fit.heldout_loss
     refined = NO_REFINEMENT
     generate = settings.refine_coarse == "generated"
