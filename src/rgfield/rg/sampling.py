@@ -312,6 +312,12 @@ def draw_scale(
     in them (see :func:`kernel_for`).
     """
     model = model.to(generator.device)
+    if sampler == "block" and coordinates is not None:
+        warnings.warn(
+            f"scale {scale.name}: its chains move in {type(coordinates).__name__} coordinates"
+            " of the details, which are not local, so sampler='block' runs MALA there",
+            stacklevel=4,
+        )
     if shape[1:] == (1, 1, 1):
         if on_step is not None:
             on_step(warmup + (0 if steps == "auto" else steps))
