@@ -52,9 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--features",
         type=feature_names,
         help="feature families of every scale, comma-separated: potential, quadratic,"
-        " stiffness, scatcov (default by the data's kind and --preset: quadratic,scatcov for"
-        " the cosmic web, potential,quadratic,stiffness for φ⁴ with --preset accurate,"
-        " potential,quadratic otherwise; docs/rg.md, docs/rg_fields.md)",
+        " gaussian, stiffness, scatcov (default by the data's kind and --preset:"
+        " quadratic,scatcov for the cosmic web, potential,gaussian,quadratic for forced and"
+        " gaussian,quadratic for decaying turbulence, potential,quadratic,stiffness for φ⁴"
+        " with --preset accurate, potential,quadratic otherwise; docs/rg.md,"
+        " docs/rg_fields.md)",
     )
     parser.add_argument(
         "--windows", type=int, default=20, help="sigmoid windows per scale (default 20)"
@@ -71,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-curvature",
         type=float,
         help="floor on the smallest Hessian eigenvalue of every conditional at the training"
-        " fields (default by the data's kind: 0.1 for the cosmic web and forced turbulence,"
+        " fields (default by the data's kind: 0.1 for the cosmic web and turbulence,"
         " none otherwise; 0: none)",
     )
     parser.add_argument(
