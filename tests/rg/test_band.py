@@ -97,9 +97,15 @@ def test_a_model_of_band_limited_fields_samples_band_limited_fields(dealiased, t
     assert torch.equal(loaded.band_.empty, model.band_.empty)
     a, b = (m.sample(3, seed=0, steps=2, warmup=2).fields for m in (model, loaded))
     torch.testing.assert_close(a, b)
-    # the block sampler needs local energies: chains in other coordinates say they run MALA
-    with pytest.warns(UserWarning, match="scale j=1: its chains move in .* runs MALA"):
+    # the block sampler needs local energies in the details: where the chains move in other
+    # coordinates (j = 1 here) or the energy is not local (the Gaussian family's), the scale
+    # says it runs MALA; a local energy on a grid too small for blocks (j = 2 of potential +
+    # quadratic) runs MALA as documented, without a word
+    with pytest.warns(UserWarning, match="scale j=1: sampler='block' runs MALA here") as record:
         model.sample(3, seed=0, steps=2, warmup=2, sampler="block")
+    said = " ".join(str(w.message) for w in record)
+    assert ("is not local" if whitened else "chains move in DetailSubspace coordinates") in said
+    assert ("scale j=2: sampler='block'" in said) == whitened
     ds = model.to_dataset()
     lopsided = ds["band_empty"].values.copy()
     lopsided[0, 7] = 1 - lopsided[0, 7]  # a mode without its mirror image at −k

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("hmc", "mala", "block"),
         default="hmc",
         help="HMC trajectories per scale (default), MALA, or block MALA (one test per block)"
-        " where it fits (docs/rg.md)",
+        " where the grid fits blocks and the energy is local (docs/rg.md)",
     )
     parser.add_argument(
         "--start",

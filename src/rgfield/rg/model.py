@@ -359,7 +359,8 @@ class HierarchicalModel:
             ``"block"``: :class:`~rgfield.mcmc.BlockMALA` (one test per block, a step is a
             sweep of four colours) on the scales whose grid admits blocks of twice the energy's
             reach (n ≥ 16 with the default 9×9 stencil), MALA on the smaller ones and, with a
-            warning, on the scales whose chains move in other coordinates than the details
+            warning naming the scale, where the energy is not local (the gaussian and scatcov
+            families) or the chains move in other coordinates than the details
             (:meth:`coordinates`): the mixing per step of a scale no longer grows with L, at
             four gradient evaluations per step.
         device : str or torch.device

@@ -65,13 +65,14 @@ evaluations (docs/rg_fields.md, 2026-12-07; measured at 128² only). Decaying tu
 
 GAUSSIAN = {"features": ("gaussian", "quadratic"), "min_curvature": 0.1}
 """The stationary Gaussian and quadratic families alone: Gaussian conditionals. For decaying
-turbulence (64², 64 flows of `rgfield simulate turbulence --decaying`) the draws of every
-model with the potential family stopped at j = 1, where 28–29 of 64 chains had coarse
-fields beyond the potential's support (potential + quadratic after 462 s; with the Gaussian
-family and the floor, whose floor is not reached at j = 4, after 270 s). This one samples,
-at 0.15 s and 1,425 gradient evaluations per field: against 64 held-out flows the spectrum,
-correlation function, coarse-field variance and bispectrum pass, and the one-point and
-intermittency statistics fail (12 of 16 checks; docs/rg_fields.md, "Decaying turbulence")."""
+turbulence (64², 64 flows of `rgfield simulate turbulence --decaying`) the draws of both
+models tried with the potential family in the conditionals stopped at j = 1, where 28–29 of
+64 chains had coarse fields beyond the potential's support (potential + quadratic after
+462 s; potential + gaussian + quadratic under the floor, not reached at j = 4, after
+270 s). This one samples, at 0.15 s and 1,425 gradient evaluations per field: against 64
+held-out flows the spectrum, correlation function, coarse-field variance and bispectrum
+pass, and the one-point, intermittency and geometry statistics fail (12 of 16 checks;
+docs/rg_fields.md, "Decaying turbulence 64²: a default that samples")."""
 
 KIND_DEFAULTS = {
     "rgfield.fields.cosmic.simulate": GEOMETRIC,
@@ -82,9 +83,9 @@ KIND_DEFAULTS = {
 against held-out fields favoured them (docs/rg_fields.md); forced turbulence takes the
 potential, Gaussian and quadratic families (the scattering-covariance model failed 12 checks
 against 8 of potential and quadratic at 32²; with the Gaussian family at 128², 10 against
-11) under the floor; decaying turbulence the Gaussian and quadratic families, the only ones
-whose draws complete there; φ⁴ and every other kind take potential and quadratic without a
-floor."""
+11) under the floor; decaying turbulence the Gaussian and quadratic families, the only one
+of three models tried whose draws complete there; φ⁴ and every other kind take potential
+and quadratic without a floor."""
 
 
 KIND_PRESETS = {

@@ -312,16 +312,12 @@ def draw_scale(
     in them (see :func:`kernel_for`).
     """
     model = model.to(generator.device)
-    if sampler == "block" and coordinates is not None:
-        warnings.warn(
-            f"scale {scale.name}: its chains move in {type(coordinates).__name__} coordinates"
-            " of the details, which are not local, so sampler='block' runs MALA there",
-            stacklevel=4,
-        )
     if shape[1:] == (1, 1, 1):
         if on_step is not None:
             on_step(warmup + (0 if steps == "auto" else steps))
         return sample_scalar(model, shape[0], generator), {"exact": 1}
+    if sampler == "block" and (reason := _not_blockable(model, coordinates)):
+        warnings.warn(f"scale {scale.name}: sampler='block' runs MALA here: {reason}", stacklevel=4)
     c = scale.condition(coarse)
     callback = None if on_step is None else lambda state, info, sampling: on_step(1)
     if start is None:
@@ -353,6 +349,16 @@ def draw_scale(
         y = coordinates.onto(y, c)
     require_finite_end(scale.name, model, y, c)
     return y, row
+
+
+def _not_blockable(model: ExponentialModel, coordinates: Coordinates | None) -> str | None:
+    """Why a factor's chains cannot take block moves whatever its grid (None if they can
+    where blocks fit, :func:`_block_size`)."""
+    if model.reach is None:
+        return f"the energy is not local (of {[f.name for f in model.features]}: see reach)"
+    if coordinates is not None:
+        return f"its chains move in {type(coordinates).__name__} coordinates, which are not local"
+    return None
 
 
 PILOT_CHAINS = 32
