@@ -355,7 +355,8 @@ def _not_blockable(model: ExponentialModel, coordinates: Coordinates | None) -> 
     """Why a factor's chains cannot take block moves whatever its grid (None if they can
     where blocks fit, :func:`_block_size`)."""
     if model.reach is None:
-        return f"the energy is not local (of {[f.name for f in model.features]}: see reach)"
+        families = [f.name for f in model.features if f.reach is None] or "its families"
+        return f"the energy of {families} is not local"
     if coordinates is not None:
         return f"its chains move in {type(coordinates).__name__} coordinates, which are not local"
     return None
