@@ -166,8 +166,8 @@ class RGPathway:
 
     @classmethod
     def scattering(cls) -> RGPathway:
-        """The RG model with the families ``rgfield fit`` takes for turbulence and the cosmic
-        web (:data:`rgfield.rg.parameters.GEOMETRIC`)."""
+        """The RG model with the families ``rgfield fit`` takes for the cosmic web
+        (:data:`rgfield.rg.parameters.GEOMETRIC`: quadratic + scatcov under the floor)."""
         from rgfield.rg.parameters import GEOMETRIC
 
         return cls("rg-scattering", **GEOMETRIC)
