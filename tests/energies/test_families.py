@@ -214,6 +214,36 @@ def test_hessian_extremes_of_a_quadratic_model_match_eigvalsh(diagonal):
     assert float(lo) == pytest.approx(float(eig[0]), abs=1e-3 * spread)
 
 
+def test_sixty_lanczos_steps_find_the_extremes_of_a_768_variable_hessian():
+    """The curvature floor's budget (60 Hessian products per sample) on 3 × 16² details of a
+    quadratic model with a near-zero lowest eigenvalue, against a dense eigvalsh; the Ritz
+    vector is an eigenvector (its residual ‖Hv − λv‖ is small)."""
+    y, c = small_inputs(True, n=16, batch=2)
+    family = QuadraticInteractions(radius=1).fit(y, c)
+    gen = torch.Generator().manual_seed(3)
+    theta = 0.2 * torch.randn(family.n_features, generator=gen, dtype=torch.float64)
+    model = ExponentialModel([family], theta)
+    d = y[0].numel()
+    basis = torch.eye(d, dtype=torch.float64).view(d, *y.shape[1:])
+    columns = model.gradient(basis, c[:1].expand(d, -1, -1)) - model.gradient(
+        torch.zeros_like(basis), c[:1].expand(d, -1, -1)
+    )
+    hessian = columns.view(d, d)
+    eig = torch.linalg.eigvalsh(0.5 * (hessian + hessian.T))
+    shift = float(eig[0]) - 1e-3  # λ_min of the shifted model: 1e-3, the rest up to ~10
+    theta[[i for i, s in enumerate(family.labels) if s.endswith("(0,0)") and s[0] == s[2]]] -= shift
+    model = ExponentialModel([family], theta)
+    lowest, vector = model.lowest_curvature(y[:1], c[:1], iterations=60)
+    lo, hi = model.hessian_extremes(y[:1], c[:1], iterations=60)
+    spread = float(eig[-1] - eig[0])
+    assert float(lowest) == pytest.approx(1e-3, abs=1e-3 * spread)
+    assert float(hi) == pytest.approx(float(eig[-1]) - shift, abs=1e-3 * spread)
+    assert float(lo) == float(lowest)
+    hv = model.gradient(y[:1] + vector, c[:1]) - model.gradient(y[:1], c[:1])
+    residual = (hv - lowest * vector).norm() / vector.norm()
+    assert float(residual) < 0.05 * spread
+
+
 @pytest.mark.parametrize(("n", "radius"), [(4, 1), (6, 2), (1, 0)])
 @pytest.mark.parametrize("conditioned", [True, False])
 def test_quadratic_curvature_is_the_smallest_eigenvalue_of_the_dense_hessian(
