@@ -367,10 +367,9 @@ class ExponentialModel:
         The extreme Ritz values of ``iterations`` Lanczos steps (:meth:`_lanczos`) with
         Hessian products Hv = [∇U(y + εv) − ∇U(y − εv)] / 2ε (exact for quadratic energies,
         accurate to O(ε²) otherwise). A diagnostic of conditioning: MALA's mixing time grows
-        like λ_max / λ_min for a convex energy. With ``along`` (a symmetric linear map M of
-        fields) the eigenvalues of M H M on the range of M: for an orthogonal projection P
-        the curvature of U restricted to a subspace, for M = Σ^{1/2} the curvature relative
-        to a Gaussian of covariance Σ (the eigenvalues of H against Σ⁻¹).
+        like λ_max / λ_min for a convex energy. With ``along`` (an orthogonal projection P)
+        the eigenvalues of P H P on the range of P: the curvature of U restricted to a
+        subspace.
         """
         lowest, _, highest = self._lanczos(y, c, iterations, seed, along)
         return lowest, highest
@@ -384,16 +383,16 @@ class ExponentialModel:
         along: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The smallest eigenvalue of ∇²_y U at each ``y`` (B,) and its unit eigenvector (the
-        shape of ``y``), by the Lanczos steps of :meth:`hessian_extremes` (``along`` = M as
-        there: then the eigenvector u of M H M, whose direction in y is M u)."""
+        shape of ``y``), by the Lanczos steps of :meth:`hessian_extremes` (``along`` as
+        there)."""
         lowest, vector, _ = self._lanczos(y, c, iterations, seed, along)
         return lowest, vector
 
     def _lanczos(
         self, y, c, steps: int, seed: int, along
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """λ_min, its Ritz vector and λ_max of H = ∇²_y U (M H M with ``along`` = M), per
-        batch element, from ``steps`` Lanczos steps (at most the dimension) with full
+        """λ_min, its Ritz vector and λ_max of H = ∇²_y U (P H P with ``along``), per batch
+        element, from ``steps`` Lanczos steps (at most the dimension) with full
         reorthogonalisation.
 
         The Krylov basis q_1 … q_k of H and a random start gives the tridiagonal
@@ -404,7 +403,7 @@ class ExponentialModel:
         1e-10 of the largest |α|), a fresh random direction orthogonal to it continues it:
         T is then block-diagonal, and its eigenvalues remain eigenvalues of H's restrictions.
         """
-        apply = (lambda v: v) if along is None else along
+        project = (lambda v: v) if along is None else along
         dims = tuple(range(1, y.dim()))
         eps = 1e-4 * (1.0 + y.abs().amax(dim=dims, keepdim=True))
         gen = torch.Generator(device=y.device).manual_seed(seed)
@@ -413,7 +412,7 @@ class ExponentialModel:
             return v / v.square().sum(dims, keepdim=True).sqrt().clamp_min(1e-300)
 
         def random() -> torch.Tensor:
-            return apply(torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device))
+            return project(torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device))
 
         def orthogonal(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
             for _ in range(2):  # twice is enough (Kahan–Parlett)
@@ -425,9 +424,8 @@ class ExponentialModel:
         q, basis, alphas, betas = unit(random()), [], [], []
         for _ in range(steps):
             basis.append(q)
-            v = apply(q)
-            hv = (self.gradient(y + eps * v, c) - self.gradient(y - eps * v, c)) / (2 * eps)
-            w = apply(hv)
+            hv = (self.gradient(y + eps * q, c) - self.gradient(y - eps * q, c)) / (2 * eps)
+            w = project(hv)
             alphas.append((q * w).sum(dims))
             w = orthogonal(w, torch.stack(basis))
             beta = w.square().sum(dims).sqrt()

@@ -162,12 +162,6 @@ class GaussianStart:
         eigenvalues of S below :data:`RELATIVE_FLOOR` of the largest taken as 0)."""
         return per_mode(_pseudo_inverse(self.root, RELATIVE_FLOOR**0.5), r)
 
-    def resolved_root(self) -> torch.Tensor:
-        """S^{1/2}(k), complex (ny, nx//2+1, C, C), with the modes :meth:`whiten` takes as empty
-        (eigenvalues of S below :data:`RELATIVE_FLOOR` of the largest) set to 0:
-        S^{1/2} (S^{1/2})⁺ S^{1/2}."""
-        return self.root @ _pseudo_inverse(self.root, RELATIVE_FLOOR**0.5) @ self.root
-
     def precision(self) -> torch.Tensor:
         """S⁺(k), complex (ny, nx//2+1, C, C): the inverse residual covariance on its range."""
         return _pseudo_inverse(self.root.to(torch.complex128) @ self.root, RELATIVE_FLOOR)
