@@ -57,8 +57,9 @@ def dense_hessian_minima(model: ExponentialModel, y: torch.Tensor, c: torch.Tens
 
 def test_the_floor_makes_the_finest_conditional_convex_at_the_data():
     """On cosmic-web slabs (16², 64 fields), the power–modulus terms fitted by score matching
-    alone leave ∇²U with a negative eigenvalue at training samples; with the floor the dense
-    Hessian (192 × 192, the energy is quadratic in the details) is positive at all of them."""
+    alone leave ∇²U with a negative eigenvalue at training samples; with the floor δ = 0.1 the
+    dense Hessian (192 × 192, the energy is quadratic in the details) has its smallest
+    eigenvalue at least 0.9 δ at the training fields and positive at the held-out ones."""
     data = simulate_kind("cosmic", 16, 64, 0, False)
     features = {"quadratic": {"radius": 1}, "scatcov": {"within": False}}
     plain = HierarchicalModel(levels=1, features=features, progress=False).fit(data)
@@ -71,10 +72,13 @@ def test_the_floor_makes_the_finest_conditional_convex_at_the_data():
     y, c = scale.variables(decompose(torch.as_tensor(data.values, dtype=torch.float64), 1))
     before = dense_hessian_minima(plain.conditionals_[0], y, c)  # every field, held-out too
     after = dense_hessian_minima(floored.conditionals_[0], y, c)
-    # the floor is enforced on the power-iteration estimate (an upper bound on λ_min), so the
-    # dense minimum may fall below δ; convexity itself must hold at every field, including
-    # the held-out ones the cuts never saw
+    # the floor holds at every training field to within the rounds' stopping level 0.9 δ: the
+    # Lanczos estimate is an upper bound on λ_min, converged here (60 steps in 192 dimensions)
+    # well within the 0.001 allowed; convexity must also hold at the held-out fields the cuts
+    # never saw
+    n_train = len(y) - round(floored.heldout * len(y))
     assert float(report["curvature_end"]) >= 0.09
+    assert after[:n_train].min() >= 0.089
     assert before.min() < 0
     assert after.min() > 0
     # the price in score-matching loss is small against the gain of the family

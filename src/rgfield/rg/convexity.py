@@ -13,13 +13,13 @@ the training samples whose smallest Hessian eigenvalue is lowest, along its eige
 solves the constrained score matching (:func:`rgfield.scorematching.fit_constrained`) until
 the smallest eigenvalue at every probed sample reaches 0.9 δ (Kelley's cutting planes).
 
-The eigenvalues are estimated by ``POWER_ITERATIONS`` Lanczos steps
+The eigenvalues are the smallest Ritz values of ``LANCZOS_STEPS`` Lanczos steps
 (:meth:`~rgfield.energies.ExponentialModel.lowest_curvature`; until 2026-12-07 as many power
 iterations, which at j = 1 of 128² cosmic-web slabs reported +0.021 where the true λ_min was
-−0.105 and let 5 of 32 held-out draws run away). Ritz values approach λ_min from above: the
-floor holds for the estimate, and the true minimum can be lower (on 16² cosmic-web slabs,
-δ = 0.1, with power iteration: dense minimum 0.059 over the training fields, and positive at
-every field, held-out ones included: tests/rg/test_convexity.py).
+−0.105 and let 5 of 32 held-out draws run away). Ritz values approach λ_min from above, so
+the true minimum can be lower than the floor; on 16² cosmic-web slabs with δ = 0.1 the dense
+minimum over the training fields is the reported 0.099 (power iteration: 0.059), and 0.135
+at the held-out fields (tests/rg/test_convexity.py).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = ["NO_FLOOR", "curvature_rows", "fit_with_curvature_floor"]
 PROBES = 256  # training samples (at most) whose curvature is probed each round
 CUTS_PER_ROUND = 8  # the lowest of them give a cut each
 ROUNDS = 10
-POWER_ITERATIONS = 60
+LANCZOS_STEPS = 60
 
 
 def curvature_rows(
@@ -76,7 +76,7 @@ def fit_with_curvature_floor(
     along = None if subspace is None else subspace.project
     for round_ in range(ROUNDS + 1):
         lowest, vectors = ExponentialModel(families, theta).lowest_curvature(
-            yp, cp, POWER_ITERATIONS, along=along
+            yp, cp, LANCZOS_STEPS, along=along
         )
         start = float(lowest.min()) if start is None else start
         if float(lowest.min()) >= 0.9 * floor or round_ == ROUNDS:
