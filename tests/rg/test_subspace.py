@@ -130,3 +130,31 @@ def test_whitened_chains_on_the_subspace_stay_on_it_and_pull_back_the_gradient()
     eps = 1e-5
     slope = (energy(w + eps * v)[0] - energy(w - eps * v)[0]) / (2 * eps)
     torch.testing.assert_close(slope, (grad * v).flatten(1).sum(1), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+        ),
+    ],
+)
+def test_whitened_coordinates_moved_to_a_device_keep_their_maps_there(device):
+    """Coordinates.to(device) holds the law's and the subspace's arrays on the device (the
+    chains then copy nothing from the host per step) and maps as on the CPU."""
+    x = dealiased(12)
+    subspace = DetailSubspace.of(Band.of(x), "db4")
+    c, y = split(x, "db4")
+    family = make_feature("gaussian").fit(y, c, "db4")
+    coordinates = Whitened(family.law, subspace)
+    moved = coordinates.to(device)
+    arrays = [moved.law.gain, moved.law.root, moved.law.offset, moved.subspace.projector]
+    assert all(a.device.type == device for a in arrays + [moved.subspace.offset])
+    w = torch.randn(y.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    on = moved.onto(w.to(device), c.to(device))
+    assert on.device.type == device
+    torch.testing.assert_close(on.cpu(), coordinates.onto(w, c))
+    torch.testing.assert_close(moved.into(on, c.to(device)).cpu(), coordinates.into(on.cpu(), c))

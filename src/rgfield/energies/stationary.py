@@ -130,6 +130,11 @@ class GaussianStart:
         root = (vectors * values.clamp_min(0).sqrt().to(vectors.dtype)[..., None, :]) @ vectors.mH
         return cls(gain, root, offset, sums.shape)
 
+    def to(self, device: str | torch.device) -> GaussianStart:
+        """The same law with its arrays on ``device`` (chains there copy nothing per step)."""
+        gain = None if self.gain is None else self.gain.to(device)
+        return replace(self, gain=gain, root=self.root.to(device), offset=self.offset.to(device))
+
     def mean(self, c: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
         """E[y | c] (n, C, ny, nx), float64, on ``device``: F⁻¹[g Ĉ] given coarse fields
         ``c`` (n, ny, nx), or the constant fields of Ŷ(0) = offset without a condition."""

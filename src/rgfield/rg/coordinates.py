@@ -42,6 +42,12 @@ class Whitened:
     law: GaussianStart
     subspace: DetailSubspace | None = None
 
+    def to(self, device: str | torch.device) -> Whitened:
+        """The same coordinates with their arrays on ``device``."""
+        return Whitened(
+            self.law.to(device), None if self.subspace is None else self.subspace.to(device)
+        )
+
     def onto(self, w: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         y = self.law.mean(c, len(w), w.device) + self.law.colour(w)
         return y if self.subspace is None else self.subspace.onto(y, c)

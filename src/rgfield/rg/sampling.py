@@ -312,6 +312,7 @@ def draw_scale(
     in them (see :func:`kernel_for`).
     """
     model = model.to(generator.device)
+    coordinates = None if coordinates is None else coordinates.to(generator.device)
     if shape[1:] == (1, 1, 1):
         if on_step is not None:
             on_step(warmup + (0 if steps == "auto" else steps))

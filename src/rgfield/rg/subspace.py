@@ -30,7 +30,7 @@ must confine the empty directions, which the data do not fill, and its chains ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -76,6 +76,10 @@ class DetailSubspace:
             projector=eye - inverse @ rows[..., 1:],
             offset=-(inverse @ rows[..., :1])[..., 0],
         )
+
+    def to(self, device: str | torch.device) -> DetailSubspace:
+        """The same subspace with its maps on ``device`` (chains there copy nothing per step)."""
+        return replace(self, projector=self.projector.to(device), offset=self.offset.to(device))
 
     @property
     def dimension(self) -> int:
