@@ -8,6 +8,7 @@ from scipy.optimize import minimize
 from rgfield.energies import ExponentialModel
 from rgfield.pathways import simulate_kind
 from rgfield.rg import HierarchicalModel
+from rgfield.rg.convexity import CONTRAST, probe_samples
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.scorematching import ScoreMatchingStatistics, fit_constrained
 from rgfield.wavelets import decompose
@@ -55,11 +56,26 @@ def dense_hessian_minima(model: ExponentialModel, y: torch.Tensor, c: torch.Tens
     return np.array(minima)
 
 
+def test_probes_add_the_coarse_fields_with_their_contrast_amplified():
+    gen = torch.Generator().manual_seed(4)
+    y = torch.randn(5, 3, 4, 4, generator=gen, dtype=torch.float64)
+    c = 2.0 + torch.randn(5, 4, 4, generator=gen, dtype=torch.float64)
+    yp, cp = probe_samples(y, c)
+    torch.testing.assert_close(yp, torch.cat([y, y]))
+    torch.testing.assert_close(cp[:5], c)
+    mean = c.mean((1, 2), keepdim=True)
+    torch.testing.assert_close(cp[5:].mean((1, 2), keepdim=True), mean)  # the mean is kept
+    torch.testing.assert_close(cp[5:] - mean, CONTRAST * (c - mean))
+    yp, cp = probe_samples(y, None)  # the coarsest factor: no coarse field to amplify
+    assert cp is None and torch.equal(yp, y)
+
+
 def test_the_floor_makes_the_finest_conditional_convex_at_the_data():
     """On cosmic-web slabs (16², 64 fields), the power–modulus terms fitted by score matching
     alone leave ∇²U with a negative eigenvalue at training samples; with the floor δ = 0.1 the
     dense Hessian (192 × 192, the energy is quadratic in the details) has its smallest
-    eigenvalue at least 0.9 δ at the training fields and positive at the held-out ones."""
+    eigenvalue at least 0.9 δ at the training fields, also given their coarse fields'
+    contrast amplified, and positive at the held-out ones."""
     data = simulate_kind("cosmic", 16, 64, 0, False)
     features = {"quadratic": {"radius": 1}, "scatcov": {"within": False}}
     plain = HierarchicalModel(levels=1, features=features, progress=False).fit(data)
@@ -79,6 +95,9 @@ def test_the_floor_makes_the_finest_conditional_convex_at_the_data():
     n_train = len(y) - round(floored.heldout * len(y))
     assert float(report["curvature_end"]) >= 0.09
     assert after[:n_train].min() >= 0.089
+    yp, cp = probe_samples(y[:n_train], c[:n_train])  # with the contrast-amplified copies
+    assert len(yp) == 2 * n_train
+    assert dense_hessian_minima(floored.conditionals_[0], yp, cp).min() >= 0.089
     assert before.min() < 0
     assert after.min() > 0
     # the price in score-matching loss is small against the gain of the family
