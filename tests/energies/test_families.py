@@ -208,7 +208,7 @@ def test_hessian_extremes_of_a_quadratic_model_match_eigvalsh(diagonal):
     eig = torch.linalg.eigvalsh(hessian)
     if diagonal == 0.0:
         assert eig[0] < 0 < eig[-1]
-    lo, hi = model.hessian_extremes(y, c, iterations=2000)
+    lo, hi = model.hessian_extremes(y, c, steps=2000)
     spread = float(eig[-1] - eig[0])
     assert float(hi) == pytest.approx(float(eig[-1]), abs=1e-3 * spread)
     assert float(lo) == pytest.approx(float(eig[0]), abs=1e-3 * spread)
@@ -233,8 +233,8 @@ def test_sixty_lanczos_steps_find_the_extremes_of_a_768_variable_hessian():
     shift = float(eig[0]) - 1e-3  # λ_min of the shifted model: 1e-3, the rest up to ~10
     theta[[i for i, s in enumerate(family.labels) if s.endswith("(0,0)") and s[0] == s[2]]] -= shift
     model = ExponentialModel([family], theta)
-    lowest, vector = model.lowest_curvature(y[:1], c[:1], iterations=60)
-    lo, hi = model.hessian_extremes(y[:1], c[:1], iterations=60)
+    lowest, vector = model.lowest_curvature(y[:1], c[:1], steps=60)
+    lo, hi = model.hessian_extremes(y[:1], c[:1], steps=60)
     spread = float(eig[-1] - eig[0])
     assert float(lowest) == pytest.approx(1e-3, abs=1e-3 * spread)
     assert float(hi) == pytest.approx(float(eig[-1]) - shift, abs=1e-3 * spread)

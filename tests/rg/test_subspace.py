@@ -158,3 +158,41 @@ def test_whitened_coordinates_moved_to_a_device_keep_their_maps_there(device):
     assert on.device.type == device
     torch.testing.assert_close(on.cpu(), coordinates.onto(w, c))
     torch.testing.assert_close(moved.into(on, c.to(device)).cpu(), coordinates.into(on.cpu(), c))
+
+
+@pytest.mark.parametrize("steps", [30, 500])
+def test_lanczos_along_the_subspace_finds_the_extremes_of_the_restricted_hessian(steps):
+    """The Hessian's extremes restricted to D (P H P on the range of P) by Lanczos against a
+    dense eigendecomposition, with fewer steps than dim D and with more (the steps then stop
+    when the basis spans D); the eigenvector lies in D."""
+    x = dealiased(12, size=16)  # D = 57 of 192 variables
+    subspace = DetailSubspace.of(Band.of(x), "db4")
+    c, y = split(x, "db4")
+    family = make_feature("quadratic").fit(y, c, "db4")
+    theta = 0.2 * torch.randn(
+        family.n_features, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    )
+    # stiff self-couplings: H is large off D as well, where the basis's rounding would grow
+    self_terms = [
+        s.endswith("(0,0)") and s.split("·")[0] == s.split("·")[1][:-5] for s in family.labels
+    ]
+    theta[torch.tensor(self_terms)] += 5.0
+    model = ExponentialModel([family], theta)
+    y1, c1 = y[:1], c[:1]
+    d = y1[0].numel()
+    eye = torch.eye(d, dtype=torch.float64).view(d, *y1.shape[1:])
+    hessian = (model.gradient(y1 + eye, c1.expand(d, *c1.shape[1:])) - model.gradient(y1, c1)).view(
+        d, d
+    )
+    projector = subspace.project(eye).view(d, d)
+    values, vectors = torch.linalg.eigh(projector)
+    range_ = vectors[:, values > 0.5]  # orthonormal basis of D
+    assert range_.shape[1] == subspace.dimension < d
+    exact = torch.linalg.eigvalsh(range_.T @ (0.5 * (hessian + hessian.T)) @ range_)
+    lowest, vector = model.lowest_curvature(y1, c1, steps, along=subspace.project)
+    low, high = model.hessian_extremes(y1, c1, steps, along=subspace.project)
+    tolerance = 1e-6 if steps > subspace.dimension else 0.05 * float(exact[-1] - exact[0])
+    assert abs(float(lowest) - float(exact[0])) < tolerance
+    assert abs(float(high) - float(exact[-1])) < tolerance
+    assert float(low) == float(lowest)
+    torch.testing.assert_close(subspace.project(vector), vector, rtol=0, atol=1e-8)

@@ -358,92 +358,112 @@ class ExponentialModel:
         self,
         y: torch.Tensor,
         c: torch.Tensor | None = None,
-        iterations: int = 100,
+        steps: int = 100,
         seed: int = 0,
         along: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Smallest and largest eigenvalue of ∇²_y U at each ``y`` (shape (B,) each).
 
-        The extreme Ritz values of ``iterations`` Lanczos steps (:meth:`_lanczos`) with
-        Hessian products Hv = [∇U(y + εv) − ∇U(y − εv)] / 2ε (exact for quadratic energies,
-        accurate to O(ε²) otherwise). A diagnostic of conditioning: MALA's mixing time grows
-        like λ_max / λ_min for a convex energy. With ``along`` (an orthogonal projection P)
-        the eigenvalues of P H P on the range of P: the curvature of U restricted to a
-        subspace.
+        The extreme Ritz values of ``steps`` Lanczos steps (:meth:`_lanczos`) with Hessian
+        products Hv = [∇U(y + εv) − ∇U(y − εv)] / 2ε (exact for quadratic energies, accurate
+        to O(ε²) otherwise). A diagnostic of conditioning: MALA's mixing time grows like
+        λ_max / λ_min for a convex energy. With ``along`` (an orthogonal projection P) the
+        eigenvalues of P H P on the range of P: the curvature of U restricted to a subspace.
         """
-        lowest, _, highest = self._lanczos(y, c, iterations, seed, along)
+        lowest, _, highest = self._lanczos(y, c, steps, seed, along)
         return lowest, highest
 
     def lowest_curvature(
         self,
         y: torch.Tensor,
         c: torch.Tensor | None = None,
-        iterations: int = 100,
+        steps: int = 100,
         seed: int = 0,
         along: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The smallest eigenvalue of ∇²_y U at each ``y`` (B,) and its unit eigenvector (the
-        shape of ``y``), by the Lanczos steps of :meth:`hessian_extremes` (``along`` as
-        there)."""
-        lowest, vector, _ = self._lanczos(y, c, iterations, seed, along)
+        shape of ``y``, on the range of ``along`` when given), by the Lanczos steps of
+        :meth:`hessian_extremes`."""
+        lowest, vector, _ = self._lanczos(y, c, steps, seed, along)
         return lowest, vector
 
     def _lanczos(
-        self, y, c, steps: int, seed: int, along
+        self,
+        y: torch.Tensor,
+        c: torch.Tensor | None,
+        steps: int,
+        seed: int,
+        along: Callable[[torch.Tensor], torch.Tensor] | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """λ_min, its Ritz vector and λ_max of H = ∇²_y U (P H P with ``along``), per batch
-        element, from ``steps`` Lanczos steps (at most the dimension) with full
-        reorthogonalisation.
+        """λ_min, its Ritz vector and λ_max of H = ∇²_y U (P H P with ``along`` = P), per
+        batch element, from at most ``steps`` Lanczos steps with full reorthogonalisation.
 
         The Krylov basis q_1 … q_k of H and a random start gives the tridiagonal
-        T = QᵀHQ; its extreme eigenvalues approach H's from inside, at a rate set by the
-        square root of the spectral gaps — power iteration's square. (At j = 1 of 128²
-        cosmic-web slabs, 60 power iterations on ρ − H put λ_min at +0.021 where 600 found
-        −0.105: docs/rg_fields.md.) When a start's Krylov space closes early (β below
-        1e-10 of the largest |α|), a fresh random direction orthogonal to it continues it:
-        T is then block-diagonal, and its eigenvalues remain eigenvalues of H's restrictions.
+        T = QᵀHQ, whose extreme eigenvalues approach H's from inside; to a given accuracy
+        Lanczos needs about the square root of the steps power iteration needs. (At j = 1 of
+        128² cosmic-web slabs, 60 power iterations put λ_min at +0.021 where 600 found
+        −0.105: docs/rg_fields.md.) Each new direction is projected back onto P's range after
+        its reorthogonalisation: the rounding the basis carries off the range would otherwise
+        grow by |α|/β per step. When a start's Krylov space closes early (β below 1e-10 of the
+        largest |α|), a fresh random direction orthogonal to it continues it: T is then
+        block-diagonal, and its eigenvalues remain eigenvalues of H's restrictions. When no
+        direction is left (the basis spans P's range, or every variable), the steps stop.
         """
-        project = (lambda v: v) if along is None else along
+        apply = (lambda v: v) if along is None else along
         dims = tuple(range(1, y.dim()))
+        shape = (-1, *([1] * (y.dim() - 1)))
         eps = 1e-4 * (1.0 + y.abs().amax(dim=dims, keepdim=True))
         gen = torch.Generator(device=y.device).manual_seed(seed)
 
-        def unit(v: torch.Tensor) -> torch.Tensor:
-            return v / v.square().sum(dims, keepdim=True).sqrt().clamp_min(1e-300)
+        def norm(v: torch.Tensor) -> torch.Tensor:
+            return v.square().sum(dims).sqrt()
 
         def random() -> torch.Tensor:
-            return project(torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device))
+            return apply(torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device))
 
         def orthogonal(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
             for _ in range(2):  # twice is enough (Kahan–Parlett)
                 overlaps = torch.einsum("kb...,b...->kb", basis, w)
                 w = w - torch.einsum("kb,kb...->b...", overlaps, basis)
-            return w
+            return apply(w)
 
-        steps = max(1, min(steps, y[0].numel()))  # along P: keep steps below P's rank
-        q, basis, alphas, betas = unit(random()), [], [], []
-        for _ in range(steps):
-            basis.append(q)
+        steps = max(1, min(steps, y[0].numel()))
+        basis = y.new_empty((steps, *y.shape))
+        start = random()
+        q = start / norm(start).clamp_min(1e-300).view(shape)
+        alphas, betas, largest = [], [], y.new_zeros(len(y))
+        for k in range(steps):
+            basis[k] = q
             hv = (self.gradient(y + eps * q, c) - self.gradient(y - eps * q, c)) / (2 * eps)
-            w = project(hv)
+            w = apply(hv)
             alphas.append((q * w).sum(dims))
-            w = orthogonal(w, torch.stack(basis))
-            beta = w.square().sum(dims).sqrt()
-            closed = beta <= 1e-10 * torch.stack(alphas).abs().amax(0).clamp_min(1e-300)
+            largest = torch.maximum(largest, alphas[-1].abs())
+            if k + 1 == steps:
+                break
+            w = orthogonal(w, basis[: k + 1])
+            beta = norm(w)
+            closed = beta <= 1e-10 * largest.clamp_min(1e-300)
             if bool(closed.any()):
-                fresh = unit(orthogonal(random(), torch.stack(basis)))
-                shape = (-1, *([1] * (y.dim() - 1)))
-                w = torch.where(closed.view(shape), fresh, w / beta.clamp_min(1e-300).view(shape))
+                seed_direction = random()
+                fresh = orthogonal(seed_direction, basis[: k + 1])
+                size = norm(fresh)
+                if bool((size[closed] <= 1e-8 * norm(seed_direction)[closed]).any()):
+                    break  # no direction left
+                w = torch.where(
+                    closed.view(shape),
+                    fresh / size.clamp_min(1e-300).view(shape),
+                    w / beta.clamp_min(1e-300).view(shape),
+                )
                 beta = torch.where(closed, torch.zeros_like(beta), beta)
             else:
-                w = w / beta.view(-1, *([1] * (y.dim() - 1)))
+                w = w / beta.view(shape)
             betas.append(beta)
             q = w
         k = len(alphas)
         tridiagonal = torch.diag_embed(torch.stack(alphas, 1))
         if k > 1:
-            off = torch.stack(betas[:-1], 1)
+            off = torch.stack(betas[: k - 1], 1)
             tridiagonal = tridiagonal + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
         values, vectors = torch.linalg.eigh(tridiagonal)
-        ritz = torch.einsum("bk,kb...->b...", vectors[:, :, 0], torch.stack(basis))
-        return values[:, 0], unit(ritz), values[:, -1]
+        ritz = torch.einsum("bk,kb...->b...", vectors[:, :, 0], basis[:k])
+        return values[:, 0], ritz / norm(ritz).clamp_min(1e-300).view(shape), values[:, -1]

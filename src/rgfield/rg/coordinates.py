@@ -22,7 +22,7 @@ with the gradient pulled back to w (:meth:`given`). Two maps, composable:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -44,9 +44,8 @@ class Whitened:
 
     def to(self, device: str | torch.device) -> Whitened:
         """The same coordinates with their arrays on ``device``."""
-        return Whitened(
-            self.law.to(device), None if self.subspace is None else self.subspace.to(device)
-        )
+        subspace = None if self.subspace is None else self.subspace.to(device)
+        return replace(self, law=self.law.to(device), subspace=subspace)
 
     def onto(self, w: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         y = self.law.mean(c, len(w), w.device) + self.law.colour(w)

@@ -92,7 +92,8 @@ class HierarchicalModel:
         generated fields: see docs/rg.md).
     min_curvature : float or None
         A floor δ on the smallest eigenvalue of every conditional's Hessian ∇²_y U at the
-        training samples, found by Lanczos steps (score matching under linear cuts,
+        training samples and at them with their coarse fields' contrast amplified 1.5×,
+        found by Lanczos steps (score matching under linear cuts,
         :mod:`rgfield.rg.convexity`).
         Score matching alone can leave the energy non-convex at the data, and chains then run
         away from it (docs/rg_fields.md: 0.1 brings the cosmic web's finest conditional from
