@@ -59,9 +59,9 @@ j = 4, with 64 fields for up to 629 features per scale) and its draws run away. 
 Gaussian family the spectrum of a simulation's dissipation range, falling by orders of
 magnitude within a few modes, is beyond the local couplings, and the chains of the finest
 scale are stiff. With both, on held-out flows the spectrum passes in two of three draws
-(largest |z| 4.34, 2.73, 2.96 for seeds 3, 4, 5; 10–15 of 16 checks fail), the finest step is
-0.24 and a field costs 0.8–1.1 s and 2,170–2,190 gradient evaluations (docs/rg_fields.md,
-2026-12-07; measured at 128² only). Decaying turbulence at
+(largest |z| 3.61, 3.48, 4.70 for seeds 3, 4, 5; 12, 10, 14 of 16 checks fail), the finest
+step is 0.24 and a field costs 1.0–1.1 s and 2,119–2,220 gradient evaluations
+(docs/rg_fields.md, 2026-12-07; measured at 128² only). Decaying turbulence at
 64² is not rescued: its floor is not reached at j = 4, and its draws stop at j = 1."""
 
 GAUSSIAN = {"features": ("gaussian", "quadratic"), "min_curvature": 0.1}
