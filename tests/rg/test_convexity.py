@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 from rgfield.energies import ExponentialModel
 from rgfield.pathways import simulate_kind
 from rgfield.rg import HierarchicalModel
-from rgfield.rg.convexity import CONTRAST, probe_samples
+from rgfield.rg.convexity import CONTRAST, PROBE_CHUNK, lowest_at_probes, probe_samples
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.scorematching import ScoreMatchingStatistics, fit_constrained
 from rgfield.wavelets import decompose
@@ -68,6 +68,22 @@ def test_probes_add_the_coarse_fields_with_their_contrast_amplified():
     torch.testing.assert_close(cp[5:] - mean, CONTRAST * (c - mean))
     yp, cp = probe_samples(y, None)  # the coarsest factor: no coarse field to amplify
     assert cp is None and torch.equal(yp, y)
+
+
+def test_probes_are_measured_in_chunks_and_unknown_curvatures_give_no_cut():
+    """lowest_at_probes passes the probes in chunks of PROBE_CHUNK, in order, and reports +inf
+    (never the lowest, so never cut) where the Hessian products were not finite."""
+
+    class Stub:  # λ_min = the probe's first value, NaN for negative ones
+        def lowest_curvature(self, y, c, steps, along=None):
+            assert len(y) <= PROBE_CHUNK
+            first = y.flatten(1)[:, 0]
+            return torch.where(first >= 0, first, torch.nan), y
+
+    y = torch.arange(-10.0, 2 * PROBE_CHUNK).view(-1, 1, 1, 1)
+    lowest, vectors = lowest_at_probes(Stub(), y, None, None)
+    assert torch.equal(vectors, y)
+    assert torch.isinf(lowest[:10]).all() and torch.equal(lowest[10:], y[10:, 0, 0, 0])
 
 
 def test_the_floor_makes_the_finest_conditional_convex_at_the_data():

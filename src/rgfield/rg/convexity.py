@@ -144,6 +144,7 @@ def fit_with_curvature_floor(
         if float(lowest.min()) >= 0.9 * floor or round_ == ROUNDS:
             break
         worst = torch.argsort(lowest)[:CUTS_PER_ROUND]
+        worst = worst[lowest[worst].isfinite()]  # no cut where the curvature is unknown
         given = None if cp is None else cp[worst]
         cuts.append(curvature_rows(families, yp[worst], given, vectors[worst]))
         theta = fit_constrained(stats, ridge, torch.cat(cuts), floor)
