@@ -496,3 +496,32 @@ def test_score_matching_recovers_a_known_field_dependent_stiffness():
     theta = fit_closed_form(_statistics(model, y)).theta
     assert ((theta - exact).abs() < 5 * error).all(), (theta, exact, error)
     assert (error < 0.1).all()  # the test has power: errors well below θ's 0.4 – 1.2
+
+
+def test_lanczos_gives_nan_where_the_hessian_products_are_not_finite(monkeypatch):
+    """A batch element whose gradient is not finite (a probe off a potential's support) gets
+    NaN extremes and vector; the other elements keep the values they have alone."""
+    y, c = small_inputs(True, n=8, batch=3)
+    family = QuadraticInteractions(radius=1).fit(y, c)
+    theta = 0.2 * torch.randn(
+        family.n_features, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    )
+    model = ExponentialModel([family], theta)
+    alone_lo, alone_hi = model.hessian_extremes(y[[0, 2]], c[[0, 2]], steps=200)  # every direction
+    gradient, calls = ExponentialModel.gradient, []
+
+    def broken_for_the_second(self, yb, cb=None):  # from the fourth Hessian product on
+        g = gradient(self, yb, cb)
+        calls.append(1)
+        if len(calls) > 6:
+            g[1, 0, 0, 0] = float("nan")
+        return g
+
+    monkeypatch.setattr(ExponentialModel, "gradient", broken_for_the_second)
+    lowest, vector = model.lowest_curvature(y, c, steps=200)
+    calls.clear()
+    lo, hi = model.hessian_extremes(y, c, steps=200)
+    assert torch.isnan(lowest[1]) and torch.isnan(hi[1]) and torch.isnan(vector[1]).all()
+    torch.testing.assert_close(lo[[0, 2]], alone_lo)
+    torch.testing.assert_close(hi[[0, 2]], alone_hi)
+    assert torch.isfinite(vector[[0, 2]]).all()

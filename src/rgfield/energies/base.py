@@ -408,6 +408,7 @@ class ExponentialModel:
         largest |α|), a fresh random direction orthogonal to it continues it: T is then
         block-diagonal, and its eigenvalues remain eigenvalues of H's restrictions. When no
         direction is left (the basis spans P's range, or every variable), the steps stop.
+        NaN for a batch element whose Hessian products were not finite.
         """
         apply = (lambda v: v) if along is None else along
         dims = tuple(range(1, y.dim()))
@@ -437,7 +438,7 @@ class ExponentialModel:
             hv = (self.gradient(y + eps * q, c) - self.gradient(y - eps * q, c)) / (2 * eps)
             w = apply(hv)
             alphas.append((q * w).sum(dims))
-            largest = torch.maximum(largest, alphas[-1].abs())
+            largest = torch.maximum(largest, torch.maximum(alphas[-1].abs(), norm(w)))
             if k + 1 == steps:
                 break
             w = orthogonal(w, basis[: k + 1])
@@ -464,6 +465,11 @@ class ExponentialModel:
         if k > 1:
             off = torch.stack(betas[: k - 1], 1)
             tridiagonal = tridiagonal + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-        values, vectors = torch.linalg.eigh(tridiagonal)
+        broken = ~tridiagonal.isfinite().flatten(1).all(1)  # a Hessian product not finite
+        values, vectors = torch.linalg.eigh(torch.where(broken[:, None, None], 0.0, tridiagonal))
+        values = torch.where(broken[:, None], torch.nan, values)
         ritz = torch.einsum("bk,kb...->b...", vectors[:, :, 0], basis[:k])
-        return values[:, 0], ritz / norm(ritz).clamp_min(1e-300).view(shape), values[:, -1]
+        ritz = torch.where(
+            broken.view(shape), torch.nan, ritz / norm(ritz).clamp_min(1e-300).view(shape)
+        )
+        return values[:, 0], ritz, values[:, -1]

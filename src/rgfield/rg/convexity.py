@@ -129,8 +129,11 @@ def fit_with_curvature_floor(
     contrast amplified); starts from the unconstrained
     ``theta``. With a ``subspace`` the details lie on, the Hessian restricted to it.
 
-    Returns θ and a report: ``curvature_start`` and ``curvature_end`` (the smallest
-    eigenvalue over the probes before and after), ``cuts`` (constraints added).
+    Probes whose Hessian products are not finite (a step of ε off a potential's support) get
+    no cut. Returns θ and a report: ``curvature_start`` and ``curvature_end`` (the smallest
+    eigenvalue over the probes with a finite one before and after, NaN if none had),
+    ``cuts`` (constraints added). Every chunk of probes starts its Lanczos steps from the
+    same seed.
     """
     yp, cp = probe_samples(y, c)
     if cp is not None:  # contrasts the energy is not defined at (beyond a potential's support)
