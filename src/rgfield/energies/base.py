@@ -460,10 +460,10 @@ class ExponentialModel:
                 w = w / beta.view(shape)
             betas.append(beta)
             q = w
-        k = len(alphas)
+        k = len(alphas)  # and k − 1 betas, however the steps ended
         tridiagonal = torch.diag_embed(torch.stack(alphas, 1))
         if k > 1:
-            off = torch.stack(betas[: k - 1], 1)
+            off = torch.stack(betas, 1)
             tridiagonal = tridiagonal + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
         broken = ~tridiagonal.isfinite().flatten(1).all(1)  # a Hessian product not finite
         values, vectors = torch.linalg.eigh(torch.where(broken[:, None, None], 0.0, tridiagonal))
