@@ -260,9 +260,14 @@ def test_fit_features_by_name_or_by_the_datas_kind(capsys):
         "scatcov": {},
         "potential": {"windows": 8},
     }
-    with pytest.raises(SystemExit):
-        families("--features", "quadratic,vortices")
-    assert "expected comma-separated feature families among" in capsys.readouterr().err
+    assert families("--features", "potential@2,quadratic", "--windows", "8") == {
+        "potential": {"windows": 8, "min_level": 2},
+        "quadratic": {"radius": None},
+    }
+    for bad in ("quadratic,vortices", "potential@0", "potential@x", "potential@"):
+        with pytest.raises(SystemExit):
+            families("--features", bad)
+        assert "expected comma-separated feature families among" in capsys.readouterr().err
 
 
 def test_console_entry_point_runs():

@@ -255,6 +255,19 @@ def test_the_coarsest_factor_carries_the_fields_mean_whatever_the_families(free_
     assert abs(means.std().item() / spread - 1) < 4 * np.sqrt(1 / n)
 
 
+def test_a_family_with_a_min_level_enters_only_the_coarser_factors(free_field, tmp_path):
+    features = {"potential": {"windows": 6, "min_level": 2}, "quadratic": {}}
+    model = HierarchicalModel(features=features, progress=False).fit(free_field(40, size=8))
+    names = [[f.name for f in m.features] for m in model.conditionals_]  # j = 1, 2, 3
+    assert names == [["quadratic"], ["potential", "quadratic"], ["potential", "quadratic"]]
+    assert [f.name for f in model.low_.features] == ["potential", "quadratic"]
+    assert model.low_.features[0].windows == 6
+    free = [[f.name for f in m.features] for m in model.free_energies_]
+    assert free == names  # F_j has the families of conditional j
+    again = HierarchicalModel.load(model.save(tmp_path / "m.nc"))
+    assert again.get_params()["features"] == features
+
+
 def test_sample_result_is_an_ensemble_dataset(free_field):
     model = HierarchicalModel(progress=False).fit(free_field(100, size=8))
     result = model.sample(3, seed=1, steps=5, warmup=5)
@@ -281,6 +294,7 @@ def test_potentials_use_the_models_wavelet(free_field):
     "params, message",
     [
         ({"features": ["nope"]}, "unknown feature family 'nope'"),
+        ({"features": {"potential": {"min_level": 0}}}, "potential's min_level"),
         ({"levels": 0}, "levels"),
         ({"levels": 4}, "at most 3 RG steps"),
         ({"wavelet": "haar2"}, "wavelet"),

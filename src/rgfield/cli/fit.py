@@ -30,17 +30,26 @@ REPORT_COLUMNS = (
 )
 
 
-def feature_names(text: str) -> list[str]:
-    """``--features``: comma-separated registered family names."""
+def feature_names(text: str) -> dict[str, dict]:
+    """``--features``: comma-separated registered family names, each optionally ``@j`` for a
+    family that enters the conditionals from j up only (and the coarsest field:
+    ``potential@2``); returns name → {} or {"min_level": j}."""
     from rgfield.energies import FEATURES
+    from rgfield.rg.parameters import MIN_LEVEL
 
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in FEATURES]
-    if not names or unknown:
+    spec = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, at, level = item.partition("@")
+        if name not in FEATURES or (at and not (level.isdigit() and int(level) >= 1)):
+            spec = {}
+            break
+        spec[name] = {MIN_LEVEL: int(level)} if level else {}
+    if not spec:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated feature families among {sorted(FEATURES)}; got {text!r}"
+            f"expected comma-separated feature families among {sorted(FEATURES)}, each"
+            f" optionally @j (from the conditional j up, j >= 1); got {text!r}"
         )
-    return names
+    return spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--features",
         type=feature_names,
         help="feature families of every scale, comma-separated: potential, quadratic,"
-        " gaussian, stiffness, scatcov (default by the data's kind and --preset:"
+        " gaussian, stiffness, scatcov; NAME@j keeps a family out of the conditionals finer"
+        " than j (potential@2: not at j = 1) (default by the data's kind and --preset:"
         " quadratic,scatcov for the cosmic web, potential,gaussian,quadratic for forced and"
         " gaussian,quadratic for decaying turbulence, potential,quadratic,stiffness for φ⁴"
         " with --preset accurate, potential,quadratic otherwise; docs/rg.md,"
@@ -133,6 +143,7 @@ def build_model(args: argparse.Namespace, generator: str = "", streamed: bool = 
     (:func:`rgfield.rg.kind_defaults`). A fit from chunks (``streamed``) is score matching
     only, so a curvature floor that only the data's kind asked for is left out, with a note."""
     from rgfield.rg import HierarchicalModel, kind_defaults
+    from rgfield.rg.parameters import feature_spec
 
     recipe = dict(PRESETS[args.preset])
     if args.refine is not None:
@@ -141,7 +152,7 @@ def build_model(args: argparse.Namespace, generator: str = "", streamed: bool = 
         recipe["refine_coarse"] = args.refine_coarse
     options = {"potential": {"windows": args.windows}, "quadratic": {"radius": args.radius}}
     defaults = kind_defaults(generator, args.preset)
-    names = args.features or defaults["features"]
+    chosen = feature_spec(args.features or defaults["features"])
     floor = defaults["min_curvature"] if args.min_curvature is None else args.min_curvature
     if streamed and args.min_curvature is None and floor:
         print(
@@ -154,7 +165,7 @@ def build_model(args: argparse.Namespace, generator: str = "", streamed: bool = 
     return HierarchicalModel(
         levels=args.levels,
         wavelet=args.wavelet,
-        features={name: options.get(name, {}) for name in names},
+        features={name: options.get(name, {}) | extra for name, extra in chosen.items()},
         ridge=args.ridge,
         min_curvature=floor or None,
         progress=not args.no_progress,

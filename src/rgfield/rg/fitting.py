@@ -114,7 +114,13 @@ def fit_hierarchy(
             rows.append({"scale": scale.name, "grid": grid, **report})
             if scale.conditional:
                 free, report = fit_free_energy(
-                    model, y, c, n_train, settings.features, settings.wavelet, settings.ridges
+                    model,
+                    y,
+                    c,
+                    n_train,
+                    factor_features(settings.features, scale),
+                    settings.wavelet,
+                    settings.ridges,
                 )
                 free_models.append(free)
                 free_rows.append({"scale": scale.name, "grid": grid, **report})
@@ -265,7 +271,7 @@ def _fit_factor(
     start = time.perf_counter()
     iterations, chain_coarse = refinement
     train_c = None if c is None else c[:n_train]
-    features = factor_features(settings.features, scale.conditional)
+    features = factor_features(settings.features, scale)
     families = new_families(features, y[:n_train], train_c, settings.wavelet)
     batch = batch_size(families, y)
     train, held = (

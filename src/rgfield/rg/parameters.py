@@ -8,16 +8,18 @@ from numbers import Real
 
 from rgfield._validate import is_integer
 from rgfield.energies import make_feature
-from rgfield.rg.scales import per_scale
+from rgfield.rg.scales import Scale, per_scale
 from rgfield.wavelets import WAVELETS, max_levels
 
 __all__ = [
+    "MIN_LEVEL",
     "REFINE_AUTO",
     "REFINE_COARSE",
     "Settings",
     "auto_refine",
     "check_parameters",
     "factor_features",
+    "family_options",
     "kind_defaults",
 ]
 
@@ -119,9 +121,22 @@ def feature_spec(features) -> dict[str, dict]:
     return dict(features) if isinstance(features, Mapping) else {f: {} for f in features}
 
 
-def factor_features(features: dict[str, dict], conditional: bool) -> dict[str, dict]:
-    """The families of one factor: ``features``, and for the coarsest (unconditional) factor
-    always the scalar potential too (first, with its default options unless given).
+MIN_LEVEL = "min_level"
+"""The option of a family's entry in ``features`` that keeps it out of the finer
+conditionals: with ``{"potential": {"min_level": 2}}`` the family enters the conditionals
+j ≥ 2 and the coarsest factor, not j = 1 (the option is the model's, not the family's)."""
+
+
+def family_options(options: Mapping) -> dict:
+    """A family's constructor options: its entry in ``features`` without :data:`MIN_LEVEL`."""
+    return {key: value for key, value in options.items() if key != MIN_LEVEL}
+
+
+def factor_features(features: dict[str, dict], scale: Scale) -> dict[str, dict]:
+    """The families of one factor (name → constructor options): those of ``features``
+    whose :data:`MIN_LEVEL` (1 by default) is at most the factor's level, and for the
+    coarsest (unconditional) factor every family and always the scalar potential too (first,
+    with its default options unless given).
 
     The coarsest field's one-point law, the fields' mean among it, is no part of the
     quadratic or scattering families, which are even in y: without it the cosmic web's
@@ -129,7 +144,12 @@ def factor_features(features: dict[str, dict], conditional: bool) -> dict[str, d
     through the coarse-field terms of the finer conditionals with 20 % too little power at
     the highest wavenumbers (docs/rg_fields.md).
     """
-    return features if conditional else {"potential": {}, **features}
+    chosen = {
+        name: family_options(options)
+        for name, options in features.items()
+        if not scale.conditional or scale.level >= options.get(MIN_LEVEL, 1)
+    }
+    return chosen if scale.conditional else {"potential": {}, **chosen}
 
 
 def auto_refine(
@@ -186,7 +206,12 @@ def check_parameters(params: Mapping, size: Sequence[int]) -> Settings:
     if not spec:
         raise ValueError("features: at least one feature family is needed")
     for name, options in spec.items():
-        make_feature(name, dict(options))  # validates names and options before any work
+        level = options.get(MIN_LEVEL, 1)
+        if not is_integer(level) or level < 1:
+            raise ValueError(
+                f"features: {name}'s {MIN_LEVEL} must be a positive integer; got {level!r}"
+            )
+        make_feature(name, family_options(options))  # validates names and options first
     ridge, heldout = params["ridge"], params["heldout"]
     ridges = [ridge] if isinstance(ridge, Real) else list(ridge)
     if not ridges or not all(isinstance(r, Real) and r >= 0 for r in ridges):

@@ -269,10 +269,10 @@ def fit_streaming(
     families, free_families, grids = {}, {}, {}
     for scale in coarse_to_fine(scales):
         y, c = scale.variables(pyramid)
-        features = factor_features(settings.features, scale.conditional)
+        features = factor_features(settings.features, scale)
         families[scale.name] = new_families(features, y, c, settings.wavelet)
         if scale.conditional:
-            free_families[scale.name] = free_energy_families(settings.features, c, settings.wavelet)
+            free_families[scale.name] = free_energy_families(features, c, settings.wavelet)
         grids[scale.name] = y.shape[-1]
     sums = map_reduce(
         partial(factor_sums, settings=settings, n_train=n_train, scales=scales, families=families),
