@@ -51,13 +51,17 @@ class ScoreMatchingStatistics:
             torch.zeros(n_features, dtype=torch.float64),
         )
 
-    def update(self, gradients: torch.Tensor, laplacians: torch.Tensor) -> None:
-        """Add a mini-batch: ``gradients`` (B, F, *dims), ``laplacians`` (B, F)."""
+    def update(
+        self, gradients: torch.Tensor, laplacians: torch.Tensor, dimension: int | None = None
+    ) -> None:
+        """Add a mini-batch: ``gradients`` (B, F, *dims), ``laplacians`` (B, F); ``dimension``
+        the number of free variables among the gradients' (all of them by default; fewer for
+        gradients projected on a subspace)."""
         g = gradients.reshape(*gradients.shape[:2], -1).double().cpu()
         self.gram += torch.einsum("bfi,bgi->fg", g, g)
         self.laplacian += laplacians.double().sum(0).cpu()
         self.count += g.shape[0]
-        self.dimension = g.shape[-1]
+        self.dimension = g.shape[-1] if dimension is None else int(dimension)
 
     @property
     def H(self) -> torch.Tensor:  # noqa: N802 - the name in every paper

@@ -196,3 +196,26 @@ def test_lanczos_along_the_subspace_finds_the_extremes_of_the_restricted_hessian
     assert abs(float(high) - float(exact[-1])) < tolerance
     assert float(low) == float(lowest)
     torch.testing.assert_close(subspace.project(vector), vector, rtol=0, atol=1e-8)
+
+
+def test_losses_along_the_subspace_are_per_free_variable():
+    # details white along the subspace: y = fixed(c) + P z with z white, so U = ½|y|² restricted
+    # to A(c) is their exact density (P fixed(c) = 0) and its Hyvärinen loss per free variable
+    # is E[½|Pz|² − tr P] / D = −½, whatever D is among the 3n² details
+    from rgfield.rg.scorematching import accumulate, sample_losses
+
+    x = dealiased(200)
+    subspace = DetailSubspace.of(Band.of(x), "db4")
+    c, _ = split(x, "db4")
+    z = torch.randn(c.shape[0], 3, *c.shape[-2:], generator=torch.Generator().manual_seed(3))
+    y = subspace.fixed(c) + subspace.project(z.double())
+    family = make_feature("quadratic", {"radius": 0}).fit(y, c, "db4")
+    a, b, sy, sx = family.pairs.T
+    theta = torch.as_tensor(((a == b) & (a < 3) & (sy == 0) & (sx == 0)).astype(float))
+    stats = accumulate([family], y, c, batch=50, subspace=subspace)
+    d = subspace.dimension
+    assert d < 3 * c[0].numel()
+    se = 1 / np.sqrt(2 * d * len(y))  # ½χ²_D / D per field: sd 1/√(2D)
+    assert abs(stats.loss(theta) + 0.5) < 4 * se, stats.loss(theta)
+    losses = sample_losses(ExponentialModel([family], theta), y, c, 50, subspace)
+    assert float(losses.mean()) == pytest.approx(stats.loss(theta), rel=1e-9)

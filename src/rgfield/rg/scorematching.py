@@ -43,7 +43,8 @@ def accumulate(
 
     For details on a ``subspace`` with projection P (band-limited fields) the sums of the
     score matching along it, H = Σ (P∇Φ)(P∇Φ)ᵀ and b = Σ tr(P ∇²Φ): the Hyvärinen loss of
-    the density restricted to the subspace, in its coordinates. The traces are exact for
+    the density restricted to the subspace, in its coordinates (losses per variable are per
+    free variable: divided by the subspace's dimension D, not 3n²). The traces are exact for
     families of stationary Hessians and Hutchinson estimates with :data:`PROBES` probes per
     sample drawn from ``generator`` otherwise (:class:`~rgfield.rg.subspace.LaplaciansAlong`).
     """
@@ -52,7 +53,7 @@ def accumulate(
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
         grads = torch.cat([f.gradients(yb, cb) for f in families], dim=1)
-        stats.update(project(grads), laplacians(yb, cb))
+        stats.update(project(grads), laplacians(yb, cb), _dimension(y, subspace))
     return stats
 
 
@@ -74,7 +75,12 @@ def sample_losses(
         grad = project(model.energy_and_grad(yb, cb)[1])
         square = grad.square().flatten(1).sum(1)
         losses.append(0.5 * square - laplacians(yb, cb) @ model.theta)
-    return torch.cat(losses) / y[0].numel()
+    return torch.cat(losses) / _dimension(y, subspace)
+
+
+def _dimension(y: torch.Tensor, subspace: DetailSubspace | None) -> int:
+    """The free variables per sample: all of ``y[0]``, or the subspace's dimension D."""
+    return y[0].numel() if subspace is None else subspace.dimension
 
 
 def _along(
