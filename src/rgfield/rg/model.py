@@ -59,7 +59,9 @@ class HierarchicalModel:
         Feature families of every conditional and of the coarsest model, by registered name
         (:func:`rgfield.energies.register_feature`): by default the scalar potential and the
         quadratic couplings. The coarsest model always has the scalar potential too (it
-        carries the fields' mean; :func:`~rgfield.rg.parameters.factor_features`).
+        carries the fields' mean; :func:`~rgfield.rg.parameters.factor_features`). An
+        option ``"min_level": j`` in a family's entry keeps it out of the conditionals finer
+        than j (``{"potential": {"min_level": 2}, "quadratic": {}}``: no potential at j = 1).
     ridge : float or sequence of floats
         Ridge added to the preconditioned score-matching matrix (unit diagonal). With several
         values, each scale takes the one with the lowest held-out score-matching loss. On the
