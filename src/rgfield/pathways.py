@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -154,20 +154,23 @@ class RGPathway:
     def __init__(
         self,
         name: str = "rg",
-        features: tuple[str, ...] = ("potential", "quadratic"),
+        features: Sequence[str] | Mapping[str, Mapping] = ("potential", "quadratic"),
         min_curvature: float | None = None,
     ) -> None:
+        from rgfield.rg.parameters import describe_features
+
         self.name, self.features, self.min_curvature = name, features, min_curvature
         floor = "" if min_curvature is None else f", curvature floor {min_curvature}"
         self.description = (
-            f"hierarchical wavelet RG model, {' + '.join(features)} features"
+            f"hierarchical wavelet RG model, {describe_features(features)} features"
             f" (score matching{floor})"
         )
 
     @classmethod
     def scattering(cls) -> RGPathway:
         """The RG model with the families ``rgfield fit`` takes for the cosmic web
-        (:data:`rgfield.rg.parameters.GEOMETRIC`: quadratic + scatcov under the floor)."""
+        (:data:`rgfield.rg.parameters.GEOMETRIC`: quadratic + scatcov under the floor, the
+        potential from j = 2 up)."""
         from rgfield.rg.parameters import GEOMETRIC
 
         return cls("rg-scattering", **GEOMETRIC)

@@ -238,7 +238,11 @@ def test_fit_features_by_name_or_by_the_datas_kind(capsys):
     assert families() == {"potential": {"windows": 20}, "quadratic": {"radius": None}}
     assert params()["min_curvature"] is None
     cosmic = "rgfield.fields.cosmic.simulate"
-    assert families(generator=cosmic) == {"quadratic": {"radius": None}, "scatcov": {}}
+    assert families(generator=cosmic) == {
+        "potential": {"windows": 20, "min_level": 2},
+        "quadratic": {"radius": None},
+        "scatcov": {},
+    }
     assert params(generator=cosmic)["min_curvature"] == 0.1
     assert params("--min-curvature", "0", generator=cosmic)["min_curvature"] is None
     forced = "rgfield.fields.turbulence.simulate"  # φ⁴'s families and the Gaussian, floored

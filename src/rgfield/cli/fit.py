@@ -63,9 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="feature families of every scale, comma-separated: potential, quadratic,"
         " gaussian, stiffness, scatcov; NAME@j keeps a family out of the conditionals finer"
         " than j (potential@2: not at j = 1) (default by the data's kind and --preset:"
-        " quadratic,scatcov for the cosmic web, potential,gaussian,quadratic for forced and"
-        " gaussian,quadratic for decaying turbulence, potential,quadratic,stiffness for φ⁴"
-        " with --preset accurate, potential,quadratic otherwise; docs/rg.md,"
+        " potential@2,quadratic,scatcov for the cosmic web, potential,gaussian,quadratic"
+        " for forced and gaussian,quadratic for decaying turbulence,"
+        " potential,quadratic,stiffness for φ⁴ with --preset accurate, potential,quadratic"
+        " otherwise; docs/rg.md,"
         " docs/rg_fields.md)",
     )
     parser.add_argument(
