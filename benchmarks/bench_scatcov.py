@@ -11,8 +11,8 @@
    are Gaussian with a power-law spectrum; the ratio is to the potential + quadratic
    families, the model ``rgfield fit`` uses for φ⁴ and turbulence.
 2. Whole models on cosmic-web slabs (2LPT, log-density, ``CosmicConfig(size, box=2·size)``),
-   ``rgfield fit``'s cosmic default (quadratic + scatcov, curvature floor 0.1) and the
-   potential + quadratic model: fit time per scale, then ``rgfield.rg.mixing`` from the
+   ``rgfield fit``'s cosmic default until 2026-12-07 (quadratic + scatcov, curvature floor
+   0.1) and the potential + quadratic model: fit time per scale, then ``rgfield.rg.mixing`` from the
    training fields' own details (equilibrium starts): per-scale τ_int (the larger of the
    energy's and the summed details') and the cost per effectively independent field,
    Σ_j 2 τ_j × (seconds per step of scale j) / chains, as in bench_rg.py. τ_j is set beside

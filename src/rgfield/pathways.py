@@ -18,6 +18,7 @@ and the training fields for the memorisation test.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -173,7 +174,7 @@ class RGPathway:
         potential from j = 2 up)."""
         from rgfield.rg.parameters import GEOMETRIC
 
-        return cls("rg-scattering", **GEOMETRIC)
+        return cls("rg-scattering", **copy.deepcopy(GEOMETRIC))
 
     def generate(
         self,

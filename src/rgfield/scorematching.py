@@ -35,8 +35,9 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 class ScoreMatchingStatistics:
     """Running sums of ∇Φ∇Φᵀ and ΔΦ over samples (float64), for the closed-form solve.
 
-    Memory is O(F²) whatever the number of samples. ``dimension`` is the number of sampled
-    variables per sample, used to report losses per variable.
+    Memory is O(F²) whatever the number of samples. ``dimension`` is the number of free
+    sampled variables per sample (the dimension of the subspace the gradients were projected
+    on, if any), used to report losses per variable.
     """
 
     gram: torch.Tensor

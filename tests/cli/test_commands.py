@@ -264,11 +264,13 @@ def test_fit_features_by_name_or_by_the_datas_kind(capsys):
         "scatcov": {},
         "potential": {"windows": 8},
     }
+    with pytest.raises(SystemExit):
+        families("--features", "potential,quadratic,potential@2")  # a family named twice
     assert families("--features", "potential@2,quadratic", "--windows", "8") == {
         "potential": {"windows": 8, "min_level": 2},
         "quadratic": {"radius": None},
     }
-    for bad in ("quadratic,vortices", "potential@0", "potential@x", "potential@"):
+    for bad in ("quadratic,vortices", "potential@0", "potential@x", "potential@", "potential@²"):
         with pytest.raises(SystemExit):
             families("--features", bad)
         assert "expected comma-separated feature families among" in capsys.readouterr().err

@@ -349,7 +349,8 @@ def phi4_ensemble(tmp_path_factory):
 
 
 def _factors(model):
-    return [model.low_, *model.conditionals_], model.free_energies_
+    """The factors and free energies in the fit reports' order: coarse to fine."""
+    return [model.low_, *model.conditionals_[::-1]], model.free_energies_[::-1]
 
 
 def assert_same_fit(streamed, in_memory):
@@ -394,6 +395,20 @@ def test_fit_from_chunks_equals_the_in_memory_fit(phi4_ensemble, client):
     )
     assert_same_fit(there, in_memory)
     assert there.fit_report_["method"].values[0] == "maximum likelihood"  # 1×1 coarsest
+
+
+def test_fit_from_chunks_keeps_a_family_out_of_the_finer_conditionals(phi4_ensemble):
+    from rgfield.rg import HierarchicalModel
+
+    features = {"potential": {"min_level": 2}, "quadratic": {"radius": 1}}
+    fields = io.load(phi4_ensemble).values
+    in_memory = HierarchicalModel(features=features, progress=False).fit(fields)
+    here = ensembles.fit(HierarchicalModel(features=features, progress=False), phi4_ensemble)
+    assert_same_fit(here, in_memory)
+    for model in (here, in_memory):  # F_1 takes conditional 1's families: no potential
+        assert [f.name for f in model.conditionals_[0].features] == ["quadratic"]
+        assert [f.name for f in model.free_energies_[0].features] == ["quadratic"]
+        assert [f.name for f in model.conditionals_[1].features] == ["potential", "quadratic"]
 
 
 def test_a_small_pilot_fixes_the_knots_and_all_fields_the_scales(phi4_ensemble):

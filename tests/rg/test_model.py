@@ -295,6 +295,10 @@ def test_potentials_use_the_models_wavelet(free_field):
     [
         ({"features": ["nope"]}, "unknown feature family 'nope'"),
         ({"features": {"potential": {"min_level": 0}}}, "potential's min_level"),
+        ({"features": {"quadratic": {}, "potential": {"min_level": 4}}}, "from 1 to the 3"),
+        ({"features": {"quadratic": {}, "potential": {"min_level": True}}}, "min_level"),
+        ({"features": {"quadratic": {}, "potential": {"min_level": 2.5}}}, "min_level"),
+        ({"features": {"potential": {"min_level": 2}}}, "the finest conditional"),
         ({"levels": 0}, "levels"),
         ({"levels": 4}, "at most 3 RG steps"),
         ({"wavelet": "haar2"}, "wavelet"),

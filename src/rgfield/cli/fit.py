@@ -40,14 +40,15 @@ def feature_names(text: str) -> dict[str, dict]:
     spec = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, at, level = item.partition("@")
-        if name not in FEATURES or (at and not (level.isdigit() and int(level) >= 1)):
+        valid_level = not at or (level.isdecimal() and int(level) >= 1)
+        if name not in FEATURES or name in spec or not valid_level:
             spec = {}
             break
         spec[name] = {MIN_LEVEL: int(level)} if level else {}
     if not spec:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated feature families among {sorted(FEATURES)}, each"
-            f" optionally @j (from the conditional j up, j >= 1); got {text!r}"
+            f"expected comma-separated feature families among {sorted(FEATURES)}, each once"
+            f" and optionally @j (from the conditional j up, j >= 1); got {text!r}"
         )
     return spec
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
@@ -43,6 +44,8 @@ class Settings:
     """Validated parameters of a fit, resolved for data of a given size.
 
     ``refine`` has one count per factor in :func:`~rgfield.rg.scales.coarse_to_fine` order.
+    ``features`` may hold :data:`MIN_LEVEL` options: build a factor's families from
+    :func:`factor_features`, never from ``features`` directly.
     """
 
     levels: int
@@ -127,7 +130,8 @@ def kind_defaults(generator: str, preset: str = "fast") -> dict:
     :data:`KIND_PRESETS`, else the potential and quadratic families without a curvature
     floor."""
     defaults = {"features": ("potential", "quadratic"), "min_curvature": None}
-    return defaults | KIND_DEFAULTS.get(generator, {}) | KIND_PRESETS.get((generator, preset), {})
+    chosen = defaults | KIND_DEFAULTS.get(generator, {}) | KIND_PRESETS.get((generator, preset), {})
+    return copy.deepcopy(chosen)  # callers may edit the families' options
 
 
 def describe_features(features) -> str:
@@ -227,11 +231,17 @@ def check_parameters(params: Mapping, size: Sequence[int]) -> Settings:
         raise ValueError("features: at least one feature family is needed")
     for name, options in spec.items():
         level = options.get(MIN_LEVEL, 1)
-        if not is_integer(level) or level < 1:
+        if not is_integer(level) or not 1 <= level <= levels:
             raise ValueError(
-                f"features: {name}'s {MIN_LEVEL} must be a positive integer; got {level!r}"
+                f"features: {name}'s {MIN_LEVEL} must be an integer from 1 to the {levels}"
+                f" levels; got {level!r}"
             )
         make_feature(name, family_options(options))  # validates names and options first
+    if all(options.get(MIN_LEVEL, 1) > 1 for options in spec.values()):
+        raise ValueError(
+            f"features: every family has a {MIN_LEVEL} above 1, so the finest conditional"
+            " (j = 1) would have none"
+        )
     ridge, heldout = params["ridge"], params["heldout"]
     ridges = [ridge] if isinstance(ridge, Real) else list(ridge)
     if not ridges or not all(isinstance(r, Real) and r >= 0 for r in ridges):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -50,10 +51,11 @@ def accumulate(
     """
     stats = ScoreMatchingStatistics.empty(sum(f.n_features for f in families))
     project, laplacians = _along(families, subspace, generator)
+    dimension = _dimension(y, subspace)
     for lo in range(0, y.shape[0], batch):
         yb, cb = y[lo : lo + batch], None if c is None else c[lo : lo + batch]
         grads = torch.cat([f.gradients(yb, cb) for f in families], dim=1)
-        stats.update(project(grads), laplacians(yb, cb), _dimension(y, subspace))
+        stats.update(project(grads), laplacians(yb, cb), dimension)
     return stats
 
 
@@ -66,8 +68,9 @@ def sample_losses(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The score-matching loss of each sample per variable, ℓ_i = (½|∇_y U(y_i)|² − Δ_y U(y_i))
-    / d, whose mean is :meth:`~rgfield.scorematching.ScoreMatchingStatistics.loss` of the same
-    samples; shape (B,). Along a ``subspace`` as in :func:`accumulate`."""
+    / d (d the details per sample, or D along a ``subspace``), whose mean is
+    :meth:`~rgfield.scorematching.ScoreMatchingStatistics.loss` of the same samples; shape
+    (B,). Along a ``subspace`` as in :func:`accumulate`."""
     losses = []
     project, laplacians = _along(model.features, subspace, generator)
     for lo in range(0, y.shape[0], batch):
@@ -80,7 +83,7 @@ def sample_losses(
 
 def _dimension(y: torch.Tensor, subspace: DetailSubspace | None) -> int:
     """The free variables per sample: all of ``y[0]``, or the subspace's dimension D."""
-    return y[0].numel() if subspace is None else subspace.dimension
+    return math.prod(y.shape[1:]) if subspace is None else subspace.dimension
 
 
 def _along(
