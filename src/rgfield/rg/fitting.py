@@ -184,8 +184,10 @@ def check_losses(name: str, report: dict, held_out: bool, whitened: bool = False
       factor of band-limited fields whose chains are ``whitened`` by its stationary Gaussian
       family (:mod:`rgfield.rg.coordinates`): the degenerate directions are handled by the
       subspace, and the chains step along the weak ones at their own scale, so a steep
-      spectrum (a simulation's dissipation range: −3.1e3 at the finest scale of 64² decaying
-      turbulence with the Gaussian family) is no obstacle.
+      spectrum (a simulation's dissipation range: −3.1e3 per variable of all 3n² details at
+      the finest scale of 64² decaying turbulence with the Gaussian family) is no obstacle.
+      Along a subspace the loss is per free variable (3n²/D times the figures quoted here
+      before 2026-12-07), so the warning comes sooner there by that factor.
     - A held-out loss of a score-matched factor more than :data:`OVERFIT_Z` standard errors
       above 0 is a warning: θ predicts the held-out scores worse than θ = 0 does, so the fit
       of this scale overfits (seen at the coarse scales of 10–50 training fields). The
