@@ -37,19 +37,19 @@ def feature_names(text: str) -> dict[str, dict]:
     from rgfield.energies import FEATURES
     from rgfield.rg.parameters import MIN_LEVEL
 
+    error = argparse.ArgumentTypeError(
+        f"expected comma-separated feature families among {sorted(FEATURES)}, each once"
+        f" and optionally @j (from the conditional j up, j >= 1); got {text!r}"
+    )
     spec = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, at, level = item.partition("@")
         valid_level = not at or (level.isdecimal() and int(level) >= 1)
         if name not in FEATURES or name in spec or not valid_level:
-            spec = {}
-            break
+            raise error
         spec[name] = {MIN_LEVEL: int(level)} if level else {}
     if not spec:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated feature families among {sorted(FEATURES)}, each once"
-            f" and optionally @j (from the conditional j up, j >= 1); got {text!r}"
-        )
+        raise error
     return spec
 
 

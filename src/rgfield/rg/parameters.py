@@ -69,7 +69,7 @@ conditionals j ≥ 2 (docs/rg_fields.md, "Cosmic web 128²", "The coarse fields'
 potential carries the skewness the coarse fields gain from scale to scale (+0.07 at x_5 to
 +0.35 at x_1 in the 128² slabs), which no coupling of the details to the coarse field makes:
 without it every generated x_j had skewness −0.06 … +0.06 and the fields −0.057 against
-+0.218; with it +0.255, and 11 and 9 of 15 comparison checks fail against 11 and 12 (seeds 3,
++0.218; with it +0.255, and 11 and 9 of 16 comparison checks fail against 11 and 12 (seeds 3,
 4). At j = 1 it is left out: there it distorted the spectrum (|z| 12.2 at 128²)."""
 
 SPECTRAL = {"features": ("potential", "gaussian", "quadratic"), "min_curvature": 0.1}
