@@ -84,3 +84,5 @@ def test_options_are_checked_and_parameters_counted():
     assert ScatteringCovariance(field_square=True).fit(y, c).n_features == 249 + 27
     assert ScatteringCovariance().fit(y[:, :1], None).n_features == 0
     assert ScatteringCovariance(within=True).fit(y[:, :1], None).n_features == 5
+    assert ScatteringCovariance(marginal=True).fit(y, c).n_features == 249 + 3
+    assert ScatteringCovariance(marginal=True).fit(y[:, :1], None).n_features == 1

@@ -31,7 +31,11 @@ those of the scattering covariance (docs/rg_fields.md, "The scattering-covarianc
   the coarse field's departure from its mean, E[x̄ | c] ∋ (c − ⟨c⟩)², which is what a
   field's skewness E[(c + x̄)³] ∋ 3E[c² x̄] needs and a coupling linear in c cannot give;
 * modulus–modulus within the scale, Σ_u m_a(u) (m_b ⋆ g_σ)(u): envelopes cluster in space;
-* phase–modulus within the scale, Σ_u y_a(u) (m_b ⋆ g_σ)(u): odd in y, the details' skewness.
+* phase–modulus within the scale, Σ_u y_a(u) (m_b ⋆ g_σ)(u): odd in y, the details' skewness;
+* the marginal modulus, Σ_u m_a(u) (``marginal=True``; the product of m_a with the constant
+  map 1): with the quadratic family's ½y_a² a Laplace-like law of each coefficient, whose
+  tails are heavier than the Gaussian's (excess kurtosis from 0 up to 3) whatever the coarse
+  field: the intermittency of the finest details that no envelope predicts.
 
 The energy grows at most quadratically in y; the coarse maps are bounded, so the curvature
 the cross-scale terms add is bounded by Σ|θ| whatever the coarse field. Score matching does
@@ -98,6 +102,9 @@ class ScatteringCovariance(FeatureFamily):
     field_square : bool
         Include the phase–field² products y_a · c̃²(u − s) over the shift stencil (3(2R+1)²
         more parameters per conditional: 27 with ``radius=1``).
+    marginal : bool
+        Include the marginal moduli Σ_u m_a(u), one parameter per channel (3 per conditional,
+        1 at the coarsest scale and in the free energies).
 
     Notes
     -----
@@ -122,6 +129,7 @@ class ScatteringCovariance(FeatureFamily):
         cross: str = "square",
         within: bool = False,
         field_square: bool = False,
+        marginal: bool = False,
     ) -> None:
         for name, value, low in (
             ("scales", scales, 0),
@@ -138,6 +146,7 @@ class ScatteringCovariance(FeatureFamily):
         if cross not in ("modulus", "square"):
             raise ValueError(f"cross must be 'modulus' or 'square'; got {cross!r}")
         self.cross, self.within, self.field_square = cross, bool(within), bool(field_square)
+        self.marginal = bool(marginal)
         self.shape: tuple[int, int] | None = None
         self.sampled = 0
         self.conditioned = False
@@ -154,11 +163,19 @@ class ScatteringCovariance(FeatureFamily):
     def n_envelopes(self) -> int:
         return self.envelope_scales * self.orientations
 
+    @property
+    def n_fixed(self) -> int:
+        """Maps of Z fixed in a chain: envelopes, c̃ [, c̃²] given c, then [1]."""
+        coarse = self.n_envelopes + self.conditioned * (1 + self.field_square)
+        return coarse + self.marginal
+
     def _map_kind(self, i: int) -> str:
-        """'y', 'm' (modulus), 'p' (½y²), 'M' (coarse envelope), 'c' (coarse field) or 's'
-        (its square) for map i of Z."""
+        """'y', 'm' (modulus), 'p' (½y²), 'M' (coarse envelope), 'c' (coarse field), 's'
+        (its square) or '1' (the constant map) for map i of Z."""
         if i < 3 * self.sampled:
             return "ymp"[i // self.sampled]
+        if self.marginal and i == 3 * self.sampled + self.n_fixed - 1:
+            return "1"
         if i < 3 * self.sampled + self.n_envelopes:
             return "M"
         return "c" if i == 3 * self.sampled + self.n_envelopes else "s"
@@ -204,6 +221,8 @@ class ScatteringCovariance(FeatureFamily):
                 rows += [(C + a, C + b, h) for h in smooth if not (a == b and h == identity)]
         for a in range(C if self.within else 0):  # phase–modulus within the scale
             rows += [(a, C + b, h) for b in range(C) for h in smooth]
+        if self.marginal:  # the marginal moduli, m_a · 1
+            rows += [(C + a, E + self.n_fixed - 1, identity) for a in range(C)]
         self.terms = np.array(rows, dtype=np.int64).reshape(-1, 3)
         return self
 
@@ -218,8 +237,8 @@ class ScatteringCovariance(FeatureFamily):
                 return channels[i]
             if kind == "m":
                 return f"|{channels[i - self.sampled]}|"
-            if kind in "cs":
-                return "c" if kind == "c" else "c²"
+            if kind in "cs1":
+                return {"c": "c", "s": "c²", "1": "1"}[kind]
             if kind == "p":
                 return f"½{channels[i - 2 * self.sampled]}²"
             k = i - 3 * self.sampled
@@ -283,9 +302,11 @@ class ScatteringCovariance(FeatureFamily):
     # -- maps and their derivatives ----------------------------------------------------------
 
     def _maps(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """Z = (y, m(y), ½y², M̃(c), c̃[, c̃²]): (B, 3C + K·L + 1 [+ 1], ny, nx), 3C without c."""
+        """Z = (y, m(y), ½y², M̃(c), c̃[, c̃²][, 1]): (B, 3C + :attr:`n_fixed`, ny, nx)."""
         maps = self._sampled_maps(y)
-        return torch.cat([maps, self._coarse_maps(c.to(y))], 1) if self.conditioned else maps
+        if not self.n_fixed:
+            return maps
+        return torch.cat([maps, self._fixed_maps(c, y).expand(y.shape[0], -1, -1, -1)], 1)
 
     def _sampled_maps(self, y: torch.Tensor) -> torch.Tensor:
         """(y, m(y), ½y²): (B, 3C, ny, nx)."""
@@ -296,14 +317,23 @@ class ScatteringCovariance(FeatureFamily):
             )
         return torch.cat([y, torch.sqrt(y.square() + self.epsilon**2), 0.5 * y.square()], 1)
 
-    def _coarse_maps(self, c: torch.Tensor) -> torch.Tensor:
-        """(M̃(c), c̃[, c̃²]): (B, K·L + 1 [+ 1], ny, nx)."""
-        centres, scales = (
-            torch.as_tensor(v, dtype=c.dtype, device=c.device).view(-1, 1, 1)
-            for v in (self.coarse_centres, self.coarse_scales)
-        )
-        coarse = torch.tanh((self._raw_coarse(c) - centres) / scales)
-        return torch.cat([coarse, coarse[:, -1:].square()], 1) if self.field_square else coarse
+    def _fixed_maps(self, c: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        """(M̃(c), c̃[, c̃²][, 1]) on ``like``'s device and dtype: (B, :attr:`n_fixed`, ny, nx),
+        B = 1 without c."""
+        maps = []
+        if self.conditioned:
+            c = c.to(like)
+            centres, scales = (
+                torch.as_tensor(v, dtype=c.dtype, device=c.device).view(-1, 1, 1)
+                for v in (self.coarse_centres, self.coarse_scales)
+            )
+            maps.append(torch.tanh((self._raw_coarse(c) - centres) / scales))
+            if self.field_square:
+                maps.append(maps[0][:, -1:].square())
+        if self.marginal:
+            batch = maps[0].shape[0] if maps else 1
+            maps.append(like.new_ones(batch, 1, *self.shape))
+        return torch.cat(maps, 1)
 
     def _derivatives(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """First and second derivatives of the sampled maps (y and m) in their channel's
@@ -384,7 +414,7 @@ class ScatteringCovariance(FeatureFamily):
         then those of the gradient, K_iq + K̃_qi for the sampled maps i that some term uses
         (K̃ the flipped kernel, conj K̂); shape (rows, maps, ny, nx // 2 + 1).
         """
-        maps = 3 * self.sampled + self.n_envelopes + self.conditioned * (1 + self.field_square)
+        maps = 3 * self.sampled + self.n_fixed
         rows, used = self._rows_and_used()
         kernels = {}
 
@@ -429,10 +459,10 @@ class ScatteringCovariance(FeatureFamily):
             kernel = combined(y)
             z = self._sampled_maps(y)
             mixed = torch.einsum("pqkl,bqkl->bpkl", kernel[:, :sampled], torch.fft.rfft2(z))
-            if self.conditioned:
+            if self.n_fixed:
                 key = (str(y.device), y.dtype)
                 if key not in fixed:
-                    coarse = torch.fft.rfft2(self._coarse_maps(c.to(y)))
+                    coarse = torch.fft.rfft2(self._fixed_maps(c, y))
                     fixed[key] = torch.einsum("pqkl,bqkl->bpkl", kernel[:, sampled:], coarse)
                 mixed = mixed + fixed[key]
             out = torch.fft.irfft2(mixed, s=self.shape)
@@ -455,6 +485,7 @@ class ScatteringCovariance(FeatureFamily):
             "cross": self.cross,
             "within": int(self.within),
             "field_square": int(self.field_square),
+            "marginal": int(self.marginal),
             "shape": np.array(self.shape, dtype=np.int64),
             "sampled": self.sampled,
             "conditioned": int(self.conditioned),
@@ -476,6 +507,7 @@ class ScatteringCovariance(FeatureFamily):
             str(state["cross"]),
             bool(int(state["within"])),
             bool(int(state.get("field_square", 0))),  # files before it existed: without
+            bool(int(state.get("marginal", 0))),
         )
         family.shape = tuple(int(v) for v in np.asarray(state["shape"]))
         family.sampled, family.envelope_scales = (
