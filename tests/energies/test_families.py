@@ -49,7 +49,7 @@ FAMILIES = [
     lambda: QuadraticInteractions(radius=1),
     lambda: ScatteringCovariance(scales=1, orientations=2, widths=2, within=True),
     lambda: ScatteringCovariance(
-        scales=1, orientations=2, widths=2, within=True, field_square=True
+        scales=1, orientations=2, widths=2, within=True, field_square=True, marginal=True
     ),
     lambda: ScatteringCovariance(
         scales=1, orientations=2, widths=2, cross="modulus", marginal=True
@@ -368,7 +368,7 @@ def test_batches_larger_than_a_cpu_chunk_give_each_fields_own_energy_and_gradien
 
 @pytest.mark.parametrize("conditioned", [True, False])
 def test_energy_given_a_coarse_field_equals_the_energy_at_every_call(monkeypatch, conditioned):
-    # the chain's energy y ↦ U(y | c) binds c once per chunk (scatcov keeps its coarse maps'
+    # the chain's energy y ↦ U(y | c) binds c once per chunk (scatcov keeps its fixed maps'
     # share); new y at every call (a chain's steps) must give what U(y, c) gives afresh
     import rgfield.energies.base as base
 
@@ -560,4 +560,4 @@ def test_score_matching_recovers_the_marginal_modulus_of_laplace_like_coefficien
     theta = fit_closed_form(_statistics(model, y)).theta
     exact = torch.tensor([b, a], dtype=torch.float64)
     assert ((theta - exact).abs() < 5 * error).all(), (theta, exact, error)
-    assert (error < 0.05).all()  # the test has power: errors well below b and a
+    assert (5 * error < 0.5 * exact).all()  # the test has power: 5 errors below half of b, a

@@ -86,3 +86,17 @@ def test_options_are_checked_and_parameters_counted():
     assert ScatteringCovariance(within=True).fit(y[:, :1], None).n_features == 5
     assert ScatteringCovariance(marginal=True).fit(y, c).n_features == 249 + 3
     assert ScatteringCovariance(marginal=True).fit(y[:, :1], None).n_features == 1
+
+
+def test_a_state_written_before_the_optional_terms_loads_without_them():
+    # model files written before field_square and marginal existed carry neither key
+    y = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    c = torch.randn(2, 8, 8, dtype=torch.float64)
+    family = ScatteringCovariance(scales=1, orientations=2).fit(y, c)
+    state = {k: v for k, v in family.get_state().items() if k not in ("field_square", "marginal")}
+    loaded = ScatteringCovariance.from_state(state)
+    assert not loaded.field_square and not loaded.marginal
+    assert loaded.labels == family.labels
+    theta = torch.linspace(-0.1, 0.1, family.n_features, dtype=torch.float64)
+    for got, expected in zip(loaded.bind(theta)(y, c), family.bind(theta)(y, c), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13)

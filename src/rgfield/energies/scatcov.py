@@ -33,9 +33,9 @@ those of the scattering covariance (docs/rg_fields.md, "The scattering-covarianc
 * modulus–modulus within the scale, Σ_u m_a(u) (m_b ⋆ g_σ)(u): envelopes cluster in space;
 * phase–modulus within the scale, Σ_u y_a(u) (m_b ⋆ g_σ)(u): odd in y, the details' skewness;
 * the marginal modulus, Σ_u m_a(u) (``marginal=True``; the product of m_a with the constant
-  map 1): with the quadratic family's ½y_a² a Laplace-like law of each coefficient, whose
-  tails are heavier than the Gaussian's (excess kurtosis from 0 up to 3) whatever the coarse
-  field: the intermittency of the finest details that no envelope predicts.
+  map 1): for θ ≥ 0, with the quadratic family's ½y_a², a Laplace-like law of each
+  coefficient, whose tails are heavier than the Gaussian's (excess kurtosis from 0 up to 3)
+  whatever the coarse field (θ < 0 makes it bimodal).
 
 The energy grows at most quadratically in y; the coarse maps are bounded, so the curvature
 the cross-scale terms add is bounded by Σ|θ| whatever the coarse field. Score matching does
@@ -97,8 +97,9 @@ class ScatteringCovariance(FeatureFamily):
         field: exact Laplacians Σ_u M̃_k(u)) or the smoothed modulus m_a.
     within : bool
         Include the within-scale products (modulus–modulus and phase–modulus of the details
-        themselves); without them (the default) and with ``cross="square"`` the energy is
-        quadratic in y: Gaussian given c, with a mean and local variances that follow c.
+        themselves); without them (the default), with ``cross="square"`` and without the
+        marginal moduli the energy is quadratic in y: Gaussian given c, with a mean and local
+        variances that follow c.
     field_square : bool
         Include the phase–field² products y_a · c̃²(u − s) over the shift stencil (3(2R+1)²
         more parameters per conditional: 27 with ``radius=1``).
@@ -333,7 +334,7 @@ class ScatteringCovariance(FeatureFamily):
         if self.marginal:
             batch = maps[0].shape[0] if maps else 1
             maps.append(like.new_ones(batch, 1, *self.shape))
-        return torch.cat(maps, 1)
+        return torch.cat(maps, 1) if maps else like.new_zeros(1, 0, *self.shape)
 
     def _derivatives(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """First and second derivatives of the sampled maps (y and m) in their channel's
@@ -397,12 +398,12 @@ class ScatteringCovariance(FeatureFamily):
 
     def bind(self, theta: torch.Tensor) -> EnergyFn:
         """U = θᵀΦ and ∇_y U for fixed θ through the combined kernels (see :meth:`_bound_given`),
-        the coarse maps made afresh at every evaluation."""
+        the fixed maps made afresh at every evaluation."""
         given = self.bind_given(theta)
         return lambda y, c: given(c)(y)
 
     def bind_given(self, theta: torch.Tensor) -> Callable[[torch.Tensor | None], GivenEnergyFn]:
-        """As :meth:`bind`, with the coarse maps' share of the energy made once per ``c``: the
+        """As :meth:`bind`, with the fixed maps' share of the energy made once per ``c``: the
         envelopes and their transforms are half of an evaluation's cost, and fixed in a chain.
         The combined kernels are made once for all ``c``."""
         combined = self._combined_kernel(theta)
@@ -446,8 +447,9 @@ class ScatteringCovariance(FeatureFamily):
             ∇_{y_a} U = Σ_i Z_i'(y_a) G_i,   G_i = Σ_j (K_ij + K̃_ji) ⋆ Z_j,
 
         i over the sampled maps of channel a (y_a, m_a, ½y_a²): one FFT of the sampled maps and
-        one inverse FFT per map that some term uses per evaluation; the coarse maps' share
-        Σ_{q coarse} K̂_pq Ẑ_q is made at the first evaluation on each device and dtype, and kept.
+        one inverse FFT per map that some term uses per evaluation; the fixed maps' share
+        Σ_{q fixed} K̂_pq Ẑ_q is made at the first evaluation on each device and dtype, and kept
+        (without c, the constant map's, of batch 1, broadcast over the chains).
         """
         sampled = 3 * self.sampled
         rows, used = self._rows_and_used()
@@ -462,8 +464,8 @@ class ScatteringCovariance(FeatureFamily):
             if self.n_fixed:
                 key = (str(y.device), y.dtype)
                 if key not in fixed:
-                    coarse = torch.fft.rfft2(self._fixed_maps(c, y))
-                    fixed[key] = torch.einsum("pqkl,bqkl->bpkl", kernel[:, sampled:], coarse)
+                    fixed_hat = torch.fft.rfft2(self._fixed_maps(c, y))
+                    fixed[key] = torch.einsum("pqkl,bqkl->bpkl", kernel[:, sampled:], fixed_hat)
                 mixed = mixed + fixed[key]
             out = torch.fft.irfft2(mixed, s=self.shape)
             energy = (z[:, rows] * out[:, : len(rows)]).sum((1, 2, 3))
