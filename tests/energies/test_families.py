@@ -472,6 +472,20 @@ def _statistics(model: ExponentialModel, y: torch.Tensor) -> ScoreMatchingStatis
     return stats
 
 
+def _fit_with_group_error(
+    model: ExponentialModel, y: torch.Tensor, groups: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form score-matching θ of all samples, and its standard error from the spread of
+    the fits of ``groups`` disjoint groups (std / √groups)."""
+    size = len(y) // groups
+    parts = [
+        fit_closed_form(_statistics(model, y[g * size : (g + 1) * size])).theta
+        for g in range(groups)
+    ]
+    error = torch.stack(parts).std(0) / math.sqrt(groups)
+    return fit_closed_form(_statistics(model, y)).theta, error
+
+
 def test_score_matching_recovers_a_known_field_dependent_stiffness():
     # U = ½ μ Σ y² + ½ Σ_bonds Z(m) d² with Z = Σ θ_k w_k on three windows: a non-Gaussian
     # law sampled by long HMC chains (independent), then fitted by closed-form score
@@ -494,13 +508,7 @@ def test_score_matching_recovers_a_known_field_dependent_stiffness():
     start = torch.randn(chains, 1, n, n, generator=gen, dtype=torch.float64)
     kernel = HMC(logdensity_and_grad, 0.2, length=1.0, jitter=0.5)
     y = run_chains(kernel, start, gen, warmup=50, steps=150).state.position
-    size = chains // groups
-    parts = [
-        fit_closed_form(_statistics(model, y[g * size : (g + 1) * size])).theta
-        for g in range(groups)
-    ]
-    error = torch.stack(parts).std(0) / math.sqrt(groups)
-    theta = fit_closed_form(_statistics(model, y)).theta
+    theta, error = _fit_with_group_error(model, y, groups)
     assert ((theta - exact).abs() < 5 * error).all(), (theta, exact, error)
     assert (error < 0.1).all()  # the test has power: errors well below θ's 0.4 – 1.2
 
@@ -551,13 +559,7 @@ def test_score_matching_recovers_the_marginal_modulus_of_laplace_like_coefficien
     mass = QuadraticInteractions(radius=0).fit(y, None)
     assert family.labels == ["|y0|·1"]
     model = ExponentialModel([family, mass], torch.zeros(2, dtype=torch.float64))
-    size = fields // groups
-    parts = [
-        fit_closed_form(_statistics(model, y[g * size : (g + 1) * size])).theta
-        for g in range(groups)
-    ]
-    error = torch.stack(parts).std(0) / math.sqrt(groups)
-    theta = fit_closed_form(_statistics(model, y)).theta
+    theta, error = _fit_with_group_error(model, y, groups)
     exact = torch.tensor([b, a], dtype=torch.float64)
     assert ((theta - exact).abs() < 5 * error).all(), (theta, exact, error)
     assert (5 * error < 0.5 * exact).all()  # the test has power: 5 errors below half of b, a
