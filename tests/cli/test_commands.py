@@ -96,6 +96,9 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
     assert HierarchicalModel.load(model, progress=False).levels_ == 3
     assert "fitted 3 conditionals and the coarsest field on 200 fields of 8×8" in printed
     assert "moment_gap_end" not in printed  # no column of NaN without refinement
+    # the sampler is calibrated on the training fields and the file keeps it
+    assert "hmc calibrated on the training fields (step/τ_int per scale): j=3" in printed
+    assert list(HierarchicalModel.load(model, progress=False).calibration_) == ["j=3", "j=2", "j=1"]
     # rgfield info FILE describes a model and an ensemble; a model given as data says so
     assert main(["info", str(model)]) == 0
     described = capsys.readouterr().out

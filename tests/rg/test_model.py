@@ -1,6 +1,7 @@
 """HierarchicalModel: estimator rules, fitting and sampling against exact Gaussian results,
 the energy against the microscopic couplings, and errors."""
 
+import copy
 import warnings
 from types import SimpleNamespace
 
@@ -47,6 +48,7 @@ def test_constructor_stores_parameters_and_fit_learns_attributes_ending_in_under
         "free_energy_report_",
         "starts_",
         "band_",
+        "calibration_",
     }
     assert model.levels is None and model.levels_ == 3 and model.size_ == (8, 8)
     # the per-scale normalisation is the wavelets module's
@@ -152,6 +154,50 @@ def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_model_32
     )
     with pytest.raises(ValueError, match="adjusted=True"):
         model.sample(2, sampler="hmc", adjusted=False)
+
+
+def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(free_model_32, tmp_path):
+    # calibrate() runs the pilot once, from the training fields' details; draws then run
+    # every chain 10 τ_int at the stored step, with no warm-up and no pilot
+    train, fitted = free_model_32
+    model = copy.deepcopy(fitted)
+    assert model.calibration_ == {}
+    assert model.calibrate(train[:100], seed=5) is model
+    calibration = model.calibration_
+    assert list(calibration) == ["j=5", "j=4", "j=3", "j=2", "j=1"]  # the 1×1 field is exact
+    assert {c.sampler for c in calibration.values()} == {"hmc"}
+    result = model.sample(200, seed=4)
+    assert np.abs(spectrum_z(train, result.fields)).max() < 5
+    d = result.diagnostics.isel(scale=slice(1, None))
+    tau = np.array([c.tau for c in calibration.values()])
+    np.testing.assert_array_equal(d["tau"].values, tau)
+    np.testing.assert_array_equal(d["steps"].values, np.ceil(10 * tau))
+    np.testing.assert_array_equal(d["pilot_steps"].values, 0)
+    np.testing.assert_array_equal(d["warmup"].values, 0)
+    np.testing.assert_array_equal(
+        d["step_size"].values, [c.step_size for c in calibration.values()]
+    )
+    # the step tuned at equilibrium keeps the draws' acceptance at HMC's target
+    assert np.all(np.abs(d["acceptance"].values - 0.8) < 0.1), d["acceptance"].values
+    # every gradient evaluation is the chains' own: none for a pilot or a warm-up
+    leapfrogs = np.ceil(sampling.HMC_LENGTH / d["step_size"].values)
+    assert np.all(d["gradients"].values <= d["steps"].values * 2 * leapfrogs + 1)
+    piloted = fitted.sample(200, seed=4)
+    assert result.attrs["gradients_per_field"] < piloted.attrs["gradients_per_field"]
+    # another sampler, or a fixed number of steps, is not calibrated: its own pilot or warm-up
+    other = model.sample(40, seed=4, sampler="mala").diagnostics["pilot_steps"].values[1:]
+    assert np.all(other > 0)
+    fixed = model.sample(40, seed=4, steps=5, warmup=3).diagnostics
+    assert fixed["warmup"].values[1:].tolist() == [3] * 5
+    # the calibration is part of the model file, and a new fit clears it
+    again = HierarchicalModel.load(model.save(tmp_path / "calibrated.nc"), progress=False)
+    assert again.calibration_ == calibration
+    torch.testing.assert_close(again.sample(20, seed=9).fields, model.sample(20, seed=9).fields)
+    assert model.fit(train[:200]).calibration_ == {}
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        model.calibrate(train[:10], sampler="gibbs")
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        model.calibrate(train[:10], seed=0.5)
 
 
 def test_energy_recovers_the_free_field_couplings(free_field):

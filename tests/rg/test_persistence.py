@@ -82,6 +82,21 @@ def test_a_broken_start_is_named(tmp_path, model_dataset):
         HierarchicalModel.load(save(ds, tmp_path / "model2.nc"))
 
 
+def test_a_broken_calibration_is_named(tmp_path, free_field):
+    fields = free_field(40, size=8)
+    ds = HierarchicalModel(progress=False).fit(fields).calibrate(fields).to_dataset()
+    assert ds["calibration_tau"].attrs["sampler"] == "hmc"
+    with pytest.raises(ValueError, match=r"the calibration lacks \['calibration_tau'\]"):
+        HierarchicalModel.load(save(ds.drop_vars("calibration_tau"), tmp_path / "m.nc"))
+    bad = ds.copy()
+    bad["calibration_step_size"].attrs["sampler"] = "gibbs"
+    with pytest.raises(ValueError, match="the calibration must name a sampler"):
+        HierarchicalModel.load(save(bad, tmp_path / "m1.nc"))
+    bad = ds.assign(calibration_tau=-ds["calibration_tau"])
+    with pytest.raises(ValueError, match="positive steps and τ_int"):
+        HierarchicalModel.load(save(bad, tmp_path / "m2.nc"))
+
+
 def test_files_that_are_not_models_get_clear_errors(tmp_path, model_dataset, free_field):
     spec = json.loads(model_dataset.attrs["specification"])
     spec["families"] = {k: v for k, v in spec["families"].items() if not k.startswith("free")}

@@ -119,6 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rgfield import io
 
+    data = None
     if args.workers is not None or args.scheduler is not None:
         model = build_model(args, _ensemble_generator(args.data), streamed=True)
         shape = _fit_on_cluster(model, args)
@@ -134,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     columns = [c for c in REPORT_COLUMNS if not model.fit_report_[c].isnull().all()]
     table = model.fit_report_[columns].to_dataframe()  # (moment_gap_end: only when refined)
     print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+    print("calibrating the sampler (HMC) on the training fields ...", flush=True)
+    model.calibrate(_first_fields(args) if data is None else data, seed=args.seed)
+    print(_calibration_line(model.calibration_))
     model.save(args.out, overwrite=args.overwrite)
     print(f"model written to {args.out}")
     return 0
@@ -173,6 +177,25 @@ def build_model(args: argparse.Namespace, generator: str = "", streamed: bool = 
         progress=not args.no_progress,
         **recipe,
     )
+
+
+def _calibration_line(calibration: dict) -> str:
+    """What the sampler's calibration measured, one scale after the other."""
+    if not calibration:
+        return "sampler not calibrated (every draw measures τ_int with a pilot)"
+    sampler = next(iter(calibration.values())).sampler
+    scales = ", ".join(f"{name} {c.step_size:.3g}/{c.tau:.3g}" for name, c in calibration.items())
+    return f"{sampler} calibrated on the training fields (step/τ_int per scale): {scales}"
+
+
+def _first_fields(args: argparse.Namespace):
+    """The first chunk of the ensemble directory ``--data`` (calibration needs 32 fields)."""
+    from pathlib import Path
+
+    from rgfield import io
+    from rgfield.ensembles import store
+
+    return io.load(store.chunk_path(Path(args.data), 0), args.var)
 
 
 def _ensemble_generator(path: str) -> str:

@@ -19,6 +19,7 @@ from rgfield.energies import ExponentialModel
 from rgfield.fields import resolve_device
 from rgfield.io import as_tensor
 from rgfield.rg import persistence
+from rgfield.rg.calibration import calibrate
 from rgfield.rg.coordinates import Coordinates, chain_coordinates
 from rgfield.rg.fitting import Fitted, fit_hierarchy
 from rgfield.rg.parameters import check_parameters, feature_spec
@@ -136,6 +137,9 @@ class HierarchicalModel:
         such fields allow (:meth:`subspace`), and :meth:`sample` projects its fields onto the
         live modes. None for full-band fields and for fits from chunks
         (:func:`rgfield.ensembles.fit`).
+    calibration_ : dict of str to Calibration
+        By factor name: the step and τ_int of the sampler measured by :meth:`calibrate`
+        (empty after :meth:`fit`), which ``sample(steps="auto")`` uses instead of a pilot.
     """
 
     def __init__(
@@ -224,6 +228,44 @@ class HierarchicalModel:
         self.fit_report_, self.free_energy_report_ = fitted.fit_report, fitted.free_energy_report
         self.starts_ = fitted.starts
         self.band_ = fitted.band
+        self.calibration_ = {}
+        return self
+
+    def calibrate(
+        self, data, seed: int = 0, sampler: str = "hmc", device: str | torch.device = "cpu"
+    ) -> HierarchicalModel:
+        """Tune the sampler's step and measure its τ_int at every scale, once, on data.
+
+        The pilot that ``sample(steps="auto")`` otherwise runs in every draw (32 chains: a
+        warm-up, then 50 τ_int) runs here on chains started at the details of the first 32
+        fields of ``data`` given their coarse fields (an equilibrium start where the model
+        fits); draws with ``sampler`` then run every chain 10 τ_int from its Gaussian start
+        at the stored step (:mod:`rgfield.rg.calibration`). ``rgfield fit`` calibrates its
+        model on the training fields; a later :meth:`fit` clears it.
+
+        Parameters
+        ----------
+        data : array_like (samples, L, L)
+            Fields of the model's size and law: the training fields, or held-out ones.
+        seed : int
+            Seed of the chains.
+        sampler : {"hmc", "mala", "block"}
+            The kernel of the draws to calibrate for (``sample``'s default, ``"hmc"``).
+        device : str or torch.device
+            Where the chains run.
+
+        Returns
+        -------
+        self, with :attr:`calibration_` (a scale whose pilot did not measure τ_int is left
+        out; its draws measure it themselves).
+        """
+        self.check_fitted()
+        if not is_integer(seed):
+            raise ValueError(f"seed must be an integer; got {seed!r}")
+        device = resolve_device(device)
+        x = self.check_fields(data, "data").to(device)
+        generator = torch.Generator(device).manual_seed(int(seed))
+        self.calibration_ = calibrate(self, x, generator, sampler)
         return self
 
     def check_fitted(self) -> None:
@@ -330,11 +372,12 @@ class HierarchicalModel:
         Each factor is sampled with ``n`` chains in one batch, started from a draw of the
         stationary Gaussian fitted to the training details (``starts_``): ``warmup`` steps
         tune the step size to the kernel's target acceptance (then it is frozen), ``steps``
-        more produce the sample. With ``steps="auto"`` a pilot of 32 chains warms up and
-        measures τ_int (the larger of the energy's and the summed details') over 50 τ_int,
-        then every chain runs 10 τ_int from its start
-        (:func:`~rgfield.rg.sampling.draw_with_pilot`). A one-variable coarsest model is
-        drawn exactly.
+        more produce the sample. With ``steps="auto"`` every chain runs 10 τ_int from its
+        start, at a step tuned to the kernel's acceptance: both from :meth:`calibrate` where
+        the model was calibrated for ``sampler`` (no warm-up), else measured by a pilot of
+        32 chains that warms up and runs 50 τ_int (the larger of the energy's and the summed
+        details') (:func:`~rgfield.rg.sampling.draw_with_pilot`). A one-variable coarsest
+        model is drawn exactly.
 
         Parameters
         ----------
@@ -423,6 +466,7 @@ class HierarchicalModel:
                 sampler,
                 self.starts_ if start == "gaussian" else {},
                 on_step,
+                self.calibration_,
             )
         if self.band_ is not None:
             fields = self.band_.project(fields)

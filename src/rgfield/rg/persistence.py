@@ -17,6 +17,9 @@ Layout (``format_version`` 4; files of formats 3 (no band), 2 (no chain starts) 
   then start from zero details, with a warning).
 * ``band_empty`` (uint8, dims ``band_y``, ``band_x``), for a model of band-limited fields
   only: 1 on the Fourier modes without power in the training fields (:mod:`rgfield.rg.band`).
+* ``calibration_step_size`` and ``calibration_tau`` (dim ``calibration_scale``, labelled by
+  scale name; attr ``sampler`` on each), for a calibrated model only
+  (:mod:`rgfield.rg.calibration`); files without them load uncalibrated.
 
 A family registered with :func:`rgfield.energies.register_feature` is saved and loaded through
 its ``get_state`` / ``from_state`` with no change here.
@@ -39,6 +42,7 @@ from rgfield.energies import FEATURES, ExponentialModel
 from rgfield.energies.stationary import GaussianStart
 from rgfield.io import save
 from rgfield.rg.band import Band
+from rgfield.rg.sampling import SAMPLERS, Calibration
 from rgfield.stats import mirrored
 from rgfield.wavelets import PyramidScales
 
@@ -48,6 +52,7 @@ FORMAT_VERSION = 4
 _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
 _REPORTS = ("fit_", "free_fit_")
 _START = "start_"
+_CALIBRATION = ("calibration_step_size", "calibration_tau")
 
 
 def _key(name: str) -> str:
@@ -88,6 +93,7 @@ def to_dataset(model) -> xr.Dataset:
     if model.band_ is not None:
         empty = model.band_.empty.cpu().numpy().astype(np.uint8)
         data["band_empty"] = (("band_y", "band_x"), empty)
+    data.update(_calibration_variables(model.calibration_))
     scales = model.scales_
     data["gamma"] = ("level", torch.stack([g.reshape(()) for g in scales.details]).numpy())
     data["gamma_low"] = ((), float(scales.low))
@@ -157,7 +163,7 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
     """
     spec = _specification(ds, source)
     levels = int(spec["levels"])
-    expected = {"gamma", "gamma_low", "band_empty"}
+    expected = {"gamma", "gamma_low", "band_empty", *_CALIBRATION}
     factors = {}
     for key, entries in spec["families"].items():
         families = []
@@ -204,7 +210,53 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
     model.free_energy_report_ = xr.Dataset(free).rename(free_scale="scale")
     model.starts_ = _starts(ds, levels, source)
     model.band_ = _band(ds, model.size_, source)
+    model.calibration_ = _calibration(ds, levels, source)
     return model
+
+
+def _calibration_variables(calibration: dict[str, Calibration]) -> dict[str, xr.DataArray]:
+    """The file's variables of a model's calibration (none for an uncalibrated model)."""
+    if not calibration:
+        return {}
+    coords = {"calibration_scale": list(calibration)}
+    return {
+        var: xr.DataArray(
+            [getattr(c, field) for c in calibration.values()],
+            dims="calibration_scale",
+            coords=coords,
+            attrs={"sampler": next(iter(calibration.values())).sampler},
+        )
+        for var, field in zip(_CALIBRATION, ("step_size", "tau"), strict=True)
+    }
+
+
+def _calibration(ds: xr.Dataset, levels: int, source: str) -> dict[str, Calibration]:
+    """The calibration stored in a file, by scale name (empty in files without one)."""
+    present = [v for v in _CALIBRATION if v in ds.data_vars]
+    if not present:
+        return {}
+    if len(present) < len(_CALIBRATION):
+        raise ValueError(
+            f"{source}: the calibration lacks {sorted(set(_CALIBRATION) - set(present))}"
+        )
+    step, tau = (ds[v] for v in _CALIBRATION)
+    sampler = step.attrs.get("sampler")
+    names = {"low", *(f"j={j}" for j in range(1, levels + 1))}
+    scales = [str(s) for s in step["calibration_scale"].values]
+    values = np.concatenate([step.values, tau.values])
+    if (
+        sampler not in SAMPLERS
+        or not set(scales) <= names
+        or not (np.isfinite(values).all() and (values > 0).all())
+    ):
+        raise ValueError(
+            f"{source}: the calibration must name a sampler of {SAMPLERS} and give positive"
+            f" steps and τ_int for scales among {sorted(names)}"
+        )
+    return {
+        name: Calibration(sampler, float(h), float(t))
+        for name, h, t in zip(scales, step.values, tau.values, strict=True)
+    }
 
 
 def _band(ds: xr.Dataset, size: tuple[int, ...], source: str) -> Band | None:

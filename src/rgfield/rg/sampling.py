@@ -33,6 +33,7 @@ from rgfield.rg.scales import Scale, coarse_to_fine
 
 __all__ = [
     "AUTO_STEPS",
+    "Calibration",
     "SAMPLERS",
     "SAMPLER_DEFAULTS",
     "STARTS",
@@ -44,6 +45,7 @@ __all__ = [
     "STUCK_ACCEPTANCE",
     "SampleResult",
     "check_sampler",
+    "draw_calibrated",
     "draw_with_pilot",
     "finite_start",
     "generate",
@@ -302,14 +304,16 @@ def draw_scale(
     start: GaussianStart | None = None,
     on_step: Callable[[int], None] | None = None,
     coordinates: Coordinates | None = None,
+    calibration: Calibration | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Normalised draws y of one factor given the coarse field x_j (None for the coarsest).
 
     A one-variable factor is drawn exactly; any other by chains on the generator's device,
     started from a draw of ``start`` (from zero details without one). ``on_step(k)`` reports
     k more steps done (progress). With a number of ``steps``, every chain warms up and runs
-    them; with ``"auto"``, see :func:`draw_with_pilot`. With ``coordinates`` the chains move
-    in them (see :func:`kernel_for`).
+    them; with ``"auto"``, see :func:`draw_with_pilot`, or, given the factor's
+    ``calibration`` for this sampler and a ``start``, :func:`draw_calibrated`. With
+    ``coordinates`` the chains move in them (see :func:`kernel_for`).
     """
     model = model.to(generator.device)
     coordinates = None if coordinates is None else coordinates.to(generator.device)
@@ -327,7 +331,13 @@ def draw_scale(
         y0 = finite_start(model, start, c, generator, shape[0], coordinates)
     if coordinates is not None:
         y0 = coordinates.into(y0, c)
-    if steps == "auto":
+    calibrated = calibration is not None and calibration.sampler == sampler and adjusted
+    if steps == "auto" and calibrated and start is not None:
+        kernel = kernel_for(
+            model, c, shape[-1], calibration.step_size, sampler, adjusted, coordinates
+        )
+        y, row = draw_calibrated(kernel, y0, generator, calibration, callback)
+    elif steps == "auto":
 
         def make_kernel(given: torch.Tensor | None, h: float) -> MALA | BlockMALA | HMC:
             return kernel_for(model, given, shape[-1], h, sampler, adjusted, coordinates)
@@ -363,8 +373,48 @@ def _not_blockable(model: ExponentialModel, coordinates: Coordinates | None) -> 
     return None
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """One scale's sampler, tuned at equilibrium.
+
+    Attributes
+    ----------
+    sampler : str
+        The kernel it was measured with (``"hmc"``, ``"mala"`` or ``"block"``).
+    step_size : float
+        The step after the warm-up's tuning towards the kernel's target acceptance.
+    tau : float
+        τ_int in steps of that kernel at that step (the larger of the energy's and the summed
+        details', :class:`~rgfield.rg.sampling.MixingRule`), over 50 τ_int.
+    """
+
+    sampler: str
+    step_size: float
+    tau: float
+
+    def steps(self, multiple: float) -> int:
+        """Steps that make ``multiple`` × τ_int (at least one)."""
+        return max(1, math.ceil(multiple * self.tau))
+
+
 PILOT_CHAINS = 32
 """Chains of the pilot that tunes the step and measures τ_int under ``steps="auto"``."""
+
+
+def draw_calibrated(
+    kernel: MALA | BlockMALA | HMC,
+    y0: torch.Tensor,
+    generator: torch.Generator,
+    calibration: Calibration,
+    callback: Callable[[State, Info, bool], None] | None,
+) -> tuple[torch.Tensor, dict]:
+    """``steps="auto"`` on a calibrated factor: every chain runs ``AUTO_STEPS["multiple"]``
+    (10) × the calibration's τ_int steps from its start, at the calibration's step (in
+    ``kernel``), with no warm-up and no pilot (:mod:`rgfield.rg.calibration`). Returns the
+    last states and the diagnostics row (``tau`` the calibration's, ``pilot_steps`` 0)."""
+    steps = min(calibration.steps(AUTO_STEPS["multiple"]), in_steps(kernel, AUTO_STEPS["most"]))
+    run, row = run_scale(kernel, y0, generator, 0, steps, callback)
+    return run.state.position, {**row, "tau": calibration.tau, "pilot_steps": 0, "exact": 0}
 
 
 def draw_with_pilot(
@@ -538,15 +588,19 @@ def generate(
     sampler: str,
     starts: dict[str, GaussianStart],
     on_step: Callable[[int], None] | None = None,
+    calibrations: dict[str, Calibration] | None = None,
 ) -> tuple[torch.Tensor, xr.Dataset]:
     """Draw ``n`` fields of a fitted model coarse to fine: x_J, then x̄_j | x_j for j = J..1.
 
     ``steps`` and ``warmup`` hold one count per factor in
     :func:`~rgfield.rg.scales.coarse_to_fine` order (a step count may be ``"auto"``). The
     chains run on the generator's device, each factor's started from ``starts[name]``
-    (zero details for a factor not in ``starts``). Returns the fields (n, L, L) there and the
-    per-scale diagnostics (see :class:`SampleResult`).
+    (zero details for a factor not in ``starts``); ``calibrations`` holds the factors' tuned
+    steps and τ_int by name (:mod:`rgfield.rg.calibration`; a pilot measures them where
+    absent). Returns the fields (n, L, L) there and the per-scale diagnostics (see
+    :class:`SampleResult`).
     """
+    calibrations = calibrations or {}
     x, rows = None, []
     for scale, n_warm, n_run in zip(coarse_to_fine(model.scales_), warmup, steps, strict=True):
         coarse_shape = model.low_shape if x is None else tuple(x.shape[-2:])
@@ -564,6 +618,7 @@ def generate(
             starts.get(scale.name),
             on_step,
             model.coordinates(scale),
+            calibrations.get(scale.name),
         )
         x = scale.grow(x, y, model.wavelet)
         rows.append({"scale": scale.name, **row})

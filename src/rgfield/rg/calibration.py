@@ -1,0 +1,94 @@
+"""The sampler's calibration: each scale's tuned step and τ_int, measured once on the data.
+
+``steps="auto"`` needs, per scale, a step size tuned to the kernel's acceptance and the
+chains' τ_int; without a calibration every draw measures them anew with a pilot of
+:data:`~rgfield.rg.sampling.PILOT_CHAINS` chains (warm-up, then 50 τ_int), about a third of
+the time of ``rgfield sample --n 500`` at L = 128 (docs/rg.md, "Sampling"). Both are
+properties of the fitted model, not of a draw, so :func:`calibrate` measures them once, with
+the same pilot started from the training fields' own details (an equilibrium start where the
+model fits the data), and the model keeps them (``calibration_``, stored in its file); a
+draw then runs every chain ``AUTO_STEPS["multiple"]`` × τ_int trajectories at the stored step
+from its Gaussian start, with no warm-up and no pilot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rgfield.rg.sampling import (
+    PILOT_CHAINS,
+    SAMPLER_DEFAULTS,
+    Calibration,
+    check_sampler,
+    kernel_for,
+    run_scale,
+)
+from rgfield.rg.scales import coarse_to_fine
+from rgfield.wavelets import decompose
+
+__all__ = ["calibrate"]
+
+
+def calibrate(
+    model,
+    data: torch.Tensor,
+    generator: torch.Generator,
+    sampler: str = "hmc",
+) -> dict[str, Calibration]:
+    """Tune each sampled scale's step and measure its τ_int on chains started at the data.
+
+    For every factor drawn by chains (not a one-variable coarsest field), the first
+    :data:`~rgfield.rg.sampling.PILOT_CHAINS` fields of ``data`` give the chains' coarse
+    fields and starts (their own details); the chains warm up (tuning h, the sampler's
+    default warm-up) and run until their steps make 50 τ_int, the pilot of ``steps="auto"``
+    (:func:`~rgfield.rg.sampling.run_scale`).
+
+    Parameters
+    ----------
+    model : a fitted :class:`~rgfield.rg.HierarchicalModel`.
+    data : torch.Tensor (samples, L, L), float64, on the generator's device
+        Fields of the model's size (the training fields, or others of the same law).
+    generator : torch.Generator
+        Draws the chains' noise; its device is where they run.
+    sampler : {"hmc", "mala", "block"}
+
+    Returns
+    -------
+    dict of scale name → Calibration; a scale whose pilot did not measure τ_int within its
+    most steps (``mixed`` false, or τ_int NaN when no chain moved) is left out, so draws
+    measure it with a pilot of their own, which warns.
+    """
+    check_sampler(sampler)
+    defaults = SAMPLER_DEFAULTS[sampler]
+    pyramid = decompose(data[:PILOT_CHAINS], model.levels_, model.wavelet)
+    calibrations = {}
+    for scale in coarse_to_fine(model.scales_):
+        y, c = scale.variables(pyramid)
+        if y.shape[1:] == (1, 1, 1):
+            continue  # drawn exactly
+        factor = model.factor(scale).to(generator.device)
+        coordinates = model.coordinates(scale)
+        if coordinates is not None:
+            coordinates = coordinates.to(generator.device)
+        kernel = kernel_for(
+            factor, c, y.shape[-1], defaults["step_size"], sampler, coordinates=coordinates
+        )
+
+        def details(w: torch.Tensor, coordinates=coordinates, c=c) -> torch.Tensor:
+            return coordinates.onto(w, c)
+
+        start = y if coordinates is None else coordinates.into(y, c)
+        _, row = run_scale(
+            kernel,
+            start,
+            generator,
+            defaults["warmup"],
+            "auto",
+            details=None if coordinates is None else details,
+        )
+        if row["mixed"] and np.isfinite(row["tau"]):
+            calibrations[scale.name] = Calibration(
+                sampler, float(row["step_size"]), float(row["tau"])
+            )
+    return calibrations
