@@ -455,10 +455,19 @@ def test_cli_fit_on_workers_writes_the_in_memory_model(phi4_ensemble, tmp_path, 
     assert main([*argv, "--workers", "2", "--out", str(tmp_path / "m.nc")]) == 0
     assert "Dask dashboard" in capsys.readouterr().out
     assert main([*argv, "--out", str(tmp_path / "memory.nc")]) == 0
-    assert_same_fit(
-        HierarchicalModel.load(tmp_path / "m.nc", progress=False),
-        HierarchicalModel.load(tmp_path / "memory.nc", progress=False),
+    there, memory = (
+        HierarchicalModel.load(tmp_path / f, progress=False) for f in ("m.nc", "memory.nc")
     )
+    assert_same_fit(there, memory)
+    # both calibrated, on the same fields: the chunks read one after the other up to the
+    # calibration's chains (all 60 here); θ equal to rounding only, so the chains differ
+    assert there.calibration_.keys() == memory.calibration_.keys() != set()
+    from types import SimpleNamespace
+
+    from rgfield.cli.fit import _first_fields
+
+    first = _first_fields(SimpleNamespace(data=str(phi4_ensemble), var=None))
+    np.testing.assert_array_equal(first.values, io.load(phi4_ensemble).values)
     refused = ["fit", "--data", str(tmp_path / "memory.nc"), "--workers", "1"]
     assert main([*refused, "--out", str(tmp_path / "x.nc")]) == 1
     assert "is not an ensemble directory" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def test_save_load_sample_gives_identical_fields(tmp_path, free_field):
     assert set(again.fit_report_["features"].values) == set(model.fit_report_["features"].values)
     assert again.starts_.keys() == model.starts_.keys() and a.shape == (5, 8, 8)
     ds = model.to_dataset()
-    assert ds.attrs["format_version"] == 4 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
+    assert ds.attrs["format_version"] == 5 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
 
 
 def test_a_model_file_of_the_previous_format_loads_and_samples_as_it_did():
@@ -90,11 +90,14 @@ def test_a_broken_calibration_is_named(tmp_path, free_field):
         HierarchicalModel.load(save(ds.drop_vars("calibration_tau"), tmp_path / "m.nc"))
     bad = ds.copy()
     bad["calibration_step_size"].attrs["sampler"] = "gibbs"
-    with pytest.raises(ValueError, match="the calibration must name a sampler"):
+    with pytest.raises(ValueError, match="the calibration's sampler must be one of .* 'gibbs'"):
         HierarchicalModel.load(save(bad, tmp_path / "m1.nc"))
     bad = ds.assign(calibration_tau=-ds["calibration_tau"])
-    with pytest.raises(ValueError, match="positive steps and τ_int"):
+    with pytest.raises(ValueError, match="steps and τ_int must be positive and finite"):
         HierarchicalModel.load(save(bad, tmp_path / "m2.nc"))
+    bad = ds.assign_coords(calibration_scale=["j=9", "j=2", "j=1"])
+    with pytest.raises(ValueError, match=r"names scales \['j=9'\] that the model of 3 levels"):
+        HierarchicalModel.load(save(bad, tmp_path / "m3.nc"))
 
 
 def test_files_that_are_not_models_get_clear_errors(tmp_path, model_dataset, free_field):

@@ -110,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("data", "generated"),
         help="coarse fields the refinement chains are conditioned on (overrides --preset)",
     )
-    _options.add_seed(parser, default=0, help="seed of the refinement chains")
+    _options.add_seed(parser, default=0, help="seed of the refinement and calibration chains")
     _options.add_output(parser, "model file to write (.nc)")
     _options.add_progress(parser)
     _options.add_cluster(parser)
@@ -189,13 +189,23 @@ def _calibration_line(calibration: dict) -> str:
 
 
 def _first_fields(args: argparse.Namespace):
-    """The first chunk of the ensemble directory ``--data`` (calibration needs 32 fields)."""
+    """The first chunks of the ensemble directory ``--data``, up to the calibration's chains."""
     from pathlib import Path
+
+    import xarray as xr
 
     from rgfield import io
     from rgfield.ensembles import store
+    from rgfield.rg.calibration import CALIBRATION_CHAINS
 
-    return io.load(store.chunk_path(Path(args.data), 0), args.var)
+    chunks, count = [], 0
+    while (
+        count < CALIBRATION_CHAINS
+        and (path := store.chunk_path(Path(args.data), len(chunks))).is_file()
+    ):
+        chunks.append(io.load(path, args.var))
+        count += chunks[-1].shape[0]
+    return xr.concat(chunks, "sample")
 
 
 def _ensemble_generator(path: str) -> str:

@@ -5,7 +5,8 @@ chains' τ_int; without a calibration every draw measures them anew with a pilot
 :data:`~rgfield.rg.sampling.PILOT_CHAINS` chains (warm-up, then 50 τ_int), about a third of
 the time of ``rgfield sample --n 500`` at L = 128 (docs/rg.md, "Sampling"). Both are
 properties of the fitted model, not of a draw, so :func:`calibrate` measures them once, with
-the same pilot started from the training fields' own details (an equilibrium start where the
+the same pilot on more chains (:data:`CALIBRATION_CHAINS`) started from the training fields'
+own details (an equilibrium start where the
 model fits the data), and the model keeps them (``calibration_``, stored in its file); a
 draw then runs every chain ``AUTO_STEPS["multiple"]`` × τ_int trajectories at the stored step
 from its Gaussian start, with no warm-up and no pilot.
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 
 from rgfield.rg.sampling import (
-    PILOT_CHAINS,
     SAMPLER_DEFAULTS,
     Calibration,
     check_sampler,
@@ -27,7 +27,13 @@ from rgfield.rg.sampling import (
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose
 
-__all__ = ["calibrate"]
+__all__ = ["CALIBRATION_CHAINS", "calibrate"]
+
+CALIBRATION_CHAINS = 128
+"""Chains of the calibration's pilot (fewer where the data has fewer fields). The pilot of a
+draw has 32; at j = 1 of φ⁴ at L = 128, 32 chains read τ_int = 1.37–1.69 trajectories (three
+seeds), 128 chains 1.17 and 1.43 (two) (docs/rg.md, "A calibrated sampler"), and every
+chain's length is 10 τ_int: the calibration runs once, so it affords the larger pilot."""
 
 
 def calibrate(
@@ -35,11 +41,12 @@ def calibrate(
     data: torch.Tensor,
     generator: torch.Generator,
     sampler: str = "hmc",
+    chains: int = CALIBRATION_CHAINS,
 ) -> dict[str, Calibration]:
     """Tune each sampled scale's step and measure its τ_int on chains started at the data.
 
     For every factor drawn by chains (not a one-variable coarsest field), the first
-    :data:`~rgfield.rg.sampling.PILOT_CHAINS` fields of ``data`` give the chains' coarse
+    ``chains`` fields of ``data`` give the chains' coarse
     fields and starts (their own details); the chains warm up (tuning h, the sampler's
     default warm-up) and run until their steps make 50 τ_int, the pilot of ``steps="auto"``
     (:func:`~rgfield.rg.sampling.run_scale`).
@@ -52,6 +59,8 @@ def calibrate(
     generator : torch.Generator
         Draws the chains' noise; its device is where they run.
     sampler : {"hmc", "mala", "block"}
+    chains : int
+        Chains of the pilot (the first ``chains`` fields of ``data``).
 
     Returns
     -------
@@ -61,7 +70,7 @@ def calibrate(
     """
     check_sampler(sampler)
     defaults = SAMPLER_DEFAULTS[sampler]
-    pyramid = decompose(data[:PILOT_CHAINS], model.levels_, model.wavelet)
+    pyramid = decompose(data[:chains], model.levels_, model.wavelet)
     calibrations = {}
     for scale in coarse_to_fine(model.scales_):
         y, c = scale.variables(pyramid)

@@ -90,6 +90,8 @@ def mixing(
         y, c = scale.variables(pyramid)
         factor = model.factor(scale).to(device)
         coordinates = model.coordinates(scale)
+        if coordinates is not None:
+            coordinates = coordinates.to(device)
         kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler, coordinates=coordinates)
         totals = Trace(steps)
 

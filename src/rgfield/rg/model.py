@@ -237,11 +237,13 @@ class HierarchicalModel:
         """Tune the sampler's step and measure its τ_int at every scale, once, on data.
 
         The pilot that ``sample(steps="auto")`` otherwise runs in every draw (32 chains: a
-        warm-up, then 50 τ_int) runs here on chains started at the details of the first 32
-        fields of ``data`` given their coarse fields (an equilibrium start where the model
-        fits); draws with ``sampler`` then run every chain 10 τ_int from its Gaussian start
-        at the stored step (:mod:`rgfield.rg.calibration`). ``rgfield fit`` calibrates its
-        model on the training fields; a later :meth:`fit` clears it.
+        warm-up, then 50 τ_int) runs here once, on more chains
+        (:data:`~rgfield.rg.calibration.CALIBRATION_CHAINS`, a more precise τ_int) started
+        at the details of the first fields of ``data`` given their coarse fields (an
+        equilibrium start where the model fits); draws with ``sampler`` then run every chain
+        10 τ_int from its Gaussian start at the stored step (:mod:`rgfield.rg.calibration`).
+        ``rgfield fit`` calibrates its model on the training fields; a later :meth:`fit`
+        clears it.
 
         Parameters
         ----------
@@ -264,6 +266,8 @@ class HierarchicalModel:
             raise ValueError(f"seed must be an integer; got {seed!r}")
         device = resolve_device(device)
         x = self.check_fields(data, "data").to(device)
+        if len(x) < 2:
+            raise ValueError(f"data: at least 2 fields are needed to calibrate; got {len(x)}")
         generator = torch.Generator(device).manual_seed(int(seed))
         self.calibration_ = calibrate(self, x, generator, sampler)
         return self
@@ -376,8 +380,9 @@ class HierarchicalModel:
         start, at a step tuned to the kernel's acceptance: both from :meth:`calibrate` where
         the model was calibrated for ``sampler`` (no warm-up), else measured by a pilot of
         32 chains that warms up and runs 50 τ_int (the larger of the energy's and the summed
-        details') (:func:`~rgfield.rg.sampling.draw_with_pilot`). A one-variable coarsest
-        model is drawn exactly.
+        details') (:func:`~rgfield.rg.sampling.draw_with_pilot`). The calibration is used
+        for Gaussian starts with ``adjusted=True``; ``warmup`` and ``step_size`` then do not
+        apply (they tune a pilot). A one-variable coarsest model is drawn exactly.
 
         Parameters
         ----------

@@ -1,7 +1,7 @@
 """Models as self-describing netCDF files: one variable per learned array, the spec in attrs.
 
-Layout (``format_version`` 4; files of formats 3 (no band), 2 (no chain starts) and 1
-(written before it had a number) load too):
+Layout (``format_version`` 5; files of formats 4 (no calibration), 3 (no band), 2 (no chain
+starts) and 1 (written before it had a number) load too):
 
 * attrs ``model`` (the class), ``format_version``, ``rgfield_version``, ``created`` and
   ``specification``: JSON with the constructor ``parameters``, the fitted ``levels`` and
@@ -18,8 +18,8 @@ Layout (``format_version`` 4; files of formats 3 (no band), 2 (no chain starts) 
 * ``band_empty`` (uint8, dims ``band_y``, ``band_x``), for a model of band-limited fields
   only: 1 on the Fourier modes without power in the training fields (:mod:`rgfield.rg.band`).
 * ``calibration_step_size`` and ``calibration_tau`` (dim ``calibration_scale``, labelled by
-  scale name; attr ``sampler`` on each), for a calibrated model only
-  (:mod:`rgfield.rg.calibration`); files without them load uncalibrated.
+  scale name; attr ``sampler``), for a calibrated model only (:mod:`rgfield.rg.calibration`);
+  files without them load uncalibrated.
 
 A family registered with :func:`rgfield.energies.register_feature` is saved and loaded through
 its ``get_state`` / ``from_state`` with no change here.
@@ -48,7 +48,7 @@ from rgfield.wavelets import PyramidScales
 
 __all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
 _REPORTS = ("fit_", "free_fit_")
 _START = "start_"
@@ -244,15 +244,17 @@ def _calibration(ds: xr.Dataset, levels: int, source: str) -> dict[str, Calibrat
     names = {"low", *(f"j={j}" for j in range(1, levels + 1))}
     scales = [str(s) for s in step["calibration_scale"].values]
     values = np.concatenate([step.values, tau.values])
-    if (
-        sampler not in SAMPLERS
-        or not set(scales) <= names
-        or not (np.isfinite(values).all() and (values > 0).all())
-    ):
+    if sampler not in SAMPLERS:
         raise ValueError(
-            f"{source}: the calibration must name a sampler of {SAMPLERS} and give positive"
-            f" steps and τ_int for scales among {sorted(names)}"
+            f"{source}: the calibration's sampler must be one of {SAMPLERS}; got {sampler!r}"
         )
+    if not set(scales) <= names:
+        raise ValueError(
+            f"{source}: the calibration names scales {sorted(set(scales) - names)} that the model"
+            f" of {levels} levels lacks"
+        )
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError(f"{source}: the calibration's steps and τ_int must be positive and finite")
     return {
         name: Calibration(sampler, float(h), float(t))
         for name, h, t in zip(scales, step.values, tau.values, strict=True)

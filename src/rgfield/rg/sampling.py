@@ -77,7 +77,8 @@ class SampleResult:
     diagnostics : xarray.Dataset
         Per scale (coarse to fine): ``acceptance`` (mean over chains after warm-up),
         ``step_size`` (frozen after warm-up), ``steps``, ``pilot_steps`` and ``tau`` (of the
-        ``steps="auto"`` pilot, :func:`draw_with_pilot`; NaN with a fixed count),
+        ``steps="auto"`` pilot, :func:`draw_with_pilot`, or of the model's calibration, with
+        ``pilot_steps`` 0, :func:`draw_calibrated`; NaN with a fixed count),
         ``gradients`` (gradient evaluations per field, every evaluation counted: warm-up,
         the chains' first, the pilot's share), ``exact`` (1 where drawn exactly), and per step
         ``energy`` (mean energy per variable over chains, warm-up included, NaN-padded; with
@@ -412,9 +413,12 @@ def draw_calibrated(
     (10) × the calibration's τ_int steps from its start, at the calibration's step (in
     ``kernel``), with no warm-up and no pilot (:mod:`rgfield.rg.calibration`). Returns the
     last states and the diagnostics row (``tau`` the calibration's, ``pilot_steps`` 0)."""
-    steps = min(calibration.steps(AUTO_STEPS["multiple"]), in_steps(kernel, AUTO_STEPS["most"]))
-    run, row = run_scale(kernel, y0, generator, 0, steps, callback)
-    return run.state.position, {**row, "tau": calibration.tau, "pilot_steps": 0, "exact": 0}
+    wanted = calibration.steps(AUTO_STEPS["multiple"])
+    run, row = run_scale(
+        kernel, y0, generator, 0, min(wanted, in_steps(kernel, AUTO_STEPS["most"])), callback
+    )
+    row = {**row, "tau": calibration.tau, "pilot_steps": 0, "mixed": run.steps >= wanted}
+    return run.state.position, {**row, "exact": 0}
 
 
 def draw_with_pilot(
