@@ -118,6 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rgfield import io
+    from rgfield.rg.calibration import describe
 
     data = None
     if args.workers is not None or args.scheduler is not None:
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     print(table.to_string(float_format=lambda v: f"{v:.3g}"))
     print("calibrating the sampler (HMC) on the training fields ...", flush=True)
     model.calibrate(_first_fields(args) if data is None else data, seed=args.seed)
-    print(_calibration_line(model.calibration_))
+    print(describe(model.calibration_))
     model.save(args.out, overwrite=args.overwrite)
     print(f"model written to {args.out}")
     return 0
@@ -177,15 +178,6 @@ def build_model(args: argparse.Namespace, generator: str = "", streamed: bool = 
         progress=not args.no_progress,
         **recipe,
     )
-
-
-def _calibration_line(calibration: dict) -> str:
-    """What the sampler's calibration measured, one scale after the other."""
-    if not calibration:
-        return "sampler not calibrated (every draw measures τ_int with a pilot)"
-    sampler = next(iter(calibration.values())).sampler
-    scales = ", ".join(f"{name} {c.step_size:.3g}/{c.tau:.3g}" for name, c in calibration.items())
-    return f"{sampler} calibrated on the training fields (step/τ_int per scale): {scales}"
 
 
 def _first_fields(args: argparse.Namespace):

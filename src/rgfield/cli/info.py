@@ -132,6 +132,10 @@ def _describe_model(file, ds) -> str:
         names = ", ".join(family["name"] for family in families)
         lines.append(f"  {factor:<7} {count:>6} θ  ({names})")
     lines.append(f"  {total} parameters in all")
+    from rgfield.rg.calibration import describe
+    from rgfield.rg.persistence import read_calibration
+
+    lines.append(f"  {describe(read_calibration(ds, int(spec['levels']), str(file)))}")
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ from rgfield.rg.sampling import (
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose
 
-__all__ = ["CALIBRATION_CHAINS", "calibrate"]
+__all__ = ["CALIBRATION_CHAINS", "calibrate", "describe"]
 
 CALIBRATION_CHAINS = 128
 """Chains of the calibration's pilot (fewer where the data has fewer fields). The pilot of a
@@ -101,3 +101,12 @@ def calibrate(
                 sampler, float(row["step_size"]), float(row["tau"])
             )
     return calibrations
+
+
+def describe(calibration: dict[str, Calibration]) -> str:
+    """One line: the calibrated sampler and each scale's step and τ_int (or that there is none)."""
+    if not calibration:
+        return "sampler not calibrated (every draw measures τ_int with a pilot)"
+    sampler = next(iter(calibration.values())).sampler
+    scales = ", ".join(f"{name} {c.step_size:.3g}/{c.tau:.3g}" for name, c in calibration.items())
+    return f"{sampler} calibrated (step/τ_int per scale): {scales}"

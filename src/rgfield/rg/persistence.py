@@ -46,7 +46,7 @@ from rgfield.rg.sampling import SAMPLERS, Calibration
 from rgfield.stats import mirrored
 from rgfield.wavelets import PyramidScales
 
-__all__ = ["FORMAT_VERSION", "from_dataset", "load", "save_model", "to_dataset"]
+__all__ = ["FORMAT_VERSION", "from_dataset", "load", "read_calibration", "save_model", "to_dataset"]
 
 FORMAT_VERSION = 5
 _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
@@ -210,7 +210,7 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
     model.free_energy_report_ = xr.Dataset(free).rename(free_scale="scale")
     model.starts_ = _starts(ds, levels, source)
     model.band_ = _band(ds, model.size_, source)
-    model.calibration_ = _calibration(ds, levels, source)
+    model.calibration_ = read_calibration(ds, levels, source)
     return model
 
 
@@ -230,7 +230,7 @@ def _calibration_variables(calibration: dict[str, Calibration]) -> dict[str, xr.
     }
 
 
-def _calibration(ds: xr.Dataset, levels: int, source: str) -> dict[str, Calibration]:
+def read_calibration(ds: xr.Dataset, levels: int, source: str) -> dict[str, Calibration]:
     """The calibration stored in a file, by scale name (empty in files without one)."""
     present = [v for v in _CALIBRATION if v in ds.data_vars]
     if not present:
