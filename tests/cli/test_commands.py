@@ -99,6 +99,10 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
     # the sampler is calibrated on the training fields and the file keeps it
     assert "hmc calibrated (step/τ_int per scale): j=3" in printed
     assert list(HierarchicalModel.load(model, progress=False).calibration_) == ["j=3", "j=2", "j=1"]
+    plain = ["fit", "--data", str(tmp_path / "train.nc"), "--no-calibrate", "--no-progress"]
+    assert main([*plain, "--out", str(tmp_path / "plain.nc")]) == 0
+    assert "sampler not calibrated" in capsys.readouterr().out
+    assert HierarchicalModel.load(tmp_path / "plain.nc", progress=False).calibration_ == {}
     # rgfield info FILE describes a model and an ensemble; a model given as data says so
     assert main(["info", str(model)]) == 0
     described = capsys.readouterr().out

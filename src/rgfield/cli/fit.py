@@ -110,6 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("data", "generated"),
         help="coarse fields the refinement chains are conditioned on (overrides --preset)",
     )
+    parser.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip the sampler's calibration on the training fields (HMC step and τ_int per"
+        " scale, measured once on 128 chains; without it every `rgfield sample` measures them"
+        " with a pilot of its own)",
+    )
     _options.add_seed(parser, default=0, help="seed of the refinement and calibration chains")
     _options.add_output(parser, "model file to write (.nc)")
     _options.add_progress(parser)
@@ -136,8 +143,9 @@ def run(args: argparse.Namespace) -> int:
     columns = [c for c in REPORT_COLUMNS if not model.fit_report_[c].isnull().all()]
     table = model.fit_report_[columns].to_dataframe()  # (moment_gap_end: only when refined)
     print(table.to_string(float_format=lambda v: f"{v:.3g}"))
-    print("calibrating the sampler (HMC) on the training fields ...", flush=True)
-    model.calibrate(_first_fields(args) if data is None else data, seed=args.seed)
+    if not args.no_calibrate:
+        print("calibrating the sampler (HMC) on the training fields ...", flush=True)
+        model.calibrate(_first_fields(args) if data is None else data, seed=args.seed)
     print(describe(model.calibration_))
     model.save(args.out, overwrite=args.overwrite)
     print(f"model written to {args.out}")

@@ -14,6 +14,8 @@ from its Gaussian start, with no warm-up and no pilot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -42,6 +44,7 @@ def calibrate(
     generator: torch.Generator,
     sampler: str = "hmc",
     chains: int = CALIBRATION_CHAINS,
+    on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Calibration]:
     """Tune each sampled scale's step and measure its τ_int on chains started at the data.
 
@@ -61,6 +64,8 @@ def calibrate(
     sampler : {"hmc", "mala", "block"}
     chains : int
         Chains of the pilot (the first ``chains`` fields of ``data``).
+    on_step : callable, optional
+        ``on_step(k)`` reports k more steps done (progress).
 
     Returns
     -------
@@ -94,7 +99,8 @@ def calibrate(
             generator,
             defaults["warmup"],
             "auto",
-            details=None if coordinates is None else details,
+            None if on_step is None else lambda state, info, sampling: on_step(1),
+            None if coordinates is None else details,
         )
         if row["mixed"] and np.isfinite(row["tau"]):
             calibrations[scale.name] = Calibration(

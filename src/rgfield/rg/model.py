@@ -269,7 +269,8 @@ class HierarchicalModel:
         if len(x) < 2:
             raise ValueError(f"data: at least 2 fields are needed to calibrate; got {len(x)}")
         generator = torch.Generator(device).manual_seed(int(seed))
-        self.calibration_ = calibrate(self, x, generator, sampler)
+        with progress("calibrate", enabled=self.progress, unit="step") as on_step:
+            self.calibration_ = calibrate(self, x, generator, sampler, on_step=on_step)
         return self
 
     def check_fitted(self) -> None:
