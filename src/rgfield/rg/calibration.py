@@ -22,8 +22,8 @@ import torch
 from rgfield.rg.sampling import (
     SAMPLER_DEFAULTS,
     Calibration,
+    chains_at_data,
     check_sampler,
-    kernel_for,
     run_scale,
 )
 from rgfield.rg.scales import coarse_to_fine
@@ -78,30 +78,13 @@ def calibrate(
     pyramid = decompose(data[:chains], model.levels_, model.wavelet)
     calibrations = {}
     for scale in coarse_to_fine(model.scales_):
-        y, c = scale.variables(pyramid)
-        if y.shape[1:] == (1, 1, 1):
-            continue  # drawn exactly
-        factor = model.factor(scale).to(generator.device)
-        coordinates = model.coordinates(scale)
-        if coordinates is not None:
-            coordinates = coordinates.to(generator.device)
-        kernel = kernel_for(
-            factor, c, y.shape[-1], defaults["step_size"], sampler, coordinates=coordinates
+        if not scale.conditional and pyramid.low.shape[-2:] == (1, 1):
+            continue  # a one-variable coarsest field is drawn exactly
+        _, kernel, start, onto = chains_at_data(
+            model, scale, pyramid, generator.device, defaults["step_size"], sampler
         )
-
-        def details(w: torch.Tensor, coordinates=coordinates, c=c) -> torch.Tensor:
-            return coordinates.onto(w, c)
-
-        start = y if coordinates is None else coordinates.into(y, c)
-        _, row = run_scale(
-            kernel,
-            start,
-            generator,
-            defaults["warmup"],
-            "auto",
-            None if on_step is None else lambda state, info, sampling: on_step(1),
-            None if coordinates is None else details,
-        )
+        callback = None if on_step is None else lambda state, info, sampling: on_step(1)
+        _, row = run_scale(kernel, start, generator, defaults["warmup"], "auto", callback, onto)
         if row["mixed"] and np.isfinite(row["tau"]):
             calibrations[scale.name] = Calibration(
                 sampler, float(row["step_size"]), float(row["tau"])

@@ -13,9 +13,9 @@ from rgfield.rg.fitting import report_dataset
 from rgfield.rg.sampling import (
     SAMPLER_DEFAULTS,
     STUCK_ACCEPTANCE,
+    chains_at_data,
     check_sampler,
     gradients_per_step,
-    kernel_for,
     run_scale,
     tau_or_nan,
     warn_stuck,
@@ -87,22 +87,16 @@ def mixing(
     generator = torch.Generator(device).manual_seed(int(seed))
     rows = []
     for scale in coarse_to_fine(model.scales_)[1:]:
-        y, c = scale.variables(pyramid)
-        factor = model.factor(scale).to(device)
-        coordinates = model.coordinates(scale)
-        if coordinates is not None:
-            coordinates = coordinates.to(device)
-        kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler, coordinates=coordinates)
+        y, kernel, start, onto = chains_at_data(model, scale, pyramid, device, step_size, sampler)
+        details = onto or (lambda w: w)
         totals = Trace(steps)
 
-        def details(w: torch.Tensor, coordinates=coordinates, c=c) -> torch.Tensor:
-            return w if coordinates is None else coordinates.onto(w, c)
-
-        def observe(state: State, info: Info, sampling: bool, totals=totals) -> None:
+        def observe(
+            state: State, info: Info, sampling: bool, totals=totals, details=details
+        ) -> None:
             if sampling:
                 totals.append(details(state.position).sum((1, 2, 3)))
 
-        start = y if coordinates is None else coordinates.into(y, c)
         run, row = run_scale(kernel, start, generator, warmup, steps, observe)
         if row["acceptance"] < STUCK_ACCEPTANCE:
             warn_stuck(

@@ -44,6 +44,7 @@ __all__ = [
     "PILOT_CHAINS",
     "STUCK_ACCEPTANCE",
     "SampleResult",
+    "chains_at_data",
     "check_sampler",
     "draw_calibrated",
     "draw_with_pilot",
@@ -281,6 +282,25 @@ def run_scale(
         "energy": np.where(counts > 0, mean, np.nan) / y[0].numel(),
         "warmup_acceptance": run.warmup_acceptance,
     }
+
+
+def chains_at_data(
+    model, scale: Scale, pyramid, device: torch.device, step_size: float, sampler: str
+) -> tuple[torch.Tensor, MALA | BlockMALA | HMC, torch.Tensor, Callable | None]:
+    """Chains of one factor started at data: its kernel given the data's coarse fields, the
+    data's details y and the chains' start (y in the coordinates the chains move in), and the
+    map from positions back to details (None where the chains move in the details).
+
+    The set-up of the mixing study and of the calibration (equilibrium starts where the model
+    fits). ``pyramid`` is the data's wavelet pyramid on ``device``."""
+    y, c = scale.variables(pyramid)
+    factor = model.factor(scale).to(device)
+    coordinates = model.coordinates(scale)
+    if coordinates is None:
+        return y, kernel_for(factor, c, y.shape[-1], step_size, sampler), y, None
+    coordinates = coordinates.to(device)
+    kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler, coordinates=coordinates)
+    return y, kernel, coordinates.into(y, c), lambda w: coordinates.onto(w, c)
 
 
 def _both(first: Callable, second: Callable) -> Callable:
