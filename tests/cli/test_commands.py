@@ -97,7 +97,7 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
     assert "fitted 3 conditionals and the coarsest field on 200 fields of 8×8" in printed
     assert "moment_gap_end" not in printed  # no column of NaN without refinement
     # the sampler is calibrated on the training fields and the file keeps it
-    assert "hmc calibrated (step/τ_int per scale): j=3" in printed
+    assert "hmc calibrated (step/τ_int/steps of a 500-field draw per scale): j=3" in printed
     assert list(HierarchicalModel.load(model, progress=False).calibration_) == ["j=3", "j=2", "j=1"]
     plain = ["fit", "--data", str(tmp_path / "train.nc"), "--no-calibrate", "--no-progress"]
     assert main([*plain, "--out", str(tmp_path / "plain.nc")]) == 0
@@ -112,7 +112,7 @@ def test_fit_sample_compare_round_trip(tmp_path, capsys):
         m.theta.numel() for m in [fitted.low_, *fitted.conditionals_, *fitted.free_energies_]
     )
     assert f"{count} parameters in all" in described
-    assert "hmc calibrated (step/τ_int per scale): j=3" in described
+    assert "hmc calibrated (step/τ_int/steps of a 500-field draw per scale): j=3" in described
     assert main(["info", str(tmp_path / "train.nc")]) == 0
     assert "ensemble of 200 fields of 8 × 8 (float32)" in capsys.readouterr().out
     refused = ["fit", "--data", str(model), "--out", str(tmp_path / "m2.nc"), "--no-progress"]

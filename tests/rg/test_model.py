@@ -3,13 +3,15 @@ the energy against the microscopic couplings, and errors."""
 
 import copy
 import warnings
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from rgfield import stats
+from rgfield import io, stats
 from rgfield.fields.phi4 import Phi4, fit_couplings
 from rgfield.rg import HierarchicalModel, mixing, sampling
 from rgfield.rg.scales import coarse_to_fine
@@ -157,8 +159,9 @@ def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_model_32
 
 
 def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(free_model_32, tmp_path):
-    # calibrate() runs the pilot once, from the training fields' details; draws then run
-    # every chain 10 τ_int at the stored step, with no warm-up and no pilot
+    # calibrate() runs the pilot once, from the training fields' details, and measures the
+    # burn-in from the Gaussian start; draws then run every chain the burn-in of their batch
+    # at the stored step, with no warm-up and no pilot
     train, fitted = free_model_32
     model = copy.deepcopy(fitted)
     assert model.calibration_ == {}
@@ -166,12 +169,16 @@ def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(free_model_3
     calibration = model.calibration_
     assert list(calibration) == ["j=5", "j=4", "j=3", "j=2", "j=1"]  # the 1×1 field is exact
     assert {c.sampler for c in calibration.values()} == {"hmc"}
+    # each scale's burn-in curves: 4 observables, from the start on
+    for c in calibration.values():
+        assert len(c.bias) == len(c.bias_error) == 4 and len(c.bias[0]) >= 2
     result = model.sample(200, seed=4)
     assert np.abs(spectrum_z(train, result.fields)).max() < 5
     d = result.diagnostics.isel(scale=slice(1, None))
     tau = np.array([c.tau for c in calibration.values()])
     np.testing.assert_array_equal(d["tau"].values, tau)
-    np.testing.assert_array_equal(d["steps"].values, np.ceil(10 * tau))
+    burn_in = [c.burn_in(200) for c in calibration.values()]
+    np.testing.assert_array_equal(d["steps"].values, burn_in)
     np.testing.assert_array_equal(d["pilot_steps"].values, 0)
     np.testing.assert_array_equal(d["warmup"].values, 0)
     np.testing.assert_array_equal(
@@ -202,6 +209,38 @@ def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(free_model_3
         model.calibrate(train[:10], seed=0.5)
     with pytest.raises(ValueError, match="data: at least 2 fields"):
         model.calibrate(train[:1])
+
+
+DATA = Path(__file__).parents[2] / "data"
+
+
+def test_the_measured_burn_in_draws_the_law_of_longer_chains():
+    # φ⁴ at β_c, L = 32 (the shipped Wolff fields): a calibrated draw runs each scale's
+    # burn-in measured for its batch from the Gaussian start. Its fields must have the power
+    # spectrum of chains run 2.5× as long (independent seeds; 16 shells, each within 4
+    # combined standard errors), and one trajectory per scale must not (the check can fail).
+    fields = torch.as_tensor(np.asarray(io.load(DATA / "phi4_L32_beta0.9244.nc").values))
+    model = HierarchicalModel(progress=False).fit(fields[:400]).calibrate(fields[:128])
+    n = 400
+    drawn = model.sample(n, seed=1)
+    burn_in = [c.burn_in(n) for c in model.calibration_.values()]
+    np.testing.assert_array_equal(drawn.diagnostics["steps"].values[1:], burn_in)
+
+    def running(taus: list[float]) -> HierarchicalModel:
+        # without bias curves a calibrated draw runs 10 τ_int steps per scale
+        other = copy.deepcopy(model)
+        other.calibration_ = {
+            name: replace(c, bias=(), bias_error=(), tau=tau)
+            for (name, c), tau in zip(model.calibration_.items(), taus, strict=True)
+        }
+        return other
+
+    longer = running([0.25 * b for b in burn_in]).sample(n, seed=2)
+    assert np.all(longer.diagnostics["steps"].values[1:] == np.ceil(2.5 * np.array(burn_in)))
+    assert np.abs(spectrum_z(longer.fields, drawn.fields)).max() < 4
+    one = running([0.1] * len(burn_in)).sample(n, seed=3)
+    assert np.all(one.diagnostics["steps"].values[1:] == 1)
+    assert np.abs(spectrum_z(longer.fields, one.fields)).max() > 4
 
 
 def test_energy_recovers_the_free_field_couplings(free_field):

@@ -3,6 +3,7 @@ from outside the package (registered, fitted, sampled, saved and loaded with no 
 model class)."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,27 @@ def test_a_broken_calibration_is_named(tmp_path, free_field):
     bad = ds.assign_coords(calibration_scale=["j=9", "j=2", "j=1"])
     with pytest.raises(ValueError, match=r"names scales \['j=9'\] that the model of 3 levels"):
         HierarchicalModel.load(save(bad, tmp_path / "m3.nc"))
+    # the burn-in curves: both or neither, one row per observable, finite up to the steps
+    with pytest.raises(ValueError, match=r"the calibration lacks \['calibration_bias_error'\]"):
+        HierarchicalModel.load(save(ds.drop_vars("calibration_bias_error"), tmp_path / "m4.nc"))
+    bad = ds.isel(burn_in_observable=slice(1, None))
+    with pytest.raises(ValueError, match=r"burn-in curves must have shape \(scales, observ"):
+        HierarchicalModel.load(save(bad, tmp_path / "m5.nc"))
+    error = ds["calibration_bias_error"].copy()
+    error[0, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="burn-in curves must be finite"):
+        HierarchicalModel.load(save(ds.assign(calibration_bias_error=error), tmp_path / "m6.nc"))
+
+
+def test_a_calibration_without_burn_in_curves_runs_ten_tau(tmp_path, free_field):
+    # files calibrated before the burn-in was measured: 10 τ_int, the rule of then
+    fields = free_field(40, size=8)
+    ds = HierarchicalModel(progress=False).fit(fields).calibrate(fields).to_dataset()
+    old = ds.drop_vars(["calibration_bias", "calibration_bias_error"])
+    model = HierarchicalModel.load(save(old, tmp_path / "m.nc"), progress=False)
+    for c in model.calibration_.values():
+        assert c.bias == ()
+        assert c.burn_in(500) == math.ceil(10 * c.tau)
 
 
 def test_files_that_are_not_models_get_clear_errors(tmp_path, model_dataset, free_field):

@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=_options.count_or_auto,
         default="auto",
-        help="MCMC steps per scale after the warm-up, or 'auto' (default): 10 τ_int, from the"
-        " model's calibration (rgfield fit makes it; no warm-up then) or else measured on a"
-        " pilot of 32 chains (docs/rg.md)",
+        help="MCMC steps per scale after the warm-up, or 'auto' (default): the burn-in that"
+        " --n fields need, from the model's calibration (rgfield fit makes it; no warm-up"
+        " then), or else 10 τ_int measured on a pilot of 32 chains (docs/rg.md)",
     )
     parser.add_argument(
         "--warmup",

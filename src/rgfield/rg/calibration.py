@@ -1,4 +1,4 @@
-"""The sampler's calibration: each scale's tuned step and τ_int, measured once on the data.
+"""The sampler's calibration: each scale's tuned step, τ_int and burn-in, measured once.
 
 ``steps="auto"`` needs, per scale, a step size tuned to the kernel's acceptance and the
 chains' τ_int; without a calibration every draw measures them anew with a pilot of
@@ -7,35 +7,48 @@ the time of ``rgfield sample --n 500`` at L = 128 (docs/rg.md, "Sampling"). Both
 properties of the fitted model, not of a draw, so :func:`calibrate` measures them once, with
 the same pilot on more chains (:data:`CALIBRATION_CHAINS`) started from the training fields'
 own details (an equilibrium start where the
-model fits the data), and the model keeps them (``calibration_``, stored in its file); a
-draw then runs every chain ``AUTO_STEPS["multiple"]`` × τ_int trajectories at the stored step
-from its Gaussian start, with no warm-up and no pilot.
+model fits the data), and the model keeps them (``calibration_``, stored in its file). The
+same chains, restarted from the Gaussian start given their coarse fields, measure how far the
+start's law is from equilibrium after each step (:mod:`rgfield.rg.burnin`). A draw of n
+fields then runs every chain from its Gaussian start at the stored step for the burn-in that
+n fields need, with no warm-up and no pilot.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from rgfield.rg.burnin import Observables, as_rows, bias_curves
 from rgfield.rg.sampling import (
+    AUTO_STEPS,
     SAMPLER_DEFAULTS,
     Calibration,
     chains_at_data,
     check_sampler,
+    finite_start,
+    kernel_for,
     run_scale,
 )
 from rgfield.rg.scales import coarse_to_fine
 from rgfield.wavelets import decompose
 
-__all__ = ["CALIBRATION_CHAINS", "calibrate", "describe"]
+__all__ = ["CALIBRATION_CHAINS", "DESCRIBED_CHAINS", "calibrate", "describe"]
 
 CALIBRATION_CHAINS = 128
 """Chains of the calibration's pilot (fewer where the data has fewer fields). The pilot of a
 draw has 32; at j = 1 of φ⁴ at L = 128, 32 chains read τ_int = 1.37–1.69 trajectories (three
-seeds), 128 chains 1.17 and 1.43 (two) (docs/rg.md, "A calibrated sampler"), and every
-chain's length is 10 τ_int: the calibration runs once, so it affords the larger pilot."""
+seeds), 128 chains 1.17 and 1.43 (two) (docs/rg.md, "A calibrated sampler"); the burn-in's
+bias is read to about 1/√128 of its standard deviation (:mod:`rgfield.rg.burnin`): the
+calibration runs once, so it affords the larger pilot."""
+
+
+DESCRIBED_CHAINS = 500
+"""The batch whose burn-in :func:`describe` states."""
 
 
 def calibrate(
@@ -46,13 +59,16 @@ def calibrate(
     chains: int = CALIBRATION_CHAINS,
     on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Calibration]:
-    """Tune each sampled scale's step and measure its τ_int on chains started at the data.
+    """Tune each sampled scale's step, measure its τ_int and the burn-in from its start.
 
     For every factor drawn by chains (not a one-variable coarsest field), the first
-    ``chains`` fields of ``data`` give the chains' coarse
-    fields and starts (their own details); the chains warm up (tuning h, the sampler's
-    default warm-up) and run until their steps make 50 τ_int, the pilot of ``steps="auto"``
-    (:func:`~rgfield.rg.sampling.run_scale`).
+    ``chains`` fields of ``data`` give the chains' coarse fields and starts (their own
+    details); the chains warm up (tuning h, the sampler's default warm-up) and run until
+    their steps make 50 τ_int, the pilot of ``steps="auto"``
+    (:func:`~rgfield.rg.sampling.run_scale`). Where the model has a Gaussian start for the
+    factor (:attr:`~rgfield.rg.HierarchicalModel.starts_`), as many chains from it, given
+    the same coarse fields, then run 10 τ_int at the tuned step, and the bias of their
+    observables against the equilibrium chains is kept (:mod:`rgfield.rg.burnin`).
 
     Parameters
     ----------
@@ -83,19 +99,74 @@ def calibrate(
         _, kernel, start, onto = chains_at_data(
             model, scale, pyramid, generator.device, defaults["step_size"], sampler
         )
-        callback = None if on_step is None else lambda state, info, sampling: on_step(1)
-        _, row = run_scale(kernel, start, generator, defaults["warmup"], "auto", callback, onto)
-        if row["mixed"] and np.isfinite(row["tau"]):
-            calibrations[scale.name] = Calibration(
-                sampler, float(row["step_size"]), float(row["tau"])
-            )
+        equilibrium = Observables(onto)
+        _, row = run_scale(
+            kernel, start, generator, defaults["warmup"], "auto", _with(equilibrium, on_step), onto
+        )
+        if not (row["mixed"] and np.isfinite(row["tau"])):
+            continue
+        calibration = Calibration(sampler, float(row["step_size"]), float(row["tau"]))
+        if scale.name in model.starts_:
+            observed = _from_start(model, scale, pyramid, generator, calibration, on_step)
+            bias, error = bias_curves(observed, equilibrium.values())
+            calibration = replace(calibration, bias=as_rows(bias), bias_error=as_rows(error))
+        calibrations[scale.name] = calibration
     return calibrations
 
 
+def _from_start(
+    model, scale, pyramid, generator: torch.Generator, calibration: Calibration, on_step
+) -> np.ndarray:
+    """The burn-in observables (observables, chains, T + 1) of chains from the factor's
+    Gaussian start given the data's coarse fields, at the start and after each of T =
+    ⌈10 τ_int⌉ steps at the calibrated step."""
+    device = generator.device
+    y, c = scale.variables(pyramid)
+    factor = model.factor(scale).to(device)
+    coordinates = model.coordinates(scale)
+    coordinates = None if coordinates is None else coordinates.to(device)
+    start = model.starts_[scale.name].to(device)
+    y0 = finite_start(factor, start, c, generator, len(y), coordinates)
+    kernel = kernel_for(
+        factor,
+        c,
+        y.shape[-1],
+        calibration.step_size,
+        calibration.sampler,
+        coordinates=coordinates,
+    )
+    onto = None if coordinates is None else (lambda w: coordinates.onto(w, c))
+    if coordinates is not None:
+        y0 = coordinates.into(y0, c)
+    observed = Observables(onto)
+    observed.record(kernel.init(y0))
+    steps = max(1, math.ceil(AUTO_STEPS["multiple"] * calibration.tau))
+    run_scale(kernel, y0, generator, 0, steps, _with(observed, on_step))
+    return observed.values()
+
+
+def _with(observed: Observables, on_step: Callable[[int], None] | None) -> Callable:
+    """A chain-runner callback: ``observed`` records, ``on_step`` counts the step."""
+
+    def callback(state, info, sampling) -> None:
+        observed(state, info, sampling)
+        if on_step is not None:
+            on_step(1)
+
+    return callback
+
+
 def describe(calibration: dict[str, Calibration]) -> str:
-    """One line: the calibrated sampler and each scale's step and τ_int (or that there is none)."""
+    """One line: the calibrated sampler and each scale's step, τ_int and the burn-in of a
+    batch of :data:`DESCRIBED_CHAINS` fields (or that there is none)."""
     if not calibration:
         return "sampler not calibrated (every draw measures τ_int with a pilot)"
     sampler = next(iter(calibration.values())).sampler
-    scales = ", ".join(f"{name} {c.step_size:.3g}/{c.tau:.3g}" for name, c in calibration.items())
-    return f"{sampler} calibrated (step/τ_int per scale): {scales}"
+    scales = ", ".join(
+        f"{name} {c.step_size:.3g}/{c.tau:.3g}/{c.burn_in(DESCRIBED_CHAINS)}"
+        for name, c in calibration.items()
+    )
+    return (
+        f"{sampler} calibrated (step/τ_int/steps of a {DESCRIBED_CHAINS}-field draw per"
+        f" scale): {scales}"
+    )

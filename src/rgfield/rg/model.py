@@ -240,8 +240,10 @@ class HierarchicalModel:
         warm-up, then 50 τ_int) runs here once, on more chains
         (:data:`~rgfield.rg.calibration.CALIBRATION_CHAINS`, a more precise τ_int) started
         at the details of the first fields of ``data`` given their coarse fields (an
-        equilibrium start where the model fits); draws with ``sampler`` then run every chain
-        10 τ_int from its Gaussian start at the stored step (:mod:`rgfield.rg.calibration`).
+        equilibrium start where the model fits), and the same chains, restarted from the
+        Gaussian start, measure its burn-in; draws with ``sampler`` then run every chain the
+        burn-in of their batch (:mod:`rgfield.rg.burnin`) from its Gaussian start at the stored
+        step (:mod:`rgfield.rg.calibration`).
         ``rgfield fit`` calibrates its model on the training fields; a later :meth:`fit`
         clears it.
 
@@ -377,11 +379,12 @@ class HierarchicalModel:
         Each factor is sampled with ``n`` chains in one batch, started from a draw of the
         stationary Gaussian fitted to the training details (``starts_``): ``warmup`` steps
         tune the step size to the kernel's target acceptance (then it is frozen), ``steps``
-        more produce the sample. With ``steps="auto"`` every chain runs 10 τ_int from its
-        start, at a step tuned to the kernel's acceptance: both from :meth:`calibrate` where
-        the model was calibrated for ``sampler`` (no warm-up), else measured by a pilot of
-        32 chains that warms up and runs 50 τ_int (the larger of the energy's and the summed
-        details') (:func:`~rgfield.rg.sampling.draw_with_pilot`). The calibration is used
+        more produce the sample. With ``steps="auto"``, where the model was calibrated for
+        ``sampler`` (:meth:`calibrate`), every chain runs the measured burn-in of a batch of
+        ``n`` from its start at the calibrated step (no warm-up); else a pilot of 32 chains
+        warms up and runs 50 τ_int (the larger of the energy's and the summed details'), and
+        every chain runs 10 τ_int at its tuned step
+        (:func:`~rgfield.rg.sampling.draw_with_pilot`). The calibration is used
         for Gaussian starts with ``adjusted=True``; ``warmup`` and ``step_size`` then do not
         apply (they tune a pilot). A one-variable coarsest model is drawn exactly.
 

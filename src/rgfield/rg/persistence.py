@@ -19,7 +19,10 @@ starts) and 1 (written before it had a number) load too):
   only: 1 on the Fourier modes without power in the training fields (:mod:`rgfield.rg.band`).
 * ``calibration_step_size`` and ``calibration_tau`` (dim ``calibration_scale``, labelled by
   scale name; attr ``sampler``), for a calibrated model only (:mod:`rgfield.rg.calibration`);
-  files without them load uncalibrated.
+  files without them load uncalibrated; with them, ``calibration_bias`` and
+  ``calibration_bias_error`` (dims ``calibration_scale``, ``burn_in_observable``,
+  ``burn_in_step``; NaN past a scale's steps and for a scale without them) hold the burn-in
+  curves (:mod:`rgfield.rg.burnin`), absent in files calibrated before they were measured.
 
 A family registered with :func:`rgfield.energies.register_feature` is saved and loaded through
 its ``get_state`` / ``from_state`` with no change here.
@@ -42,6 +45,7 @@ from rgfield.energies import FEATURES, ExponentialModel
 from rgfield.energies.stationary import GaussianStart
 from rgfield.io import save
 from rgfield.rg.band import Band
+from rgfield.rg.burnin import BURN_IN_OBSERVABLES, as_rows
 from rgfield.rg.sampling import SAMPLERS, Calibration
 from rgfield.stats import mirrored
 from rgfield.wavelets import PyramidScales
@@ -53,6 +57,7 @@ _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalM
 _REPORTS = ("fit_", "free_fit_")
 _START = "start_"
 _CALIBRATION = ("calibration_step_size", "calibration_tau")
+_BIAS = ("calibration_bias", "calibration_bias_error")
 
 
 def _key(name: str) -> str:
@@ -163,7 +168,7 @@ def from_dataset(ds: xr.Dataset, cls, source: str = "dataset", progress: bool = 
     """
     spec = _specification(ds, source)
     levels = int(spec["levels"])
-    expected = {"gamma", "gamma_low", "band_empty", *_CALIBRATION}
+    expected = {"gamma", "gamma_low", "band_empty", *_CALIBRATION, *_BIAS}
     factors = {}
     for key, entries in spec["families"].items():
         families = []
@@ -219,15 +224,30 @@ def _calibration_variables(calibration: dict[str, Calibration]) -> dict[str, xr.
     if not calibration:
         return {}
     coords = {"calibration_scale": list(calibration)}
-    return {
+    attrs = {"sampler": next(iter(calibration.values())).sampler}
+    variables = {
         var: xr.DataArray(
             [getattr(c, field) for c in calibration.values()],
             dims="calibration_scale",
             coords=coords,
-            attrs={"sampler": next(iter(calibration.values())).sampler},
+            attrs=attrs,
         )
         for var, field in zip(_CALIBRATION, ("step_size", "tau"), strict=True)
     }
+    steps = max(len(c.bias[0]) if c.bias else 0 for c in calibration.values())
+    if steps:
+        for var, field in zip(_BIAS, ("bias", "bias_error"), strict=True):
+            table = np.full((len(calibration), len(BURN_IN_OBSERVABLES), steps), np.nan)
+            for k, c in enumerate(calibration.values()):
+                curves = np.array(getattr(c, field), dtype=float)
+                if curves.size:
+                    table[k, :, : curves.shape[1]] = curves
+            variables[var] = xr.DataArray(
+                table,
+                dims=("calibration_scale", "burn_in_observable", "burn_in_step"),
+                coords={**coords, "burn_in_observable": list(BURN_IN_OBSERVABLES)},
+            )
+    return variables
 
 
 def read_calibration(ds: xr.Dataset, levels: int, source: str) -> dict[str, Calibration]:
@@ -255,10 +275,39 @@ def read_calibration(ds: xr.Dataset, levels: int, source: str) -> dict[str, Cali
         )
     if not (np.isfinite(values).all() and (values > 0).all()):
         raise ValueError(f"{source}: the calibration's steps and τ_int must be positive and finite")
+    curves = _bias_curves(ds, len(scales), source)
     return {
-        name: Calibration(sampler, float(h), float(t))
-        for name, h, t in zip(scales, step.values, tau.values, strict=True)
+        name: Calibration(sampler, float(h), float(t), *curves[k])
+        for k, (name, h, t) in enumerate(zip(scales, step.values, tau.values, strict=True))
     }
+
+
+def _bias_curves(ds: xr.Dataset, scales: int, source: str) -> list[tuple[tuple, tuple]]:
+    """Per calibrated scale, its burn-in curves (bias, bias_error) as tuples of rows, the
+    NaN padding dropped (empty where the file has none)."""
+    present = [v for v in _BIAS if v in ds.data_vars]
+    if not present:
+        return [((), ())] * scales
+    if len(present) < len(_BIAS):
+        raise ValueError(f"{source}: the calibration lacks {sorted(set(_BIAS) - set(present))}")
+    bias, error = (ds[v].values for v in _BIAS)
+    expected = (scales, len(BURN_IN_OBSERVABLES))
+    if bias.shape != error.shape or bias.shape[:2] != expected:
+        raise ValueError(
+            f"{source}: the calibration's burn-in curves must have shape (scales, observables,"
+            f" steps) = {expected + ('steps',)}; got {bias.shape} and {error.shape}"
+        )
+    curves = []
+    for b, e in zip(bias, error, strict=True):
+        steps = int(np.isfinite(b[0]).sum())
+        b, e = b[:, :steps], e[:, :steps]
+        if not (np.isfinite(b).all() and np.isfinite(e).all() and (e >= 0).all()):
+            raise ValueError(
+                f"{source}: the calibration's burn-in curves must be finite (errors ≥ 0) up to"
+                " each scale's steps"
+            )
+        curves.append((as_rows(b), as_rows(e)))
+    return curves
 
 
 def _band(ds: xr.Dataset, size: tuple[int, ...], source: str) -> Band | None:

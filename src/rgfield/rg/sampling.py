@@ -27,6 +27,7 @@ from rgfield.mcmc import (
     integrated_autocorrelation_time,
     run_chains,
 )
+from rgfield.rg.burnin import burn_in_steps
 from rgfield.rg.coordinates import Coordinates
 from rgfield.rg.scalar import sample_scalar
 from rgfield.rg.scales import Scale, coarse_to_fine
@@ -396,7 +397,7 @@ def _not_blockable(model: ExponentialModel, coordinates: Coordinates | None) -> 
 
 @dataclass(frozen=True)
 class Calibration:
-    """One scale's sampler, tuned at equilibrium.
+    """One scale's sampler, tuned at equilibrium, and the burn-in of its chains.
 
     Attributes
     ----------
@@ -407,15 +408,27 @@ class Calibration:
     tau : float
         τ_int in steps of that kernel at that step (the larger of the energy's and the summed
         details', :class:`~rgfield.rg.sampling.MixingRule`), over 50 τ_int.
+    bias, bias_error : tuple of tuples of float
+        Per :data:`~rgfield.rg.burnin.BURN_IN_OBSERVABLES`, the bias r(t) of chains from the
+        Gaussian start after t = 0, 1, … steps and its standard error, in standard deviations
+        of the observable at equilibrium (:func:`~rgfield.rg.burnin.bias_curves`); empty in
+        a calibration stored without them (model files written before they were measured).
     """
 
     sampler: str
     step_size: float
     tau: float
+    bias: tuple[tuple[float, ...], ...] = ()
+    bias_error: tuple[tuple[float, ...], ...] = ()
 
-    def steps(self, multiple: float) -> int:
-        """Steps that make ``multiple`` × τ_int (at least one)."""
-        return max(1, math.ceil(multiple * self.tau))
+    def burn_in(self, n: int) -> int:
+        """Steps that n chains from the Gaussian start run: their measured burn-in
+        (:func:`~rgfield.rg.burnin.burn_in_steps`), or ``AUTO_STEPS["multiple"]`` τ_int
+        where the calibration has no bias curves (model files calibrated before they were
+        measured)."""
+        if not self.bias:
+            return max(1, math.ceil(AUTO_STEPS["multiple"] * self.tau))
+        return burn_in_steps(np.array(self.bias), np.array(self.bias_error), self.tau, n)
 
 
 PILOT_CHAINS = 32
@@ -429,11 +442,12 @@ def draw_calibrated(
     calibration: Calibration,
     callback: Callable[[State, Info, bool], None] | None,
 ) -> tuple[torch.Tensor, dict]:
-    """``steps="auto"`` on a calibrated factor: every chain runs ``AUTO_STEPS["multiple"]``
-    (10) × the calibration's τ_int steps from its start, at the calibration's step (in
-    ``kernel``), with no warm-up and no pilot (:mod:`rgfield.rg.calibration`). Returns the
-    last states and the diagnostics row (``tau`` the calibration's, ``pilot_steps`` 0)."""
-    wanted = calibration.steps(AUTO_STEPS["multiple"])
+    """``steps="auto"`` on a calibrated factor: every chain runs the calibration's burn-in
+    for a batch of its size (:meth:`Calibration.burn_in`) from its start, at the
+    calibration's step (in ``kernel``), with no warm-up and no pilot
+    (:mod:`rgfield.rg.calibration`). Returns the last states and the diagnostics row
+    (``tau`` the calibration's, ``pilot_steps`` 0)."""
+    wanted = calibration.burn_in(len(y0))
     run, row = run_scale(
         kernel, y0, generator, 0, min(wanted, in_steps(kernel, AUTO_STEPS["most"])), callback
     )
