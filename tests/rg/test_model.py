@@ -158,7 +158,9 @@ def test_hmc_sampler_reproduces_the_free_field_with_a_tuning_pilot(free_model_32
         model.sample(2, sampler="hmc", adjusted=False)
 
 
-def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(free_model_32, tmp_path):
+def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(
+    free_model_32, tmp_path, monkeypatch
+):
     # calibrate() runs the pilot once, from the training fields' details, and measures the
     # burn-in from the Gaussian start; draws then run every chain the burn-in of their batch
     # at the stored step, with no warm-up and no pilot
@@ -198,6 +200,16 @@ def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(free_model_3
     assert np.all(other > 0)
     fixed = model.sample(40, seed=4, steps=5, warmup=3).diagnostics
     assert fixed["warmup"].values[1:].tolist() == [3] * 5
+    # on the CPU the chains run in groups of at most CHAIN_GROUP variables, whatever the
+    # batch: groups of 50 chains at j = 1 (768 variables each) draw the same law
+    with monkeypatch.context() as patch:
+        patch.setattr(sampling, "CHAIN_GROUP", 50 * 3 * 16 * 16)
+        grouped = model.sample(200, seed=6)
+    assert np.abs(spectrum_z(train, grouped.fields)).max() < 5
+    g = grouped.diagnostics.isel(scale=slice(1, None))
+    np.testing.assert_array_equal(g["steps"].values, burn_in)
+    np.testing.assert_array_equal(g["gradients"].values, d["gradients"].values)
+    assert np.all(np.abs(g["acceptance"].values - 0.8) < 0.1), g["acceptance"].values
     # the calibration is part of the model file, and a new fit clears it
     again = HierarchicalModel.load(model.save(tmp_path / "calibrated.nc"), progress=False)
     assert again.calibration_ == calibration
@@ -212,6 +224,17 @@ def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(free_model_3
 
 
 DATA = Path(__file__).parents[2] / "data"
+
+
+@pytest.mark.parametrize("n, variables", [(500, 12_288), (7, 1), (1, 3), (300, 2**19)])
+def test_chain_groups_cover_the_batch_in_near_equal_groups_within_the_limit(n, variables):
+    groups = sampling.chain_groups(n, variables, torch.device("cpu"))
+    chains = np.concatenate([np.arange(n)[g] for g in groups])
+    np.testing.assert_array_equal(chains, np.arange(n))
+    sizes = [len(range(n)[g]) for g in groups]
+    assert max(sizes) - min(sizes) <= 1
+    assert max(sizes) * variables <= max(sampling.CHAIN_GROUP, variables)
+    assert sampling.chain_groups(n, variables, torch.device("meta")) == [slice(0, n)]
 
 
 def test_the_measured_burn_in_draws_the_law_of_longer_chains():
