@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+import rgfield.energies.quadratic as quadratic_module
 from rgfield.energies import (
     FEATURES,
     ExponentialModel,
@@ -390,12 +391,24 @@ def test_energy_given_a_coarse_field_equals_the_energy_at_every_call(monkeypatch
     monkeypatch.setattr(
         scatcov, "_fixed_maps", lambda c, like: made.append(len(like)) or fixed_maps(c, like)
     )
+    convolved = []  # channels of each quadratic convolution
+    convolve = quadratic_module._convolve
+    monkeypatch.setattr(
+        quadratic_module,
+        "_convolve",
+        lambda spectrum, x, outputs: convolved.append(x.shape[1]) or convolve(spectrum, x, outputs),
+    )
     for i in range(3):
         step = y + 0.3 * torch.randn(y.shape, generator=generator, dtype=y.dtype)
         made.clear()
+        convolved.clear()
         energy, grad = chain(step)
         # the fixed maps are made once per chunk (3, 3 and 1 fields), at the first step only
         assert made == ([3, 3, 1] if i == 0 else [])
+        # the quadratic family's own given path: each step convolves the sampled channels
+        # only, the coarse field's share once per chunk at the first step
+        coarse = [1, 1, 1] if i == 0 and conditioned else []
+        assert sorted(convolved) == sorted(coarse + [y.shape[1]] * 3)
         expected_energy, expected_grad = model.energy_and_grad(step, c)  # made afresh
         torch.testing.assert_close(energy, expected_energy, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)

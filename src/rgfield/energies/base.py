@@ -189,6 +189,11 @@ def _rows(c: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
     return None if c is None else c[rows]
 
 
+def _overrides_given(family: FeatureFamily) -> bool:
+    """Whether a family computes its energy given c its own way (its terms in c once per c)."""
+    return type(family).bind_given is not FeatureFamily.bind_given
+
+
 def _given(energy: EnergyFn, c: torch.Tensor | None) -> GivenEnergyFn:
     """``energy`` with its coarse field fixed."""
     return lambda y: energy(y, c)
@@ -245,9 +250,9 @@ class ExponentialModel:
             f.bind(t) if d is None else _summed(d)
             for f, t, d in zip(self.features, thetas, densities, strict=True)
         ]
-        binders = [
-            f.bind_given(t) if d is None else partial(_given, energy)
-            for f, t, d, energy in zip(self.features, thetas, densities, bound, strict=True)
+        binders = [  # a family's own bind_given where it has one, else its bound energy
+            f.bind_given(t) if _overrides_given(f) else partial(_given, energy)
+            for f, t, energy in zip(self.features, thetas, bound, strict=True)
         ]
         # θ is bound once: the model is immutable
         object.__setattr__(self, "_bound", bound)
