@@ -202,9 +202,15 @@ def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(
     assert fixed["warmup"].values[1:].tolist() == [3] * 5
     # on the CPU the chains run in groups of at most CHAIN_GROUP variables, whatever the
     # batch: groups of 50 chains at j = 1 (768 variables each) draw the same law
+    made = []
+    chain_groups = sampling.chain_groups
     with monkeypatch.context() as patch:
         patch.setattr(sampling, "CHAIN_GROUP", 50 * 3 * 16 * 16)
+        patch.setattr(
+            sampling, "chain_groups", lambda *args: made.append(chain_groups(*args)) or made[-1]
+        )
         grouped = model.sample(200, seed=6)
+    assert [len(groups) for groups in made] == [1, 1, 1, 1, 4]  # j = 5 … 1
     assert np.abs(spectrum_z(train, grouped.fields)).max() < 5
     g = grouped.diagnostics.isel(scale=slice(1, None))
     np.testing.assert_array_equal(g["steps"].values, burn_in)
@@ -226,7 +232,9 @@ def test_a_calibrated_model_draws_without_a_pilot_and_keeps_the_law(
 DATA = Path(__file__).parents[2] / "data"
 
 
-@pytest.mark.parametrize("n, variables", [(500, 12_288), (7, 1), (1, 3), (300, 2**19)])
+@pytest.mark.parametrize(
+    "n, variables", [(500, 12_288), (7, 1), (1, 3), (300, 2**19), (5, 209_715)]
+)
 def test_chain_groups_cover_the_batch_in_near_equal_groups_within_the_limit(n, variables):
     groups = sampling.chain_groups(n, variables, torch.device("cpu"))
     chains = np.concatenate([np.arange(n)[g] for g in groups])

@@ -4,6 +4,7 @@ model class)."""
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_save_load_sample_gives_identical_fields(tmp_path, free_field):
     assert set(again.fit_report_["features"].values) == set(model.fit_report_["features"].values)
     assert again.starts_.keys() == model.starts_.keys() and a.shape == (5, 8, 8)
     ds = model.to_dataset()
-    assert ds.attrs["format_version"] == 5 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
+    assert ds.attrs["format_version"] == 6 and ds.attrs["model"] == "rgfield.rg.HierarchicalModel"
 
 
 def test_a_model_file_of_the_previous_format_loads_and_samples_as_it_did():
@@ -103,7 +104,7 @@ def test_a_broken_calibration_is_named(tmp_path, free_field):
     with pytest.raises(ValueError, match=r"the calibration lacks \['calibration_bias_error'\]"):
         HierarchicalModel.load(save(ds.drop_vars("calibration_bias_error"), tmp_path / "m4.nc"))
     bad = ds.isel(burn_in_observable=slice(1, None))
-    with pytest.raises(ValueError, match=r"burn-in curves must have shape \(scales, observ"):
+    with pytest.raises(ValueError, match=r"burn-in curves must be of \['energy'"):
         HierarchicalModel.load(save(bad, tmp_path / "m5.nc"))
     error = ds["calibration_bias_error"].copy()
     error[0, 1, 0] = np.nan
@@ -120,6 +121,27 @@ def test_a_calibration_without_burn_in_curves_runs_ten_tau(tmp_path, free_field)
     for c in model.calibration_.values():
         assert c.bias == ()
         assert c.burn_in(500) == math.ceil(10 * c.tau)
+    # one scale without curves beside others with them: each keeps its own
+    fitted = HierarchicalModel(progress=False).fit(fields).calibrate(fields)
+    fitted.calibration_["j=2"] = replace(fitted.calibration_["j=2"], bias=(), bias_error=())
+    again = HierarchicalModel.load(fitted.save(tmp_path / "mixed.nc"), progress=False)
+    assert again.calibration_ == fitted.calibration_
+    assert again.calibration_["j=2"].bias == () and again.calibration_["j=1"].bias != ()
+
+
+def test_broken_burn_in_curves_are_named(tmp_path, free_field):
+    fields = free_field(40, size=8)
+    ds = HierarchicalModel(progress=False).fit(fields).calibrate(fields).to_dataset()
+    relabelled = ds.assign_coords(burn_in_observable=["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="burn-in curves must be of"):
+        HierarchicalModel.load(save(relabelled, tmp_path / "m.nc"))
+    alone = ds.drop_vars(["calibration_step_size", "calibration_tau"])
+    with pytest.raises(ValueError, match="burn-in curves without a calibration"):
+        HierarchicalModel.load(save(alone, tmp_path / "m1.nc"))
+    # stored in another order of dims, read the same
+    turned = ds.transpose("burn_in_step", "burn_in_observable", "calibration_scale", ...)
+    model = HierarchicalModel.load(save(turned, tmp_path / "m2.nc"), progress=False)
+    assert model.calibration_ == HierarchicalModel.load(save(ds, tmp_path / "m3.nc")).calibration_
 
 
 def test_files_that_are_not_models_get_clear_errors(tmp_path, model_dataset, free_field):

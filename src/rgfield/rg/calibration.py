@@ -17,6 +17,7 @@ n fields need, with no warm-up and no pilot.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -31,7 +32,6 @@ from rgfield.rg.sampling import (
     chains_at_data,
     check_sampler,
     finite_start,
-    kernel_for,
     run_scale,
 )
 from rgfield.rg.scales import coarse_to_fine
@@ -109,7 +109,14 @@ def calibrate(
         if scale.name in model.starts_:
             observed = _from_start(model, scale, pyramid, generator, calibration, on_step)
             bias, error = bias_curves(observed, equilibrium.values())
-            calibration = replace(calibration, bias=as_rows(bias), bias_error=as_rows(error))
+            if np.isfinite(bias).all() and np.isfinite(error).all():
+                calibration = replace(calibration, bias=as_rows(bias), bias_error=as_rows(error))
+            else:  # a chain outside the support at some step: no curve to read
+                warnings.warn(
+                    f"scale {scale.name}: the burn-in from the Gaussian start could not be"
+                    " measured (an energy is not finite); its draws run 10 τ_int",
+                    stacklevel=3,
+                )
         calibrations[scale.name] = calibration
     return calibrations
 
@@ -121,25 +128,18 @@ def _from_start(
     Gaussian start given the data's coarse fields, at the start and after each of T =
     ⌈10 τ_int⌉ steps at the calibrated step."""
     device = generator.device
-    y, c = scale.variables(pyramid)
-    factor = model.factor(scale).to(device)
+    y, kernel, _, onto = chains_at_data(
+        model, scale, pyramid, device, calibration.step_size, calibration.sampler
+    )
+    _, c = scale.variables(pyramid)
     coordinates = model.coordinates(scale)
     coordinates = None if coordinates is None else coordinates.to(device)
     start = model.starts_[scale.name].to(device)
-    y0 = finite_start(factor, start, c, generator, len(y), coordinates)
-    kernel = kernel_for(
-        factor,
-        c,
-        y.shape[-1],
-        calibration.step_size,
-        calibration.sampler,
-        coordinates=coordinates,
-    )
-    onto = None if coordinates is None else (lambda w: coordinates.onto(w, c))
+    y0 = finite_start(model.factor(scale).to(device), start, c, generator, len(y), coordinates)
     if coordinates is not None:
         y0 = coordinates.into(y0, c)
     observed = Observables(onto)
-    observed.record(kernel.init(y0))
+    observed.record(kernel.init(y0))  # the start's observables (one gradient evaluation)
     steps = max(1, math.ceil(AUTO_STEPS["multiple"] * calibration.tau))
     run_scale(kernel, y0, generator, 0, steps, _with(observed, on_step))
     return observed.values()

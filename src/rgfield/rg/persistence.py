@@ -1,7 +1,7 @@
 """Models as self-describing netCDF files: one variable per learned array, the spec in attrs.
 
-Layout (``format_version`` 5; files of formats 4 (no calibration), 3 (no band), 2 (no chain
-starts) and 1 (written before it had a number) load too):
+Layout (``format_version`` 6; files of formats 5 (no burn-in curves), 4 (no calibration), 3
+(no band), 2 (no chain starts) and 1 (written before it had a number) load too):
 
 * attrs ``model`` (the class), ``format_version``, ``rgfield_version``, ``created`` and
   ``specification``: JSON with the constructor ``parameters``, the fitted ``levels`` and
@@ -52,7 +52,7 @@ from rgfield.wavelets import PyramidScales
 
 __all__ = ["FORMAT_VERSION", "from_dataset", "load", "read_calibration", "save_model", "to_dataset"]
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 _CLASS_NAMES = ("rgfield.rg.HierarchicalModel", "rgfield.hierarchy.HierarchicalModel")
 _REPORTS = ("fit_", "free_fit_")
 _START = "start_"
@@ -254,6 +254,8 @@ def read_calibration(ds: xr.Dataset, levels: int, source: str) -> dict[str, Cali
     """The calibration stored in a file, by scale name (empty in files without one)."""
     present = [v for v in _CALIBRATION if v in ds.data_vars]
     if not present:
+        if any(v in ds.data_vars for v in _BIAS):
+            raise ValueError(f"{source}: burn-in curves without a calibration ({_CALIBRATION})")
         return {}
     if len(present) < len(_CALIBRATION):
         raise ValueError(
@@ -290,13 +292,16 @@ def _bias_curves(ds: xr.Dataset, scales: int, source: str) -> list[tuple[tuple, 
         return [((), ())] * scales
     if len(present) < len(_BIAS):
         raise ValueError(f"{source}: the calibration lacks {sorted(set(_BIAS) - set(present))}")
-    bias, error = (ds[v].values for v in _BIAS)
-    expected = (scales, len(BURN_IN_OBSERVABLES))
-    if bias.shape != error.shape or bias.shape[:2] != expected:
+    dims = ("calibration_scale", "burn_in_observable", "burn_in_step")
+    if any(set(ds[v].dims) != set(dims) for v in _BIAS):
+        raise ValueError(f"{source}: the calibration's burn-in curves must have dims {dims}")
+    observables = [str(o) for o in ds["burn_in_observable"].values]
+    if observables != list(BURN_IN_OBSERVABLES):
         raise ValueError(
-            f"{source}: the calibration's burn-in curves must have shape (scales, observables,"
-            f" steps) = {expected + ('steps',)}; got {bias.shape} and {error.shape}"
+            f"{source}: the calibration's burn-in curves must be of {list(BURN_IN_OBSERVABLES)};"
+            f" got {observables}"
         )
+    bias, error = (ds[v].transpose(*dims).values for v in _BIAS)
     curves = []
     for b, e in zip(bias, error, strict=True):
         steps = int(np.isfinite(b[0]).sum())

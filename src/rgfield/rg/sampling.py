@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Callable
@@ -448,7 +449,7 @@ def chain_groups(n: int, variables: int, device: torch.device) -> list[slice]:
     """Groups of about equal size of ``n`` chains of ``variables`` each (one on a GPU)."""
     if device.type != "cpu":
         return [slice(0, n)]
-    count = min(n, math.ceil(n * variables / CHAIN_GROUP))
+    count = math.ceil(n / max(1, CHAIN_GROUP // variables))
     bounds = [k * n // count for k in range(count + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
@@ -459,21 +460,24 @@ def draw_calibrated(
     y0: torch.Tensor,
     generator: torch.Generator,
     calibration: Calibration,
-    on_step: Callable[[float], None] | None,
+    on_step: Callable[[int], None] | None,
 ) -> tuple[torch.Tensor, dict]:
     """``steps="auto"`` on a calibrated factor: every chain runs the calibration's burn-in
     for a batch of its size (:meth:`Calibration.burn_in`) from its start ``y0``, at the
     calibration's step, with no warm-up and no pilot (:mod:`rgfield.rg.calibration`), in
     the groups of :func:`chain_groups`. ``make_kernel(c, h)`` builds the kernel of chains
-    given coarse fields ``c`` at step h (:func:`kernel_for`); ``on_step(k)`` reports k more
-    steps of the batch (progress). Returns the last states and the diagnostics row (``tau``
-    the calibration's, ``pilot_steps`` 0, ``seconds`` and ``gradients`` of all groups)."""
+    given coarse fields ``c`` at step h (:func:`kernel_for`); ``on_step(1)`` reports one step
+    of the batch, made of as many group steps as there are groups (progress). Returns the
+    last states and the diagnostics row (``tau`` the calibration's, ``pilot_steps`` 0,
+    ``seconds`` of all groups, ``gradients`` per field, the same in every group)."""
     n = len(y0)
     wanted = calibration.burn_in(n)
     groups = chain_groups(n, y0[0].numel(), y0.device)
+    group_steps = itertools.count(1)
 
     def report(state: State, info: Info, sampling: bool) -> None:
-        on_step(1 / len(groups))
+        if next(group_steps) % len(groups) == 0:
+            on_step(1)
 
     callback = None if on_step is None else report
     ends, rows = [], []
