@@ -29,8 +29,10 @@ from rgfield.rg.sampling import (
     AUTO_STEPS,
     SAMPLER_DEFAULTS,
     Calibration,
+    both,
     chains_at_data,
     check_sampler,
+    counting,
     finite_start,
     run_scale,
 )
@@ -96,13 +98,12 @@ def calibrate(
     for scale in coarse_to_fine(model.scales_):
         if not scale.conditional and pyramid.low.shape[-2:] == (1, 1):
             continue  # a one-variable coarsest field is drawn exactly
-        _, kernel, start, onto = chains_at_data(
+        _, _, kernel, start, onto = chains_at_data(
             model, scale, pyramid, generator.device, defaults["step_size"], sampler
         )
         equilibrium = Observables(onto)
-        _, row = run_scale(
-            kernel, start, generator, defaults["warmup"], "auto", _with(equilibrium, on_step), onto
-        )
+        callback = both(equilibrium, counting(on_step))
+        _, row = run_scale(kernel, start, generator, defaults["warmup"], "auto", callback, onto)
         if not (row["mixed"] and np.isfinite(row["tau"])):
             continue
         calibration = Calibration(sampler, float(row["step_size"]), float(row["tau"]))
@@ -128,10 +129,9 @@ def _from_start(
     Gaussian start given the data's coarse fields, at the start and after each of T =
     ⌈10 τ_int⌉ steps at the calibrated step."""
     device = generator.device
-    y, kernel, _, onto = chains_at_data(
+    y, c, kernel, _, onto = chains_at_data(
         model, scale, pyramid, device, calibration.step_size, calibration.sampler
     )
-    _, c = scale.variables(pyramid)
     coordinates = model.coordinates(scale)
     coordinates = None if coordinates is None else coordinates.to(device)
     start = model.starts_[scale.name].to(device)
@@ -141,19 +141,8 @@ def _from_start(
     observed = Observables(onto)
     observed.record(kernel.init(y0))  # the start's observables (one gradient evaluation)
     steps = max(1, math.ceil(AUTO_STEPS["multiple"] * calibration.tau))
-    run_scale(kernel, y0, generator, 0, steps, _with(observed, on_step))
+    run_scale(kernel, y0, generator, 0, steps, both(observed, counting(on_step)))
     return observed.values()
-
-
-def _with(observed: Observables, on_step: Callable[[int], None] | None) -> Callable:
-    """A chain-runner callback: ``observed`` records, ``on_step`` counts the step."""
-
-    def callback(state, info, sampling) -> None:
-        observed(state, info, sampling)
-        if on_step is not None:
-            on_step(1)
-
-    return callback
 
 
 def describe(calibration: dict[str, Calibration]) -> str:

@@ -87,7 +87,9 @@ def mixing(
     generator = torch.Generator(device).manual_seed(int(seed))
     rows = []
     for scale in coarse_to_fine(model.scales_)[1:]:
-        y, kernel, start, onto = chains_at_data(model, scale, pyramid, device, step_size, sampler)
+        y, _, kernel, start, onto = chains_at_data(
+            model, scale, pyramid, device, step_size, sampler
+        )
         details = onto or (lambda w: w)
         totals = Trace(steps)
 

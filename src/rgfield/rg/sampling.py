@@ -47,8 +47,10 @@ __all__ = [
     "PILOT_CHAINS",
     "STUCK_ACCEPTANCE",
     "SampleResult",
+    "both",
     "chain_groups",
     "chains_at_data",
+    "counting",
     "check_sampler",
     "draw_calibrated",
     "draw_with_pilot",
@@ -265,7 +267,7 @@ def run_scale(
     if steps == "auto":
         rule = MixingRule(AUTO_STEPS["pilot"], in_steps(kernel, AUTO_STEPS["check"]), details)
         steps, observe = in_steps(kernel, AUTO_STEPS["most"]), rule.observe
-        callback = observe if callback is None else _both(observe, callback)
+        callback = both(observe, callback)
     calls = kernel.logdensity_and_grad.calls
     run = run_chains(
         kernel, y, generator, warmup=warmup, steps=steps, callback=callback, enough=rule
@@ -290,10 +292,12 @@ def run_scale(
 
 def chains_at_data(
     model, scale: Scale, pyramid, device: torch.device, step_size: float, sampler: str
-) -> tuple[torch.Tensor, MALA | BlockMALA | HMC, torch.Tensor, Callable | None]:
-    """Chains of one factor started at data: its kernel given the data's coarse fields, the
-    data's details y and the chains' start (y in the coordinates the chains move in), and the
-    map from positions back to details (None where the chains move in the details).
+) -> tuple[
+    torch.Tensor, torch.Tensor | None, MALA | BlockMALA | HMC, torch.Tensor, Callable | None
+]:
+    """Chains of one factor started at data: the data's details y and coarse fields c, the
+    kernel given c, the chains' start (y in the coordinates the chains move in), and the map
+    from positions back to details (None where the chains move in the details).
 
     The set-up of the mixing study and of the calibration (equilibrium starts where the model
     fits). ``pyramid`` is the data's wavelet pyramid on ``device``."""
@@ -301,18 +305,29 @@ def chains_at_data(
     factor = model.factor(scale).to(device)
     coordinates = model.coordinates(scale)
     if coordinates is None:
-        return y, kernel_for(factor, c, y.shape[-1], step_size, sampler), y, None
+        return y, c, kernel_for(factor, c, y.shape[-1], step_size, sampler), y, None
     coordinates = coordinates.to(device)
     kernel = kernel_for(factor, c, y.shape[-1], step_size, sampler, coordinates=coordinates)
-    return y, kernel, coordinates.into(y, c), lambda w: coordinates.onto(w, c)
+    return y, c, kernel, coordinates.into(y, c), lambda w: coordinates.onto(w, c)
 
 
-def _both(first: Callable, second: Callable) -> Callable:
-    def both(*args) -> None:
+def both(first: Callable, second: Callable | None) -> Callable:
+    """A chain-runner callback that calls ``first``, then ``second`` (when there is one)."""
+    if second is None:
+        return first
+
+    def call_both(*args) -> None:
         first(*args)
         second(*args)
 
-    return both
+    return call_both
+
+
+def counting(on_step: Callable[[int], None] | None) -> Callable[[State, Info, bool], None] | None:
+    """The chain-runner callback that reports every step as ``on_step(1)`` (None without one)."""
+    if on_step is None:
+        return None
+    return lambda state, info, sampling: on_step(1)
 
 
 def draw_scale(
@@ -349,7 +364,7 @@ def draw_scale(
     if sampler == "block" and (reason := _not_blockable(model, coordinates)):
         warnings.warn(f"scale {scale.name}: sampler='block' runs MALA here: {reason}", stacklevel=4)
     c = scale.condition(coarse)
-    callback = None if on_step is None else lambda state, info, sampling: on_step(1)
+    callback = counting(on_step)
     if start is None:
         y0 = torch.zeros(shape, dtype=torch.float64, device=generator.device)
     else:
@@ -487,7 +502,7 @@ def draw_calibrated(
         run, row = run_scale(kernel, y0[group], generator, 0, min(wanted, most), callback)
         ends.append(run.state.position)
         rows.append(row)
-    shares = np.array([len(range(n)[group]) for group in groups]) / n
+    shares = np.array([group.stop - group.start for group in groups]) / n
     return torch.cat(ends), {
         **rows[0],
         "acceptance": float(np.dot(shares, [r["acceptance"] for r in rows])),
