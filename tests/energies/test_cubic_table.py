@@ -87,3 +87,41 @@ def test_fields_that_autograd_follows_take_the_differentiable_path():
     (grad,) = torch.autograd.grad(density.sum(), x)
     torch.testing.assert_close(grad, slope.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, 3 * x.detach() ** 2 - 2, rtol=1e-9, atol=1e-9)
+
+
+def _bond_energy(x: torch.Tensor, lo: float, hi: float, at: str) -> torch.Tensor:
+    """Per pixel ½ Σ_e W d² of the bonds (p, p + e), W from Z(v) = v³ − 2v at clamped values,
+    in plain torch operations (independent of the table and of the compiled pass)."""
+
+    def z(v):
+        v = v.clamp(lo, hi)
+        return v**3 - 2 * v
+
+    density = torch.zeros_like(x)
+    for e in ((1, 0), (0, 1)):
+        far = x.roll((-e[0], -e[1]), (-2, -1))
+        weight = z(0.5 * (x + far)) if at == "midpoints" else 0.5 * (z(x) + z(far))
+        density = density + 0.5 * weight * (far - x).square()
+    return density
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("at", ["midpoints", "sites"])
+def test_bond_pass_equals_the_bond_sum_and_its_autograd_gradient(at, backend):
+    # values beyond the support on both sides: Z constant there, its slope zero
+    lo, hi = -1.5, 2.0
+    table = _table_of_cubic(lo, hi, 37)
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(3, 6, 8, generator=g, dtype=torch.float64) * 4.4 - 2.0
+    density, grad = cubic_table.evaluate_bonds(x, table, lo, hi, backend=backend, at=at)
+    followed = x.clone().requires_grad_(True)
+    expected = _bond_energy(followed, lo, hi, at)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), followed)
+    torch.testing.assert_close(density, expected.detach(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-10)
+
+
+def test_bond_weights_other_than_midpoints_or_sites_are_refused():
+    table = _table_of_cubic(0.0, 1.0, 4)
+    with pytest.raises(ValueError, match="at must be one of"):
+        cubic_table.evaluate_bonds(torch.zeros(1, 2, 2, dtype=torch.float64), table, 0, 1, at="x")

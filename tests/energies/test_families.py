@@ -12,6 +12,7 @@ from rgfield.energies import (
     QuadraticInteractions,
     ScalarPotential,
     ScatteringCovariance,
+    SiteStiffness,
     make_feature,
     register_feature,
 )
@@ -57,6 +58,8 @@ FAMILIES = [
     ),
     lambda: FieldStiffness(windows=4, smallest=1),  # on every grid: wrap-around bonds too
     lambda: FieldStiffness(windows=3, width=0.3, margin=0.0, smallest=1),  # narrow windows
+    lambda: SiteStiffness(windows=4, smallest=1),
+    lambda: SiteStiffness(windows=3, width=0.3, margin=0.0, smallest=1),
 ]
 
 
@@ -107,6 +110,8 @@ def periodic_distance(n: int, p: int) -> torch.Tensor:
         (lambda: FieldStiffness(windows=4), True, "db4", 4),
         (lambda: FieldStiffness(windows=4), True, "db2", 2),
         (lambda: FieldStiffness(windows=4), False, "db4", 4),
+        (lambda: SiteStiffness(windows=4), True, "db4", 4),
+        (lambda: SiteStiffness(windows=4), False, "db4", 4),
     ],
 )
 def test_energy_density_sums_to_the_energy_and_stays_within_its_reach(
@@ -441,15 +446,16 @@ def test_quadratic_energy_given_c_is_theta_times_the_features(conditioned, dtype
 # -- the field-stiffness family ------------------------------------------------------------
 
 
-def test_stiffness_is_constant_beyond_the_support_in_features_and_energy():
-    # fitted to small fields, evaluated on larger ones: midpoints beyond the support see
+@pytest.mark.parametrize("stiffness", [FieldStiffness, SiteStiffness])
+def test_stiffness_is_constant_beyond_the_support_in_features_and_energy(stiffness):
+    # fitted to small fields, evaluated on larger ones: values beyond the support see
     # Z of the support's end, with zero slope, in the features and in the tabulated energy
     y, c = small_inputs(True, n=4)
-    family = FieldStiffness(windows=3, margin=0.0).fit(0.2 * y, 0.2 * c)
+    family = stiffness(windows=3, margin=0.0).fit(0.2 * y, 0.2 * c)
     grads, laps = autograd_derivatives(family, y, c)
     torch.testing.assert_close(family.gradients(y, c), grads, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(family.laplacians(y, c), laps, rtol=1e-10, atol=1e-10)
-    theta = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+    theta = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)[: family.n_features]
     energy, grad = family.bind(theta)(y, c)
     torch.testing.assert_close(energy, family.values(y, c) @ theta)
     torch.testing.assert_close(grad, torch.einsum("bf...,f->b...", family.gradients(y, c), theta))
@@ -499,13 +505,15 @@ def _fit_with_group_error(
     return fit_closed_form(_statistics(model, y)).theta, error
 
 
-def test_score_matching_recovers_a_known_field_dependent_stiffness():
-    # U = ½ μ Σ y² + ½ Σ_bonds Z(m) d² with Z = Σ θ_k w_k on three windows: a non-Gaussian
-    # law sampled by long HMC chains (independent), then fitted by closed-form score
-    # matching; θ recovered within 5 standard errors from the spread of disjoint groups
+@pytest.mark.parametrize("stiffness", [FieldStiffness, SiteStiffness])
+def test_score_matching_recovers_a_known_field_dependent_stiffness(stiffness):
+    # U = ½ μ Σ y² + ½ Σ_bonds W d² with W from Z = Σ θ_k w_k on three windows (at the bond's
+    # midpoint or its two ends): a non-Gaussian law sampled by long HMC chains (independent),
+    # then fitted by closed-form score matching; θ recovered within 5 standard errors from
+    # the spread of disjoint groups
     gen = torch.Generator().manual_seed(3)
     chains, groups, n = 2000, 20, 8
-    family = FieldStiffness(windows=3)
+    family = stiffness(windows=3)
     family.wavelet = "db4"
     family.centres = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
     family.scales = torch.full((3,), 0.7, dtype=torch.float64)

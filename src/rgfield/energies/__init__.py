@@ -8,6 +8,8 @@
   of the details, their smoothed moduli and the coarse field's wavelet envelopes.
 * :class:`FieldStiffness` (``"stiffness"``): a stiffness ½ Σ Z(m)(x_q − x_p)² of the finer
   field's nearest-neighbour bonds, Z a function of the bond's midpoint m.
+* :class:`SiteStiffness` (``"site_stiffness"``): the same with Z read at the bond's two ends
+  and averaged, ¼ Σ (Z(x_p) + Z(x_q))(x_q − x_p)², which tells a spike from a slope.
 * :class:`StationaryGaussian` (``"gaussian"``): one feature, the energy of the stationary
   Gaussian conditional fitted mode by mode to the data (:mod:`rgfield.energies.stationary`).
 * :class:`ExponentialModel`: energy, gradient and Hessian diagnostics of θᵀΦ.
@@ -26,7 +28,7 @@ from rgfield.energies.gaussian import StationaryGaussian
 from rgfield.energies.potential import ScalarPotential
 from rgfield.energies.quadratic import QuadraticInteractions
 from rgfield.energies.scatcov import ScatteringCovariance
-from rgfield.energies.stiffness import FieldStiffness
+from rgfield.energies.stiffness import FieldStiffness, SiteStiffness
 
 __all__ = [
     "FEATURES",
@@ -36,6 +38,7 @@ __all__ = [
     "QuadraticInteractions",
     "ScalarPotential",
     "ScatteringCovariance",
+    "SiteStiffness",
     "StationaryGaussian",
     "make_feature",
     "register_feature",

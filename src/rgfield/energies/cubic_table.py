@@ -13,10 +13,10 @@ for the potential family (docs/benchmarks.md, "Chain kernels"): the compiled pas
 temporaries of the field's size per evaluation.
 
 :func:`hermite` builds a table from v and v'; :func:`evaluate_bonds` evaluates a tabulated
-stiffness Z on the midpoints of the bonds between neighbouring pixels (the stiffness family),
-in one compiled pass on the CPU. The compiled passes share :func:`cell_value_and_slope`,
-which lives here so that numba's on-disk cache of every pass that inlines it is renewed
-when it changes.
+stiffness Z on the bonds between neighbouring pixels, at their midpoints or their two ends
+(the stiffness families), in one compiled pass on the CPU. The compiled passes share
+:func:`cell_value_and_slope`, which lives here so that numba's on-disk cache of every pass
+that inlines it is renewed when it changes.
 """
 
 from __future__ import annotations
@@ -149,12 +149,22 @@ def hermite(
     return torch.stack([v0, s0, 3 * (v1 - v0) - 2 * s0 - s1, 2 * (v0 - v1) + s0 + s1], 1)
 
 
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _clamped_value_and_slope(value, table, lo, hi, h):  # pragma: no cover - compiled
+    """Z and Z' at ``value`` clamped to [lo, hi]: Z constant beyond, Z' = 0 there."""
+    z, slope = cell_value_and_slope(min(max(value, lo), hi), table, lo, h)
+    if value < lo or value > hi:
+        slope = 0.0
+    return z, slope
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def _bonds_numba(x, table, lo, hi, h, density, grad):  # pragma: no cover - compiled
-    """density (R, N, M) += ½ Z(m) d² of the bonds (p, p + e) starting at each pixel p (e one
-    step along either axis, periodic; m the midpoint clamped to [lo, hi], d the difference),
-    grad (R, N, M) += ∇_x of their sum. Rows in parallel: a bond writes the gradient of both
-    its ends, so only whole fields are split among threads."""
+def _bonds_numba(x, table, lo, hi, h, sites, density, grad):  # pragma: no cover - compiled
+    """density (R, N, M) += ½ W d² of the bonds (p, p + e) starting at each pixel p (e one
+    step along either axis, periodic; d the difference; W = Z at the midpoint, or with
+    ``sites`` the mean of Z at the two ends, Z clamped to [lo, hi]), grad (R, N, M) += ∇_x of
+    their sum. Rows in parallel: a bond writes the gradient of both its ends, so only whole
+    fields are split among threads."""
     rows, n, m = x.shape
     for r in numba.prange(rows):
         for i in range(n):
@@ -162,53 +172,88 @@ def _bonds_numba(x, table, lo, hi, h, density, grad):  # pragma: no cover - comp
                 a = x[r, i, j]
                 for axis in range(2):
                     qi, qj = ((i + 1) % n, j) if axis == 0 else (i, (j + 1) % m)
-                    d = x[r, qi, qj] - a
-                    mid = a + 0.5 * d
-                    z, slope = cell_value_and_slope(min(max(mid, lo), hi), table, lo, h)
-                    if mid < lo or mid > hi:
-                        slope = 0.0
-                    square = d * d
-                    density[r, i, j] += 0.5 * z * square
-                    shared, odd = 0.25 * slope * square, z * d
-                    grad[r, i, j] += shared - odd
-                    grad[r, qi, qj] += shared + odd
+                    b = x[r, qi, qj]
+                    d = b - a
+                    if sites:
+                        za, slope_a = _clamped_value_and_slope(a, table, lo, hi, h)
+                        zb, slope_b = _clamped_value_and_slope(b, table, lo, hi, h)
+                        z = 0.5 * (za + zb)
+                        slope_a, slope_b = 0.5 * slope_a, 0.5 * slope_b
+                    else:
+                        z, slope_a = _clamped_value_and_slope(a + 0.5 * d, table, lo, hi, h)
+                        slope_a = slope_b = 0.5 * slope_a
+                    half_square = 0.5 * d * d
+                    density[r, i, j] += z * half_square
+                    grad[r, i, j] += slope_a * half_square - z * d
+                    grad[r, qi, qj] += slope_b * half_square + z * d
 
 
-def _bonds_torch(x, table, lo, hi, h):
+def _clamped_torch(value, table, lo, hi, h):
+    z, slope = _evaluate_torch(value.clamp(lo, hi), table, lo, hi, h, 1)
+    return z, torch.where((value >= lo) & (value <= hi), slope, 0.0)
+
+
+def _bonds_torch(x, table, lo, hi, h, sites):
     density, grad = torch.zeros_like(x), torch.zeros_like(x)
+    if sites:
+        z_site, slope_site = _clamped_torch(x, table, lo, hi, h)
     for e in ((1, 0), (0, 1)):
-        d = x.roll((-e[0], -e[1]), (-2, -1)) - x
-        mid = x + 0.5 * d
-        z, slope = _evaluate_torch(mid.clamp(lo, hi), table, lo, hi, h, 1)
-        slope = torch.where((mid >= lo) & (mid <= hi), slope, 0.0)
-        square = d.square()
-        density = density + 0.5 * z * square
-        shared, odd = 0.25 * slope * square, z * d
-        grad = grad + (shared - odd) + (shared + odd).roll(e, (-2, -1))
+        far = x.roll((-e[0], -e[1]), (-2, -1))
+        d = far - x
+        if sites:
+            roll = (-e[0], -e[1]), (-2, -1)
+            z = 0.5 * (z_site + z_site.roll(*roll))
+            slope_a, slope_b = 0.5 * slope_site, 0.5 * slope_site.roll(*roll)
+        else:
+            z, slope = _clamped_torch(x + 0.5 * d, table, lo, hi, h)
+            slope_a = slope_b = 0.5 * slope
+        half_square = 0.5 * d.square()
+        density = density + z * half_square
+        grad = (
+            grad
+            + (slope_a * half_square - z * d)
+            + (slope_b * half_square + z * d).roll(e, (-2, -1))
+        )
     return density, grad
 
 
+BOND_WEIGHTS = ("midpoints", "sites")
+"""Where :func:`evaluate_bonds` reads Z: at each bond's midpoint, or at its two ends (mean)."""
+
+
 def evaluate_bonds(
-    x: torch.Tensor, table: torch.Tensor, lo: float, hi: float, backend: str = "auto"
+    x: torch.Tensor,
+    table: torch.Tensor,
+    lo: float,
+    hi: float,
+    backend: str = "auto",
+    at: str = "midpoints",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per pixel p of fields x (B, N, M): ½ Σ_e Z(m) d² over the bonds (p, p + e), e one step
-    along each axis (periodic), m = (x_p + x_{p+e})/2 clamped to [lo, hi] (Z constant beyond,
-    Z' = 0 there), d = x_{p+e} − x_p, with Z tabulated in ``table``; and the gradient of their
-    sum with respect to x (the stiffness family's energy,
-    :class:`~rgfield.energies.FieldStiffness`). ``backend`` as in :func:`evaluate`: one
-    compiled pass on the CPU, torch operations on other devices or under autograd.
+    """Per pixel p of fields x (B, N, M): ½ Σ_e W d² over the bonds (p, p + e), e one step
+    along each axis (periodic), d = x_{p+e} − x_p, and the gradient of their sum with respect
+    to x. W = Z(m), m = (x_p + x_{p+e})/2, with ``at="midpoints"`` (the stiffness family,
+    :class:`~rgfield.energies.FieldStiffness`); W = ½ (Z(x_p) + Z(x_{p+e})) with
+    ``at="sites"`` (:class:`~rgfield.energies.SiteStiffness`). Z is tabulated in ``table``
+    on [lo, hi] and read at values clamped to it (constant beyond, Z' = 0 there).
+    ``backend`` as in :func:`evaluate`: one compiled pass on the CPU, torch operations on
+    other devices or under autograd.
     """
     if backend not in ("auto", "numba", "torch"):
         raise ValueError(f"backend must be 'auto', 'numba' or 'torch'; got {backend!r}")
+    if at not in BOND_WEIGHTS:
+        raise ValueError(f"at must be one of {BOND_WEIGHTS}; got {at!r}")
+    sites = at == "sites"
     h = (hi - lo) / table.shape[0]
     differentiated = x.requires_grad and torch.is_grad_enabled()
     if backend == "torch" or (backend == "auto" and (x.device.type != "cpu" or differentiated)):
-        return _bonds_torch(x, table, lo, hi, h)
+        return _bonds_torch(x, table, lo, hi, h, sites)
     if x.device.type != "cpu":
         raise ValueError(f"backend='numba' runs on CPU tensors; got a tensor on {x.device}")
     x = x.detach().contiguous()
     density, grad = torch.zeros_like(x), torch.zeros_like(x)
     # the limits and cell width in x's precision, as torch's arithmetic takes them
     lo, hi, h = (x.numpy().dtype.type(v) for v in (lo, hi, h))
-    _bonds_numba(x.numpy(), table.contiguous().numpy(), lo, hi, h, density.numpy(), grad.numpy())
+    _bonds_numba(
+        x.numpy(), table.contiguous().numpy(), lo, hi, h, sites, density.numpy(), grad.numpy()
+    )
     return density, grad

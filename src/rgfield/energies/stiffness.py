@@ -1,4 +1,6 @@
-"""Field-dependent stiffness of the reconstructed finer field: ½ Σ_bonds Z(m) (x_q − x_p)²."""
+"""Field-dependent stiffness of the reconstructed finer field: ½ Σ_bonds W (x_q − x_p)², with W
+the stiffness Z at the bond's midpoint (``stiffness``) or its mean over the bond's two ends
+(``site_stiffness``)."""
 
 from __future__ import annotations
 
@@ -17,19 +19,19 @@ from rgfield.energies.finer_field import (
     table_like,
 )
 
-__all__ = ["FieldStiffness"]
+__all__ = ["FieldStiffness", "SiteStiffness"]
 
 _CELLS_PER_WIDTH = 1000  # table cells per width of the narrowest window (slope error ~1e-9)
 _OFFSETS = ((1, 0), (0, 1))  # the bonds (p, p + e): nearest neighbours along both axes
 
 
 def _bonds(x: torch.Tensor) -> list[tuple[tuple[int, int], torch.Tensor, torch.Tensor]]:
-    """(e, m, d) of the bonds (p, p + e) of fields x (B, N, M), periodic: midpoint
-    m = (x_p + x_{p+e})/2 and difference d = x_{p+e} − x_p, both stored at p."""
+    """(e, x_q, d) of the bonds (p, q = p + e) of fields x (B, N, M), periodic: the far end x_q
+    and the difference d = x_q − x_p, both stored at p."""
     bonds = []
     for e in _OFFSETS:
-        nxt = x.roll((-e[0], -e[1]), (-2, -1))
-        bonds.append((e, 0.5 * (x + nxt), nxt - x))
+        far = x.roll((-e[0], -e[1]), (-2, -1))
+        bonds.append((e, far, far - x))
     return bonds
 
 
@@ -49,11 +51,12 @@ class FieldStiffness(FinerFieldFamily):
     data's midpoint quantiles (k − ½)/K, s_k = ``width`` × the local spacing of the centres,
     and m̃ = m clamped to the data's midpoint range widened by ``margin`` × that range on each
     side: Z is constant beyond it. The field is the potential family's: x = merge(c, y) at a
-    conditional scale, x = y at the coarsest. With h = ½ w(m) d² for a bond a → b,
+    conditional scale, x = y at the coarsest. A bond a → b of weight W(x_a, x_b) (here
+    W = w(m), so W_a = W_b = ½ w', W_aa = W_bb = W_ab = ¼ w'') has h = ½ W d² and
 
-        ∂h/∂x_a = ¼ w' d² − w d,             ∂h/∂x_b = ¼ w' d² + w d,
-        ∂²h/∂x_a² = ⅛ w'' d² − w' d + w,      ∂²h/∂x_b² = ⅛ w'' d² + w' d + w,
-        ∂²h/∂x_a∂x_b = ⅛ w'' d² − w,
+        ∂h/∂x_a = ½ W_a d² − W d,                ∂h/∂x_b = ½ W_b d² + W d,
+        ∂²h/∂x_a² = ½ W_aa d² − 2 W_a d + W,     ∂²h/∂x_b² = ½ W_bb d² + 2 W_b d + W,
+        ∂²h/∂x_a∂x_b = ½ W_ab d² + (W_a − W_b) d − W,
 
     ∇_y Φ_k = Jᵀ ∇_x Φ_k (J = ∂x/∂y, the orthonormal synthesis) and
     Δ_y Φ_k = Σ_bonds (h_aa G_aa + h_bb G_bb + 2 h_ab G_ab), with G = J Jᵀ the projector onto
@@ -79,6 +82,9 @@ class FieldStiffness(FinerFieldFamily):
     """
 
     name = "stiffness"
+    at = "midpoints"
+    """Where the bonds read Z: at their midpoints
+    (:func:`~rgfield.energies.cubic_table.evaluate_bonds`)."""
 
     def __init__(
         self, windows: int = 16, width: float = 1.0, margin: float = 0.1, smallest: int = 8
@@ -89,7 +95,7 @@ class FieldStiffness(FinerFieldFamily):
         self.smallest = int(smallest)
 
     def _windows(self, m: torch.Tensor, order: int) -> list[torch.Tensor]:
-        """[w, w', w''][: order + 1] of every window at midpoints m (derivatives in m, 0 where
+        """[w, w', w''][: order + 1] of every window at values m (derivatives in m, 0 where
         m is clamped): each (B, K, N, M)."""
         lo, hi = self.support.tolist()
         inside = ((m >= lo) & (m <= hi)).to(m).unsqueeze(1)
@@ -101,6 +107,23 @@ class FieldStiffness(FinerFieldFamily):
         slope = -z * inv * w * inside
         return [w, slope, (z.square() - 1) * inv.square() * w * inside][: order + 1]
 
+    def _anchors(self, x: torch.Tensor) -> torch.Tensor:
+        """The values the windows are read at, whose quantiles place them: bond midpoints."""
+        return torch.cat([(x + 0.5 * d).reshape(-1) for _, _, d in _bonds(x)])
+
+    def _weights(self, near: torch.Tensor, far: torch.Tensor, order: int) -> list[torch.Tensor]:
+        """[W], [W, W_a, W_b] or [W, W_a, W_b, W_aa, W_bb, W_ab] of every window for bonds
+        from ``near`` (x_a) to ``far`` (x_b): W = w((x_a + x_b)/2)."""
+        derivatives = self._windows(0.5 * (near + far), order)
+        if order == 0:
+            return derivatives
+        w, slope, *curve = derivatives
+        half = 0.5 * slope
+        if order == 1:
+            return [w, half, half]
+        quarter = 0.25 * curve[0]
+        return [w, half, half, quarter, quarter, quarter]
+
     # -- FeatureFamily ---------------------------------------------------------------------
 
     def fit(self, y: torch.Tensor, c: torch.Tensor | None, wavelet: str = "db4") -> FieldStiffness:
@@ -110,22 +133,21 @@ class FieldStiffness(FinerFieldFamily):
             self.centres = self.scales = torch.zeros(0, dtype=torch.float64)
             self.support = torch.zeros(2, dtype=torch.float64)
             return self
-        midpoints = torch.cat([mid.reshape(-1) for _, mid, _ in _bonds(x)])
         self.centres, self.scales, self.support = quantile_windows(
-            midpoints, self.windows, self.width, self.margin, "stiffness"
+            self._anchors(x), self.windows, self.width, self.margin, self.name
         )
         return self
 
     @property
     def labels(self) -> list[str]:
-        return [f"stiffness@{c:.3g}" for c in self.centres.tolist()]
+        return [f"{self.name}@{c:.3g}" for c in self.centres.tolist()]
 
     def values(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         x = self._field(y, c)
         total = x.new_zeros(len(x), self.n_features)
-        for _, m, d in _bonds(x):
-            (w,) = self._windows(m, 0)
-            total += 0.5 * (w * d.square().unsqueeze(1)).sum((-2, -1))
+        for _, far, d in _bonds(x):
+            (weight,) = self._weights(x, far, 0)
+            total += 0.5 * (weight * d.square().unsqueeze(1)).sum((-2, -1))
         return total
 
     def gradients(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -133,11 +155,12 @@ class FieldStiffness(FinerFieldFamily):
             return y.new_zeros(len(y), 0, *y.shape[1:])
         x = self._field(y, c)
         grad = x.new_zeros(len(x), self.n_features, *x.shape[-2:])
-        for e, m, d in _bonds(x):
-            w, slope = self._windows(m, 1)
+        for e, far, d in _bonds(x):
+            weight, near_slope, far_slope = self._weights(x, far, 1)
             d = d.unsqueeze(1)
-            shared, odd = 0.25 * slope * d.square(), w * d
-            grad += (shared - odd) + (shared + odd).roll(e, (-2, -1))  # to the bond's end p + e
+            half_square, pull = 0.5 * d.square(), weight * d
+            grad += near_slope * half_square - pull  # to the bond's start p
+            grad += (far_slope * half_square + pull).roll(e, (-2, -1))  # to its end p + e
         return self._pull_back(grad, c)
 
     def laplacians(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -148,14 +171,16 @@ class FieldStiffness(FinerFieldFamily):
             projector = details_projector(self.wavelet, tuple(x.shape[-2:]), _OFFSETS)
             own, *across = (g.to(x) for g in projector)
         total = x.new_zeros(len(x), self.n_features)
-        for (e, m, d), pair in zip(_bonds(x), across, strict=True):
-            w, slope, curve = self._windows(m, 2)
+        for (e, far, d), pair in zip(_bonds(x), across, strict=True):
+            w, wa, wb, waa, wbb, wab = self._weights(x, far, 2)
             d = d.unsqueeze(1)
-            bend = 0.125 * curve * d.square()
+            half_square = 0.5 * d.square()
+            h_aa = waa * half_square - 2 * wa * d + w
+            h_bb = wbb * half_square + 2 * wb * d + w
+            h_ab = wab * half_square + (wa - wb) * d - w
             # h_aa G(a, a) + h_bb G(b, b) + 2 h_ab G(a, b), b = a + e
-            far = own.roll((-e[0], -e[1]), (-2, -1))
-            terms = (bend + w - slope * d) * own + (bend + w + slope * d) * far
-            total += (terms + 2 * (bend - w) * pair).sum((-2, -1))
+            far_own = own.roll((-e[0], -e[1]), (-2, -1))
+            total += (h_aa * own + h_bb * far_own + 2 * h_ab * pair).sum((-2, -1))
         return total
 
     @property
@@ -177,7 +202,8 @@ class FieldStiffness(FinerFieldFamily):
         return cubic_table.hermite(stiffness_and_slope, lo, hi, min(max(cells, 2**12), 2**18))
 
     def bind_density(self, theta: torch.Tensor) -> DensityFn:
-        """u(p) = ½ Σ Z(m) d² over the bonds that start on the field pixels of cell p, and
+        """u(p) = ½ Σ W d² over the bonds that start on the field pixels of cell p (W from Z at
+        :attr:`at`, :func:`~rgfield.energies.cubic_table.evaluate_bonds`), and
         ∇_y U, with Z and Z' from a cubic Hermite table whose cells are 1/1000 of the narrowest
         window's width s (between 2¹² and 2¹⁸ cells): errors of order (h/s)⁴ in Z and (h/s)³ in
         s Z' relative to max|θ|, 1e-12 and 1e-9 unless the cap binds (windows narrower than
@@ -193,7 +219,7 @@ class FieldStiffness(FinerFieldFamily):
 
         def density_and_grad(y: torch.Tensor, c: torch.Tensor | None):
             x = self._field(y, c)
-            density, grad = cubic_table.evaluate_bonds(x, table(x), lo, hi)
+            density, grad = cubic_table.evaluate_bonds(x, table(x), lo, hi, at=self.at)
             if c is not None:  # the four field pixels of each cell of y's grid
                 n, m = density.shape[-2:]
                 density = density.reshape(-1, n // 2, 2, m // 2, 2).sum((2, 4))
@@ -209,3 +235,71 @@ class FieldStiffness(FinerFieldFamily):
         family = super().from_state(state)
         family.smallest = int(state["smallest"])
         return family
+
+
+@register_feature
+class SiteStiffness(FieldStiffness):
+    """Features Φ_k = ¼ Σ_{bonds (p, q)} (w_k(x_p) + w_k(x_q)) d², d = x_q − x_p: the stiffness
+    family with Z read at the bond's two ends and averaged, W = ½ (Z(x_p) + Z(x_q)), instead of
+    at its midpoint; windows at the quantiles of the field's values.
+
+    Both discretise ½ Z(φ)(∇φ)² and agree on smooth fields up to terms of order Z''(φ)(∇φ)⁴;
+    they differ at the lattice scale. The midpoint form cannot tell a spike (one pixel far
+    from its four neighbours: the bonds' midpoints at moderate values, large d) from a slope
+    through the same midpoints; this form charges the spike at the value of its peak. On φ⁴
+    at β = 1.0 the coarse conditionals fitted with the midpoint form alone made x_1 and x_2
+    too smooth where they are extreme and too rough elsewhere, which the finer conditionals
+    turned into too few deep minority droplets (docs/rg.md, "Right tails at the lattice
+    scale"). For a bond a → b, W_a = ½ w'(x_a), W_b = ½ w'(x_b), W_aa = ½ w''(x_a),
+    W_bb = ½ w''(x_b), W_ab = 0 in :class:`FieldStiffness`'s derivatives.
+
+    The outermost windows are smooth steps, w_1 = Φ(−(x − c_1)/s_1) and w_K = Φ((x − c_K)/s_K)
+    (Φ the normal distribution function), so Z tends to θ_1 and θ_K beyond the data's bulk
+    instead of fading to zero: the data's extreme values are few, and with Gaussian end
+    windows spikes to extreme values were nearly free (on φ⁴ at β = 1.0, L = 64, 5 of 1,000
+    generated coarse fields then left the finer conditional's support). The steps are smooth,
+    so the Laplacian has no singular part for score matching to exploit (clamping the windows
+    at the outermost centres put kinks inside the data, and the held-out loss of j = 2, 3
+    fell from −0.74 to −1.61 per variable: an artefact) and the sampler's cubic table stays
+    accurate; beyond the support Z is constant as in :class:`FieldStiffness`.
+
+    Parameters are :class:`FieldStiffness`'s (``windows`` at most one per 100 pixel values).
+    """
+
+    name = "site_stiffness"
+    at = "sites"
+
+    def _windows(self, m: torch.Tensor, order: int) -> list[torch.Tensor]:
+        """:meth:`FieldStiffness._windows` with the first and last windows as smooth steps."""
+        derivatives = super()._windows(m, order)
+        if self.n_features < 2:
+            return derivatives
+        lo, hi = self.support.tolist()
+        inside = ((m >= lo) & (m <= hi)).to(m)
+        steps = []
+        for k, sign in ((0, -1.0), (-1, 1.0)):  # down below c_1, up above c_K
+            scale = float(self.scales[k])
+            z = (m.clamp(lo, hi) - float(self.centres[k])) / scale
+            bump = torch.exp(-0.5 * z.square()) / math.sqrt(2 * math.pi) * inside
+            step = torch.special.ndtr(sign * z)
+            steps.append([step, sign * bump / scale, -sign * z * bump / scale**2])
+        first, last = steps
+        return [
+            torch.cat([first[i].unsqueeze(1), d[:, 1:-1], last[i].unsqueeze(1)], 1)
+            for i, d in enumerate(derivatives)
+        ]
+
+    def _anchors(self, x: torch.Tensor) -> torch.Tensor:
+        """The values the windows are read at: the field's pixels."""
+        return x.reshape(-1)
+
+    def _weights(self, near: torch.Tensor, far: torch.Tensor, order: int) -> list[torch.Tensor]:
+        """As :meth:`FieldStiffness._weights`, with W = ½ (w(x_a) + w(x_b))."""
+        at_near, at_far = self._windows(near, order), self._windows(far, order)
+        weight = 0.5 * (at_near[0] + at_far[0])
+        if order == 0:
+            return [weight]
+        slopes = [0.5 * at_near[1], 0.5 * at_far[1]]
+        if order == 1:
+            return [weight, *slopes]
+        return [weight, *slopes, 0.5 * at_near[2], 0.5 * at_far[2], torch.zeros_like(weight)]
