@@ -63,8 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=feature_names,
         help="feature families of every scale, comma-separated: potential, quadratic,"
         " gaussian, stiffness, site_stiffness, scatcov; NAME@j keeps a family out of the"
-        " conditionals finer than j (potential@2: not at j = 1) (default by the data's kind and --preset:"
-        " potential@2,quadratic,scatcov for the cosmic web, potential,gaussian,quadratic"
+        " conditionals finer than j (potential@2: not at j = 1) (default by the data's kind"
+        " and --preset: potential@2,quadratic,scatcov for the cosmic web,"
+        " potential,gaussian,quadratic"
         " for forced and gaussian,quadratic for decaying turbulence,"
         " potential,quadratic,stiffness for φ⁴ with --preset accurate, potential,quadratic"
         " otherwise; docs/rg.md,"
