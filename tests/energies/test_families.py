@@ -18,6 +18,7 @@ from rgfield.energies import (
 )
 from rgfield.mcmc import HMC, run_chains
 from rgfield.scorematching import ScoreMatchingStatistics, fit_closed_form
+from rgfield.wavelets import merge
 
 
 def small_inputs(conditioned: bool, n: int = 4, batch: int = 3, seed: int = 0):
@@ -481,6 +482,21 @@ def test_a_one_pixel_field_has_no_bonds_and_no_features():
     assert (energy == 0).all() and (grad == 0).all()
     again = FieldStiffness.from_state(FieldStiffness(smallest=1).fit(y, None).get_state())
     assert again.n_features == 0 and again.smallest == 1
+
+
+def test_one_site_stiffness_window_is_a_constant_stiffness():
+    # values too few for two windows: Z constant, the features ½ Σ d² of both forms alike
+    y, c = small_inputs(True, n=4, batch=1)
+    family = SiteStiffness(windows=1).fit(y, c)
+    midpoint = FieldStiffness(windows=1).fit(y, c)
+    assert family.n_features == 1
+    x = merge(c, y, "db4")
+    expected = 0.5 * sum(((x.roll(-1, a) - x) ** 2).sum((-2, -1)) for a in (-2, -1))
+    torch.testing.assert_close(family.values(y, c)[:, 0], expected)
+    grads, laps = autograd_derivatives(family, y, c)
+    torch.testing.assert_close(family.gradients(y, c), grads, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(family.laplacians(y, c), laps, rtol=1e-10, atol=1e-10)
+    assert midpoint.n_features == 1  # its one window is a bump, not a constant
 
 
 def _statistics(model: ExponentialModel, y: torch.Tensor) -> ScoreMatchingStatistics:

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import torch
 
-__all__ = ["evaluate", "evaluate_bonds", "hermite"]
+__all__ = ["BOND_WEIGHTS", "evaluate", "evaluate_bonds", "hermite"]
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
@@ -162,9 +162,9 @@ def _clamped_value_and_slope(value, table, lo, hi, h):  # pragma: no cover - com
 def _bonds_numba(x, table, lo, hi, h, sites, density, grad):  # pragma: no cover - compiled
     """density (R, N, M) += ½ W d² of the bonds (p, p + e) starting at each pixel p (e one
     step along either axis, periodic; d the difference; W = Z at the midpoint, or with
-    ``sites`` the mean of Z at the two ends, Z clamped to [lo, hi]), grad (R, N, M) += ∇_x of
-    their sum. Rows in parallel: a bond writes the gradient of both its ends, so only whole
-    fields are split among threads."""
+    ``sites`` the mean of Z at the two ends, Z read at values clamped to [lo, hi]),
+    grad (R, N, M) += ∇_x of their sum. Rows in parallel: a bond writes the gradient of both
+    its ends, so only whole fields are split among threads."""
     rows, n, m = x.shape
     for r in numba.prange(rows):
         for i in range(n):
@@ -195,15 +195,14 @@ def _clamped_torch(value, table, lo, hi, h):
 
 def _bonds_torch(x, table, lo, hi, h, sites):
     density, grad = torch.zeros_like(x), torch.zeros_like(x)
-    if sites:
-        z_site, slope_site = _clamped_torch(x, table, lo, hi, h)
+    z_site, slope_site = _clamped_torch(x, table, lo, hi, h) if sites else (None, None)
     for e in ((1, 0), (0, 1)):
-        far = x.roll((-e[0], -e[1]), (-2, -1))
+        shift = (-e[0], -e[1]), (-2, -1)  # the bond's far end, stored at its start
+        far = x.roll(*shift)
         d = far - x
         if sites:
-            roll = (-e[0], -e[1]), (-2, -1)
-            z = 0.5 * (z_site + z_site.roll(*roll))
-            slope_a, slope_b = 0.5 * slope_site, 0.5 * slope_site.roll(*roll)
+            z = 0.5 * (z_site + z_site.roll(*shift))
+            slope_a, slope_b = 0.5 * slope_site, 0.5 * slope_site.roll(*shift)
         else:
             z, slope = _clamped_torch(x + 0.5 * d, table, lo, hi, h)
             slope_a = slope_b = 0.5 * slope

@@ -109,7 +109,7 @@ class FieldStiffness(FinerFieldFamily):
 
     def _anchors(self, x: torch.Tensor) -> torch.Tensor:
         """The values the windows are read at, whose quantiles place them: bond midpoints."""
-        return torch.cat([(x + 0.5 * d).reshape(-1) for _, _, d in _bonds(x)])
+        return torch.cat([(0.5 * (x + far)).reshape(-1) for _, far, _ in _bonds(x)])
 
     def _weights(self, near: torch.Tensor, far: torch.Tensor, order: int) -> list[torch.Tensor]:
         """[W], [W, W_a, W_b] or [W, W_a, W_b, W_aa, W_bb, W_ab] of every window for bonds
@@ -263,6 +263,9 @@ class SiteStiffness(FieldStiffness):
     fell from −0.74 to −1.61 per variable: an artefact) and the sampler's cubic table stays
     accurate; beyond the support Z is constant as in :class:`FieldStiffness`.
 
+    With a single window (``windows=1``, or values so concentrated that the quantiles
+    coincide) the stiffness is a constant.
+
     Parameters are :class:`FieldStiffness`'s (``windows`` at most one per 100 pixel values).
     """
 
@@ -272,8 +275,9 @@ class SiteStiffness(FieldStiffness):
     def _windows(self, m: torch.Tensor, order: int) -> list[torch.Tensor]:
         """:meth:`FieldStiffness._windows` with the first and last windows as smooth steps."""
         derivatives = super()._windows(m, order)
-        if self.n_features < 2:
-            return derivatives
+        if self.n_features == 1:  # one window (values nearly constant): a constant stiffness
+            constant = torch.ones_like(derivatives[0])
+            return [constant, *[torch.zeros_like(constant)] * order]
         lo, hi = self.support.tolist()
         inside = ((m >= lo) & (m <= hi)).to(m)
         steps = []
@@ -282,7 +286,7 @@ class SiteStiffness(FieldStiffness):
             z = (m.clamp(lo, hi) - float(self.centres[k])) / scale
             bump = torch.exp(-0.5 * z.square()) / math.sqrt(2 * math.pi) * inside
             step = torch.special.ndtr(sign * z)
-            steps.append([step, sign * bump / scale, -sign * z * bump / scale**2])
+            steps.append([step, sign * bump / scale, -sign * z * bump / scale**2][: order + 1])
         first, last = steps
         return [
             torch.cat([first[i].unsqueeze(1), d[:, 1:-1], last[i].unsqueeze(1)], 1)
