@@ -482,6 +482,9 @@ def test_a_one_pixel_field_has_no_bonds_and_no_features():
     assert (energy == 0).all() and (grad == 0).all()
     again = FieldStiffness.from_state(FieldStiffness(smallest=1).fit(y, None).get_state())
     assert again.n_features == 0 and again.smallest == 1
+    site = SiteStiffness().fit(small, None)  # the site form too
+    assert site.n_features == 0 and site.values(small, None).shape == (5, 0)
+    assert site.laplacians(small, None).shape == (5, 0)
 
 
 def test_one_site_stiffness_window_is_a_constant_stiffness():

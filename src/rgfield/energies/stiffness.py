@@ -275,6 +275,8 @@ class SiteStiffness(FieldStiffness):
     def _windows(self, m: torch.Tensor, order: int) -> list[torch.Tensor]:
         """:meth:`FieldStiffness._windows` with the first and last windows as smooth steps."""
         derivatives = super()._windows(m, order)
+        if self.n_features == 0:
+            return derivatives
         if self.n_features == 1:  # one window (values nearly constant): a constant stiffness
             constant = torch.ones_like(derivatives[0])
             return [constant, *[torch.zeros_like(constant)] * order]
