@@ -111,18 +111,21 @@ class FieldStiffness(FinerFieldFamily):
         """The values the windows are read at, whose quantiles place them: bond midpoints."""
         return torch.cat([(0.5 * (x + far)).reshape(-1) for _, far, _ in _bonds(x)])
 
-    def _weights(self, near: torch.Tensor, far: torch.Tensor, order: int) -> list[torch.Tensor]:
-        """[W], [W, W_a, W_b] or [W, W_a, W_b, W_aa, W_bb, W_ab] of every window for bonds
-        from ``near`` (x_a) to ``far`` (x_b): W = w((x_a + x_b)/2)."""
-        derivatives = self._windows(0.5 * (near + far), order)
-        if order == 0:
-            return derivatives
-        w, slope, *curve = derivatives
-        half = 0.5 * slope
-        if order == 1:
-            return [w, half, half]
-        quarter = 0.25 * curve[0]
-        return [w, half, half, quarter, quarter, quarter]
+    def _bond_weights(self, x: torch.Tensor, order: int) -> list[list[torch.Tensor]]:
+        """Per bond direction of :func:`_bonds`: [W], [W, W_a, W_b] or [W, W_a, W_b, W_aa,
+        W_bb, W_ab] of every window for the bonds a = p → b = p + e: W = w((x_a + x_b)/2)."""
+        weights = []
+        for _, far, _ in _bonds(x):
+            w, *derivatives = self._windows(0.5 * (x + far), order)
+            if order == 0:
+                weights.append([w])
+            elif order == 1:
+                half = 0.5 * derivatives[0]
+                weights.append([w, half, half])
+            else:
+                half, quarter = 0.5 * derivatives[0], 0.25 * derivatives[1]
+                weights.append([w, half, half, quarter, quarter, quarter])
+        return weights
 
     # -- FeatureFamily ---------------------------------------------------------------------
 
@@ -145,8 +148,7 @@ class FieldStiffness(FinerFieldFamily):
     def values(self, y: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         x = self._field(y, c)
         total = x.new_zeros(len(x), self.n_features)
-        for _, far, d in _bonds(x):
-            (weight,) = self._weights(x, far, 0)
+        for (_, _, d), (weight,) in zip(_bonds(x), self._bond_weights(x, 0), strict=True):
             total += 0.5 * (weight * d.square().unsqueeze(1)).sum((-2, -1))
         return total
 
@@ -155,8 +157,8 @@ class FieldStiffness(FinerFieldFamily):
             return y.new_zeros(len(y), 0, *y.shape[1:])
         x = self._field(y, c)
         grad = x.new_zeros(len(x), self.n_features, *x.shape[-2:])
-        for e, far, d in _bonds(x):
-            weight, near_slope, far_slope = self._weights(x, far, 1)
+        for (e, _, d), weights in zip(_bonds(x), self._bond_weights(x, 1), strict=True):
+            weight, near_slope, far_slope = weights
             d = d.unsqueeze(1)
             half_square, pull = 0.5 * d.square(), weight * d
             grad += near_slope * half_square - pull  # to the bond's start p
@@ -171,8 +173,8 @@ class FieldStiffness(FinerFieldFamily):
             projector = details_projector(self.wavelet, tuple(x.shape[-2:]), _OFFSETS)
             own, *across = (g.to(x) for g in projector)
         total = x.new_zeros(len(x), self.n_features)
-        for (e, far, d), pair in zip(_bonds(x), across, strict=True):
-            w, wa, wb, waa, wbb, wab = self._weights(x, far, 2)
+        bonds = zip(_bonds(x), self._bond_weights(x, 2), across, strict=True)
+        for (e, _, d), (w, wa, wb, waa, wbb, wab), pair in bonds:
             d = d.unsqueeze(1)
             half_square = 0.5 * d.square()
             h_aa = waa * half_square - 2 * wa * d + w
@@ -299,13 +301,17 @@ class SiteStiffness(FieldStiffness):
         """The values the windows are read at: the field's pixels."""
         return x.reshape(-1)
 
-    def _weights(self, near: torch.Tensor, far: torch.Tensor, order: int) -> list[torch.Tensor]:
-        """As :meth:`FieldStiffness._weights`, with W = ½ (w(x_a) + w(x_b))."""
-        at_near, at_far = self._windows(near, order), self._windows(far, order)
-        weight = 0.5 * (at_near[0] + at_far[0])
-        if order == 0:
-            return [weight]
-        slopes = [0.5 * at_near[1], 0.5 * at_far[1]]
-        if order == 1:
-            return [weight, *slopes]
-        return [weight, *slopes, 0.5 * at_near[2], 0.5 * at_far[2], torch.zeros_like(weight)]
+    def _bond_weights(self, x: torch.Tensor, order: int) -> list[list[torch.Tensor]]:
+        """As :meth:`FieldStiffness._bond_weights`, with W = ½ (w(x_a) + w(x_b)): the windows
+        read once at every pixel, each bond's far end by a roll."""
+        at = self._windows(x, order)
+        weights = []
+        for e in _OFFSETS:
+            far = [a.roll((-e[0], -e[1]), (-2, -1)) for a in at]
+            weight = [0.5 * (at[0] + far[0])]
+            if order >= 1:
+                weight += [0.5 * at[1], 0.5 * far[1]]
+            if order == 2:
+                weight += [0.5 * at[2], 0.5 * far[2], torch.zeros_like(at[0])]
+            weights.append(weight)
+        return weights
